@@ -1,0 +1,102 @@
+# resi: build, test, bench, install.
+#   make deps     install the Debian packages resi needs (apt-get; skips what is present)
+#   make          build ./resi and its on-demand C modules (build/cmod)
+#   make test     run every spec inside resi; the last line is "N passed, N failed"
+#   make asan     build with ASan+UBSan into build-asan/ and run the suite with it
+#   make valgrind run the suite under valgrind (memcheck)
+#   make bench    measure resi against its peers; writes bench/RESULTS.md
+#   make install PREFIX=/usr/local
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+BUILD ?= build
+PKG_CONFIG ?= pkg-config
+
+# Debian packages: build and run time, then what the suite and bench talk to.
+DEPS_BUILD = build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev lua-luv-dev \
+             libcurl4-openssl-dev lua-cjson
+DEPS_TEST = lua-busted nginx-light openssl curl ca-certificates
+DEPS_BENCH = hyperfine nodejs python3 python3-requests wrk
+DEPS_ASAN = clang libclang-rt-14-dev valgrind
+
+HOST_PKGS = lua5.4 libuv lua5.4-luv
+CURL_PKGS = libcurl
+
+WARN = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+OPT ?= -O2 -g
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -fno-omit-frame-pointer
+HOST_CFLAGS = $(BASE_CFLAGS) $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS)) \
+  -DRESI_LUALIB_DIR='"$(RESI_LUALIB_DIR)"' -DRESI_CMOD_DIR='"$(RESI_CMOD_DIR)"'
+HOST_LIBS = $(shell $(PKG_CONFIG) --libs $(HOST_PKGS)) -lm -ldl
+MOD_CFLAGS = $(BASE_CFLAGS) -fPIC $(shell $(PKG_CONFIG) --cflags lua5.4 libuv $(CURL_PKGS))
+CURL_LIBS = $(shell $(PKG_CONFIG) --libs $(CURL_PKGS))
+
+# Where a binary outside the source tree looks for the Lua library when it is
+# not beside an install layout (the sanitizer build uses the source tree).
+RESI_LUALIB_DIR ?= $(PREFIX)/share/resi/lualib
+RESI_CMOD_DIR ?= $(PREFIX)/lib/resi
+
+# The binary: every runtime/*.c except the on-demand modules below.
+MODULE_SRCS = runtime/http_client.c
+HOST_SRCS = $(filter-out $(MODULE_SRCS),$(wildcard runtime/*.c))
+HOST_OBJS = $(HOST_SRCS:runtime/%.c=$(BUILD)/obj/%.o)
+HTTP_MOD = $(BUILD)/cmod/resi/http_core.so
+
+BIN = $(if $(filter build,$(BUILD)),resi,$(BUILD)/resi)
+SPEC_RUN = $(BIN) test
+
+.PHONY: all deps test asan valgrind bench install clean fuzz
+
+all: $(BIN) $(HTTP_MOD)
+
+$(BUILD)/obj/%.o: runtime/%.c runtime/*.h | $(BUILD)/obj
+	$(CC) $(HOST_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
+
+$(BIN): $(HOST_OBJS)
+	$(CC) $(EXTRA_LDFLAGS) -o $@ $(HOST_OBJS) $(HOST_LIBS) -Wl,--export-dynamic
+
+$(HTTP_MOD): runtime/http_client.c runtime/*.h | $(BUILD)/cmod/resi
+	$(CC) $(MOD_CFLAGS) $(EXTRA_CFLAGS) -shared -o $@ $< $(CURL_LIBS) $(EXTRA_LDFLAGS)
+
+$(BUILD)/obj $(BUILD)/cmod/resi:
+	mkdir -p $@
+
+deps:
+	@missing=""; for p in $(DEPS_BUILD) $(DEPS_TEST) $(if $(BENCH_DEPS),$(DEPS_BENCH)) $(if $(ASAN_DEPS),$(DEPS_ASAN)); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "make deps: all packages present"; fi
+
+test: all
+	./$(SPEC_RUN) spec
+
+# ASan+UBSan: a separate build tree, run on the same specs from the source tree.
+asan:
+	$(MAKE) BUILD=build-asan CC=clang OPT="-O1 -g" \
+	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined" \
+	  RESI_LUALIB_DIR=$(CURDIR)/lualib RESI_CMOD_DIR=$(CURDIR)/build-asan/cmod all
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 LSAN_OPTIONS=suppressions=$(CURDIR)/spec/support/lsan.supp \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./build-asan/resi test spec
+
+valgrind: all
+	RESI_VALGRIND=1 valgrind --quiet --error-exitcode=99 --leak-check=full \
+	  --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	  --suppressions=spec/support/valgrind.supp ./resi test spec
+
+bench: all
+	bench/run
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/resi/lualib $(DESTDIR)$(PREFIX)/lib/resi/resi
+	install -m 755 resi $(DESTDIR)$(PREFIX)/bin/resi
+	cd lualib && find . -name '*.lua' -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/share/resi/lualib/{} \;
+	install -m 755 $(HTTP_MOD) $(DESTDIR)$(PREFIX)/lib/resi/resi/
+
+clean:
+	rm -rf build build-asan resi

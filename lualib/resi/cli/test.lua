@@ -1,0 +1,36 @@
+--- resi test [busted args]: runs busted inside resi, so specs use the real
+--- scheduler, loop and HTTP client. The whole run is one task; specs call
+--- resi.sleep, resi.http and friends directly.
+local task = require "resi.task"
+
+local help = [[
+usage: resi test [BUSTED OPTIONS] [PATHS...]
+
+Runs busted (Debian's lua-busted) inside resi: every spec runs in a task and
+may wait on timers and HTTP. PATHS default to ./spec. The last line printed is
+"N passed, N failed". Busted's own options follow; see busted --help.
+]]
+
+return function(...)
+  local args = { ... }
+  if args[1] == "--help" or args[1] == "-h" then
+    io.stdout:write(help, "\n")
+  end
+  -- busted reads the global arg; arg[0] names the program in its messages
+  _G.arg = { [0] = "resi test", ... }
+  -- busted ends with os.exit; unwind instead, so the host shuts down cleanly
+  local exit_mark = {}
+  local real_exit = os.exit
+  os.exit = function(code) error({ [exit_mark] = true, code = code }, 0) end
+  local ok, err = pcall(require("busted.runner"), { standalone = false, output = "resi.test.output" })
+  os.exit = real_exit
+  if not ok then
+    if type(err) == "table" and err[exit_mark] then
+      local code = err.code
+      if code == true or code == nil then code = 0 elseif code == false then code = 1 end
+      task.set_exit_status(code)
+      return
+    end
+    error(err, 0)
+  end
+end

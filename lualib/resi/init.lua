@@ -1,0 +1,36 @@
+--- resi: the module scripts start from. Task functions come from resi.task;
+--- the other modules (json, http, log, uv) load on first use, so a script
+--- that does not use HTTP never loads libcurl.
+local task = require "resi.task"
+local core = require "resi.core"
+
+local M = {
+  spawn = task.spawn,
+  sleep = task.sleep,
+  all = task.all,
+  timeout = task.timeout,
+  await = task.await,
+  current = task.current,
+  cancelled = task.cancelled,
+  is_cancelled = task.is_cancelled,
+  --- Wall-clock time in seconds since the epoch (with fractions).
+  now = core.now,
+  --- Seconds on a clock that never goes back (for durations).
+  monotonic = core.monotonic,
+  --- The script's arguments (after the script name); set by the host.
+  args = {},
+  version = "0.1.0",
+}
+
+-- Modules loaded on first access: resi.json, resi.http, resi.log, resi.uv.
+local lazy = { json = "resi.json", http = "resi.http", log = "resi.log", uv = "luv" }
+
+return setmetatable(M, {
+  __index = function(t, k)
+    local name = lazy[k]
+    if name == nil then return nil end
+    local mod = require(name)
+    rawset(t, k, mod)
+    return mod
+  end,
+})

@@ -1,0 +1,204 @@
+/* core.c: resi.core, the C half of the task scheduler.
+ *
+ * The scheduler itself (task objects, the ready queue, cancellation) is Lua
+ * in lualib/resi/task.lua. This file gives it what only C can: the drain
+ * step run from the loop, one-shot timers that wake a task, clocks, and a
+ * way to stop the loop. Waking never resumes Lua code directly: it calls the
+ * scheduler's wake function, which only queues the task; the queue is run
+ * from drain_cb, one place, on the main thread. */
+#include <stdlib.h>
+#include <time.h>
+
+#include "host.h"
+
+#define CORE_STATE "resi.core.state"
+#define TIMER_MT "resi.core.timer"
+
+/* The drain step: an idle handle started whenever tasks are ready. */
+typedef struct {
+  uv_idle_t idle; /* first member: callbacks cast the handle back */
+  lua_State *L;   /* the main thread */
+} core_state;
+
+/* A one-shot timer that wakes a task. The userdata holds a pointer so the
+ * uv handle can outlive the userdata until its close callback runs. */
+typedef struct {
+  uv_timer_t timer; /* first member */
+  lua_State *L;
+  int task_ref;
+  lua_Integer token;
+  void **owner; /* the userdata slot that points here, cleared on release */
+} wake_timer;
+
+/* Frees a handle's memory once libuv is done with it (no Lua here: this can
+ * run after the state is closed). */
+static void free_on_close(uv_handle_t *handle) { free(handle); }
+
+/* Idle callback: stops itself and runs the scheduler's ready queue. */
+static void drain_cb(uv_idle_t *idle) {
+  core_state *cs = (core_state *)idle;
+  lua_State *L = cs->L;
+  uv_idle_stop(idle);
+  lua_getfield(L, LUA_REGISTRYINDEX, "resi.drain"); /* stack: drain */
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    fprintf(stderr, "resi: scheduler failure: %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    uv_stop(idle->loop);
+  }
+}
+
+/* The per-state record, created on first use. */
+static core_state *get_state(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, CORE_STATE); /* stack: ud|nil */
+  core_state **slot = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return slot ? *slot : NULL;
+}
+
+/* __gc of the per-state record: closes the idle handle. */
+static int state_gc(lua_State *L) {
+  core_state **slot = lua_touserdata(L, 1);
+  if (*slot) {
+    uv_close((uv_handle_t *)&(*slot)->idle, free_on_close);
+    *slot = NULL;
+  }
+  return 0;
+}
+
+/* core.set_scheduler(wake, drain): registers the Lua scheduler's entry points. */
+static int core_set_scheduler(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushvalue(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, RESI_REG_WAKE);
+  lua_pushvalue(L, 2);
+  lua_setfield(L, LUA_REGISTRYINDEX, "resi.drain");
+  return 0;
+}
+
+/* core.kick(): makes the loop run the ready queue on its next turn. */
+static int core_kick(lua_State *L) {
+  core_state *cs = get_state(L);
+  if (cs && !uv_is_active((uv_handle_t *)&cs->idle)) uv_idle_start(&cs->idle, drain_cb);
+  return 0;
+}
+
+/* Releases a timer: unanchors its task and closes the handle. */
+static void timer_release(wake_timer *t, int wake) {
+  uv_timer_stop(&t->timer);
+  if (t->owner) *t->owner = NULL;
+  if (wake) {
+    resi_wake(t->L, t->task_ref, t->token, 0);
+  } else {
+    luaL_unref(t->L, LUA_REGISTRYINDEX, t->task_ref);
+  }
+  uv_close((uv_handle_t *)&t->timer, free_on_close);
+}
+
+/* Timer callback: the sleep is over, queue the task. */
+static void timer_cb(uv_timer_t *handle) { timer_release((wake_timer *)handle, 1); }
+
+/* core.timer(ms, task, token) -> handle: wakes task with token after ms. */
+static int core_timer(lua_State *L) {
+  lua_Number ms = luaL_checknumber(L, 1);
+  luaL_checkany(L, 2);
+  lua_Integer token = luaL_checkinteger(L, 3);
+  if (!(ms >= 0)) ms = 0; /* also catches NaN */
+  if (ms > 1e15) ms = 1e15;
+  void **ud = lua_newuserdatauv(L, sizeof(void *), 0); /* stack: .., ud */
+  luaL_setmetatable(L, TIMER_MT);
+  wake_timer *t = malloc(sizeof *t);
+  if (t == NULL) return luaL_error(L, "resi: out of memory");
+  uv_timer_init(resi_loop(L), &t->timer);
+  t->L = resi_main_state(L);
+  t->token = token;
+  lua_pushvalue(L, 2);
+  t->task_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  t->owner = ud;
+  *ud = t;
+  uv_timer_start(&t->timer, timer_cb, (uint64_t)(ms + 0.5), 0);
+  return 1;
+}
+
+/* timer:stop(): cancels a pending timer; the task is not woken. */
+static int timer_stop(lua_State *L) {
+  void **ud = luaL_checkudata(L, 1, TIMER_MT);
+  if (*ud) timer_release(*ud, 0);
+  return 0;
+}
+
+/* core.monotonic(): seconds from an arbitrary start, never going back. */
+static int core_monotonic(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
+  return 1;
+}
+
+/* core.now(): wall-clock time in seconds since the epoch, with fractions. */
+static int core_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+/* core.stop(): makes uv_run return (the main task failed). */
+static int core_stop(lua_State *L) {
+  uv_stop(resi_loop(L));
+  return 0;
+}
+
+/* core.add_failure(): counts an error reported outside task:wait; the
+ * process then exits non-zero. */
+static int core_add_failure(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "resi.failed");
+  lua_Integer n = lua_tointeger(L, -1);
+  lua_pushinteger(L, n + 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "resi.failed");
+  return 0;
+}
+
+/* core.isatty(fd): is the descriptor a terminal? */
+static int core_isatty(lua_State *L) {
+  lua_pushboolean(L, uv_guess_handle((uv_file)luaL_checkinteger(L, 1)) == UV_TTY);
+  return 1;
+}
+
+static const luaL_Reg core_funcs[] = {
+    {"set_scheduler", core_set_scheduler},
+    {"kick", core_kick},
+    {"timer", core_timer},
+    {"monotonic", core_monotonic},
+    {"now", core_now},
+    {"stop", core_stop},
+    {"add_failure", core_add_failure},
+    {"isatty", core_isatty},
+    {NULL, NULL},
+};
+
+int luaopen_resi_core(lua_State *L) {
+  if (luaL_newmetatable(L, TIMER_MT)) { /* stack: mt */
+    lua_pushcfunction(L, timer_stop);
+    lua_setfield(L, -2, "stop");
+    lua_pushcfunction(L, timer_stop);
+    lua_setfield(L, -2, "__gc");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+
+  if (get_state(L) == NULL) {
+    core_state **slot = lua_newuserdatauv(L, sizeof *slot, 0); /* stack: slot */
+    lua_newtable(L);                                           /* stack: slot, mt */
+    lua_pushcfunction(L, state_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    core_state *cs = calloc(1, sizeof *cs);
+    if (cs == NULL) return luaL_error(L, "resi: out of memory");
+    uv_idle_init(resi_loop(L), &cs->idle);
+    cs->L = resi_main_state(L);
+    *slot = cs;
+    lua_setfield(L, LUA_REGISTRYINDEX, CORE_STATE); /* stack: (empty) */
+  }
+  luaL_newlib(L, core_funcs); /* stack: core */
+  return 1;
+}

@@ -1,0 +1,126 @@
+/* main.c: the resi command line: parses the arguments, then hands a script,
+ * a chunk or a subcommand to the host. Exit status: 0 success, 1 a script
+ * error, 2 a usage error. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "host.h"
+
+static const char usage_text[] =
+    "usage: resi [FILE [ARGS...]]     run a script (FILE - reads it from stdin)\n"
+    "       resi run FILE [ARGS...]   the same, explicitly\n"
+    "       resi -e CODE [ARGS...]    run a chunk of Lua\n"
+    "       resi test [BUSTED ARGS]   run busted specs inside resi\n"
+    "       resi version              print the version\n"
+    "       resi COMMAND --help       help on one command\n"
+    "\n"
+    "Exit status: 0 success, 1 a script error (traceback on stderr), 2 a usage error.\n"
+    "Scripts may start with #!/usr/bin/env resi.\n";
+
+static const char run_help[] =
+    "usage: resi run FILE [ARGS...]\n"
+    "       resi FILE [ARGS...]\n"
+    "\n"
+    "Runs FILE as the main task. ARGS are in resi.args (and the global arg,\n"
+    "with arg[0] the script). The process exits when the main task and every\n"
+    "task it started have finished. FILE - reads the script from stdin.\n";
+
+static const char eval_help[] =
+    "usage: resi -e CODE [ARGS...]\n"
+    "\n"
+    "Runs CODE as the main task, like a script file.\n";
+
+static const char version_help[] =
+    "usage: resi version\n"
+    "\n"
+    "Prints resi's version and the versions of the libraries it runs on.\n";
+
+/* Prints a usage error and returns the usage exit status. */
+static int usage_error(const char *fmt, const char *what) {
+  fprintf(stderr, "resi: ");
+  fprintf(stderr, fmt, what);
+  fprintf(stderr, "\n\n%s", usage_text);
+  return 2;
+}
+
+static int is_help(const char *a) {
+  return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+/* Prints the version line of resi and its libraries. */
+static int print_version(void) {
+  printf("resi %s (%s, libuv %s)\n", RESI_VERSION, LUA_RELEASE, uv_version_string());
+  return 0;
+}
+
+/* Lets one process hold many sockets (1,000 transfers in flight). */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+/* Fills inv from argv; returns -1 to run it, or an exit status. */
+static int parse_args(resi_host *h, int argc, char **argv, resi_invocation *inv) {
+  inv->arg0 = "resi";
+  if (argc < 2) {
+    if (isatty(STDIN_FILENO)) {
+      fputs(usage_text, stdout);
+      return 0;
+    }
+    inv->kind = RESI_RUN_FILE, inv->target = "-", inv->arg0 = "-";
+    inv->argc = 0, inv->argv = argv + argc;
+    return -1;
+  }
+  const char *a = argv[1];
+  if (is_help(a) || strcmp(a, "help") == 0) {
+    fputs(usage_text, stdout);
+    return 0;
+  }
+  if (strcmp(a, "version") == 0 || strcmp(a, "--version") == 0 || strcmp(a, "-v") == 0) {
+    if (argc > 2 && is_help(argv[2])) return fputs(version_help, stdout), 0;
+    if (argc > 2) return usage_error("version takes no arguments (got '%s')", argv[2]);
+    return print_version();
+  }
+  if (strcmp(a, "-e") == 0) {
+    if (argc < 3) return usage_error("%s needs a chunk of code", "-e");
+    if (is_help(argv[2])) return fputs(eval_help, stdout), 0;
+    inv->kind = RESI_RUN_CODE, inv->target = argv[2], inv->arg0 = "-e";
+    inv->argc = argc - 3, inv->argv = argv + 3;
+    return -1;
+  }
+  if (strcmp(a, "run") == 0) {
+    if (argc < 3) return usage_error("%s needs a script file", "run");
+    if (is_help(argv[2])) return fputs(run_help, stdout), 0;
+    a = argv[2], argv++, argc--;
+  } else if (a[0] == '-' && a[1] != '\0') {
+    return usage_error("unknown option '%s'", a);
+  } else if (resi_host_has_subcommand(h, a)) {
+    inv->kind = RESI_RUN_SUBCOMMAND, inv->target = a, inv->arg0 = a;
+    inv->argc = argc - 2, inv->argv = argv + 2;
+    return -1;
+  }
+  inv->kind = RESI_RUN_FILE, inv->target = a, inv->arg0 = a;
+  inv->argc = argc - 2, inv->argv = argv + 2;
+  return -1;
+}
+
+int main(int argc, char **argv) {
+  resi_host host = {0};
+  resi_invocation inv = {0};
+  if (resi_host_locate(&host) != 0) return 1;
+  int status = parse_args(&host, argc, argv, &inv);
+  if (status >= 0) return status;
+  signal(SIGPIPE, SIG_IGN); /* a closed socket is an error value, not a signal */
+  raise_fd_limit();
+  if (resi_host_open(&host) != 0) return 1;
+  status = resi_host_run(&host, &inv);
+  fflush(stdout);
+  resi_host_close(&host);
+  return status;
+}

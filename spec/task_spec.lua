@@ -1,0 +1,8 @@
+describe("tasks", function()
+  it("sleep suspends the task", function()
+    local t0 = resi.monotonic()
+    resi.sleep(0.05)
+    assert.is_true(resi.monotonic() - t0 >= 0.045)
+  end)
+  it("fails", function() assert.equal(1, 2) end)
+end)
