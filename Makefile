@@ -16,7 +16,7 @@ PKG_CONFIG ?= pkg-config
 # Debian packages: build and run time, then what the suite and bench talk to.
 DEPS_BUILD = build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev lua-luv-dev \
              libcurl4-openssl-dev lua-cjson
-DEPS_TEST = lua-busted nginx-light openssl curl ca-certificates
+DEPS_TEST = lua-busted nginx-light openssl curl ca-certificates tinyproxy microsocks
 DEPS_BENCH = hyperfine nodejs python3 python3-requests wrk
 DEPS_ASAN = clang libclang-rt-14-dev valgrind
 
@@ -37,7 +37,9 @@ CURL_LIBS = $(shell $(PKG_CONFIG) --libs $(CURL_PKGS))
 RESI_LUALIB_DIR ?= $(PREFIX)/share/resi/lualib
 RESI_CMOD_DIR ?= $(PREFIX)/lib/resi
 
-# The binary: every runtime/*.c except the on-demand modules below.
+# The binary: every runtime/*.c except the on-demand modules below. Modules are
+# linked with -z nodelete: their libuv close callbacks run after lua_close has
+# unloaded C libraries.
 MODULE_SRCS = runtime/http_client.c
 HOST_SRCS = $(filter-out $(MODULE_SRCS),$(wildcard runtime/*.c))
 HOST_OBJS = $(HOST_SRCS:runtime/%.c=$(BUILD)/obj/%.o)
@@ -48,6 +50,14 @@ SPEC_RUN = $(BIN) test
 
 .PHONY: all deps test asan valgrind bench install clean fuzz
 
+# Fuzz targets: fuzz/NAME_fuzz.c defines LLVMFuzzerTestOneInput and links the
+# runtime (without main.c). `make fuzz` builds them and runs each for
+# FUZZ_SECONDS on its corpus in fuzz/corpus/NAME (created if missing).
+FUZZ_SECONDS ?= 30
+FUZZ_SRCS = $(wildcard fuzz/*_fuzz.c)
+FUZZ_BINS = $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
+FUZZ_LIB_SRCS = $(filter-out runtime/main.c,$(HOST_SRCS))
+
 all: $(BIN) $(HTTP_MOD)
 
 $(BUILD)/obj/%.o: runtime/%.c runtime/*.h | $(BUILD)/obj
@@ -57,7 +67,7 @@ $(BIN): $(HOST_OBJS)
 	$(CC) $(EXTRA_LDFLAGS) -o $@ $(HOST_OBJS) $(HOST_LIBS) -Wl,--export-dynamic
 
 $(HTTP_MOD): runtime/http_client.c runtime/*.h | $(BUILD)/cmod/resi
-	$(CC) $(MOD_CFLAGS) $(EXTRA_CFLAGS) -shared -o $@ $< $(CURL_LIBS) $(EXTRA_LDFLAGS)
+	$(CC) $(MOD_CFLAGS) $(EXTRA_CFLAGS) -shared -Wl,-z,nodelete -o $@ $< $(CURL_LIBS) $(EXTRA_LDFLAGS)
 
 $(BUILD)/obj $(BUILD)/cmod/resi:
 	mkdir -p $@
@@ -89,6 +99,18 @@ valgrind: all
 	  --errors-for-leak-kinds=definite --show-leak-kinds=definite \
 	  --suppressions=spec/support/valgrind.supp ./resi test spec
 
+build-fuzz/%_fuzz: fuzz/%_fuzz.c $(FUZZ_LIB_SRCS) runtime/*.h
+	@mkdir -p build-fuzz
+	clang $(BASE_CFLAGS) -O1 -Iruntime $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS)) \
+	  -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRCS) $(HOST_LIBS)
+
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do n=$$(basename $$f _fuzz); mkdir -p fuzz/corpus/$$n build-fuzz/new-$$n; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
+	    build-fuzz/new-$$n fuzz/corpus/$$n 2>build-fuzz/$$n.log || { tail -40 build-fuzz/$$n.log; exit 1; }; \
+	  grep -E 'stat::number_of_executed_runs' build-fuzz/$$n.log; done
+
 bench: all
 	bench/run
 
@@ -99,4 +121,4 @@ install: all
 	install -m 755 $(HTTP_MOD) $(DESTDIR)$(PREFIX)/lib/resi/resi/
 
 clean:
-	rm -rf build build-asan resi
+	rm -rf build build-asan build-fuzz resi

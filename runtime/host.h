@@ -49,4 +49,7 @@ int luaopen_resi_core(lua_State *L);
 /* Registers resi.json_core (exact integers, arrays); defined in json.c. */
 int luaopen_resi_json_core(lua_State *L);
 
+/* Registers resi.proxylist_core (the proxy-list codec); defined in proxylist.c. */
+int luaopen_resi_proxylist_core(lua_State *L);
+
 #endif

@@ -1,0 +1,224 @@
+--- resi.http: the HTTP client. Requests run on libcurl's multi interface
+--- inside resi's loop; a request suspends its task until the response is in.
+---
+--- Rules: HTTPS with certificate verification always on; plain http:// only
+--- to loopback hosts (127.0.0.0/8, ::1, localhost); redirects are not followed
+--- unless asked; a status >= 400 is a normal response; a transport failure
+--- returns nil, message, code with code one of "timeout", "resolve",
+--- "connect", "tls", "reset", "truncated", "proxy", "protocol", "too_large",
+--- "error". Cancelling the task aborts the transfer.
+local core = require "resi.http_core"
+local task = require "resi.task"
+
+local M = {}
+
+--- Default timeouts in seconds (whole transfer, and connect phase).
+M.default_timeout = 30
+M.default_connect_timeout = 10
+
+-- A CA bundle from the environment, read once (curl's own variables).
+local env_ca_file = os.getenv("SSL_CERT_FILE") or os.getenv("CURL_CA_BUNDLE")
+if env_ca_file == "" then env_ca_file = nil end
+
+---@class resi.http.response
+---@field status integer
+---@field headers table<string, string>  lower-case names
+---@field body string
+---@field url string   the effective URL
+---@field time number  seconds the transfer took
+---@field reused boolean  true when no new connection was opened
+local Response = {}
+Response.__index = Response
+Response.__name = "resi.http.response"
+
+--- Decodes the body as JSON; returns nil, err when it is not valid JSON.
+---@return any|nil value, string|nil err
+function Response:json()
+  return require("resi.json").safe_decode(self.body)
+end
+
+function Response:__tostring()
+  return ("resi.http.response %d %s (%d bytes)"):format(self.status, self.url, #self.body)
+end
+
+local this_file = debug.getinfo(1, "S").source
+
+-- Raises an argument error that names the option, positioned at the caller's
+-- line (the first stack level outside this file).
+local function bad(field, msg)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info or info.source ~= this_file then break end
+    level = level + 1
+  end
+  error("resi.http: " .. field .. " " .. msg, level)
+end
+
+--- Splits an absolute URL into scheme, host (IPv6 without brackets) and the rest.
+---@param url string
+---@return string|nil scheme, string|nil host
+function M.split_url(url)
+  local scheme, authority = url:match("^(%a[%w+.-]*)://([^/?#]*)")
+  if not scheme then return nil end
+  authority = authority:gsub("^.*@", "") -- userinfo
+  local host = authority:match("^%[([^%]]+)%]") or authority:match("^[^:]*")
+  return scheme:lower(), host:lower()
+end
+
+--- Is host a loopback name or address?
+---@param host string
+---@return boolean
+function M.is_loopback(host)
+  if host == "localhost" or host:match("%.localhost$") or host == "::1" then return true end
+  local a, b, c, d = host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if not a then return false end
+  a, b, c, d = tonumber(a), tonumber(b), tonumber(c), tonumber(d)
+  return a == 127 and b < 256 and c < 256 and d < 256
+end
+
+-- Percent-encodes a query component (RFC 3986 unreserved characters stay).
+local function escape(s)
+  return (tostring(s):gsub("[^%w%-._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+M.escape = escape
+
+--- Encodes a query table: {a=1, b={"x","y"}} -> "a=1&b=x&b=y" (keys sorted,
+--- so the same table always gives the same URL).
+---@param query table
+---@return string
+function M.encode_query(query)
+  local keys = {}
+  for k in pairs(query) do
+    if type(k) ~= "string" then bad("query", "keys must be strings, got a " .. type(k)) end
+    keys[#keys + 1] = k
+  end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local v = query[k]
+    if type(v) == "table" then
+      for _, item in ipairs(v) do parts[#parts + 1] = escape(k) .. "=" .. escape(item) end
+    elseif type(v) == "boolean" then
+      parts[#parts + 1] = escape(k) .. "=" .. (v and "true" or "false")
+    elseif v ~= nil then
+      parts[#parts + 1] = escape(k) .. "=" .. escape(v)
+    end
+  end
+  return table.concat(parts, "&")
+end
+
+-- Checks the URL's scheme and host against the transport rules.
+local function check_url(url)
+  local scheme, host = M.split_url(url)
+  if not scheme then bad("url", ("must be an absolute http(s) URL, got %q"):format(url)) end
+  if scheme == "https" then return false end
+  if scheme ~= "http" then bad("url", ("scheme %q is not supported (use https://)"):format(scheme)) end
+  if not M.is_loopback(host) then
+    bad("url", ("refuses plain http:// to %q: use https:// (plain HTTP is allowed only to "
+      .. "loopback addresses: 127.0.0.0/8, ::1, localhost)"):format(host))
+  end
+  return true
+end
+
+-- Turns headers given as a map or as a list of "Name: value" into curl's list,
+-- refusing CR/LF (header injection). Returns the list and the lower-case names.
+local function header_lines(headers)
+  local lines, names = {}, {}
+  local function add(name, value)
+    name, value = tostring(name), tostring(value)
+    if not name:match("^[%w!#$%%&'*+.^_`|~-]+$") then bad("headers", ("has an invalid name %q"):format(name)) end
+    if value:find("[\r\n]") then bad("headers", ("%s contains a line break"):format(name)) end
+    lines[#lines + 1] = name .. ": " .. value
+    names[name:lower()] = true
+  end
+  if headers then
+    for k, v in pairs(headers) do
+      if type(k) == "number" then
+        local name, value = tostring(v):match("^([^:]+):%s*(.*)$")
+        if not name then bad("headers", ("entry %d is not \"Name: value\""):format(k)) end
+        add(name, value)
+      else
+        add(k, v)
+      end
+    end
+  end
+  return lines, names
+end
+
+-- Converts seconds to whole milliseconds, checking the value.
+local function millis(field, seconds)
+  if type(seconds) ~= "number" or seconds <= 0 then bad(field, "must be a positive number of seconds") end
+  return math.max(1, math.floor(seconds * 1000 + 0.5))
+end
+
+--- Sends a request and waits for the response.
+---@param opts {method?: string, url: string, headers?: table, query?: table, body?: string, json?: any, timeout?: number, connect_timeout?: number, proxy?: string, follow?: boolean|integer, max_body?: integer, gzip?: boolean, ca_file?: string}
+---@return resi.http.response|nil res, string|nil err, string|nil code
+function M.request(opts)
+  if type(opts) ~= "table" then bad("request", "expects a table of options") end
+  local url = opts.url
+  if type(url) ~= "string" then bad("url", "is required (a string)") end
+  if opts.query ~= nil then
+    if type(opts.query) ~= "table" then bad("query", "must be a table") end
+    local q = M.encode_query(opts.query)
+    if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
+  end
+  local plain = check_url(url)
+  local method = (opts.method or "GET"):upper()
+  if not method:match("^[A-Z]+$") then bad("method", ("%q is not a method name"):format(opts.method)) end
+  local lines, names = header_lines(opts.headers)
+  local body = opts.body
+  if opts.json ~= nil then
+    if body ~= nil then bad("json", "and body cannot both be given") end
+    body = require("resi.json").encode(opts.json)
+    if not names["content-type"] then lines[#lines + 1] = "Content-Type: application/json" end
+  elseif body ~= nil and type(body) ~= "string" then
+    bad("body", "must be a string (use json= for tables)")
+  end
+  if body and not names["expect"] then lines[#lines + 1] = "Expect:" end -- no 100-continue round trip
+  local follow = opts.follow
+  local max_redirects = follow == true and 10 or (type(follow) == "number" and follow) or 0
+  local spec = {
+    url = url,
+    method = method,
+    headers = lines,
+    body = body,
+    timeout_ms = millis("timeout", opts.timeout or M.default_timeout),
+    connect_timeout_ms = millis("connect_timeout", opts.connect_timeout or M.default_connect_timeout),
+    proxy = opts.proxy,
+    ca_file = opts.ca_file or env_ca_file,
+    gzip = opts.gzip ~= false,
+    max_body = opts.max_body,
+    max_redirects = max_redirects,
+    -- a redirect never downgrades to plain HTTP, except between loopback servers
+    redirect_protocols = plain and "http,https" or "https",
+  }
+  local t, token = task.prepare("resi.http.request")
+  local transfer = core.request(spec, t, token)
+  local res, err, code = task.suspend(t, function() transfer:cancel() end)
+  if res then return setmetatable(res, Response) end
+  return nil, err, code
+end
+
+-- http.get(url, opts), http.post(url, opts), ...: request with a method.
+for _, method in ipairs { "get", "head", "post", "put", "patch", "delete", "options" } do
+  M[method] = function(url, opts)
+    local o = {}
+    if opts then
+      if type(opts) ~= "table" then bad(method, "options must be a table") end
+      for k, v in pairs(opts) do o[k] = v end
+    end
+    o.url, o.method = url, method:upper()
+    return M.request(o)
+  end
+end
+
+--- Counters for tests and debugging: transfers in flight, sockets opened,
+--- transfers started since the start.
+---@return {in_flight: integer, sockets_opened: integer, transfers_started: integer}
+function M.stats() return core.stats() end
+
+M.curl_version = core.curl_version
+
+return M
