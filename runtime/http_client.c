@@ -260,7 +260,6 @@ static const char *failure_code(http_req *r, CURLcode rc) {
   case CURLE_HTTP2:
   case CURLE_HTTP2_STREAM:
   case CURLE_BAD_CONTENT_ENCODING:
-  case CURLE_TOO_MANY_REDIRECTS:
   case CURLE_UNSUPPORTED_PROTOCOL: return "protocol";
   default: return "error";
   }
@@ -450,7 +449,6 @@ static void configure(lua_State *L, http_req *r) {
   const char *body = opt_string(L, "body", &body_len);
   const char *proxy = opt_string(L, "proxy", NULL);
   const char *ca_file = opt_string(L, "ca_file", NULL);
-  const char *redirect_protocols = opt_string(L, "redirect_protocols", NULL);
   if (url == NULL) luaL_error(L, "resi.http: url is required");
 
   curl_easy_setopt(e, CURLOPT_URL, url);
@@ -475,12 +473,8 @@ static void configure(lua_State *L, http_req *r) {
   lua_pop(L, 1);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)opt_integer(L, "timeout_ms", 0));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)opt_integer(L, "connect_timeout_ms", 0));
-  long max_redirects = (long)opt_integer(L, "max_redirects", 0);
-  if (max_redirects > 0) {
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, max_redirects);
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, redirect_protocols ? redirect_protocols : "https");
-  }
+  /* redirects are followed by the Lua layer, which checks every hop */
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   /* an empty string disables proxies from the environment (http_proxy ...) */
   curl_easy_setopt(e, CURLOPT_PROXY, proxy ? proxy : "");
   r->max_body = (size_t)opt_integer(L, "max_body", 64 * 1024 * 1024);

@@ -112,13 +112,12 @@ end
 local function check_url(url)
   local scheme, host = M.split_url(url)
   if not scheme then bad("url", ("must be an absolute http(s) URL, got %q"):format(url)) end
-  if scheme == "https" then return false end
+  if scheme == "https" then return end
   if scheme ~= "http" then bad("url", ("scheme %q is not supported (use https://)"):format(scheme)) end
   if not M.is_loopback(host) then
     bad("url", ("refuses plain http:// to %q: use https:// (plain HTTP is allowed only to "
       .. "loopback addresses: 127.0.0.0/8, ::1, localhost)"):format(host))
   end
-  return true
 end
 
 -- Turns headers given as a map or as a list of "Name: value" into curl's list,
@@ -152,7 +151,46 @@ local function millis(field, seconds)
   return math.max(1, math.floor(seconds * 1000 + 0.5))
 end
 
---- Sends a request and waits for the response.
+local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
+
+-- Runs one transfer in the current task and waits for it.
+local function perform(spec)
+  local t, token = task.prepare("resi.http.request")
+  local transfer = core.request(spec, t, token)
+  local res, err, code = task.suspend(t, function() transfer:cancel() end)
+  if res then return setmetatable(res, Response) end
+  return nil, err, code
+end
+
+-- Drops Authorization and Cookie headers (before a redirect to another host).
+local function strip_credentials(lines)
+  local kept = {}
+  for _, line in ipairs(lines) do
+    local name = line:match("^([^:]+)"):lower()
+    if name ~= "authorization" and name ~= "cookie" and name ~= "proxy-authorization" then
+      kept[#kept + 1] = line
+    end
+  end
+  return kept
+end
+
+--- Resolves a Location header against the URL it came from.
+---@param base string
+---@param ref string
+---@return string
+function M.resolve_url(base, ref)
+  if ref:match("^%a[%w+.-]*://") then return ref end
+  local scheme, authority, path = base:match("^(%a[%w+.-]*://)([^/?#]*)([^?#]*)")
+  if ref:sub(1, 2) == "//" then return scheme .. ref:sub(3) end
+  if ref:sub(1, 1) == "/" then return scheme .. authority .. ref end
+  if ref:sub(1, 1) == "?" then return scheme .. authority .. path .. ref end
+  local dir = path:match("^(.*/)") or "/"
+  return scheme .. authority .. dir .. ref
+end
+
+--- Sends a request and waits for the response. Redirects are followed only
+--- with follow=true (up to 10) or follow=N, and every hop obeys the same URL
+--- rules (so a redirect can never downgrade to plain HTTP off loopback).
 ---@param opts {method?: string, url: string, headers?: table, query?: table, body?: string, json?: any, timeout?: number, connect_timeout?: number, proxy?: string, follow?: boolean|integer, max_body?: integer, gzip?: boolean, ca_file?: string}
 ---@return resi.http.response|nil res, string|nil err, string|nil code
 function M.request(opts)
@@ -164,7 +202,7 @@ function M.request(opts)
     local q = M.encode_query(opts.query)
     if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
   end
-  local plain = check_url(url)
+  check_url(url)
   local method = (opts.method or "GET"):upper()
   if not method:match("^[A-Z]+$") then bad("method", ("%q is not a method name"):format(opts.method)) end
   local lines, names = header_lines(opts.headers)
@@ -190,15 +228,26 @@ function M.request(opts)
     ca_file = opts.ca_file or env_ca_file,
     gzip = opts.gzip ~= false,
     max_body = opts.max_body,
-    max_redirects = max_redirects,
-    -- a redirect never downgrades to plain HTTP, except between loopback servers
-    redirect_protocols = plain and "http,https" or "https",
   }
-  local t, token = task.prepare("resi.http.request")
-  local transfer = core.request(spec, t, token)
-  local res, err, code = task.suspend(t, function() transfer:cancel() end)
-  if res then return setmetatable(res, Response) end
-  return nil, err, code
+  local res, err, code = perform(spec)
+  local hops = 0
+  while res and max_redirects > 0 and REDIRECT[res.status] and res.headers.location do
+    hops = hops + 1
+    if hops > max_redirects then
+      return nil, ("more than %d redirects (last to %s)"):format(max_redirects, res.headers.location), "protocol"
+    end
+    local from = spec.url
+    spec.url = M.resolve_url(from, res.headers.location)
+    check_url(spec.url)
+    if select(2, M.split_url(spec.url)) ~= select(2, M.split_url(from)) then
+      spec.headers = strip_credentials(spec.headers) -- never hand credentials to another host
+    end
+    if res.status == 303 or ((res.status == 301 or res.status == 302) and spec.method == "POST") then
+      spec.method, spec.body = "GET", nil
+    end
+    res, err, code = perform(spec)
+  end
+  return res, err, code
 end
 
 -- http.get(url, opts), http.post(url, opts), ...: request with a method.

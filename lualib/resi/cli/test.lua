@@ -8,16 +8,25 @@ usage: resi test [BUSTED OPTIONS] [PATHS...]
 
 Runs busted (Debian's lua-busted) inside resi: every spec runs in a task and
 may wait on timers and HTTP. PATHS default to ./spec. The last line printed is
-"N passed, N failed". Busted's own options follow; see busted --help.
-]]
+"N passed, N failed" (", N skipped" when some are pending); the exit status is
+0 when nothing failed, 1 otherwise.
+
+Busted's options work as usual, for example:
+  --filter=PATTERN     run only tests whose name matches
+  --pattern=PATTERN    spec file name pattern (default _spec)
+  -o, --output=NAME    another output handler (TAP, json, ...)
+  --shuffle            randomize test order
+  --busted-help        busted's full option list]]
 
 return function(...)
   local args = { ... }
   if args[1] == "--help" or args[1] == "-h" then
     io.stdout:write(help, "\n")
+    return
   end
+  if args[1] == "--busted-help" then args[1] = "--help" end
   -- busted reads the global arg; arg[0] names the program in its messages
-  _G.arg = { [0] = "resi test", ... }
+  _G.arg = { [0] = "resi test", table.unpack(args) }
   -- busted ends with os.exit; unwind instead, so the host shuts down cleanly
   local exit_mark = {}
   local real_exit = os.exit

@@ -1,0 +1,137 @@
+-- The resi command line, run as a separate process: exit statuses, help,
+-- arguments, tracebacks, shebang scripts, os.exit.
+local proc = require "spec.support.proc"
+
+local dir
+
+-- Writes a script into the scratch directory; returns its path.
+local function script(name, text)
+  local path = dir .. "/" .. name
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+local function resi_run(args, opts) return proc.resi(args, opts) end
+
+describe("resi command line", function()
+  setup(function()
+    dir = proc.run({ "mktemp", "-d", "/tmp/resi-cli.XXXXXX" }).stdout:gsub("%s+$", "")
+  end)
+  teardown(function() proc.run { "rm", "-rf", dir } end)
+
+  it("prints its version", function()
+    local r = resi_run { "version" }
+    assert.equal(0, r.status)
+    assert.truthy(r.stdout:match("^resi %d+%.%d+%.%d+ %(Lua 5%.4%.%d+, libuv %d+%.%d+%.%d+%)\n$"), r.stdout)
+    assert.equal(r.stdout, resi_run({ "--version" }).stdout)
+  end)
+
+  it("prints help for the tool and for each command, with status 0", function()
+    local top = resi_run { "--help" }
+    assert.equal(0, top.status)
+    assert.truthy(top.stdout:find("usage: resi [FILE [ARGS...]]", 1, true))
+    for _, args in ipairs { { "run", "--help" }, { "-e", "--help" }, { "version", "--help" }, { "test", "--help" } } do
+      local r = resi_run(args)
+      assert.equal(0, r.status, table.concat(args, " "))
+      assert.truthy(r.stdout:find("usage: resi " .. args[1], 1, true), table.concat(args, " "))
+    end
+  end)
+
+  it("exits 2 with a message on usage errors", function()
+    local cases = {
+      { { "-x" }, "unknown option '-x'" },
+      { { "run" }, "run needs a script file" },
+      { { "-e" }, "-e needs a chunk of code" },
+      { { "version", "extra" }, "version takes no arguments" },
+      { { dir .. "/missing.lua" }, "cannot open script '" .. dir .. "/missing.lua'" },
+    }
+    for _, case in ipairs(cases) do
+      local r = resi_run(case[1])
+      assert.equal(2, r.status, case[2])
+      assert.truthy(r.stderr:find(case[2], 1, true), r.stderr)
+    end
+  end)
+
+  it("runs a script with arguments via run, directly, and -e", function()
+    local path = script("args.lua", "print(#resi.args, resi.args[1], resi.args[2], arg[0], ...)\n")
+    local a = resi_run { "run", path, "one", "two" }
+    assert.equal(0, a.status, a.stderr)
+    assert.equal("2\tone\ttwo\t" .. path .. "\tone\ttwo\n", a.stdout)
+    local b = resi_run { path, "one", "two" }
+    assert.equal(a.stdout, b.stdout)
+    local c = resi_run { "-e", "print(resi.args[1], ...)", "x" }
+    assert.equal("x\tx\n", c.stdout)
+  end)
+
+  it("exits 1 with a traceback naming file:line on an uncaught error", function()
+    local path = script("fail.lua", "local x = 1\nlocal function f() error('went wrong') end\nf()\n")
+    local r = resi_run { path }
+    assert.equal(1, r.status)
+    assert.truthy(r.stderr:find(path .. ":2: went wrong", 1, true), r.stderr)
+    assert.truthy(r.stderr:find("stack traceback:", 1, true))
+    assert.truthy(r.stderr:find(path .. ":3: in main chunk", 1, true), r.stderr)
+  end)
+
+  it("exits 1 on a syntax error, naming the line", function()
+    local path = script("syntax.lua", "local x = 1\nlocal = 2\n")
+    local r = resi_run { path }
+    assert.equal(1, r.status)
+    assert.truthy(r.stderr:find(path .. ":2:", 1, true), r.stderr)
+  end)
+
+  it("reports an error in a task nobody waits for and exits 1", function()
+    local path = script("orphan.lua", "resi.spawn(function()\n  error('lost in a task')\nend)\nresi.sleep(0.01)\nprint('main done')\n")
+    local r = resi_run { path }
+    assert.equal(1, r.status)
+    assert.equal("main done\n", r.stdout)
+    assert.truthy(r.stderr:find("never waited for", 1, true), r.stderr)
+    assert.truthy(r.stderr:find(path .. ":2: lost in a task", 1, true), r.stderr)
+    assert.truthy(r.stderr:find("stack traceback:", 1, true))
+  end)
+
+  it("waits for tasks the main chunk started before exiting", function()
+    local path = script("pending.lua", "resi.spawn(function() resi.sleep(0.05) print('late task') end)\nprint('main end')\n")
+    local r = resi_run { path }
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("main end\nlate task\n", r.stdout)
+  end)
+
+  it("reports a main task that can never be woken", function()
+    local r = resi_run { "-e", "resi.await(function() end)" }
+    assert.equal(1, r.status)
+    assert.truthy(r.stderr:find("deadlock", 1, true), r.stderr)
+  end)
+
+  it("flushes output on os.exit and uses its status", function()
+    local r = resi_run { "-e", "io.write('partial line') resi.sleep(0.01) os.exit(3)" }
+    assert.equal(3, r.status)
+    assert.equal("partial line", r.stdout)
+    assert.equal(0, resi_run({ "-e", "os.exit(true)" }).status)
+    assert.equal(1, resi_run({ "-e", "os.exit(false)" }).status)
+  end)
+
+  it("runs #!/usr/bin/env resi scripts", function()
+    local path = script("tool", "#!/usr/bin/env resi\nprint('shebang ok', ...)\n")
+    assert.equal(0, proc.run({ "chmod", "+x", path }).status)
+    local bindir = proc.resi_path():match("^(.*)/")
+    local r = proc.run({ path, "z" }, { env = { "PATH=" .. bindir .. ":/usr/bin:/bin" } })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("shebang ok\tz\n", r.stdout)
+  end)
+
+  it("reads a script from stdin", function()
+    local r = resi_run({ "-" }, { stdin = "#!/usr/bin/env resi\nprint(40 + 2)\n" })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("42\n", r.stdout)
+    local piped = resi_run({}, { stdin = "print('piped')" })
+    assert.equal("piped\n", piped.stdout)
+  end)
+
+  it("reports a raw coroutine.yield in a task as an error", function()
+    local r = resi_run { "-e", "coroutine.yield(1)" }
+    assert.equal(1, r.status)
+    assert.truthy(r.stderr:find("coroutine.yield() reached the resi scheduler", 1, true))
+  end)
+end)

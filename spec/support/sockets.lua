@@ -1,0 +1,63 @@
+--- spec/support/sockets.lua: loopback peers that misbehave on purpose, for
+--- transport-failure specs: a closed port, a listener that never answers, one
+--- that closes at once, one that sends a truncated response.
+local uv = require "luv"
+
+local M = {}
+
+-- Binds a TCP server on 127.0.0.1 with a free port; returns server, port.
+local function listen(on_client)
+  local server = uv.new_tcp()
+  assert(server:bind("127.0.0.1", 0))
+  assert(server:listen(128, function(err)
+    if err then return end
+    local client = uv.new_tcp()
+    server:accept(client)
+    on_client(client)
+  end))
+  return server, server:getsockname().port
+end
+
+--- A port on 127.0.0.1 with nothing listening.
+---@return integer
+function M.closed_port()
+  local s = uv.new_tcp()
+  assert(s:bind("127.0.0.1", 0))
+  local port = s:getsockname().port
+  s:close()
+  return port
+end
+
+--- A listener that accepts connections and never answers.
+--- Returns port and a stop function.
+function M.silent()
+  local clients = {}
+  local server, port = listen(function(c) clients[#clients + 1] = c end)
+  return port, function()
+    for _, c in ipairs(clients) do if not c:is_closing() then c:close() end end
+    server:close()
+  end
+end
+
+--- A listener that closes every connection as soon as it is accepted.
+function M.slammer()
+  local server, port = listen(function(c) c:close() end)
+  return port, function() server:close() end
+end
+
+--- A listener that reads the request, then sends `response` and closes.
+function M.scripted(response)
+  local server, port = listen(function(c)
+    c:read_start(function(err, data)
+      if data and data:find("\r\n\r\n", 1, true) then
+        c:read_stop()
+        c:write(response, function() c:close() end)
+      elseif not data then
+        c:close()
+      end
+    end)
+  end)
+  return port, function() server:close() end
+end
+
+return M
