@@ -6,6 +6,7 @@
  * way to stop the loop. Waking never resumes Lua code directly: it calls the
  * scheduler's wake function, which only queues the task; the queue is run
  * from drain_cb, one place, on the main thread. */
+#include <math.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -116,7 +117,10 @@ static int core_timer(lua_State *L) {
   t->task_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   t->owner = ud;
   *ud = t;
-  uv_timer_start(&t->timer, timer_cb, (uint64_t)(ms + 0.5), 0);
+  /* the loop's cached "now" is from the start of this turn; Lua may have run
+   * long since, and a timer based on it would fire early (libuv #1068) */
+  uv_update_time(t->timer.loop);
+  uv_timer_start(&t->timer, timer_cb, (uint64_t)ceil(ms), 0); /* never shorter than asked */
   return 1;
 }
 

@@ -1,0 +1,83 @@
+--- resi.log: levelled logging to stderr. Text lines on a terminal, JSON lines
+--- otherwise (or as RESI_LOG_FORMAT=text|json says); the level comes from
+--- RESI_LOG_LEVEL (debug|info|warn|error, default info). Fields named like
+--- secrets (password, api_key, token, authorization ...) are masked.
+local core = require "resi.core"
+local secret = require "resi.secret"
+
+local M = {}
+
+local LEVELS = { debug = 10, info = 20, warn = 30, error = 40 }
+
+-- Settings from the environment; change them with M.configure.
+local threshold = LEVELS[(os.getenv("RESI_LOG_LEVEL") or "info"):lower()] or LEVELS.info
+local format = os.getenv("RESI_LOG_FORMAT")
+if format ~= "text" and format ~= "json" then format = core.isatty(2) and "text" or "json" end
+local sink = io.stderr
+
+--- Changes the level, format or output file of the log.
+---@param opts {level?: string, format?: "text"|"json", file?: file*}
+function M.configure(opts)
+  if opts.level then
+    threshold = LEVELS[opts.level] or error("resi.log.configure: unknown level " .. tostring(opts.level), 2)
+  end
+  if opts.format then
+    if opts.format ~= "text" and opts.format ~= "json" then
+      error("resi.log.configure: format must be text or json", 2)
+    end
+    format = opts.format
+  end
+  if opts.file then sink = opts.file end
+end
+
+--- Would a message at this level be written?
+---@param level string
+function M.enabled(level) return (LEVELS[level] or 0) >= threshold end
+
+-- A field value as text for the text format.
+local function text_value(v)
+  if type(v) == "string" then
+    return v:find("[%s\"=]") and ("%q"):format(v) or v
+  elseif type(v) == "table" then
+    return require("resi.json").encode(v)
+  end
+  return tostring(v)
+end
+
+-- Writes one record.
+local function write(level, msg, fields)
+  if LEVELS[level] < threshold then return end
+  fields = fields and secret.redact(fields) or nil
+  local now = core.now()
+  local stamp = os.date("!%Y-%m-%dT%H:%M:%S", math.floor(now)) .. ("%.3fZ"):format(now % 1):sub(2)
+  if format == "json" then
+    local rec = { ts = stamp, level = level, msg = tostring(msg) }
+    if fields then for k, v in pairs(fields) do if rec[k] == nil then rec[k] = v end end end
+    sink:write(require("resi.json").encode(rec, { sort_keys = true }), "\n")
+  else
+    local parts = { stamp, level:upper(), tostring(msg) }
+    if fields then
+      local keys = {}
+      for k in pairs(fields) do keys[#keys + 1] = tostring(k) end
+      table.sort(keys)
+      for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. text_value(fields[k]) end
+    end
+    sink:write(table.concat(parts, " "), "\n")
+  end
+  sink:flush()
+end
+
+---@param msg string
+---@param fields? table
+function M.debug(msg, fields) write("debug", msg, fields) end
+---@param msg string
+---@param fields? table
+function M.info(msg, fields) write("info", msg, fields) end
+---@param msg string
+---@param fields? table
+function M.warn(msg, fields) write("warn", msg, fields) end
+---@param msg string
+---@param fields? table
+function M.error(msg, fields) write("error", msg, fields) end
+
+return M
