@@ -15,7 +15,7 @@ PKG_CONFIG ?= pkg-config
 
 # Debian packages: build and run time, then what the suite and bench talk to.
 DEPS_BUILD = build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev lua-luv-dev \
-             libcurl4-openssl-dev lua-cjson
+             libcurl4-openssl-dev lua-cjson libhttp-parser-dev
 DEPS_TEST = lua-busted nginx-light openssl curl ca-certificates tinyproxy microsocks
 DEPS_BENCH = hyperfine nodejs python3 python3-requests wrk
 DEPS_ASAN = clang libclang-rt-14-dev valgrind
@@ -28,7 +28,7 @@ OPT ?= -O2 -g
 BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -fno-omit-frame-pointer
 HOST_CFLAGS = $(BASE_CFLAGS) $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS)) \
   -DRESI_LUALIB_DIR='"$(RESI_LUALIB_DIR)"' -DRESI_CMOD_DIR='"$(RESI_CMOD_DIR)"'
-HOST_LIBS = $(shell $(PKG_CONFIG) --libs $(HOST_PKGS)) -lm -ldl
+HOST_LIBS = $(shell $(PKG_CONFIG) --libs $(HOST_PKGS)) -lhttp_parser -lm -ldl
 MOD_CFLAGS = $(BASE_CFLAGS) -fPIC $(shell $(PKG_CONFIG) --cflags lua5.4 libuv $(CURL_PKGS))
 CURL_LIBS = $(shell $(PKG_CONFIG) --libs $(CURL_PKGS))
 

@@ -141,6 +141,8 @@ static void set_paths(resi_host *h) {
   lua_setfield(L, -2, "resi.core");
   lua_pushcfunction(L, luaopen_resi_json_core);
   lua_setfield(L, -2, "resi.json_core");
+  lua_pushcfunction(L, luaopen_resi_server_core);
+  lua_setfield(L, -2, "resi.server_core");
   lua_pushcfunction(L, luaopen_resi_proxylist_core);
   lua_setfield(L, -2, "resi.proxylist_core");
   lua_pushcfunction(L, open_luv);

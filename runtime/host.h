@@ -49,6 +49,9 @@ int luaopen_resi_core(lua_State *L);
 /* Registers resi.json_core (exact integers, arrays); defined in json.c. */
 int luaopen_resi_json_core(lua_State *L);
 
+/* Registers resi.server_core (the HTTP server); defined in http_server.c. */
+int luaopen_resi_server_core(lua_State *L);
+
 /* Registers resi.proxylist_core (the proxy-list codec); defined in proxylist.c. */
 int luaopen_resi_proxylist_core(lua_State *L);
 

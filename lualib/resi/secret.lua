@@ -20,14 +20,15 @@ function M.is_secret_field(name)
     or n:match("_key$") ~= nil or n:match("token$") ~= nil
 end
 
---- Masks a secret: "rf_live_abcdefghx7kQ" -> "rf_live_…x7kQ"; short ones -> "…".
+--- Masks a secret: "rf_live_<32 chars>x7kQ" -> "rf_live_…x7kQ"; anything
+--- under 16 characters after its prefix -> "…" (the tail would say too much).
 ---@param s any
 ---@return string
 function M.mask(s)
   s = tostring(s)
   local prefix = s:match("^(%a+_%a+_)") or s:match("^(%a+_)") or ""
   local rest = s:sub(#prefix + 1)
-  if #rest >= 12 then return prefix .. "…" .. rest:sub(-4) end
+  if #rest >= 16 then return prefix .. "…" .. rest:sub(-4) end
   return prefix .. "…"
 end
 
@@ -41,8 +42,9 @@ function M.redact(t, seen)
   local out = {}
   seen[t] = out
   for k, v in pairs(t) do
-    if M.is_secret_field(k) and type(v) ~= "table" and v ~= nil then
-      out[k] = M.mask(v)
+    if M.is_secret_field(k) and type(v) ~= "table" then
+      -- passwords show nothing; keys and tokens show enough to tell them apart
+      out[k] = tostring(k):lower():find("pass", 1, true) and "…" or M.mask(v)
     else
       out[k] = M.redact(v, seen)
     end
