@@ -1,7 +1,521 @@
-/* json.c: placeholder, replaced by the exact-integer JSON layer. */
+/* json.c: resi.json_core, the C half of resi.json.
+ *
+ * Decoding is Debian's lua-cjson 2.1.0; this file fixes what that version
+ * gets wrong, by walking the JSON text in step with the decoded value:
+ * integer literals become exact Lua integers (cjson hands back doubles, so
+ * 123456789012345678 would lose digits) and empty arrays get the array
+ * metatable (cjson turns [] and {} into the same empty table).
+ *
+ * Encoding is written here: cjson 2.1.0 writes integers beyond 14 digits in
+ * exponent form (123456789012345 -> 1.2345678901234e+14) and has no way to
+ * mark an empty array; the fixes exist only in openresty's fork, which Debian
+ * does not package. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "host.h"
 
+#define ARRAY_MT "resi.json.array"
+#define ENCODER_MT "resi.json.encoder"
+#define MAX_DEPTH 1000
+
+/* ---- decode fix-up ---------------------------------------------------- */
+
+typedef struct {
+  const char *p, *end;
+} lexer;
+
+/* Skips JSON whitespace. */
+static void skip_ws(lexer *lx) {
+  while (lx->p < lx->end && (*lx->p == ' ' || *lx->p == '\t' || *lx->p == '\n' || *lx->p == '\r')) lx->p++;
+}
+
+/* Skips a string token (the lexer is at its opening quote); returns its
+ * start and sets *len to its raw length including the quotes; *escaped
+ * tells whether it holds a backslash. */
+static const char *skip_string(lexer *lx, size_t *len, int *escaped) {
+  const char *start = lx->p++;
+  *escaped = 0;
+  while (lx->p < lx->end && *lx->p != '"') {
+    if (*lx->p == '\\') {
+      *escaped = 1;
+      lx->p++;
+    }
+    lx->p++;
+  }
+  lx->p++; /* closing quote */
+  *len = (size_t)(lx->p - start);
+  return start;
+}
+
+/* Skips a number or literal token; sets *is_int for integer literals. */
+static const char *skip_scalar(lexer *lx, size_t *len, int *is_int) {
+  const char *start = lx->p;
+  *is_int = 1;
+  while (lx->p < lx->end) {
+    char c = *lx->p;
+    if (c == ',' || c == ']' || c == '}' || c == ' ' || c == '\t' || c == '\n' || c == '\r') break;
+    if (c == '.' || c == 'e' || c == 'E' || (c >= 'a' && c <= 'z' && c != 'e')) *is_int = 0;
+    lx->p++;
+  }
+  *len = (size_t)(lx->p - start);
+  if (*len == 0 || !(start[0] == '-' || (start[0] >= '0' && start[0] <= '9'))) *is_int = 0;
+  return start;
+}
+
+/* Parses an integer literal exactly; returns 0 when it does not fit. */
+static int parse_int(const char *s, size_t len, lua_Integer *out) {
+  char buf[32];
+  if (len >= sizeof buf) return 0;
+  memcpy(buf, s, len);
+  buf[len] = '\0';
+  errno = 0;
+  char *endp;
+  long long v = strtoll(buf, &endp, 10);
+  if (errno == ERANGE || *endp != '\0') return 0;
+  *out = (lua_Integer)v;
+  return 1;
+}
+
+static void fix_value(lua_State *L, lexer *lx, int decode_key);
+
+/* Pushes the decoded key for a raw key token: fast path when unescaped, else
+ * cjson decodes the token (function at index decode_key). */
+static void push_key(lua_State *L, const char *tok, size_t len, int escaped, int decode_key) {
+  if (!escaped) {
+    lua_pushlstring(L, tok + 1, len - 2);
+    return;
+  }
+  lua_pushvalue(L, decode_key);
+  lua_pushlstring(L, tok, len);
+  lua_call(L, 1, 1); /* stack: .., key */
+}
+
+/* Walks an object in the text while the decoded table is on top. */
+static void fix_object(lua_State *L, lexer *lx, int decode_key) {
+  lx->p++; /* { */
+  for (;;) {
+    skip_ws(lx);
+    if (lx->p >= lx->end || *lx->p == '}') break;
+    size_t klen;
+    int escaped;
+    const char *key = skip_string(lx, &klen, &escaped);
+    skip_ws(lx);
+    lx->p++; /* : */
+    skip_ws(lx);
+    push_key(L, key, klen, escaped, decode_key); /* stack: t, key */
+    char c = *lx->p;
+    if (c == '{' || c == '[') {
+      lua_pushvalue(L, -1);
+      lua_rawget(L, -3); /* stack: t, key, child */
+      if (lua_istable(L, -1)) fix_value(L, lx, decode_key);
+      lua_pop(L, 2);
+    } else if (c == '"') {
+      size_t l;
+      skip_string(lx, &l, &escaped);
+      lua_pop(L, 1);
+    } else {
+      size_t l;
+      int is_int;
+      const char *tok = skip_scalar(lx, &l, &is_int);
+      lua_Integer v;
+      if (is_int && parse_int(tok, l, &v)) {
+        lua_pushinteger(L, v); /* stack: t, key, int */
+        lua_rawset(L, -3);
+      } else {
+        lua_pop(L, 1);
+      }
+    }
+    skip_ws(lx);
+    if (lx->p < lx->end && *lx->p == ',') lx->p++;
+  }
+  lx->p++; /* } */
+}
+
+/* Walks an array in the text while the decoded table is on top. */
+static void fix_array(lua_State *L, lexer *lx, int decode_key) {
+  lx->p++; /* [ */
+  lua_Integer i = 0;
+  skip_ws(lx);
+  if (lx->p < lx->end && *lx->p == ']') { /* [] : mark the empty table as an array */
+    luaL_setmetatable(L, ARRAY_MT);
+    lx->p++;
+    return;
+  }
+  for (;;) {
+    skip_ws(lx);
+    if (lx->p >= lx->end || *lx->p == ']') break;
+    i++;
+    char c = *lx->p;
+    if (c == '{' || c == '[') {
+      lua_rawgeti(L, -1, i); /* stack: t, child */
+      if (lua_istable(L, -1)) fix_value(L, lx, decode_key);
+      lua_pop(L, 1);
+    } else if (c == '"') {
+      size_t l;
+      int escaped;
+      skip_string(lx, &l, &escaped);
+    } else {
+      size_t l;
+      int is_int;
+      const char *tok = skip_scalar(lx, &l, &is_int);
+      lua_Integer v;
+      if (is_int && parse_int(tok, l, &v)) {
+        lua_pushinteger(L, v);
+        lua_rawseti(L, -2, i);
+      }
+    }
+    skip_ws(lx);
+    if (lx->p < lx->end && *lx->p == ',') lx->p++;
+  }
+  lx->p++; /* ] */
+}
+
+/* Walks one value whose decoded table is on top of the stack. */
+static void fix_value(lua_State *L, lexer *lx, int decode_key) {
+  luaL_checkstack(L, 8, "resi.json: nesting too deep");
+  if (*lx->p == '{') fix_object(L, lx, decode_key);
+  else fix_array(L, lx, decode_key);
+}
+
+/* core.fix(text, value, decode_string) -> value: applies the fix-up to a
+ * value cjson decoded from text (which cjson has already validated). */
+static int json_fix(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  lexer lx = {text, text + len};
+  skip_ws(&lx);
+  if (lx.p >= lx.end) return lua_settop(L, 2), 1;
+  if (lua_istable(L, 2)) {
+    lua_settop(L, 3);
+    lua_pushvalue(L, 2); /* stack: text, value, decode, value */
+    fix_value(L, &lx, 3);
+    lua_settop(L, 2);
+    return 1;
+  }
+  size_t l;
+  int is_int;
+  const char *tok = skip_scalar(&lx, &l, &is_int);
+  lua_Integer v;
+  if (lua_type(L, 2) == LUA_TNUMBER && is_int && parse_int(tok, l, &v)) {
+    lua_pushinteger(L, v);
+    return 1;
+  }
+  lua_settop(L, 2);
+  return 1;
+}
+
+/* ---- encode ------------------------------------------------------------ */
+
+/* The output buffer: malloc'd, owned by the encoder userdata, whose __gc
+ * frees it even when an error unwinds the encode (luaL_Buffer cannot be
+ * used here: it must stay on top of the stack, and the walk pushes values). */
+typedef struct {
+  char *data;
+  size_t len, cap;
+} out_buf;
+
+typedef struct {
+  out_buf b;
+  lua_State *L;
+  int null_idx;  /* index of json.null */
+  int sort_keys; /* emit object keys sorted */
+  int indent;    /* pretty-print with two spaces */
+  char path[256]; /* where we are, for error messages */
+} encoder;
+
+static void encode_value(encoder *e, int idx, int depth);
+
+/* Appends bytes to the output, growing it as needed. */
+static void put(encoder *e, const char *p, size_t n) {
+  out_buf *b = &e->b;
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 256;
+    while (cap < b->len + n) cap *= 2;
+    char *d = realloc(b->data, cap);
+    if (d == NULL) luaL_error(e->L, "resi.json.encode: out of memory");
+    b->data = d, b->cap = cap;
+  }
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+}
+
+static void put_char(encoder *e, char c) { put(e, &c, 1); }
+static void put_str(encoder *e, const char *s) { put(e, s, strlen(s)); }
+
+/* Raises an encode error naming the path. */
+static int encode_error(encoder *e, const char *what) {
+  return luaL_error(e->L, "resi.json.encode: %s at $%s", what, e->path);
+}
+
+/* Appends a JSON string literal. */
+static void encode_string(encoder *e, const char *s, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  put_char(e, '"');
+  size_t run = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    const char *esc = NULL;
+    char u[7];
+    switch (c) {
+    case '"': esc = "\\\""; break;
+    case '\\': esc = "\\\\"; break;
+    case '\n': esc = "\\n"; break;
+    case '\r': esc = "\\r"; break;
+    case '\t': esc = "\\t"; break;
+    case '\b': esc = "\\b"; break;
+    case '\f': esc = "\\f"; break;
+    default:
+      if (c < 0x20 || c == 0x7f) {
+        u[0] = '\\', u[1] = 'u', u[2] = '0', u[3] = '0', u[4] = hex[c >> 4], u[5] = hex[c & 15], u[6] = '\0';
+        esc = u;
+      }
+    }
+    if (esc) {
+      if (i > run) put(e, s + run, i - run);
+      put_str(e, esc);
+      run = i + 1;
+    }
+  }
+  if (len > run) put(e, s + run, len - run);
+  put_char(e, '"');
+}
+
+/* Appends a number: integers as digits, floats in the shortest form that
+ * reads back as the same double. */
+static void encode_number(encoder *e, int idx) {
+  char buf[64];
+  if (lua_isinteger(e->L, idx)) {
+    snprintf(buf, sizeof buf, LUA_INTEGER_FMT, lua_tointeger(e->L, idx));
+  } else {
+    double d = lua_tonumber(e->L, idx);
+    if (isnan(d) || isinf(d)) encode_error(e, "cannot encode NaN or infinity");
+    if (d == floor(d) && fabs(d) < 1e15) {
+      snprintf(buf, sizeof buf, "%.0f", d); /* 3.0 -> 3: JSON has one number type */
+    } else {
+      for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d) break;
+      }
+    }
+  }
+  put_str(e, buf);
+}
+
+/* Is the table at idx an array: marked, or keys exactly 1..n with n > 0?
+ * Sets *n to its length. */
+static int table_is_array(encoder *e, int idx, lua_Integer *n) {
+  lua_State *L = e->L;
+  *n = 0;
+  if (lua_getmetatable(L, idx)) { /* stack: .., mt */
+    luaL_getmetatable(L, ARRAY_MT);
+    int marked = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (marked) {
+      *n = (lua_Integer)lua_rawlen(L, idx);
+      return 1;
+    }
+  }
+  lua_Integer count = 0, max = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) { /* stack: .., key, value */
+    lua_pop(L, 1);
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    lua_Integer k = lua_tointeger(L, -1);
+    if (k > max) max = k;
+    count++;
+  }
+  *n = max;
+  return count > 0 && count == max;
+}
+
+/* Appends a newline and indentation in pretty mode. */
+static void newline(encoder *e, int depth) {
+  if (!e->indent) return;
+  put_char(e, '\n');
+  for (int i = 0; i < depth; i++) put(e, "  ", 2);
+}
+
+/* Extends the error path with ".key" or "[i]"; returns the old length. */
+static size_t path_push(encoder *e, const char *key, lua_Integer i) {
+  size_t old = strlen(e->path);
+  if (old < sizeof e->path - 1) {
+    if (key) snprintf(e->path + old, sizeof e->path - old, ".%s", key);
+    else snprintf(e->path + old, sizeof e->path - old, "[" LUA_INTEGER_FMT "]", i);
+  }
+  return old;
+}
+
+/* Appends an array from the table at idx. */
+static void encode_array(encoder *e, int idx, lua_Integer n, int depth) {
+  put_char(e, '[');
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (i > 1) put_char(e, ',');
+    newline(e, depth + 1);
+    size_t old = path_push(e, NULL, i);
+    lua_rawgeti(e->L, idx, i); /* stack: .., item */
+    encode_value(e, lua_gettop(e->L), depth + 1);
+    lua_pop(e->L, 1);
+    e->path[old] = '\0';
+  }
+  if (n > 0) newline(e, depth);
+  put_char(e, ']');
+}
+
+/* One object member while encoding: the key as text and where the
+ * original key (string or number) sits on the stack. */
+typedef struct {
+  const char *text;
+  size_t len;
+  int key_idx;
+} member;
+
+/* Comparator for sorted keys. */
+static int cmp_members(const void *a, const void *b) {
+  const member *x = a, *y = b;
+  size_t n = x->len < y->len ? x->len : y->len;
+  int c = memcmp(x->text, y->text, n);
+  return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Appends an object from the table at idx (string keys; numbers as text,
+ * like cjson). Keys are first copied to the stack as (original, text) pairs
+ * so they can be sorted and stay alive while their values are encoded. */
+static void encode_object(encoder *e, int idx, int depth) {
+  lua_State *L = e->L;
+  int base = lua_gettop(L);
+  lua_Integer n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) { /* stack: .., pairs.., key, value */
+    lua_pop(L, 1);
+    int kt = lua_type(L, -1);
+    if (kt != LUA_TSTRING && kt != LUA_TNUMBER) encode_error(e, "object keys must be strings or numbers");
+    luaL_checkstack(L, 4, "resi.json: too many keys");
+    lua_pushvalue(L, -1);         /* stack: .., key, key */
+    lua_pushvalue(L, -1);         /* stack: .., key, key, key */
+    lua_tolstring(L, -1, NULL);   /* stack: .., key, key, text */
+    lua_rotate(L, -3, 1);         /* stack: .., text, key, key */
+    lua_rotate(L, -3, 1);         /* stack: .., key, text, key: next continues from the top */
+    n++;
+  }
+  /* stack: .., (original, text) x n */
+  member *m = n ? lua_newuserdatauv(L, sizeof(member) * (size_t)n, 0) : NULL;
+  for (lua_Integer i = 0; i < n; i++) {
+    int ki = base + 1 + 2 * (int)i;
+    m[i].text = lua_tolstring(L, ki + 1, &m[i].len);
+    m[i].key_idx = ki;
+  }
+  if (e->sort_keys && n > 1) qsort(m, (size_t)n, sizeof *m, cmp_members);
+  put_char(e, '{');
+  for (lua_Integer i = 0; i < n; i++) {
+    if (i > 0) put_char(e, ',');
+    newline(e, depth + 1);
+    encode_string(e, m[i].text, m[i].len);
+    put_char(e, ':');
+    if (e->indent) put_char(e, ' ');
+    size_t old = path_push(e, m[i].text, 0);
+    lua_pushvalue(L, m[i].key_idx);
+    lua_rawget(L, idx); /* stack: .., value */
+    encode_value(e, lua_gettop(L), depth + 1);
+    lua_pop(L, 1);
+    e->path[old] = '\0';
+  }
+  if (n > 0) newline(e, depth);
+  put_char(e, '}');
+  lua_settop(L, base);
+}
+
+/* Appends any value. */
+static void encode_value(encoder *e, int idx, int depth) {
+  lua_State *L = e->L;
+  if (depth > MAX_DEPTH) encode_error(e, "nesting deeper than 1000 (a cycle?)");
+  luaL_checkstack(L, 8, "resi.json: nesting too deep");
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL: put_str(e, "null"); break;
+  case LUA_TBOOLEAN: put_str(e, lua_toboolean(L, idx) ? "true" : "false"); break;
+  case LUA_TNUMBER: encode_number(e, idx); break;
+  case LUA_TSTRING: {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    encode_string(e, s, len);
+    break;
+  }
+  case LUA_TTABLE: {
+    lua_Integer n;
+    if (table_is_array(e, idx, &n)) encode_array(e, idx, n, depth);
+    else encode_object(e, idx, depth);
+    break;
+  }
+  case LUA_TLIGHTUSERDATA:
+    if (lua_rawequal(L, idx, e->null_idx)) {
+      put_str(e, "null");
+      break;
+    }
+    /* fall through */
+  default: {
+    char what[64];
+    snprintf(what, sizeof what, "cannot encode a %s", luaL_typename(L, idx));
+    encode_error(e, what);
+  }
+  }
+}
+
+/* __gc of an encoder: frees its output buffer (also after an error). */
+static int encoder_gc(lua_State *L) {
+  encoder *e = lua_touserdata(L, 1);
+  free(e->b.data);
+  e->b.data = NULL;
+  return 0;
+}
+
+/* core.encode(value, null, sort_keys, indent) -> string */
+static int json_encode(lua_State *L) {
+  luaL_checkany(L, 1);
+  lua_settop(L, 4);
+  encoder *e = lua_newuserdatauv(L, sizeof *e, 0); /* stack: value, null, sort, indent, e */
+  memset(e, 0, sizeof *e);
+  luaL_setmetatable(L, ENCODER_MT);
+  e->L = L;
+  e->null_idx = 2;
+  e->sort_keys = lua_toboolean(L, 3);
+  e->indent = lua_toboolean(L, 4);
+  encode_value(e, 1, 0);
+  lua_pushlstring(L, e->b.data ? e->b.data : "", e->b.len); /* stack: .., e, json */
+  free(e->b.data);
+  e->b.data = NULL;
+  return 1;
+}
+
+/* core.array_mt(): the metatable that marks arrays. */
+static int json_array_mt(lua_State *L) {
+  luaL_getmetatable(L, ARRAY_MT);
+  return 1;
+}
+
+static const luaL_Reg json_funcs[] = {
+    {"fix", json_fix},
+    {"encode", json_encode},
+    {"array_mt", json_array_mt},
+    {NULL, NULL},
+};
+
 int luaopen_resi_json_core(lua_State *L) {
-  lua_newtable(L);
+  if (luaL_newmetatable(L, ARRAY_MT)) { /* stack: mt */
+    lua_pushliteral(L, "resi.json.array");
+    lua_setfield(L, -2, "__name");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, ENCODER_MT)) { /* stack: mt */
+    lua_pushcfunction(L, encoder_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  luaL_newlib(L, json_funcs); /* stack: core */
   return 1;
 }

@@ -140,10 +140,10 @@ describe("resi.http", function()
 
   describe("rules", function()
     it("refuses plain http:// to a non-loopback host", function()
-      local ok, err = pcall(http.get, "http://example.com/")
+      local ok, err = pcall(function() local r = http.get("http://example.com/") return r end)
       assert.is_false(ok)
       assert.truthy(err:find("refuses plain http:// to \"example.com\"", 1, true))
-      assert.truthy(err:find("http_spec.lua", 1, true)) -- points at the caller's line
+      assert.truthy(err:find("http_spec.lua:%d+:"), err) -- points at the caller's line
     end)
 
     it("allows plain http:// to every loopback form", function()
@@ -218,7 +218,7 @@ describe("resi.http", function()
       for _, var in ipairs { "SSL_CERT_FILE", "CURL_CA_BUNDLE" } do
         local r = proc.run({ proc.resi_path(), "-e",
           ("local r, e = require('resi.http').get(%q) print(r and r.status or e)"):format(srv.https_url .. "/small.json") },
-          { env = { var .. "=" .. srv.ca_file } })
+          { env = { "SSL_CERT_FILE=", "CURL_CA_BUNDLE=", var .. "=" .. srv.ca_file } })
         assert.equal(0, r.status, r.stderr)
         assert.equal("200\n", r.stdout, var)
       end

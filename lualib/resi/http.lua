@@ -16,9 +16,13 @@ local M = {}
 M.default_timeout = 30
 M.default_connect_timeout = 10
 
--- A CA bundle from the environment, read once (curl's own variables).
-local env_ca_file = os.getenv("SSL_CERT_FILE") or os.getenv("CURL_CA_BUNDLE")
-if env_ca_file == "" then env_ca_file = nil end
+-- A CA bundle from the environment, read once: curl's own variables, in
+-- curl's order (CURL_CA_BUNDLE first, then SSL_CERT_FILE); empty means unset.
+local function env_path(name)
+  local v = os.getenv(name)
+  if v ~= nil and v ~= "" then return v end
+end
+local env_ca_file = env_path("CURL_CA_BUNDLE") or env_path("SSL_CERT_FILE")
 
 ---@class resi.http.response
 ---@field status integer

@@ -53,6 +53,7 @@ http {
   client_body_temp_path DIR/tmp; proxy_temp_path DIR/tmp; fastcgi_temp_path DIR/tmp;
   uwsgi_temp_path DIR/tmp; scgi_temp_path DIR/tmp;
   keepalive_requests 100000;
+  absolute_redirect off;
   keepalive_timeout 75s;
   default_type application/octet-stream;
   server {
@@ -92,6 +93,7 @@ http {
 function M.start()
   local dir = must({ "mktemp", "-d", "/tmp/resi-nginx.XXXXXX" }).stdout:gsub("%s+$", "")
   must { "mkdir", "-p", dir .. "/www", dir .. "/tmp" }
+  must { "chmod", "755", dir, dir .. "/www" } -- nginx's workers run as nobody
   make_certs(dir)
   write(dir .. "/www/small.json", SMALL)
   local items = {}

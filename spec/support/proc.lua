@@ -31,7 +31,7 @@ function M.run(argv, opts)
     local vars = uv.os_environ()
     for _, kv in ipairs(opts.env) do
       local k, v = kv:match("^([^=]+)=(.*)$")
-      vars[k] = v
+      vars[k] = v ~= "" and v or nil -- "NAME=" removes NAME
     end
     env = {}
     for k, v in pairs(vars) do env[#env + 1] = k .. "=" .. v end

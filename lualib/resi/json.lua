@@ -1,0 +1,79 @@
+--- resi.json: JSON with exact integers and arrays that stay arrays.
+---
+--- Decoding runs Debian's lua-cjson, then resi.json_core.fix corrects what
+--- that version loses: integer literals come back as Lua integers (exact to
+--- 64 bits) and `[]` comes back marked as an array, so decode -> encode keeps
+--- `[]` as `[]`. Encoding is resi's own (see runtime/json.c for why).
+local core = require "resi.json_core"
+local cjson = require("cjson.safe").new()
+
+cjson.decode_invalid_numbers(false) -- NaN, Infinity and hex are not JSON
+cjson.decode_max_depth(1000)
+
+local M = {}
+
+--- The value that stands for JSON null (the same value cjson decodes null to).
+M.null = cjson.null
+
+local ARRAY = core.array_mt()
+local decode_raw = cjson.decode
+
+-- Decodes one string token (for object keys with escapes).
+local function decode_key(token)
+  return (decode_raw(token))
+end
+
+--- Marks t (or a new table) as a JSON array, so an empty one encodes as [].
+---@param t? table
+---@return table
+function M.array(t)
+  return setmetatable(t or {}, ARRAY)
+end
+
+--- Is t marked as an array (made by json.array or decoded from [...])?
+---@param t any
+---@return boolean
+function M.is_array(t)
+  return type(t) == "table" and getmetatable(t) == ARRAY
+end
+
+--- Decodes JSON text; returns nil and a message naming the problem on bad input.
+---@param text string
+---@return any|nil value, string|nil err
+function M.safe_decode(text)
+  if type(text) ~= "string" then return nil, "resi.json.decode: expected a string, got " .. type(text) end
+  local value, err = decode_raw(text)
+  if value == nil and err then return nil, "resi.json.decode: " .. err end
+  return core.fix(text, value, decode_key)
+end
+
+--- Decodes JSON text; raises an error naming the problem on bad input.
+---@param text string
+---@return any
+function M.decode(text)
+  local value, err = M.safe_decode(text)
+  if err then error(err, 2) end
+  return value
+end
+
+--- Encodes a value. opts.sort_keys writes object keys in order (stable
+--- output); opts.indent pretty-prints. Raises on values JSON cannot hold,
+--- naming where they are (e.g. "cannot encode a function at $.a[2]").
+---@param value any
+---@param opts? {sort_keys?: boolean, indent?: boolean}
+---@return string
+local encode = core.encode
+local pcall, error = pcall, error
+
+function M.encode(value, opts)
+  local ok, out
+  if opts then
+    ok, out = pcall(encode, value, M.null, opts.sort_keys, opts.indent)
+  else
+    ok, out = pcall(encode, value, M.null)
+  end
+  if not ok then error(out:gsub("^[^:]*:%d+: ", ""), 2) end -- point at the caller, not here
+  return out
+end
+
+return M
