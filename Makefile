@@ -109,7 +109,7 @@ fuzz: $(FUZZ_BINS)
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
 	    build-fuzz/new-$$n fuzz/corpus/$$n 2>build-fuzz/$$n.log || { tail -40 build-fuzz/$$n.log; exit 1; }; \
-	  grep -E 'stat::number_of_executed_runs' build-fuzz/$$n.log; done
+	  grep -E 'stat::number_of_executed_units' build-fuzz/$$n.log; done
 
 bench: all
 	bench/run

@@ -27,6 +27,9 @@ typedef struct {
   const char *p, *end;
 } lexer;
 
+/* The current character, or NUL at the end of the text. */
+static char peek(const lexer *lx) { return lx->p < lx->end ? *lx->p : '\0'; }
+
 /* Skips JSON whitespace. */
 static void skip_ws(lexer *lx) {
   while (lx->p < lx->end && (*lx->p == ' ' || *lx->p == '\t' || *lx->p == '\n' || *lx->p == '\r')) lx->p++;
@@ -41,11 +44,11 @@ static const char *skip_string(lexer *lx, size_t *len, int *escaped) {
   while (lx->p < lx->end && *lx->p != '"') {
     if (*lx->p == '\\') {
       *escaped = 1;
-      lx->p++;
+      if (lx->p + 1 < lx->end) lx->p++;
     }
     lx->p++;
   }
-  lx->p++; /* closing quote */
+  if (lx->p < lx->end) lx->p++; /* closing quote */
   *len = (size_t)(lx->p - start);
   return start;
 }
@@ -98,15 +101,19 @@ static void fix_object(lua_State *L, lexer *lx, int decode_key) {
   lx->p++; /* { */
   for (;;) {
     skip_ws(lx);
-    if (lx->p >= lx->end || *lx->p == '}') break;
+    if (peek(lx) != '"') break; /* } or the end */
+    const char *before = lx->p;
     size_t klen;
     int escaped;
     const char *key = skip_string(lx, &klen, &escaped);
+    if (lx->p > lx->end || klen < 2) break;
     skip_ws(lx);
-    lx->p++; /* : */
+    if (peek(lx) != ':') break;
+    lx->p++;
     skip_ws(lx);
+    if (lx->p >= lx->end) break;
     push_key(L, key, klen, escaped, decode_key); /* stack: t, key */
-    char c = *lx->p;
+    char c = peek(lx);
     if (c == '{' || c == '[') {
       lua_pushvalue(L, -1);
       lua_rawget(L, -3); /* stack: t, key, child */
@@ -129,9 +136,10 @@ static void fix_object(lua_State *L, lexer *lx, int decode_key) {
       }
     }
     skip_ws(lx);
-    if (lx->p < lx->end && *lx->p == ',') lx->p++;
+    if (peek(lx) == ',') lx->p++;
+    else if (lx->p == before) break; /* no progress: text and value disagree */
   }
-  lx->p++; /* } */
+  if (lx->p < lx->end) lx->p++; /* } */
 }
 
 /* Walks an array in the text while the decoded table is on top. */
@@ -139,7 +147,7 @@ static void fix_array(lua_State *L, lexer *lx, int decode_key) {
   lx->p++; /* [ */
   lua_Integer i = 0;
   skip_ws(lx);
-  if (lx->p < lx->end && *lx->p == ']') { /* [] : mark the empty table as an array */
+  if (peek(lx) == ']') { /* [] : mark the empty table as an array */
     luaL_setmetatable(L, ARRAY_MT);
     lx->p++;
     return;
@@ -147,8 +155,9 @@ static void fix_array(lua_State *L, lexer *lx, int decode_key) {
   for (;;) {
     skip_ws(lx);
     if (lx->p >= lx->end || *lx->p == ']') break;
+    const char *before = lx->p;
     i++;
-    char c = *lx->p;
+    char c = peek(lx);
     if (c == '{' || c == '[') {
       lua_rawgeti(L, -1, i); /* stack: t, child */
       if (lua_istable(L, -1)) fix_value(L, lx, decode_key);
@@ -168,15 +177,16 @@ static void fix_array(lua_State *L, lexer *lx, int decode_key) {
       }
     }
     skip_ws(lx);
-    if (lx->p < lx->end && *lx->p == ',') lx->p++;
+    if (peek(lx) == ',') lx->p++;
+    else if (lx->p == before || peek(lx) != ']') break; /* text and value disagree */
   }
-  lx->p++; /* ] */
+  if (lx->p < lx->end) lx->p++; /* ] */
 }
 
 /* Walks one value whose decoded table is on top of the stack. */
 static void fix_value(lua_State *L, lexer *lx, int decode_key) {
   luaL_checkstack(L, 8, "resi.json: nesting too deep");
-  if (*lx->p == '{') fix_object(L, lx, decode_key);
+  if (peek(lx) == '{') fix_object(L, lx, decode_key);
   else fix_array(L, lx, decode_key);
 }
 
@@ -186,7 +196,9 @@ static int json_fix(lua_State *L) {
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
   luaL_checktype(L, 3, LUA_TFUNCTION);
-  lexer lx = {text, text + len};
+  /* cjson stops at the first NUL byte, so the walk does too */
+  const char *nul = memchr(text, '\0', len);
+  lexer lx = {text, nul ? nul : text + len};
   skip_ws(&lx);
   if (lx.p >= lx.end) return lua_settop(L, 2), 1;
   if (lua_istable(L, 2)) {
@@ -293,7 +305,9 @@ static void encode_number(encoder *e, int idx) {
   } else {
     double d = lua_tonumber(e->L, idx);
     if (isnan(d) || isinf(d)) encode_error(e, "cannot encode NaN or infinity");
-    if (d == floor(d) && fabs(d) < 1e15) {
+    if (d == 0 && signbit(d)) {
+      snprintf(buf, sizeof buf, "-0.0"); /* "-0" would read back as the integer 0 */
+    } else if (d == floor(d) && fabs(d) < 1e15) {
       snprintf(buf, sizeof buf, "%.0f", d); /* 3.0 -> 3: JSON has one number type */
     } else {
       for (int prec = 15; prec <= 17; prec++) {
