@@ -1,0 +1,159 @@
+--- resi.sim: a stateful local sandbox of the three provider APIs
+--- (UnknownProxies, Oxylabs, ResiFactory), each on its own loopback port with
+--- the real APIs' path layout, plus an admin API under /_sim/ (resi.sim.admin),
+--- a simulated clock (resi.sim.clock), injectable faults (resi.sim.faults)
+--- and a traffic generator that uses up tokens' data.
+---
+---   local sim = require("resi.sim").start{ports = {0, 0, 0}, seed = 7}
+---   -- sim.urls.unknownproxies, sim.accounts.unknownproxies[1].username, ...
+---   sim:stop()
+local json = require "resi.json"
+local server = require "resi.server"
+local task = require "resi.task"
+local admin = require "resi.sim.admin"
+local clock = require "resi.sim.clock"
+local faults = require "resi.sim.faults"
+local accounts_mod = require "resi.sim.accounts"
+local util = require "resi.sim.util"
+
+local M = {}
+
+--- Provider modules in port order, with the base path each serves under.
+M.PROVIDERS = {
+  { name = "unknownproxies", module = "resi.sim.unknownproxies", base = "/api/v1", env = "RESI_UNKNOWNPROXIES_URL" },
+  { name = "oxylabs", module = "resi.sim.oxylabs", base = "/v2", env = "RESI_OXYLABS_URL" },
+  { name = "resifactory", module = "resi.sim.resifactory", base = "/api/v1", env = "RESI_RESIFACTORY_URL" },
+}
+M.DEFAULT_PORTS = { 8401, 8402, 8403 }
+
+--- How often the traffic generator runs, in real seconds.
+M.TICK = 0.1
+
+---@class resi.sim.world
+local World = {}
+World.__index = World
+
+--- Advances every provider to the clock's present: usage from the traffic
+--- generator (when on) and status changes (expiry) that time brings.
+function World:tick()
+  local now = self.clock:now()
+  local dt = math.max(0, now - (self.last_tick or now))
+  self.last_tick = now
+  for _, p in pairs(self.providers) do p:tick(now, self.config.traffic and dt or 0) end
+end
+
+-- Serializes a handler's response the way resi.server would, for faults
+-- that must send something other than the response itself.
+local function raw_response(res, mangle)
+  local body = res.body or (res.json ~= nil and json.encode(res.json)) or ""
+  body = mangle(body)
+  local lines = { ("HTTP/1.1 %d X"):format(res.status or 200), "Content-Type: application/json",
+    "Connection: close" }
+  return lines, body
+end
+
+-- Sends a response cut short: Content-Length promises the whole body.
+local function send_truncated(req, res)
+  local lines, body = raw_response(res, function(b) return b end)
+  lines[#lines + 1] = "Content-Length: " .. #body
+  req.exchange:send_raw(table.concat(lines, "\r\n") .. "\r\n\r\n" .. body:sub(1, #body // 2))
+end
+
+-- The handler for one provider's port: admin routes, faults, then the API.
+local function handler_for(world, p, base)
+  return function(req)
+    local path = req.path
+    if path:sub(1, 6) == "/_sim/" or path == "/_sim" then return admin.handle(world, req, path, p.name) end
+    if path:sub(1, #base + 1) ~= base .. "/" then return p:error(404, "not_found", "no such path: " .. path) end
+    local rel = path:sub(#base + 1)
+    world:tick()
+    local rule = world.faults:take(p.name, req.method, rel)
+    if rule then
+      if rule.kind == "latency" then task.sleep(rule.ms / 1000)
+      elseif rule.kind == "error" then return p:error(rule.status, "internal_error", "injected fault: HTTP " .. rule.status)
+      elseif rule.kind == "reset" then return req.exchange:reset()
+      elseif rule.kind == "rate_limit" then
+        local res = p:error(429, "rate_limited", "injected fault: rate limited")
+        res.headers = res.headers or {}
+        res.headers["Retry-After"] = tostring(rule.retry_after)
+        return res
+      end
+    end
+    local res = p:handle(req, rel)
+    if not rule then return res end
+    if rule.kind == "commit_lost" then return req.exchange:reset() end
+    if rule.kind == "truncate" then return send_truncated(req, res) end
+    if rule.kind == "malformed" then
+      local body = res.body or json.encode(res.json)
+      return { status = res.status, headers = res.headers, body = body:sub(1, math.max(1, #body // 2)) .. "<!-- garbled -->" }
+    end
+    return res
+  end
+end
+
+---@class resi.sim
+---@field urls table<string, string>  provider name -> base URL
+---@field accounts table              the accounts in use (generated or loaded)
+---@field world resi.sim.world
+local Sim = {}
+Sim.__index = Sim
+
+--- Lines `NAME=URL` for each provider, in port order.
+function Sim:exports()
+  local out = {}
+  for _, def in ipairs(M.PROVIDERS) do out[#out + 1] = def.env .. "=" .. self.urls[def.name] end
+  return out
+end
+
+--- Stops serving and the traffic generator.
+function Sim:stop()
+  if self.ticker then self.ticker:cancel(); self.ticker = nil end
+  for _, srv in ipairs(self.servers) do srv:close() end
+  self.servers = {}
+end
+
+--- Starts the sandbox. Options: host ("127.0.0.1"), ports ({up, oxy, rf};
+--- 0 picks a free port), accounts (a table shaped like --accounts FILE; when
+--- absent they are generated from seed), seed (integer), speed (simulated
+--- seconds per real second), traffic (false turns the generator off),
+--- traffic_rate (share of each limit used per simulated hour), rate_window
+--- (ResiFactory's window in seconds, 60), start (simulated epoch at start).
+---@return resi.sim|nil, string|nil
+function M.start(opts)
+  opts = opts or {}
+  local seed = math.tointeger(opts.seed) or 1
+  local rng = util.rng(seed)
+  local accounts = opts.accounts
+  if accounts == nil then accounts = accounts_mod.generate(rng) end
+  local ok, err = accounts_mod.check(accounts)
+  if not ok then return nil, err end
+  local world = setmetatable({
+    clock = clock.new(opts.speed or 1, opts.start), rng = rng, faults = faults.new(), providers = {},
+    config = { traffic = opts.traffic ~= false, traffic_rate = opts.traffic_rate or 0.5,
+      rate_window = opts.rate_window or 60, generate_limit = 20, read_limit = 120 },
+  }, World)
+  local self = setmetatable({ world = world, accounts = accounts, urls = {}, servers = {} }, Sim)
+  local ports = opts.ports or M.DEFAULT_PORTS
+  for i, def in ipairs(M.PROVIDERS) do
+    local p = require(def.module).new(world, accounts)
+    world.providers[def.name] = p
+    local srv, serr = server.serve{ host = opts.host or "127.0.0.1", port = ports[i] or 0,
+      handler = handler_for(world, p, def.base) }
+    if not srv then
+      self:stop()
+      return nil, ("cannot listen for %s on %s:%s: %s"):format(def.name, opts.host or "127.0.0.1", ports[i], serr)
+    end
+    self.servers[#self.servers + 1] = srv
+    self.urls[def.name] = srv.url .. def.base
+  end
+  world.last_tick = world.clock:now()
+  self.ticker = task.spawn(function()
+    while true do
+      task.sleep(M.TICK)
+      world:tick()
+    end
+  end)
+  return self
+end
+
+return M

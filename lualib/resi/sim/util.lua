@@ -1,0 +1,170 @@
+--- resi.sim.util: small pieces the sandbox's providers share: a seeded
+--- random generator (so `--seed` gives the same accounts and ids every run),
+--- Basic-auth parsing, dates, and reading a JSON request body.
+local json = require "resi.json"
+
+local M = {}
+
+local ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+---@class resi.sim.rng
+local Rng = {}
+Rng.__index = Rng
+
+--- A splitmix64 generator: deterministic for a seed, independent of the
+--- global math.random that scripts may reseed.
+---@param seed integer
+---@return resi.sim.rng
+function M.rng(seed)
+  return setmetatable({ state = math.tointeger(seed) or 0 }, Rng)
+end
+
+--- The next 64-bit value.
+function Rng:next()
+  self.state = self.state + 0x9E3779B97F4A7C15
+  local z = self.state
+  z = (z ~ (z >> 30)) * 0xBF58476D1CE4E5B9
+  z = (z ~ (z >> 27)) * 0x94D049BB133111EB
+  return z ~ (z >> 31)
+end
+
+--- An integer in [lo, hi].
+function Rng:int(lo, hi)
+  return lo + (self:next() >> 1) % (hi - lo + 1)
+end
+
+--- A float in [0, 1).
+function Rng:float()
+  return (self:next() >> 11) * (1.0 / 9007199254740992.0)
+end
+
+--- A random string of n characters from charset (alphanumeric by default).
+function Rng:string(n, charset)
+  charset = charset or ALNUM
+  local out = {}
+  for i = 1, n do
+    local k = (self:next() >> 1) % #charset + 1
+    out[i] = charset:sub(k, k)
+  end
+  return table.concat(out)
+end
+
+--- A UUID-shaped string (version 4 layout).
+function Rng:uuid()
+  local hex = self:string(32, "0123456789abcdef")
+  return ("%s-%s-4%s-a%s-%s"):format(hex:sub(1, 8), hex:sub(9, 12), hex:sub(14, 16), hex:sub(18, 20), hex:sub(21, 32))
+end
+
+M.ALNUM = ALNUM
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local B64_INDEX = {}
+for i = 1, #B64 do B64_INDEX[B64:byte(i)] = i - 1 end
+
+--- Decodes standard base64; nil when the text is not base64.
+---@param s string
+---@return string|nil
+function M.base64_decode(s)
+  s = s:gsub("=+$", "")
+  if #s % 4 == 1 or s:find("[^%w+/]") then return nil end
+  local out, bits, nbits = {}, 0, 0
+  for i = 1, #s do
+    bits = (bits << 6) | B64_INDEX[s:byte(i)]
+    nbits = nbits + 6
+    if nbits >= 8 then
+      nbits = nbits - 8
+      out[#out + 1] = string.char((bits >> nbits) & 0xFF)
+    end
+  end
+  return table.concat(out)
+end
+
+--- Encodes bytes as base64url without padding (JWT segments).
+---@param s string
+---@return string
+function M.base64url(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
+    local chars = 2 + (b and 1 or 0) + (c and 1 or 0)
+    for j = 1, chars do
+      local k = (n >> (18 - 6 * (j - 1))) & 63
+      out[#out + 1] = B64:sub(k + 1, k + 1)
+    end
+  end
+  return (table.concat(out):gsub("+", "-"):gsub("/", "_"))
+end
+
+--- The user and password of a request's Basic Authorization header, or nil.
+---@param req table
+---@return string|nil, string|nil
+function M.basic_auth(req)
+  local h = req.headers.authorization
+  local b64 = h and h:match("^[Bb]asic%s+(%S+)%s*$")
+  local plain = b64 and M.base64_decode(b64)
+  if not plain then return nil end
+  local user, pass = plain:match("^([^:]*):(.*)$")
+  return user, pass
+end
+
+--- The token of a request's Bearer Authorization header, or nil.
+function M.bearer(req)
+  local h = req.headers.authorization
+  return h and h:match("^Bearer (%S+)$")
+end
+
+--- Decodes a JSON object body: the table, or nil and a reason.
+---@param req table
+---@return table|nil, string|nil
+function M.json_body(req)
+  if req.body == nil or req.body == "" then return nil, "the request body is empty; send a JSON object" end
+  local v, err = json.safe_decode(req.body)
+  if err then return nil, "the request body is not valid JSON: " .. err end
+  if type(v) ~= "table" or json.is_array(v) or v[1] ~= nil then return nil, "the request body must be a JSON object" end
+  return v
+end
+
+--- "YYYY-MM-DD" of an epoch time (UTC).
+function M.date(t) return os.date("!%Y-%m-%d", math.floor(t)) end
+
+--- "YYYY-MM-DD HH" of an epoch time (UTC): the hour bucket of usage history.
+function M.hour(t) return os.date("!%Y-%m-%d %H", math.floor(t)) end
+
+--- Parses "YYYY-MM-DD" or "YYYY-MM-DD HH" (UTC) to epoch seconds, or nil.
+function M.parse_date(s)
+  if type(s) ~= "string" then return nil end
+  local y, m, d, h = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+  if not y then y, m, d, h = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[ T](%d%d)$") end
+  if not y then return nil end
+  y, m, d, h = tonumber(y), tonumber(m), tonumber(d), tonumber(h) or 0
+  if m < 1 or m > 12 or d < 1 or d > 31 or h > 23 then return nil end
+  -- days since the epoch (civil calendar, proleptic Gregorian)
+  local yy = m <= 2 and y - 1 or y
+  local era = yy // 400
+  local yoe = yy - era * 400
+  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local days = era * 146097 + doe - 719468
+  local t = days * 86400 + h * 3600
+  if M.date(t) ~= ("%04d-%02d-%02d"):format(y, m, d) then return nil end -- 31 February
+  return t
+end
+
+--- True for an integer-valued number (JSON 5 and 5.0 alike).
+function M.is_int(v) return math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v) and v == v and v ~= math.huge and v ~= -math.huge) end
+
+--- True when the request came over loopback (the admin API's only clients).
+function M.from_loopback(req)
+  local r = req.remote or ""
+  return r == "127.0.0.1" or r:match("^127%.") ~= nil or r == "::1" or r == "::ffff:127.0.0.1"
+end
+
+--- Copies a table one level deep.
+function M.copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return setmetatable(c, getmetatable(t))
+end
+
+return M
