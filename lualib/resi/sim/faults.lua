@@ -50,7 +50,7 @@ function Faults:add(spec)
   rule.method, rule.segs = method, segs
   self.next_id = self.next_id + 1
   self.rules[#self.rules + 1] = rule
-  return rule
+  return self:list()[#self.rules]
 end
 
 -- True when a rule's route matches a method and relative path.
@@ -82,8 +82,15 @@ function Faults:take(provider, method, path)
   return nil
 end
 
---- The rules still armed (for GET /_sim/faults).
-function Faults:list() return self.rules end
+--- The rules still armed, as the admin API shows them.
+function Faults:list()
+  local out = {}
+  for i, r in ipairs(self.rules) do
+    out[i] = { id = r.id, kind = r.kind, provider = r.provider, route = r.route, count = r.count, ms = r.ms,
+      status = r.status, retry_after = r.retry_after, fired = r.fired }
+  end
+  return out
+end
 
 --- Removes every rule (of one provider when given); returns how many.
 function Faults:clear(provider)

@@ -136,6 +136,7 @@ function M.start(opts)
   local ports = opts.ports or M.DEFAULT_PORTS
   for i, def in ipairs(M.PROVIDERS) do
     local p = require(def.module).new(world, accounts)
+    p.name = def.name
     world.providers[def.name] = p
     local srv, serr = server.serve{ host = opts.host or "127.0.0.1", port = ports[i] or 0,
       handler = handler_for(world, p, def.base) }

@@ -1,0 +1,178 @@
+-- resi sim as a command and its admin API: the command-line contract
+-- (DESIGN.md §6), accounts files, the simulated clock and configuration.
+local http = require "resi.http"
+local json = require "resi.json"
+local proc = require "spec.support.proc"
+local uv = require "luv"
+
+local RESI = proc.resi_path()
+
+-- Starts `resi sim ARGS`, reads stdout until `lines` lines arrived; returns
+-- the lines and a function that sends SIGTERM and returns the exit status.
+local function start_sim(args, lines)
+  return resi.await(function(done)
+    local out = uv.new_pipe()
+    local buf, got, exit_cb = "", false, nil
+    local status
+    local handle
+    handle = uv.spawn(RESI, { args = { "sim", table.unpack(args) }, stdio = { nil, out, 2 } }, function(code)
+      status = code
+      handle:close()
+      if exit_cb then exit_cb(code) end
+    end)
+    local function stop()
+      return resi.await(function(stopped)
+        if status then return stopped(status) end
+        exit_cb = stopped
+        handle:kill("sigterm")
+      end)
+    end
+    out:read_start(function(_, data)
+      if data then buf = buf .. data end
+      local list = {}
+      for l in buf:gmatch("([^\n]*)\n") do list[#list + 1] = l end
+      if not got and (#list >= lines or not data) then
+        got = true
+        done(list, stop)
+      end
+      if not data then out:close() end
+    end)
+  end)
+end
+
+describe("resi sim command", function()
+  it("prints the three URL exports first, then generated credentials, and stops on SIGTERM", function()
+    local lines, stop = start_sim({ "--ports", "0,0,0", "--seed", "9" }, 8)
+    assert.matches("^RESI_UNKNOWNPROXIES_URL=http://127%.0%.0%.1:%d+/api/v1$", lines[1])
+    assert.matches("^RESI_OXYLABS_URL=http://127%.0%.0%.1:%d+/v2$", lines[2])
+    assert.matches("^RESI_RESIFACTORY_URL=http://127%.0%.0%.1:%d+/api/v1$", lines[3])
+    assert.matches("^UNKNOWNPROXIES_USERNAME=", lines[4])
+    assert.matches("^RF_API_KEY=rf_live_", lines[8])
+    local url = lines[1]:match("=(.*)")
+    local user, pass = lines[4]:match("=(.*)"), lines[5]:match("=(.*)")
+    local r = proc.run { "curl", "-sS", "-u", user .. ":" .. pass, url .. "/resi/tokens" }
+    assert.are.equal(3, #json.decode(r.stdout).tokens)
+    assert.are.equal(0, stop())
+    -- the same seed gives the same credentials
+    local again, stop2 = start_sim({ "--ports", "0,0,0", "--seed", "9" }, 8)
+    assert.are.same({ lines[4], lines[5], lines[8] }, { again[4], again[5], again[8] })
+    stop2()
+  end)
+
+  it("serves the accounts of an --accounts file and prints no credentials", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(json.encode {
+      unknownproxies = { { username = "acme", password = "s3cret-acme" } },
+      resifactory = { { api_key = "rf_live_testkey123", scopes = { "usage:read" }, balances = { walmart_premium = 3 } } },
+    })
+    f:close()
+    local lines, stop = start_sim({ "--ports", "0,0,0", "--accounts", path }, 3)
+    local url = lines[1]:match("=(.*)")
+    local r = proc.run { "curl", "-sS", "-u", "acme:s3cret-acme", url .. "/resi/tokens" }
+    assert.are.same({ tokens = {} }, json.decode(r.stdout))
+    assert.are.equal(0, stop())
+    os.remove(path)
+  end)
+
+  it("names the bad field of an accounts file and exits 2", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write('{"resifactory":[{"api_key":"sk_wrong"}]}')
+    f:close()
+    local r = proc.run { RESI, "sim", "--accounts", path }
+    assert.are.equal(2, r.status)
+    assert.matches("resifactory%[1%]%.api_key must start with rf_live_", r.stderr)
+    f = assert(io.open(path, "w"))
+    f:write('{"unknownproxies":[{"username":"x"}]}')
+    f:close()
+    r = proc.run { RESI, "sim", "--accounts", path }
+    assert.matches("unknownproxies%[1%]%.password must be a non%-empty string", r.stderr)
+    os.remove(path)
+    r = proc.run { RESI, "sim", "--accounts", "/nonexistent/accounts.json" }
+    assert.are.equal(2, r.status)
+    assert.matches("cannot read accounts file", r.stderr)
+  end)
+
+  it("rejects bad options with exit status 2 and has --help", function()
+    local r = proc.run { RESI, "sim", "--ports", "1,2" }
+    assert.are.equal(2, r.status)
+    assert.matches("three ports", r.stderr)
+    r = proc.run { RESI, "sim", "--speed", "fast" }
+    assert.are.equal(2, r.status)
+    assert.matches("%-%-speed expects a number", r.stderr)
+    r = proc.run { RESI, "sim", "--frobnicate" }
+    assert.are.equal(2, r.status)
+    r = proc.run { RESI, "sim", "--help" }
+    assert.are.equal(0, r.status)
+    assert.matches("usage: resi sim", r.stdout)
+  end)
+
+  it("reports a port in use", function()
+    local sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, traffic = false })
+    local port = sim.urls.oxylabs:match(":(%d+)/")
+    local r = proc.run { RESI, "sim", "--ports", "0," .. port .. ",0" }
+    assert.are.equal(1, r.status)
+    assert.matches("cannot listen for oxylabs", r.stderr)
+    sim:stop()
+  end)
+end)
+
+describe("resi sim admin API", function()
+  local sim, admin
+
+  setup(function()
+    sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 3, traffic = false })
+    admin = sim.urls.resifactory:gsub("/api/v1$", "") .. "/_sim"
+  end)
+  teardown(function() sim:stop() end)
+
+  -- POSTs JSON to an admin route; returns status and decoded body.
+  local function post(path, body)
+    local res = assert(http.post(admin .. path, { json = body }))
+    return res.status, res:json()
+  end
+
+  it("advances the clock and changes its speed", function()
+    local before = sim.world.clock:now()
+    local status, body = post("/clock", { advance = 86400 })
+    assert.are.equal(200, status)
+    assert.is_true(body.now >= before + 86400)
+    status, body = post("/clock", { speed = 60 })
+    assert.are.equal(60, body.speed)
+    post("/clock", { speed = 1 })
+    status, body = post("/clock", { advance = -5 })
+    assert.are.equal(400, status)
+    assert.matches("advance must be a non%-negative", body.error.message)
+  end)
+
+  it("shows the whole state on every port", function()
+    local res = assert(http.get(sim.urls.unknownproxies:gsub("/api/v1$", "") .. "/_sim/state"))
+    local state = res:json()
+    assert.are.equal(3, #state.providers.unknownproxies.accounts[1].tokens)
+    assert.is_number(state.clock.now)
+    assert.are.equal(60, state.config.rate_window)
+  end)
+
+  it("validates configuration and traffic settings", function()
+    local status, body = post("/config", { rate_window = 2, generate_limit = 5 })
+    assert.are.equal(200, status)
+    assert.are.equal(2, body.rate_window)
+    assert.are.equal(5, body.generate_limit)
+    status, body = post("/config", { read_limit = 1.5 })
+    assert.are.equal(400, status)
+    assert.matches("read_limit must be a positive integer", body.error.message)
+    post("/config", { rate_window = 60, generate_limit = 20 })
+    status, body = post("/traffic", { enabled = "yes" })
+    assert.are.equal(400, status)
+    status, body = post("/traffic", { enabled = false, rate = 0.25 })
+    assert.are.equal(200, status)
+    assert.are.equal(0.25, body.rate)
+  end)
+
+  it("answers unknown admin routes with 404 and bad bodies with 400", function()
+    assert.are.equal(404, (assert(http.get(admin .. "/nothing"))).status)
+    local res = assert(http.post(admin .. "/clock", { body = "not json" }))
+    assert.are.equal(400, res.status)
+  end)
+end)
