@@ -43,9 +43,7 @@ describe("resi sim: UnknownProxies", function()
     base = sim.urls.unknownproxies
     admin = base:gsub("/api/v1$", "") .. "/_sim"
     acct = sim.accounts.unknownproxies[1]
-    auth = "Basic " .. require("resi.sim.util").base64url(acct.username .. ":" .. acct.password)
-      :gsub("-", "+"):gsub("_", "/")
-    auth = auth .. string.rep("=", (4 - (#auth - 6) % 4) % 4)
+    auth = "Basic " .. require("resi.base64").encode(acct.username .. ":" .. acct.password)
   end)
 
   teardown(function() sim:stop() end)

@@ -57,44 +57,9 @@ end
 
 M.ALNUM = ALNUM
 
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-local B64_INDEX = {}
-for i = 1, #B64 do B64_INDEX[B64:byte(i)] = i - 1 end
-
---- Decodes standard base64; nil when the text is not base64.
----@param s string
----@return string|nil
-function M.base64_decode(s)
-  s = s:gsub("=+$", "")
-  if #s % 4 == 1 or s:find("[^%w+/]") then return nil end
-  local out, bits, nbits = {}, 0, 0
-  for i = 1, #s do
-    bits = (bits << 6) | B64_INDEX[s:byte(i)]
-    nbits = nbits + 6
-    if nbits >= 8 then
-      nbits = nbits - 8
-      out[#out + 1] = string.char((bits >> nbits) & 0xFF)
-    end
-  end
-  return table.concat(out)
-end
-
---- Encodes bytes as base64url without padding (JWT segments).
----@param s string
----@return string
-function M.base64url(s)
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = s:byte(i, i + 2)
-    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
-    local chars = 2 + (b and 1 or 0) + (c and 1 or 0)
-    for j = 1, chars do
-      local k = (n >> (18 - 6 * (j - 1))) & 63
-      out[#out + 1] = B64:sub(k + 1, k + 1)
-    end
-  end
-  return (table.concat(out):gsub("+", "-"):gsub("/", "_"))
-end
+local base64 = require "resi.base64"
+M.base64_decode = base64.decode
+M.base64url = base64.encode_url
 
 --- The user and password of a request's Basic Authorization header, or nil.
 ---@param req table

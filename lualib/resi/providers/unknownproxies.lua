@@ -1,0 +1,179 @@
+--- resi.providers.unknownproxies: the UnknownProxies reseller token API
+--- (https://api.unknownproxies.com/api/v1), Basic auth on every call.
+---
+---   local up = require("resi.providers.unknownproxies").new{username = ..., password = ...}
+---   local t = up:create_token{dataLimit = 10 * 1000000000, durationHours = 720}
+---   up:modify_token(t.token, {dataLimit = 20 * 1000000000})
+---   up:get_token(t.token, {usage = true})   up:list_tokens()   up:delete_token(t.token)
+---
+--- Input is checked before a request is spent, with the documented rules
+--- (DESIGN.md §4): dataLimit an integer number of bytes, at least 1 GB and a
+--- whole multiple of 1,000,000,000; username exactly 8 characters;
+--- durationHours 0..87600; password (modify) exactly 8 characters; at least
+--- one field on modify. Retrieve and list paths are inferred (the docs do
+--- not show them): they live in PATHS so a correction is one line.
+local common = require "resi.providers.common"
+
+local M = {}
+local P = "unknownproxies"
+local GB = 1000000000
+
+--- Paths below the base URL, one place to correct them.
+M.PATHS = {
+  create = "/resi/token/create", modify = "/resi/token", delete = "/resi/token",
+  get = "/resi/token", list = "/resi/tokens",
+}
+M.DEFAULT_URL = "https://api.unknownproxies.com/api/v1"
+
+local Client = common.class(P)
+
+-- Basic credentials for every call.
+function Client:auth_headers()
+  return { Authorization = self.authorization }
+end
+
+-- The provider's error body: {"error": CODE, "message": TEXT} (the sandbox's
+-- shape; the real API's is undocumented, so other shapes fall back).
+function Client:error_fields(body)
+  if type(body) ~= "table" then return nil, nil end
+  local e = body.error
+  if type(e) == "table" then return e.code, e.message end
+  return type(e) == "string" and e or nil, body.message or (type(e) == "string" and e or nil)
+end
+
+-- "user acme, password …".
+function Client:describe() return ("user %s, password …"):format(self.username) end
+
+-- Checks dataLimit.
+local function check_limit(v)
+  local n = common.integer(P, "dataLimit", v)
+  if n < GB then common.invalid(P, "dataLimit", "must be at least 1000000000 bytes (1 GB)") end
+  if n % GB ~= 0 then common.invalid(P, "dataLimit", "must be a whole number of gigabytes (a multiple of 1000000000)") end
+  return n
+end
+
+-- Checks an exactly-8-character credential.
+local function check_eight(field, v)
+  if type(v) ~= "string" or utf8.len(v) ~= 8 then common.invalid(P, field, "must be exactly 8 characters") end
+  if v:find("[%s:@]") then common.invalid(P, field, "must not contain spaces, ':' or '@'") end
+  return v
+end
+
+local ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+-- A random 8-character alphanumeric username (chosen here rather than by
+-- the server, so a create whose answer is lost can be found again).
+local function random_username()
+  local out = {}
+  for i = 1, 8 do
+    local k = math.random(#ALNUM)
+    out[i] = ALNUM:sub(k, k)
+  end
+  return table.concat(out)
+end
+
+--- Creates a token. fields: dataLimit (bytes, required), username?,
+--- durationHours?. Returns the token object.
+---@param fields {dataLimit: integer, username?: string, durationHours?: integer}
+---@return table
+function Client:create_token(fields)
+  if type(fields) ~= "table" then common.invalid(P, "fields", "must be a table") end
+  common.known_fields(P, "create_token", fields, { dataLimit = true, username = true, durationHours = true })
+  if fields.dataLimit == nil then common.invalid(P, "dataLimit", "is required") end
+  local body = { dataLimit = check_limit(fields.dataLimit) }
+  body.username = check_eight("username", fields.username or random_username())
+  if fields.durationHours ~= nil then body.durationHours = common.integer(P, "durationHours", fields.durationHours, 0, 87600) end
+  return (self:call { method = "POST", path = M.PATHS.create, json = body, group = "write",
+    reconcile = function() return self:find_by_username(body.username) end })
+end
+
+--- Finds a token of this account by username (nil when none is active).
+---@param username string
+---@return table|nil
+function Client:find_by_username(username)
+  for _, t in ipairs(self:list_tokens()) do
+    if t.username == username and t.status ~= "deleted" then return t end
+  end
+  return nil
+end
+
+--- Changes a token: password (8 characters), allowedPools (pool ids; an
+--- empty list means every pool), dataLimit (never lower), durationHours.
+---@param token string
+---@param fields {password?: string, allowedPools?: string[], dataLimit?: integer, durationHours?: integer}
+---@return table
+function Client:modify_token(token, fields)
+  if type(token) ~= "string" or token == "" then common.invalid(P, "token", "is required (the token id)") end
+  if type(fields) ~= "table" or next(fields) == nil then
+    common.invalid(P, "fields", "needs at least one of password, allowedPools, dataLimit, durationHours")
+  end
+  common.known_fields(P, "modify_token", fields, { password = true, allowedPools = true, dataLimit = true, durationHours = true })
+  local body = { token = token }
+  if fields.password ~= nil then body.password = check_eight("password", fields.password) end
+  if fields.dataLimit ~= nil then body.dataLimit = check_limit(fields.dataLimit) end
+  if fields.durationHours ~= nil then body.durationHours = common.integer(P, "durationHours", fields.durationHours, 0, 87600) end
+  if fields.allowedPools ~= nil then
+    if type(fields.allowedPools) ~= "table" then common.invalid(P, "allowedPools", "must be a list of pool ids") end
+    local pools = common.json.array()
+    for i, p in ipairs(fields.allowedPools) do
+      if type(p) ~= "string" or p == "" then common.invalid(P, ("allowedPools[%d]"):format(i), "must be a pool id string") end
+      pools[i] = p
+    end
+    body.allowedPools = pools
+  end
+  -- a modify sets absolute values, so repeating it is harmless
+  return (self:call { method = "PATCH", path = M.PATHS.modify, json = body, group = "write", safe = true })
+end
+
+--- Deletes an active token (irreversible; it stays retrievable as deleted).
+---@param token string
+---@return table {message = "success"}
+function Client:delete_token(token)
+  if type(token) ~= "string" or token == "" then common.invalid(P, "token", "is required (the token id)") end
+  local ok, res = pcall(self.call, self, { method = "DELETE", path = M.PATHS.delete, json = { token = token },
+    group = "write", safe = true })
+  if ok then return res end
+  -- a retried delete whose first try took effect answers "not active": check
+  if common.is_error(res) and res.kind == "conflict" then
+    local t = self:get_token(token)
+    if t.status == "deleted" then return { message = "success", already = true } end
+  end
+  error(res, 0)
+end
+
+--- Retrieves one token (also deleted ones); opts.usage adds daily usage.
+---@param token string
+---@param opts? {usage?: boolean}
+---@return table
+function Client:get_token(token, opts)
+  if type(token) ~= "string" or token == "" then common.invalid(P, "token", "is required (the token id)") end
+  local query = { token = token }
+  if opts and opts.usage then query.usage = "true" end
+  return (self:call { method = "GET", path = M.PATHS.get, query = query, group = "read", safe = true })
+end
+
+--- Every token of the account.
+---@return table[]
+function Client:list_tokens()
+  local body = self:call { method = "GET", path = M.PATHS.list, group = "read", safe = true }
+  return body.tokens or body
+end
+
+--- A client. opts: username, password (default UNKNOWNPROXIES_USERNAME /
+--- UNKNOWNPROXIES_PASSWORD), base_url (default RESI_UNKNOWNPROXIES_URL, then
+--- the real API), timeout, limiter.
+---@param opts? {username?: string, password?: string, base_url?: string, timeout?: number, limiter?: table}
+function M.new(opts)
+  opts = opts or {}
+  local username = opts.username or os.getenv("UNKNOWNPROXIES_USERNAME")
+  local password = opts.password or os.getenv("UNKNOWNPROXIES_PASSWORD")
+  if type(username) ~= "string" or username == "" then common.invalid(P, "username", "is required (or set UNKNOWNPROXIES_USERNAME)") end
+  if type(password) ~= "string" or password == "" then common.invalid(P, "password", "is required (or set UNKNOWNPROXIES_PASSWORD)") end
+  local b64 = require("resi.base64").encode(username .. ":" .. password)
+  return setmetatable({ username = username, authorization = "Basic " .. b64,
+    base = common.base_url(opts.base_url, "RESI_UNKNOWNPROXIES_URL", M.DEFAULT_URL),
+    timeout = opts.timeout or 30, connect_timeout = opts.connect_timeout or 10, limiter = opts.limiter }, Client)
+end
+
+M.Client = Client
+return M

@@ -1,0 +1,155 @@
+-- resi.providers.unknownproxies against resi sim: every method, every
+-- documented rule checked before a request is spent, error objects, and
+-- creates that survive lost answers without making two tokens.
+local http = require "resi.http"
+local up_mod = require "resi.providers.unknownproxies"
+
+local GB = 1000000000
+
+describe("resi.providers.unknownproxies", function()
+  local sim, up, admin
+
+  -- Requests the sandbox's UnknownProxies port has received so far.
+  local function served() return sim.servers[1]:stats().requests end
+
+  -- Arms a fault on the sandbox.
+  local function fault(spec)
+    spec.provider = "unknownproxies"
+    local res = assert(http.post(admin .. "/faults", { json = spec }))
+    assert.are.equal(201, res.status, res.body)
+  end
+
+  -- Runs fn, which must raise a provider error; returns it.
+  local function raises(fn, ...)
+    local ok, err = pcall(fn, ...)
+    assert.is_false(ok)
+    assert.is_true(require("resi.providers.common").is_error(err), tostring(err))
+    return err
+  end
+
+  setup(function()
+    sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 21, traffic = false })
+    admin = sim.urls.unknownproxies:gsub("/api/v1$", "") .. "/_sim"
+    local acct = sim.accounts.unknownproxies[1]
+    up = up_mod.new { username = acct.username, password = acct.password, base_url = sim.urls.unknownproxies }
+  end)
+  teardown(function() sim:stop() end)
+  after_each(function() assert(http.request { method = "DELETE", url = admin .. "/faults" }) end)
+
+  it("creates, reads, lists, modifies and deletes a token", function()
+    local t = up:create_token { dataLimit = 3 * GB, durationHours = 48 }
+    assert.are.equal(3 * GB, t.dataLimit)
+    assert.are.equal(48, t.durationHours)
+    assert.are.equal(8, #t.username)
+    assert.are.equal(t.token, up:get_token(t.token).token)
+    local m = up:modify_token(t.token, { dataLimit = 5 * GB, allowedPools = { "us-s" } })
+    assert.are.equal(5 * GB, m.dataLimit)
+    assert.are.equal("us-s", m.allowedPools[1])
+    local found = false
+    for _, x in ipairs(up:list_tokens()) do found = found or x.token == t.token end
+    assert.is_true(found)
+    assert.are.equal("success", up:delete_token(t.token).message)
+    assert.are.equal("deleted", up:get_token(t.token).status)
+    assert.is_table(up:get_token(t.token, { usage = true }).usage)
+  end)
+
+  it("checks every documented rule before spending a request", function()
+    local before = served()
+    local cases = {
+      { "create_token", { {} }, "dataLimit", "is required" },
+      { "create_token", { { dataLimit = 1000000 } }, "dataLimit", "at least 1000000000" },
+      { "create_token", { { dataLimit = 1500000000 } }, "dataLimit", "multiple of 1000000000" },
+      { "create_token", { { dataLimit = "1GB" } }, "dataLimit", "must be an integer" },
+      { "create_token", { { dataLimit = GB, username = "seven77" } }, "username", "exactly 8 characters" },
+      { "create_token", { { dataLimit = GB, durationHours = 87601 } }, "durationHours", "from 0 to 87600" },
+      { "create_token", { { dataLimit = GB, durationHours = -1 } }, "durationHours", "from 0 to 87600" },
+      { "create_token", { { dataLimit = GB, password = "abcdefgh" } }, "password", "is not a field of create_token" },
+      { "modify_token", { "tok", {} }, "fields", "at least one of" },
+      { "modify_token", { "tok", { password = "short" } }, "password", "exactly 8 characters" },
+      { "modify_token", { "tok", { dataLimit = 2500000000 } }, "dataLimit", "multiple of 1000000000" },
+      { "modify_token", { "tok", { allowedPools = "us-s" } }, "allowedPools", "list of pool ids" },
+      { "modify_token", { "", { dataLimit = GB } }, "token", "is required" },
+      { "delete_token", { nil }, "token", "is required" },
+      { "get_token", { 42 }, "token", "is required" },
+    }
+    for _, c in ipairs(cases) do
+      local err = raises(up[c[1]], up, table.unpack(c[2], 1, 2))
+      assert.are.equal("validation", err.kind)
+      assert.are.equal(c[3], err.field)
+      assert.matches(c[4], err.message, 1, true)
+    end
+    assert.are.equal(before, served())
+  end)
+
+  it("raises structured errors with the provider's code and message", function()
+    local err = raises(up.get_token, up, "nosuchtoken1")
+    assert.are.equal("not_found", err.kind)
+    assert.are.equal(404, err.status)
+    assert.are.equal("token_not_found", err.code)
+    assert.matches("unknownproxies: not_found %(HTTP 404%) token_not_found: no token nosuchtoken1", tostring(err))
+    local t = up:create_token { dataLimit = GB }
+    -- lowering the limit is refused by the server (the client cannot know the old value)
+    up:modify_token(t.token, { dataLimit = 3 * GB })
+    err = raises(up.modify_token, up, t.token, { dataLimit = 2 * GB })
+    assert.are.equal("validation", err.kind)
+    assert.are.equal(400, err.status)
+    assert.matches("cannot be decreased", err.message)
+    local bad = up_mod.new { username = "nobody", password = "wrong", base_url = sim.urls.unknownproxies }
+    err = raises(bad.list_tokens, bad)
+    assert.are.equal("auth", err.kind)
+  end)
+
+  it("never shows the password when printed", function()
+    local acct = sim.accounts.unknownproxies[1]
+    local s = tostring(up)
+    assert.matches(acct.username, s, 1, true)
+    assert.is_nil(s:find(acct.password, 1, true))
+    local err = raises(up.get_token, up, "nosuchtoken1")
+    assert.is_nil(tostring(err):find(acct.password, 1, true))
+  end)
+
+  it("finds a token whose create answer was lost instead of creating a second", function()
+    local before = #up:list_tokens()
+    fault { route = "POST /resi/token/create", kind = "commit_lost" }
+    local t = up:create_token { dataLimit = GB, username = "lost0001" }
+    assert.are.equal("lost0001", t.username)
+    assert.are.equal(before + 1, #up:list_tokens())
+    fault { route = "POST /resi/token/create", kind = "truncate" }
+    local t2 = up:create_token { dataLimit = GB }
+    assert.are.equal(before + 2, #up:list_tokens())
+    assert.are.equal("active", up:get_token(t2.token).status)
+  end)
+
+  it("tries a create again after a reset that did nothing, and after a 429", function()
+    local before = #up:list_tokens()
+    fault { route = "POST /resi/token/create", kind = "reset" }
+    up:create_token { dataLimit = GB }
+    fault { route = "POST /resi/token/create", kind = "rate_limit", retry_after = 0 }
+    up:create_token { dataLimit = GB }
+    assert.are.equal(before + 2, #up:list_tokens())
+  end)
+
+  it("does not repeat a create the server answered with a 5xx", function()
+    local before = #up:list_tokens()
+    fault { route = "POST /resi/token/create", kind = "error", status = 500 }
+    local err = raises(up.create_token, up, { dataLimit = GB })
+    assert.are.equal("server", err.kind)
+    assert.are.equal(before, #up:list_tokens())
+  end)
+
+  it("retries reads through resets, 5xx and garbled bodies", function()
+    fault { route = "GET /resi/tokens", kind = "reset" }
+    fault { route = "GET /resi/tokens", kind = "error", status = 502 }
+    fault { route = "GET /resi/tokens", kind = "malformed" }
+    assert.is_true(#up:list_tokens() >= 3)
+  end)
+
+  it("treats a delete whose first answer was lost as done", function()
+    local t = up:create_token { dataLimit = GB }
+    fault { route = "DELETE /resi/token", kind = "commit_lost" }
+    local r = up:delete_token(t.token)
+    assert.are.equal("success", r.message)
+    assert.is_true(r.already)
+    assert.are.equal("deleted", up:get_token(t.token).status)
+  end)
+end)
