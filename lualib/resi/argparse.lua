@@ -104,7 +104,8 @@ function M.run(args, spec, help, main)
     require("resi.task").set_exit_status(2)
     return
   end
-  error(err, 0)
+  io.stderr:write("resi: error: ", err, "\n")
+  require("resi.task").set_exit_status(1)
 end
 
 return M

@@ -20,6 +20,9 @@ local GB = 1000000000
 
 M.NAMES = { "unknownproxies", "oxylabs", "resifactory" }
 
+--- Masks a secret for display (rf_live_…x7kQ).
+M.mask = require("resi.secret").mask
+
 -- Raises the "unsupported" error for a call a provider does not have.
 local function unsupported(provider, what)
   error(common.error { kind = "unsupported", provider = provider, code = "unsupported",

@@ -1,0 +1,157 @@
+#!/usr/bin/env resi
+--- scripts/usage_report.lua: data usage of every token across every
+--- configured provider account, as a table, JSON or CSV. Accounts come from
+--- --accounts FILE (the same JSON shape as `resi sim --accounts`) or, without
+--- it, from the environment (one account per provider whose credentials are
+--- set). Accounts are read concurrently.
+local argparse = require "resi.argparse"
+local fs = require "resi.fs"
+local json = require "resi.json"
+local providers = require "resi.providers"
+
+local help = [[
+usage: resi run scripts/usage_report.lua [--format table|json|csv] [--accounts FILE]
+                                         [--provider NAME] [--min-share X]
+
+Prints one row per token (UnknownProxies tokens, Oxylabs sub-users) with its
+usage and limit, and one row per ResiFactory pool balance.
+
+Options:
+  --format F       table (default), json or csv
+  --accounts FILE  accounts as JSON: {"unknownproxies": [{"username", "password",
+                   "base_url"?}], "oxylabs": [...], "resifactory": [{"api_key"}]};
+                   default: the environment (UNKNOWNPROXIES_USERNAME/_PASSWORD,
+                   OXYLABS_USERNAME/_PASSWORD, RF_API_KEY; RESI_*_URL for resi sim)
+  --provider NAME  only these providers (repeatable or comma-separated)
+  --min-share X    only tokens that used at least this share of their limit]]
+
+local SPEC = {
+  format = { type = "string", default = "table", choices = { table = true, json = true, csv = true } },
+  accounts = { type = "string" }, provider = { type = "list" },
+  ["min-share"] = { type = "number" },
+}
+
+local COLUMNS = { "provider", "account", "id", "username", "status", "used_bytes", "limit_bytes", "used_pct", "expires_at" }
+
+-- The account list: from the file, or one per provider from the environment.
+local function account_specs(path)
+  if path then
+    local text, err = fs.read(path)
+    if not text then argparse.usage_error("cannot read " .. path .. ": " .. err) end
+    local doc, jerr = json.safe_decode(text)
+    if not doc then error(path .. ": " .. jerr, 0) end
+    local out = {}
+    for _, name in ipairs(providers.NAMES) do
+      local list = doc[name]
+      if list ~= nil and type(list) ~= "table" then error(("%s: %s must be an array of accounts"):format(path, name), 0) end
+      for i, a in ipairs(list or {}) do
+        if type(a) ~= "table" then error(("%s: %s[%d] must be an object"):format(path, name, i), 0) end
+        out[#out + 1] = { name = name, opts = a, label = a.username or ("key " .. providers.mask(a.api_key or "")) }
+      end
+    end
+    return out
+  end
+  local out = {}
+  if os.getenv("UNKNOWNPROXIES_USERNAME") then out[#out + 1] = { name = "unknownproxies", label = os.getenv("UNKNOWNPROXIES_USERNAME") } end
+  if os.getenv("OXYLABS_USERNAME") then out[#out + 1] = { name = "oxylabs", label = os.getenv("OXYLABS_USERNAME") } end
+  if os.getenv("RF_API_KEY") then out[#out + 1] = { name = "resifactory", label = "key " .. providers.mask(os.getenv("RF_API_KEY")) } end
+  return out
+end
+
+-- The rows of one account.
+local function rows_of(spec)
+  local acct = providers.open(spec.name, spec.opts)
+  local rows = {}
+  if acct.capabilities.tokens then
+    for _, t in ipairs(acct:tokens()) do
+      local share = providers.used_share(t)
+      rows[#rows + 1] = { provider = spec.name, account = spec.label, id = t.id, username = t.username, status = t.status,
+        used_bytes = t.used_bytes, limit_bytes = t.unlimited and "unlimited" or t.limit_bytes,
+        used_pct = share and math.floor(share * 1000 + 0.5) / 10 or nil,
+        expires_at = t.expires_at and os.date("!%Y-%m-%dT%H:%M:%SZ", t.expires_at) or nil, share = share }
+    end
+  end
+  if acct.capabilities.balance then
+    local pools = {}
+    for pool in pairs(acct:balance()) do pools[#pools + 1] = pool end
+    table.sort(pools)
+    local balances = acct:balance()
+    for _, pool in ipairs(pools) do
+      rows[#rows + 1] = { provider = spec.name, account = spec.label, id = "pool:" .. pool, status = "balance",
+        limit_bytes = math.floor(balances[pool] * 1e9 + 0.5) }
+    end
+  end
+  return rows
+end
+
+-- One CSV field, quoted when it needs to be (RFC 4180).
+local function csv_field(v)
+  if v == nil then return "" end
+  local s = tostring(v)
+  if s:find('[",\r\n]') then s = '"' .. s:gsub('"', '""') .. '"' end
+  return s
+end
+
+-- Prints rows as aligned columns.
+local function print_table(rows)
+  local widths, cells = {}, {}
+  for i, c in ipairs(COLUMNS) do widths[i] = #c end
+  for r, row in ipairs(rows) do
+    cells[r] = {}
+    for i, c in ipairs(COLUMNS) do
+      local v = row[c]
+      local s = v == nil and "-" or tostring(v)
+      if c == "used_pct" and v then s = ("%.1f%%"):format(v) end
+      cells[r][i] = s
+      widths[i] = math.max(widths[i], utf8.len(s) or #s)
+    end
+  end
+  local function line(values)
+    local out = {}
+    for i, v in ipairs(values) do out[i] = v .. string.rep(" ", widths[i] - (utf8.len(v) or #v)) end
+    print((table.concat(out, "  "):gsub("%s+$", "")))
+  end
+  line(COLUMNS)
+  for _, c in ipairs(cells) do line(c) end
+end
+
+local function main(opts)
+  local min_share = opts.min_share
+  local specs = account_specs(opts.accounts)
+  local wanted = {}
+  for _, p in ipairs(opts.provider) do wanted[p] = true end
+  local tasks = {}
+  for _, s in ipairs(specs) do
+    if next(wanted) == nil or wanted[s.name] then
+      tasks[#tasks + 1] = function()
+        local ok, rows = pcall(rows_of, s)
+        if ok then return rows end
+        io.stderr:write(("usage_report: %s account %s failed: %s\n"):format(s.name, s.label, tostring(rows)))
+        require("resi.task").set_exit_status(1)
+        return {}
+      end
+    end
+  end
+  if #tasks == 0 then argparse.usage_error("no accounts: pass --accounts FILE or set provider credentials") end
+  local rows = {}
+  for _, list in ipairs({ resi.all(tasks) }) do
+    for _, row in ipairs(list) do
+      if not min_share or (row.share and row.share >= min_share) then rows[#rows + 1] = row end
+    end
+  end
+  for _, row in ipairs(rows) do row.share = nil end
+  if opts.format == "json" then
+    print(json.encode(json.array(rows), { sort_keys = true }))
+  elseif opts.format == "csv" then
+    print(table.concat(COLUMNS, ","))
+    for _, row in ipairs(rows) do
+      local out = {}
+      for i, c in ipairs(COLUMNS) do out[i] = csv_field(row[c]) end
+      print(table.concat(out, ","))
+    end
+  else
+    print_table(rows)
+  end
+end
+
+argparse.run(resi.args, SPEC, help, main)
