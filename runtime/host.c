@@ -7,7 +7,10 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,6 +153,24 @@ static void set_paths(resi_host *h) {
   lua_pop(L, 2); /* stack: (empty) */
 }
 
+/* Seeds math.random from the kernel's entropy: Lua's own seed mixes the
+ * time in seconds with an address, which repeats across processes started
+ * in the same second when addresses are not randomized (sanitizer builds),
+ * and scripts draw usernames and ids from it. */
+static void seed_random(lua_State *L) {
+  lua_Integer seed[2] = {0, 0};
+  if (getrandom(seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
+    seed[0] = (lua_Integer)time(NULL) ^ (lua_Integer)getpid();
+    seed[1] = (lua_Integer)(uintptr_t)&seed;
+  }
+  lua_getglobal(L, "math");
+  lua_getfield(L, -1, "randomseed");
+  lua_pushinteger(L, seed[0]);
+  lua_pushinteger(L, seed[1]); /* stack: math, randomseed, a, b */
+  lua_call(L, 2, 0);
+  lua_pop(L, 1);
+}
+
 int resi_host_open(resi_host *h) {
   int rc = uv_loop_init(&h->loop);
   if (rc < 0) {
@@ -162,6 +183,7 @@ int resi_host_open(resi_host *h) {
     return -1;
   }
   luaL_openlibs(h->L);
+  seed_random(h->L);
   lua_pushlightuserdata(h->L, &h->loop);
   lua_setfield(h->L, LUA_REGISTRYINDEX, RESI_REG_LOOP);
   set_paths(h);

@@ -102,11 +102,25 @@ local function create_replacement(acct, r)
   log.info("rotate: created replacement", { provider = r.provider, old = r.old_id, new = r.new_id, username = r.new_username })
 end
 
+-- Token ids already claimed as some rotation's replacement.
+local function claimed_ids()
+  local ids = {}
+  for _, r in pairs(state.rotations) do if r.new_id then ids[r.provider .. ":" .. r.new_id] = true end end
+  return ids
+end
+
 -- Finishes rotations whose create may or may not have happened.
 local function reconcile(acct, counts)
   for _, r in pairs(state.rotations) do
     if r.provider == acct.name and r.phase == "intent" then
       local found = acct:find(r.new_username)
+      if found and claimed_ids()[acct.name .. ":" .. found.id] then
+        -- the name belongs to another rotation's replacement: never take it over
+        log.warn("rotate: replacement username already taken; choosing another", { provider = r.provider, old = r.old_id })
+        r.new_username = new_username(acct.name)
+        save()
+        found = nil
+      end
       if found then
         r.new_id, r.new_password = found.id, found.password or r.new_password
         r.phase, r.created_at = "created", os.time()
@@ -124,15 +138,26 @@ end
 
 -- Starts a rotation for every token over the threshold.
 local function rotate_over(acct, tokens, threshold, counts)
-  local rotating = {}
-  for _, r in pairs(state.rotations) do rotating[r.provider .. ":" .. r.old_id] = true end
+  local rotating, taken = {}, {}
+  for _, r in pairs(state.rotations) do
+    rotating[r.provider .. ":" .. r.old_id] = true
+    taken[r.new_username] = true
+  end
+  for _, t in ipairs(tokens) do taken[t.username] = true end
+  -- a fresh username no token or rotation uses
+  local function fresh()
+    local u
+    repeat u = new_username(acct.name) until not taken[u]
+    taken[u] = true
+    return u
+  end
   for _, t in ipairs(tokens) do
     local share = providers.used_share(t)
     if share and share >= threshold and t.status ~= "deleted" and not rotating[acct.name .. ":" .. t.id] then
       local r = { provider = acct.name, old_id = t.id, old_username = t.username, share = share,
         limit_bytes = t.limit_bytes, unlimited = t.unlimited, hours = t.hours,
         like = { allowedPools = t.raw.allowedPools, auto_disable = t.raw.auto_disable, lifetime = t.raw.lifetime },
-        new_username = new_username(acct.name), phase = "intent", intent_at = os.time() }
+        new_username = fresh(), phase = "intent", intent_at = os.time() }
       if acct.name == "oxylabs" then r.new_password = providers.oxylabs_password() end
       print(("%s%s token %s (%s) at %s of %d bytes -> replacement %s"):format(dry_run and "would rotate: " or "rotate: ",
         acct.name, t.id, t.username, pct(share), t.limit_bytes, r.new_username))

@@ -134,4 +134,10 @@ describe("resi command line", function()
     assert.equal(1, r.status)
     assert.truthy(r.stderr:find("coroutine.yield() reached the resi scheduler", 1, true))
   end)
+  it("seeds math.random differently in every process", function()
+    local a = resi_run({ "-e", "print(math.random(1 << 40), math.random(1 << 40))" }).stdout
+    local b = resi_run({ "-e", "print(math.random(1 << 40), math.random(1 << 40))" }).stdout
+    assert.matches("^%d+\t%d+\n$", a)
+    assert.are_not.equal(a, b)
+  end)
 end)
