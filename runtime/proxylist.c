@@ -6,6 +6,7 @@
  * and either builds a list or converts straight to another format, so a
  * file of any size converts in bounded memory. resi.proxylist (Lua) wraps
  * both with options, files and the list operations written in Lua. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -18,6 +19,7 @@
 #define READER_MT "resi.proxylist.reader"
 #define MAX_PENDING (16 * 1024 * 1024) /* largest JSON object held while reading */
 #define ERR_TEXT 200                   /* bytes of a rejected line kept in list.errors */
+#define PUMP_CHUNK (1024 * 1024)       /* bytes read at a time by reader:pump */
 
 typedef struct {
   resi_pl_buf arena;
@@ -434,10 +436,12 @@ typedef struct {
   resi_pl_buf pending;    /* JSON text not consumed yet */
   resi_pl_buf scratch;    /* arena for one line when converting */
   resi_pl_buf out;        /* converted text of the current chunk */
+  char *inbuf;            /* reader:pump's input buffer */
   pl_list *list;          /* when building (anchored in user value 1) */
   lua_State *L;           /* set while feeding */
   int errs;               /* stack index of the errors table while feeding */
   int failed;             /* memory ran out */
+  int broken;             /* a JSON syntax error was reported for this input */
 } pl_reader;
 
 /* Adds {line=, text=, reason=} to the errors table. */
@@ -560,6 +564,7 @@ static int feed_json(pl_reader *r, const char *s, size_t n, int final, char *why
 static void feed(lua_State *L, pl_reader *r, const char *s, size_t n, int final) {
   if (r->done) luaL_error(L, "resi.proxylist: the reader is finished");
   r->L = L, r->errs = lua_gettop(L);
+  if (r->broken) return;
   if (r->from == RESI_PL_AUTO) decide(r, s, n);
   if (final && r->from == RESI_PL_AUTO && !r->decided) r->decided = 1;
   if (r->json_in || r->from == RESI_PL_JSON) {
@@ -567,7 +572,7 @@ static void feed(lua_State *L, pl_reader *r, const char *s, size_t n, int final)
     long line = 0;
     if (feed_json(r, s, n, final, why, &line) && !r->failed) {
       add_error(r, line, "", 0, why);
-      r->done = 1; /* a syntax error ends the document */
+      r->broken = 1; /* a syntax error ends the document: the rest is ignored */
     }
   } else if (r->decided || r->from != RESI_PL_AUTO) {
     if (r->pending.len) { /* blank text held back while auto was undecided */
@@ -639,6 +644,59 @@ static int reader_finish(lua_State *L) {
   return 3;
 }
 
+/* reader:next_input() -> out, errors: ends the current input (its last
+ * line, or the end of its JSON document) and starts the next one at line 1,
+ * in the same output (one JSON array across files). */
+static int reader_next_input(lua_State *L) {
+  pl_reader *r = check_reader(L);
+  lua_settop(L, 1);
+  push_errors(L, r); /* stack: reader, errors */
+  r->out.len = 0;
+  if (!r->done) feed(L, r, "", 0, 1);
+  resi_pl_buf_free(&r->lines.carry);
+  memset(&r->lines, 0, sizeof r->lines);
+  r->pending.len = 0;
+  resi_pl_json_init(&r->json, r->scheme);
+  r->decided = r->from != RESI_PL_AUTO;
+  r->json_in = 0;
+  r->done = r->broken = 0;
+  if (r->to < 0) return 0;
+  lua_pushlstring(L, r->out.data ? r->out.data : "", r->out.len); /* stack: reader, errors, out */
+  lua_insert(L, 2); /* stack: reader, out, errors */
+  if (luaL_len(L, 3) == 0) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+  return 2;
+}
+
+/* reader:pump(infile, outfile) -> more, errors: converts the next chunk of
+ * infile straight into outfile (Lua file handles), without making Lua
+ * strings of either; more is false at the end of infile. */
+static int reader_pump(lua_State *L) {
+  pl_reader *r = check_reader(L);
+  luaL_Stream *in = luaL_checkudata(L, 2, LUA_FILEHANDLE);
+  luaL_Stream *out = luaL_checkudata(L, 3, LUA_FILEHANDLE);
+  if (in->closef == NULL || out->closef == NULL) return luaL_error(L, "resi.proxylist: pump on a closed file");
+  if (r->to < 0) return luaL_error(L, "resi.proxylist: pump needs a converting reader");
+  if (r->inbuf == NULL && (r->inbuf = malloc(PUMP_CHUNK)) == NULL) return oom(L);
+  size_t n = fread(r->inbuf, 1, PUMP_CHUNK, in->f);
+  if (n == 0 && ferror(in->f)) return luaL_error(L, "resi.proxylist: read error: %s", strerror(errno));
+  lua_settop(L, 3);
+  push_errors(L, r); /* stack: reader, in, out, errors */
+  r->out.len = 0;
+  if (n > 0) feed(L, r, r->inbuf, n, 0);
+  if (r->out.len && fwrite(r->out.data, 1, r->out.len, out->f) != r->out.len)
+    return luaL_error(L, "resi.proxylist: write error: %s", strerror(errno));
+  lua_pushboolean(L, n > 0); /* stack: reader, in, out, errors, more */
+  lua_insert(L, 4);          /* stack: reader, in, out, more, errors */
+  if (luaL_len(L, 5) == 0) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+  return 2;
+}
+
 /* Frees a reader's buffers. */
 static int reader_gc(lua_State *L) {
   pl_reader *r = check_reader(L);
@@ -646,6 +704,8 @@ static int reader_gc(lua_State *L) {
   resi_pl_buf_free(&r->pending);
   resi_pl_buf_free(&r->scratch);
   resi_pl_buf_free(&r->out);
+  free(r->inbuf);
+  r->inbuf = NULL;
   return 0;
 }
 
@@ -686,7 +746,7 @@ static int random_bytes(lua_State *L) {
 int luaopen_resi_proxylist_core(lua_State *L) {
   static const luaL_Reg list_methods[] = {
       {"format", list_format}, {"line", list_line}, {"dedupe", list_dedupe}, {NULL, NULL}};
-  static const luaL_Reg reader_methods[] = {{"feed", reader_feed}, {"finish", reader_finish}, {NULL, NULL}};
+  static const luaL_Reg reader_methods[] = {{"feed", reader_feed}, {"finish", reader_finish}, {"next_input", reader_next_input}, {"pump", reader_pump}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"reader", new_reader}, {"pick", list_pick},         {"sample", list_sample},
                                    {"slice", list_slice},  {"from", list_from},         {"random_bytes", random_bytes},
                                    {NULL, NULL}};

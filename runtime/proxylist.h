@@ -48,6 +48,22 @@ typedef struct {
   uint8_t scheme, flags;
 } resi_pl_entry;
 
+/* The first c in [s, end), or NULL: eight bytes at a time (short spans are
+ * the common case here, where a call to memchr costs more than the search). */
+static inline const char *resi_pl_find(const char *s, const char *end, char c) {
+  const uint64_t ones = 0x0101010101010101u, pattern = ones * (unsigned char)c;
+  while (end - s >= 8) {
+    uint64_t w;
+    __builtin_memcpy(&w, s, 8);
+    w ^= pattern;
+    if ((w - ones) & ~w & 0x8080808080808080u) break;
+    s += 8;
+  }
+  for (; s < end; s++)
+    if (*s == c) return s;
+  return NULL;
+}
+
 /* ---- proxylist_format.c ---- */
 
 /* Makes room for n more bytes; returns 0 when memory is exhausted. */

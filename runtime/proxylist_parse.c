@@ -84,14 +84,21 @@ int resi_pl_port(const char *s, size_t n, char *why) {
   return (int)v;
 }
 
-/* Appends n bytes to the arena and returns their offset in *off. */
-static int put(resi_pl_buf *a, const char *s, size_t n, uint32_t *off, char *why) {
+/* Appends n bytes to the arena (room reserved by the caller) and returns
+ * their offset in *off. */
+static void put(resi_pl_buf *a, const char *s, size_t n, uint32_t *off) {
+  *off = (uint32_t)a->len;
+  memcpy(a->data + a->len, s, n);
+  a->len += n;
+}
+
+/* Makes room for n more bytes within the 4 GiB an arena may hold. */
+static int room(resi_pl_buf *a, size_t n, char *why) {
   if (a->len + n > UINT32_MAX) {
     snprintf(why, RESI_PL_REASON, "list too large (more than 4 GiB of names and credentials)");
     return -1;
   }
-  *off = (uint32_t)a->len;
-  if (!resi_pl_buf_add(a, s, n)) {
+  if (!resi_pl_buf_reserve(a, n)) {
     snprintf(why, RESI_PL_REASON, "out of memory");
     return -1;
   }
@@ -171,6 +178,17 @@ bad:
   return -1;
 }
 
+/* Character classes for host names: 1 letter, 2 digit, 3 '-' or '_', 4 '.'. */
+static unsigned char host_class[256];
+
+/* Fills host_class once. */
+static void init_classes(void) {
+  for (int c = 'a'; c <= 'z'; c++) host_class[c] = host_class[c - 32] = 1;
+  for (int c = '0'; c <= '9'; c++) host_class[c] = 2;
+  host_class['-'] = host_class['_'] = 3;
+  host_class['.'] = 4;
+}
+
 int resi_pl_set_host(const char *s, size_t n, int allow_v6, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
   if (n == 0) {
     snprintf(why, RESI_PL_REASON, "empty host");
@@ -180,22 +198,47 @@ int resi_pl_set_host(const char *s, size_t n, int allow_v6, resi_pl_buf *arena, 
     snprintf(why, RESI_PL_REASON, "host longer than 253 characters");
     return -1;
   }
-  int v6 = memchr(s, ':', n) != NULL;
-  if (v6 && !allow_v6) {
-    snprintf(why, RESI_PL_REASON, "expected host:port (an IPv6 host goes in [brackets])");
+  if (host_class['a'] == 0) init_classes();
+  if (room(arena, n, why)) return -1;
+  /* the common case in one pass: a host name or IPv4 address, copied lower case */
+  char *h = arena->data + arena->len;
+  unsigned seen = 0;
+  size_t label = 0;
+  int ok = 1;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i], k = host_class[c];
+    h[i] = (char)(k == 1 ? (c | 0x20) : c);
+    seen |= 1u << k;
+    if (k == 4) {
+      ok &= label > 0;
+      label = 0;
+    } else {
+      ok &= ++label <= 63;
+    }
+  }
+  if (!ok || label == 0 || (seen & 1u)) { /* an empty or long label, or another character */
+    int v6 = memchr(s, ':', n) != NULL;
+    if (v6 && !allow_v6) {
+      snprintf(why, RESI_PL_REASON, "expected host:port (an IPv6 host goes in [brackets])");
+      return -1;
+    }
+    if (!v6) { /* not a valid name: say why */
+      int digits_only = 1;
+      for (size_t i = 0; i < n && digits_only; i++) digits_only = is_digit(s[i]) || s[i] == '.';
+      if ((digits_only ? check_ipv4(s, n, why) : check_hostname(s, n, why)) == 0)
+        snprintf(why, RESI_PL_REASON, "invalid host");
+      return -1;
+    }
+    if (check_ipv6(s, n, why)) return -1;
+    const char *zone = memchr(s, '%', n);
+    for (size_t i = 0; i < n; i++) h[i] = zone && s + i >= zone ? s[i] : lower(s[i]);
+    e->flags |= RESI_PL_IPV6;
+  } else if (!(seen & (1u << 1 | 1u << 3)) && check_ipv4(s, n, why)) { /* digits and dots only */
     return -1;
   }
-  int digits_only = 1;
-  for (size_t i = 0; i < n && digits_only; i++) digits_only = is_digit(s[i]) || s[i] == '.';
-  if (v6 ? check_ipv6(s, n, why) : digits_only ? check_ipv4(s, n, why) : check_hostname(s, n, why)) return -1;
-  uint32_t off;
-  if (put(arena, s, n, &off, why)) return -1;
-  char *h = arena->data + off;
-  char *zone = v6 ? memchr(h, '%', n) : NULL;
-  for (size_t i = 0; i < n && (zone == NULL || h + i < zone); i++) h[i] = lower(h[i]);
-  e->host = off;
+  e->host = (uint32_t)arena->len;
   e->host_len = (uint16_t)n;
-  if (v6) e->flags |= RESI_PL_IPV6;
+  arena->len += n;
   return 0;
 }
 
@@ -253,11 +296,11 @@ static int set_creds(const char *u, size_t un, const char *p, size_t pn, int has
     snprintf(why, RESI_PL_REASON, "empty username");
     return -1;
   }
-  if (put(arena, u, un, &e->user, why)) return -1;
+  put(arena, u, un, &e->user);
   e->user_len = (uint32_t)un;
   e->flags |= RESI_PL_HAS_USER;
   if (has_pass) {
-    if (put(arena, p, pn, &e->pass, why)) return -1;
+    put(arena, p, pn, &e->pass);
     e->pass_len = (uint32_t)pn;
     e->flags |= RESI_PL_HAS_PASS;
   }
@@ -267,11 +310,7 @@ static int set_creds(const char *u, size_t un, const char *p, size_t pn, int has
 /* Percent-decodes s into the arena (a URL's username or password). */
 static int decode(const char *s, size_t n, const char *what, resi_pl_buf *arena, uint32_t *off, uint32_t *len,
                   char *why) {
-  if (!resi_pl_buf_reserve(arena, n) || arena->len + n > UINT32_MAX) {
-    snprintf(why, RESI_PL_REASON, "out of memory");
-    return -1;
-  }
-  char *out = arena->data + arena->len;
+  char *out = arena->data + arena->len; /* room reserved for the whole line */
   size_t j = 0;
   for (size_t i = 0; i < n; i++) {
     char c = s[i];
@@ -386,7 +425,7 @@ static int parse_list(const char *s, size_t n, int automatic, resi_pl_buf *arena
     }
   } else {
     host = p;
-    hend = memchr(p, ':', n);
+    hend = resi_pl_find(p, end, ':');
     if (hend == NULL) hend = end;
     p = hend;
   }
@@ -395,7 +434,7 @@ static int parse_list(const char *s, size_t n, int automatic, resi_pl_buf *arena
     return -1;
   }
   p++; /* ':' */
-  const char *pend = memchr(p, ':', (size_t)(end - p));
+  const char *pend = resi_pl_find(p, end, ':');
   if (pend == NULL) pend = end;
   int port = resi_pl_port(p, (size_t)(pend - p), why);
   if (port < 0) {
@@ -421,7 +460,7 @@ static int parse_list(const char *s, size_t n, int automatic, resi_pl_buf *arena
   e->port = (uint16_t)port;
   if (pend == end) return 0;
   const char *u = pend + 1;
-  const char *uend = memchr(u, ':', (size_t)(end - u));
+  const char *uend = resi_pl_find(u, end, ':');
   if (uend == NULL) return set_creds(u, (size_t)(end - u), NULL, 0, 0, arena, e, why);
   return set_creds(u, (size_t)(uend - u), uend + 1, (size_t)(end - uend - 1), 1, arena, e, why);
 }
@@ -479,7 +518,22 @@ int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, res
     return -1;
   }
   size_t t = 0;
-  while (t < n && !is_ws(s[t])) t++;
+  for (;;) { /* the token ends at whitespace; other control bytes belong to it */
+    while (t + 8 <= n) { /* eight bytes at a time while none is <= ' ' */
+      uint64_t w;
+      memcpy(&w, s + t, 8);
+      if ((w - 0x2121212121212121u) & ~w & 0x8080808080808080u) break;
+      t += 8;
+    }
+    while (t < n && (unsigned char)s[t] > ' ') t++;
+    if (t < n && !is_ws(s[t])) {
+      t++;
+      continue;
+    }
+    break;
+  }
+  /* decoded credentials never outgrow their text; the host gets its own room */
+  if (room(arena, t, why)) return -1;
   size_t mark = arena->len;
   memset(e, 0, sizeof *e);
   e->scheme = (uint8_t)default_scheme;
