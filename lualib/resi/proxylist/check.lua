@@ -15,6 +15,10 @@
 ---   "proxy"    another proxy failure (SOCKS errors, CONNECT refused)
 ---   "reset", "protocol", "error"  as resi.http reports them
 --- ok means a response with a status below 400 came back through the proxy.
+--- Before the proxies, the URL is fetched once directly (opts.preflight =
+--- false skips it): a 401 through a proxy counts as "auth" unless the target
+--- itself answers 401, because some proxies (tinyproxy 1.11) answer wrong
+--- credentials with 401 instead of 407.
 --- Passwords never reach the results, messages or the progress bar.
 local http = require "resi.http"
 local task = require "resi.task"
@@ -32,7 +36,9 @@ local function plain(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) en
 function M.masked_url(e)
   local host = e.host:find(":", 1, true) and ("[" .. e.host .. "]") or e.host
   local cred = ""
-  if e.user then cred = http.escape(e.user) .. (e.pass and (":" .. secret.mask(e.pass)) or "") .. "@" end
+  -- resi.secret's rule for password fields: nothing of them shows (mask()
+  -- would keep a key-like prefix such as "tinyPass_")
+  if e.user then cred = http.escape(e.user) .. (e.pass and (":" .. secret.redact({ pass = e.pass }).pass) or "") .. "@" end
   return ("%s://%s%s:%d"):format(e.scheme, cred, host, e.port)
 end
 
@@ -47,7 +53,7 @@ end
 local function classify(code, msg)
   if code == "proxy" then
     local m = (msg or ""):lower()
-    if m:find("407", 1, true) or m:find("auth", 1, true) or m:find("rejected", 1, true)
+    if m:find("response 407", 1, true) or m:find("response 401", 1, true) or m:find("auth", 1, true) or m:find("rejected", 1, true)
       or m:find("password", 1, true) then
       return "auth"
     end
@@ -73,8 +79,9 @@ local function check_one(list, i, opts)
   result.latency = core.monotonic() - t0
   if res then
     result.status = res.status
-    if res.status == 407 then
-      result.ok, result.error, result.message = false, "auth", "the proxy refused the credentials (407)"
+    if res.status == 407 or (res.status == 401 and e.user and opts.direct_status ~= 401) then
+      result.ok, result.error = false, "auth"
+      result.message = ("the proxy refused the credentials (%d)"):format(res.status)
     elseif res.status >= 400 then
       result.ok, result.error, result.message = false, "status", ("the target answered %d"):format(res.status)
     else
@@ -130,6 +137,13 @@ function M.run(list, opts)
     error("resi.proxylist.check: timeout must be a positive number of seconds", 3)
   end
   o.connect_timeout = math.min(opts.connect_timeout or o.timeout, o.timeout)
+  -- What the target answers without a proxy: a 401 through a proxy then
+  -- tells a refused login (tinyproxy 1.11 answers bad credentials with 401,
+  -- not 407) from a target that wants its own login.
+  if opts.preflight ~= false then
+    local direct = http.request { url = o.url, timeout = o.timeout, ca_file = o.ca_file, max_body = 1024 * 1024 }
+    o.direct_status = direct and direct.status
+  end
   local progress = opts.progress
   if progress == nil then progress = stderr_is_tty() end
   local out = opts.progress_stream or io.stderr
