@@ -278,8 +278,8 @@ static int endpoint(const char *s, size_t n, int in_url, resi_pl_buf *arena, res
     size_t hn = (size_t)(hend - host), j = 0;
     if (hn >= sizeof buf) hn = sizeof buf - 1;
     for (size_t i = 0; i < hn; i++) {
-      if (host[i] == '%' && i + 2 < hn && host[i + 1] == '2' && host[i + 2] == '5') i += 2;
       buf[j++] = host[i];
+      if (host[i] == '%' && i + 2 < hn && host[i + 1] == '2' && host[i + 2] == '5') i += 2;
     }
     if (resi_pl_set_host(buf, j, 1, arena, e, why)) return -1;
   } else if (resi_pl_set_host(host, (size_t)(hend - host), v6, arena, e, why)) {

@@ -45,7 +45,7 @@ end
 local function describe(errors, name)
   local parts = {}
   for i = 1, math.min(#errors, 3) do
-    parts[#parts + 1] = ("%s:%d: %s"):format(name, errors[i].line, errors[i].reason)
+    parts[#parts + 1] = ("%s line %d: %s"):format(name, errors[i].line, errors[i].reason)
   end
   if #errors > 3 then parts[#parts + 1] = ("(and %d more)"):format(#errors - 3) end
   return table.concat(parts, "; ")
@@ -70,7 +70,7 @@ function M.parse(text, opts)
   if type(text) ~= "string" then bad("parse expects a string, got a " .. type(text)) end
   local r = core.reader(opts.format or "auto", opts.scheme)
   r:feed(text)
-  return enforce((r:finish()), opts, "line")
+  return enforce((r:finish()), opts, "text")
 end
 
 -- Opens path for reading ("-" is stdin); raises naming the file.
