@@ -233,7 +233,7 @@ static int short_string(cursor *c, char *buf, size_t size, size_t *n) {
   resi_pl_buf tmp = {0};
   int rc = string(c, &tmp);
   *n = tmp.len;
-  if (rc == OK && tmp.len < size) memcpy(buf, tmp.data, tmp.len);
+  if (rc == OK && tmp.len && tmp.len < size) memcpy(buf, tmp.data, tmp.len);
   resi_pl_buf_free(&tmp);
   return rc;
 }
@@ -330,9 +330,11 @@ static int object(cursor *c, resi_pl_buf *arena, resi_pl_entry *e, int default_s
     } else if (which == F_USER && (ch == '"' || ch == 'n')) {
       rc = credential(c, arena, &e->user, &e->user_len, &present);
       e->flags = present ? (e->flags | RESI_PL_HAS_USER) : (e->flags & ~RESI_PL_HAS_USER);
+      if (!present) e->user = e->user_len = 0; /* null after a string: absent */
     } else if (which == F_PASS && (ch == '"' || ch == 'n')) {
       rc = credential(c, arena, &e->pass, &e->pass_len, &present);
       e->flags = present ? (e->flags | RESI_PL_HAS_PASS) : (e->flags & ~RESI_PL_HAS_PASS);
+      if (!present) e->pass = e->pass_len = 0;
     } else {
       if (which != F_OTHER && which != F_PROXIES && !wrong) wrong = which; /* a field of the wrong type */
       rc = skip(c, 1);
@@ -358,6 +360,7 @@ void resi_pl_json_init(resi_pl_json *j, int default_scheme) {
 
 long resi_pl_json_feed(resi_pl_json *j, const char *s, size_t n, int final, resi_pl_buf *arena,
                        resi_pl_sink sink, void *ud, char *why, long *err_line) {
+  if (s == NULL) s = ""; /* an empty buffer */
   cursor c = {s, s + n, j->line, why};
   const char *done = s; /* everything before this is consumed */
   int rc = OK;

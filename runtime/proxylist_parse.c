@@ -527,6 +527,10 @@ int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, res
     }
     while (t < n && (unsigned char)s[t] > ' ') t++;
     if (t < n && !is_ws(s[t])) {
+      if (s[t] == '\0') { /* no proxy client can pass it on */
+        snprintf(why, RESI_PL_REASON, "NUL byte in the line");
+        return -1;
+      }
       t++;
       continue;
     }
