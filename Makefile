@@ -17,7 +17,7 @@ PKG_CONFIG ?= pkg-config
 DEPS_BUILD = build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev lua-luv-dev \
              libcurl4-openssl-dev lua-cjson libhttp-parser-dev
 DEPS_TEST = lua-busted nginx-light openssl curl ca-certificates tinyproxy microsocks
-DEPS_BENCH = hyperfine nodejs python3 python3-requests wrk
+DEPS_BENCH = hyperfine nodejs python3 python3-requests wrk time
 DEPS_ASAN = clang libclang-rt-14-dev valgrind
 
 HOST_PKGS = lua5.4 libuv lua5.4-luv

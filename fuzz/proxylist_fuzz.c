@@ -1,0 +1,97 @@
+/* proxylist_fuzz.c: libFuzzer target for the proxy-list codec. The first
+ * byte picks the input format and how the input is cut into chunks; the
+ * rest is the text. Every accepted entry must format in each format that
+ * can carry it, and parsing that line back (in that format) must give the
+ * same entry; JSON objects go through the chunked JSON reader. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxylist.h"
+
+typedef struct {
+  int fmt;
+  resi_pl_buf arena;
+} state;
+
+/* Are two entries (each with its own arena) the same? */
+static int same(const char *a, const resi_pl_entry *x, const char *b, const resi_pl_entry *y) {
+  return x->scheme == y->scheme && x->port == y->port && x->flags == y->flags && x->host_len == y->host_len &&
+         x->user_len == y->user_len && x->pass_len == y->pass_len && !memcmp(a + x->host, b + y->host, x->host_len) &&
+         !memcmp(a + x->user, b + y->user, x->user_len) && !memcmp(a + x->pass, b + y->pass, x->pass_len);
+}
+
+/* Checks the round trip of one entry through every format. */
+static void round_trip(const char *arena, const resi_pl_entry *e) {
+  static const int fmts[] = {RESI_PL_LIST, RESI_PL_USERPASS, RESI_PL_URL};
+  for (size_t k = 0; k < sizeof fmts / sizeof fmts[0]; k++) {
+    resi_pl_buf out = {0}, back = {0};
+    char why[RESI_PL_REASON];
+    resi_pl_entry e2;
+    if (resi_pl_format(&out, arena, e, fmts[k], why) == 0) {
+      int rc = resi_pl_parse_line(out.data, out.len, fmts[k], e->scheme, &back, &e2, why);
+      if (rc != 1 || !same(arena, e, back.data, &e2)) {
+        fprintf(stderr, "round trip through %s failed: %.*s (%s)\n", resi_pl_format_names[fmts[k]], (int)out.len,
+                out.data, rc < 0 ? why : "differs");
+        abort();
+      }
+    }
+    resi_pl_buf_free(&out);
+    resi_pl_buf_free(&back);
+  }
+}
+
+/* Line callback: parse, then round-trip what was accepted. */
+static int on_line(void *ud, const char *s, size_t n, long line) {
+  state *st = ud;
+  char why[RESI_PL_REASON];
+  resi_pl_entry e;
+  st->arena.len = 0;
+  if (resi_pl_parse_line(s, n, st->fmt, RESI_PL_HTTP, &st->arena, &e, why) == 1) round_trip(st->arena.data, &e);
+  return 0;
+}
+
+/* JSON callback: round-trip every accepted object. */
+static int on_object(void *ud, const resi_pl_entry *e, long line, const char *why, const char *text, size_t len) {
+  state *st = ud;
+  if (e && !why) round_trip(st->arena.data, e);
+  return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size < 1) return 0;
+  state st = {.fmt = data[0] % RESI_PL_NFORMATS};
+  size_t step = 1 + (data[0] >> 3) * 7; /* chunk size, 1..218 */
+  const char *text = (const char *)data + 1;
+  size_t n = size - 1;
+  char why[RESI_PL_REASON];
+  if (st.fmt == RESI_PL_JSON) {
+    resi_pl_json j;
+    resi_pl_buf pending = {0};
+    long line;
+    resi_pl_json_init(&j, RESI_PL_HTTP);
+    for (size_t off = 0; off <= n; off += step) {
+      size_t k = off + step <= n ? step : n - off;
+      resi_pl_buf_add(&pending, text + off, k);
+      int final = off + step > n;
+      long used = resi_pl_json_feed(&j, pending.data, pending.len, final, &st.arena, on_object, &st, why, &line);
+      if (used < 0) break;
+      if (used > 0) memmove(pending.data, pending.data + used, pending.len - (size_t)used);
+      pending.len -= (size_t)used;
+      if (final) break;
+    }
+    resi_pl_buf_free(&pending);
+  } else {
+    resi_pl_lines ls = {0};
+    for (size_t off = 0; off <= n; off += step) {
+      size_t k = off + step <= n ? step : n - off;
+      int final = off + step > n;
+      resi_pl_lines_feed(&ls, text + off, k, final, on_line, &st);
+      if (final) break;
+    }
+    resi_pl_buf_free(&ls.carry);
+  }
+  resi_pl_buf_free(&st.arena);
+  return 0;
+}

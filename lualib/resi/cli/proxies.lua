@@ -1,0 +1,423 @@
+--- resi proxies convert|dedupe|sticky|check: the proxy-list utilities for
+--- shell users. Input is the FILEs given, or stdin when none (or "-").
+--- Exit status: 0 success, 1 when lines were rejected or proxies failed,
+--- 2 a usage error.
+local proxylist = require "resi.proxylist"
+local task = require "resi.task"
+
+local help = {}
+
+help.main = [[
+usage: resi proxies COMMAND [OPTIONS] [FILE...]
+
+Proxy-list utilities. FILEs are read in turn; with none (or "-") stdin is read.
+
+Commands:
+  convert   rewrite a list in another format (streams: any size, bounded memory)
+  dedupe    drop repeated proxies (same scheme, host, port, user and password)
+  sticky    generate a sticky-session list for a provider's username dialect
+  check     fetch a URL through every proxy and report which work
+
+Formats: list (host:port:user:pass), userpass (user:pass@host:port),
+url (scheme://user:pass@host:port), json (ResiFactory's array of objects),
+hostport (host:port); input also "auto" (the default: detected per line).
+
+Run "resi proxies COMMAND --help" for a command's options.]]
+
+help.convert = [[
+usage: resi proxies convert --to FORMAT [--from FORMAT] [--scheme SCHEME] [-o FILE] [FILE...]
+
+Converts proxy lists to FORMAT (list, userpass, url, json, hostport). Always
+streams: input is read 1 MiB at a time and each chunk's output is written
+before the next is read, so memory stays bounded whatever the input size
+(JSON input is read object by object).
+
+  --from FORMAT    input format: auto (default), list, userpass, url, json, hostport
+  --to FORMAT      output format (required)
+  --scheme SCHEME  scheme of lines that have none (default http)
+  -o, --output F   write to F atomically (temp file + rename) instead of stdout
+
+Rejected lines are reported on stderr as FILE:LINE: reason and left out;
+the exit status is then 1. list, userpass and hostport carry no scheme;
+hostport carries no credentials.]]
+
+help.dedupe = [[
+usage: resi proxies dedupe [--to FORMAT] [--from FORMAT] [--scheme SCHEME] [-o FILE] [FILE...]
+
+Drops repeated proxies, keeping the first of each (compared after
+normalisation: lower-case scheme and host, http for lines without a scheme).
+--to defaults to --from when it names a format, else url.]]
+
+help.sticky = [[
+usage: resi proxies sticky --provider NAME --sessions N [OPTIONS]
+
+Generates N proxies, each with its own unique random session id.
+
+  --provider NAME    oxylabs, unknownproxies or template
+  --sessions N       number of sessions (1..1000000)
+  --minutes M        session lifetime (oxylabs: 1..1440; unknownproxies: not supported)
+  --username U       account user (default: $OXYLABS_USERNAME / $UNKNOWNPROXIES_USERNAME)
+  --password P       account password (default: $OXYLABS_PASSWORD / $UNKNOWNPROXIES_PASSWORD)
+  --country CC --city NAME --state NAME     oxylabs targeting
+  --pool ID --port N                        unknownproxies pool and its port
+  --template T --host H --port N --charset SET --length N --max-minutes M
+                                            template: username with {session}, {minutes}
+  --seed N           reproducible ids (default: random)
+  --scheme SCHEME    http (default), https, socks5, ...
+  --to FORMAT        output format (default url)
+  -o, --output F     write to F atomically instead of stdout]]
+
+help.check = [[
+usage: resi proxies check --url URL [OPTIONS] [FILE...]
+
+Fetches URL through every proxy (HTTP, HTTPS, SOCKS4/5 with credentials) and
+prints one line per proxy: ok or failed, the failure class (auth, connect,
+timeout, tls, resolve, status, proxy, ...), HTTP status, latency and the proxy
+with its password masked. A progress bar is drawn on stderr when it is a terminal.
+
+  --url URL            the URL to fetch (https://, or http:// to loopback only)
+  --concurrency N      proxies checked at once (default 20)
+  --timeout S          seconds per proxy (default 10)
+  --from FORMAT        input format (default auto)
+  --scheme SCHEME      scheme of lines that have none (default http)
+  --json               one JSON object per line instead of text
+  --ok FILE            also write the working proxies to FILE (--to format, default url)
+  --to FORMAT          format for --ok
+  --ca-file FILE       CA bundle for https targets and proxies
+  --progress, --no-progress   force the progress bar on or off
+
+Exit status: 0 when every proxy works, 1 when any failed, 2 a usage error.]]
+
+-- A usage error: message and hint on stderr, exit status 2.
+local Usage = {}
+local function usage(msg) error(setmetatable({ msg = msg }, Usage), 0) end
+
+-- Options that take a value, per command (others are flags).
+local VALUED = {
+  from = true, to = true, scheme = true, output = true, o = true, provider = true, sessions = true,
+  minutes = true, username = true, password = true, country = true, city = true, state = true,
+  pool = true, port = true, template = true, host = true, charset = true, length = true,
+  ["max-minutes"] = true, seed = true, url = true, concurrency = true, timeout = true, ok = true,
+  ["ca-file"] = true,
+}
+
+-- Splits args into options (by name) and positional files.
+local function parse_args(args, allowed)
+  local opts, files, i = {}, {}, 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--" then
+      for j = i + 1, #args do files[#files + 1] = args[j] end
+      break
+    elseif a == "-" or a:sub(1, 1) ~= "-" then
+      files[#files + 1] = a
+    else
+      local name, value = a:match("^%-%-?([%w-]+)=(.*)$")
+      name = name or a:match("^%-%-?([%w-]+)$")
+      if not name or not allowed[name] then usage("unknown option " .. a) end
+      if name == "o" then name = "output" end
+      if VALUED[name] then
+        if value == nil then
+          i = i + 1
+          value = args[i]
+          if value == nil then usage(a .. " needs a value") end
+        end
+        opts[name] = value
+      else
+        if value ~= nil then usage(a .. " takes no value") end
+        opts[name] = true
+      end
+    end
+    i = i + 1
+  end
+  return opts, files
+end
+
+-- Turns a list of option names into a set.
+local function set(names)
+  local s = {}
+  for name in names:gmatch("%S+") do s[name] = true end
+  return s
+end
+
+-- Checks a format option.
+local function format_opt(v, name, allow_auto)
+  if v == nil then return nil end
+  if v == "auto" and allow_auto then return v end
+  for _, f in ipairs(proxylist.formats) do
+    if f == v then return v end
+  end
+  usage(("--%s %s: unknown format (expected %slist, userpass, url, json or hostport)")
+    :format(name, v, allow_auto and "auto, " or ""))
+end
+
+-- Checks a scheme option.
+local function scheme_opt(v)
+  if v == nil then return nil end
+  local lv = v:lower()
+  for _, s in ipairs(proxylist.schemes) do
+    if s == lv then return lv end
+  end
+  if lv == "socks" then return "socks5" end
+  usage("--scheme " .. v .. ": unknown scheme (expected http, https, socks4, socks4a, socks5, socks5h)")
+end
+
+-- Checks an integer option.
+local function int_opt(v, name)
+  if v == nil then return nil end
+  local n = math.tointeger(tonumber(v))
+  if n == nil then usage(("--%s %s: expected an integer"):format(name, v)) end
+  return n
+end
+
+-- Checks a number option.
+local function num_opt(v, name)
+  if v == nil then return nil end
+  local n = tonumber(v)
+  if n == nil or n <= 0 then usage(("--%s %s: expected a positive number"):format(name, v)) end
+  return n
+end
+
+-- An output sink: stdout, or a file written atomically when closed.
+local function output(path)
+  if path == nil then
+    return { write = function(_, s) io.stdout:write(s) end, close = function() io.stdout:flush() end }
+  end
+  local parts = {}
+  return {
+    write = function(_, s) parts[#parts + 1] = s end,
+    close = function() proxylist.write_atomic(path, table.concat(parts)) end,
+  }
+end
+
+-- Streams output for files into a temp file (convert: output of any size).
+local function stream_output(path)
+  if path == nil then
+    return { file = io.stdout, write = function(_, s) io.stdout:write(s) end, close = function() io.stdout:flush() end }
+  end
+  local tmp = path .. ".tmp." .. tostring(os.time()) .. "." .. tostring(math.random(1 << 30))
+  local f, err = io.open(tmp, "wb")
+  if not f then error("resi proxies: cannot write " .. err, 0) end
+  return {
+    file = f,
+    write = function(_, s) assert(f:write(s)) end,
+    close = function()
+      assert(f:close())
+      local ok, rerr = os.rename(tmp, path)
+      if not ok then
+        os.remove(tmp)
+        error("resi proxies: cannot replace " .. path .. ": " .. tostring(rerr), 0)
+      end
+    end,
+    abort = function()
+      f:close()
+      os.remove(tmp)
+    end,
+  }
+end
+
+-- Reports rejected lines of one input; returns how many.
+local function report(errors, name)
+  if not errors then return 0 end
+  for _, e in ipairs(errors) do
+    io.stderr:write(("resi proxies: %s:%d: %s\n"):format(name, e.line, e.reason))
+  end
+  return #errors
+end
+
+-- Calls fn(file, name) for every input: files in turn, or stdin.
+local function each_input(files, fn)
+  if #files == 0 then files = { "-" } end
+  for _, path in ipairs(files) do
+    local f, name = io.stdin, "stdin"
+    if path ~= "-" then
+      local err
+      f, err = io.open(path, "rb")
+      if not f then error("resi proxies: cannot read " .. err, 0) end
+      name = path
+    end
+    fn(f, name)
+    if f ~= io.stdin then f:close() end
+  end
+end
+
+local commands = {}
+
+commands.convert = function(args)
+  local opts, files = parse_args(args, set "from to scheme output o help h")
+  local to = format_opt(opts.to, "to")
+  if not to then usage("convert needs --to FORMAT") end
+  local conv = proxylist.converter {
+    from = format_opt(opts.from, "from", true) or "auto", to = to, scheme = scheme_opt(opts.scheme),
+  }
+  local out = stream_output(opts.output)
+  local rejected, count = 0, 0
+  local ok, err = pcall(each_input, files, function(f, name)
+    while true do -- C reads and writes the chunks: no Lua strings in between
+      local more, errs = conv:pump(f, out.file)
+      rejected = rejected + report(errs, name)
+      if not more then break end
+    end
+    local text, errs = conv:next_input()
+    out:write(text)
+    rejected = rejected + report(errs, name)
+  end)
+  if ok then
+    local text, errs
+    text, errs, count = conv:finish()
+    out:write(text)
+    rejected = rejected + report(errs, "input")
+    out:close()
+  else
+    if out.abort then out.abort() end
+    error(err, 0)
+  end
+  if rejected > 0 then
+    io.stderr:write(("resi proxies: %d entries written, %d lines rejected\n"):format(count, rejected))
+    return 1
+  end
+  return 0
+end
+
+-- Loads every input into one list, reporting rejected lines.
+local function load_all(files, opts)
+  local lists, rejected = {}, 0
+  each_input(files, function(f, name)
+    local r = require("resi.proxylist_core").reader(opts.from or "auto", opts.scheme)
+    for chunk in function() return f:read(proxylist.chunk_size) end do r:feed(chunk) end
+    local list = r:finish()
+    rejected = rejected + report(list.errors, name)
+    lists[#lists + 1] = list
+  end)
+  if #lists == 1 then return lists[1], rejected end
+  local all = {}
+  for _, l in ipairs(lists) do
+    for i = 1, #l do all[#all + 1] = l[i] end
+  end
+  return proxylist.from(all), rejected
+end
+
+commands.dedupe = function(args)
+  local opts, files = parse_args(args, set "from to scheme output o help h")
+  local from = format_opt(opts.from, "from", true)
+  local to = format_opt(opts.to, "to") or (from ~= "auto" and from) or "url"
+  local list, rejected = load_all(files, { from = from, scheme = scheme_opt(opts.scheme) })
+  local unique = list:dedupe()
+  local out = output(opts.output)
+  out:write(unique:format(to))
+  out:close()
+  io.stderr:write(("resi proxies: %d entries, %d unique\n"):format(#list, #unique))
+  return rejected > 0 and 1 or 0
+end
+
+commands.sticky = function(args)
+  local opts, files = parse_args(args, set([[provider sessions minutes username password country city state pool
+    port template host charset length max-minutes seed scheme to output o help h]]))
+  if #files > 0 then usage("sticky reads no files (got " .. files[1] .. ")") end
+  if not opts.provider then usage("sticky needs --provider (oxylabs, unknownproxies or template)") end
+  if not opts.sessions then usage("sticky needs --sessions N") end
+  local env = ({ oxylabs = "OXYLABS", unknownproxies = "UNKNOWNPROXIES" })[opts.provider]
+  local o = {
+    provider = opts.provider,
+    sessions = int_opt(opts.sessions, "sessions"),
+    minutes = int_opt(opts.minutes, "minutes"),
+    username = opts.username or (env and os.getenv(env .. "_USERNAME")),
+    password = opts.password or (env and os.getenv(env .. "_PASSWORD")),
+    country = opts.country, city = opts.city, state = opts.state, pool = opts.pool,
+    port = int_opt(opts.port, "port"), template = opts.template, host = opts.host,
+    charset = opts.charset, length = int_opt(opts.length, "length"),
+    max_minutes = int_opt(opts["max-minutes"], "max-minutes"), seed = int_opt(opts.seed, "seed"),
+    scheme = scheme_opt(opts.scheme),
+  }
+  local to = format_opt(opts.to, "to") or "url"
+  local ok, list = pcall(proxylist.sticky, o)
+  if not ok then usage(tostring(list)) end
+  local out = output(opts.output)
+  out:write(list:format(to))
+  out:close()
+  return 0
+end
+
+commands.check = function(args)
+  local opts, files = parse_args(args, set([[url concurrency timeout from scheme json ok to ca-file progress
+    no-progress help h]]))
+  if not opts.url then usage("check needs --url URL") end
+  local list, rejected = load_all(files, {
+    from = format_opt(opts.from, "from", true), scheme = scheme_opt(opts.scheme),
+  })
+  local to = format_opt(opts.to, "to") or "url"
+  local progress = nil
+  if opts.progress then progress = true end
+  if opts["no-progress"] then progress = false end
+  local concurrency = int_opt(opts.concurrency, "concurrency")
+  if concurrency and concurrency < 1 then usage("--concurrency must be at least 1") end
+  local ok, results = pcall(proxylist.check, list, {
+    url = opts.url, concurrency = concurrency, timeout = num_opt(opts.timeout, "timeout"),
+    ca_file = opts["ca-file"], progress = progress,
+  })
+  if not ok then
+    if tostring(results):match("resi%.http: url") then usage(tostring(results)) end
+    error(results, 0)
+  end
+  local json = opts.json and require "resi.json"
+  local good, failed = {}, 0
+  for _, r in ipairs(results) do
+    if r.ok then good[#good + 1] = r.index else failed = failed + 1 end
+    if json then
+      io.stdout:write(json.encode({
+        index = r.index, proxy = r.proxy, ok = r.ok, error = r.error, status = r.status,
+        latency_ms = math.floor(r.latency * 1000 + 0.5), message = r.message,
+      }, { sort_keys = true }), "\n")
+    else
+      io.stdout:write(("%-6s %-8s %3s %6d ms  %s%s\n"):format(r.ok and "ok" or "failed", r.error or "-",
+        r.status and tostring(r.status) or "-", math.floor(r.latency * 1000 + 0.5), r.proxy,
+        r.message and ("  (" .. r.message .. ")") or ""))
+    end
+  end
+  if opts.ok then
+    local ok_list = require("resi.proxylist_core").pick(list, good)
+    ok_list:save(opts.ok, to)
+  end
+  io.stderr:write(("resi proxies: %d checked, %d ok, %d failed\n"):format(#results, #good, failed))
+  return (failed > 0 or rejected > 0) and 1 or 0
+end
+
+return function(...)
+  local args = { ... }
+  local name = args[1]
+  if name == nil then
+    io.stderr:write(help.main, "\n")
+    task.set_exit_status(2)
+    return
+  end
+  if name == "--help" or name == "-h" or name == "help" then
+    io.stdout:write(help.main, "\n")
+    return
+  end
+  local command = commands[name]
+  if not command then
+    io.stderr:write("resi proxies: unknown command '", name, "'\n\n", help.main, "\n")
+    task.set_exit_status(2)
+    return
+  end
+  local rest = { table.unpack(args, 2) }
+  for _, a in ipairs(rest) do
+    if a == "--help" or a == "-h" then
+      io.stdout:write(help[name], "\n")
+      return
+    end
+  end
+  local ok, status = pcall(command, rest)
+  if not ok then
+    if getmetatable(status) == Usage then
+      io.stderr:write("resi proxies ", name, ": ", status.msg, "\n(see resi proxies ", name, " --help)\n")
+      task.set_exit_status(2)
+      return
+    end
+    io.stderr:write(tostring(status), "\n")
+    task.set_exit_status(1)
+    return
+  end
+  io.stdout:flush()
+  task.set_exit_status(status)
+end

@@ -1,0 +1,183 @@
+--- resi.proxylist.check: which proxies of a list work. Each proxy fetches
+--- opts.url through resi.http's proxy= option (HTTP, HTTPS and SOCKS proxies,
+--- with their credentials), in resi tasks, at most opts.concurrency at a time,
+--- each within opts.timeout seconds.
+---
+--- A result per entry, in list order: {index=, proxy= (the URL with the
+--- password masked), ok=, latency= (seconds), status= (HTTP status or nil),
+--- error= (nil when ok) and message=}. error is one of:
+---   "auth"     the proxy refused the credentials (407, SOCKS auth rejected)
+---   "connect"  nothing accepts connections at the proxy's address
+---   "timeout"  no answer within the timeout
+---   "tls"      a TLS failure (an https:// proxy or an https target)
+---   "resolve"  the proxy's host name does not resolve
+---   "status"   the target answered with a status >= 400 (not 407)
+---   "proxy"    another proxy failure (SOCKS errors, CONNECT refused)
+---   "reset", "protocol", "error"  as resi.http reports them
+--- ok means a response with a status below 400 came back through the proxy.
+--- Before the proxies, the URL is fetched once directly (opts.preflight =
+--- false skips it): a 401 through a proxy counts as "auth" unless the target
+--- itself answers 401, because some proxies (tinyproxy 1.11) answer wrong
+--- credentials with 401 instead of 407.
+--- Passwords never reach the results, messages or the progress bar.
+local http = require "resi.http"
+local task = require "resi.task"
+local core = require "resi.core"
+local secret = require "resi.secret"
+
+local M = {}
+
+-- Escapes Lua pattern magic characters.
+local function plain(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
+
+--- The entry's URL with the password masked (for output and logs).
+---@param e table
+---@return string
+function M.masked_url(e)
+  local host = e.host:find(":", 1, true) and ("[" .. e.host .. "]") or e.host
+  local cred = ""
+  -- resi.secret's rule for password fields: nothing of them shows (mask()
+  -- would keep a key-like prefix such as "tinyPass_")
+  if e.user then cred = http.escape(e.user) .. (e.pass and (":" .. secret.redact({ pass = e.pass }).pass) or "") .. "@" end
+  return ("%s://%s%s:%d"):format(e.scheme, cred, host, e.port)
+end
+
+-- Removes a password (raw and percent-encoded) from a message.
+local function scrub(msg, pass)
+  if not msg or not pass or pass == "" then return msg end
+  msg = msg:gsub(plain(pass), "…")
+  return (msg:gsub(plain(http.escape(pass)), "…"))
+end
+
+-- The failure class of a transport error.
+local function classify(code, msg)
+  if code == "proxy" then
+    local m = (msg or ""):lower()
+    if m:find("response 407", 1, true) or m:find("response 401", 1, true) or m:find("auth", 1, true) or m:find("rejected", 1, true)
+      or m:find("password", 1, true) then
+      return "auth"
+    end
+    return "proxy"
+  end
+  return code or "error"
+end
+
+-- Checks entry i: one request through it.
+local function check_one(list, i, opts)
+  local e = list[i]
+  local proxy = assert(list:line(i, "url"))
+  local result = { index = i, proxy = M.masked_url(e), scheme = e.scheme, host = e.host, port = e.port, user = e.user }
+  local t0 = core.monotonic()
+  local res, err, code = http.request {
+    url = opts.url,
+    proxy = proxy,
+    timeout = opts.timeout,
+    connect_timeout = opts.connect_timeout,
+    ca_file = opts.ca_file,
+    max_body = opts.max_body or 1024 * 1024,
+  }
+  result.latency = core.monotonic() - t0
+  if res then
+    result.status = res.status
+    if res.status == 407 or (res.status == 401 and e.user and opts.direct_status ~= 401) then
+      result.ok, result.error = false, "auth"
+      result.message = ("the proxy refused the credentials (%d)"):format(res.status)
+    elseif res.status >= 400 then
+      result.ok, result.error, result.message = false, "status", ("the target answered %d"):format(res.status)
+    else
+      result.ok = true
+    end
+  else
+    result.ok = false
+    result.error = classify(code, err)
+    result.message = scrub(err, e.pass)
+  end
+  return result
+end
+
+--- One line of the progress bar (no proxy details, so no secrets).
+---@param done integer
+---@param total integer
+---@param ok integer
+---@return string
+function M.progress_line(done, total, ok)
+  local width = 30
+  local filled = total > 0 and math.floor(width * done / total) or width
+  return ("\rchecking [%s%s] %d/%d  ok %d  failed %d"):format(("#"):rep(filled), ("."):rep(width - filled), done,
+    total, ok, done - ok)
+end
+
+-- Is stderr a terminal?
+local function stderr_is_tty()
+  local ok, uv = pcall(require, "luv")
+  return ok and uv.guess_handle(2) == "tty"
+end
+
+--- Checks every entry of list; returns the results in list order.
+---@param list userdata
+---@param opts {url: string, concurrency?: integer, timeout?: number, connect_timeout?: number, ca_file?: string, progress?: boolean}
+---@return table[] results
+function M.run(list, opts)
+  local proxylist = require "resi.proxylist"
+  if not proxylist.is_list(list) then error("resi.proxylist.check: expects a proxy list", 3) end
+  if type(opts) ~= "table" or type(opts.url) ~= "string" then
+    error("resi.proxylist.check: opts.url is required (the URL to fetch through each proxy)", 3)
+  end
+  local concurrency = opts.concurrency or 20
+  if math.type(concurrency) ~= "integer" or concurrency < 1 then
+    error("resi.proxylist.check: concurrency must be an integer >= 1", 3)
+  end
+  local o = {
+    url = opts.url,
+    timeout = opts.timeout or 10,
+    ca_file = opts.ca_file,
+    max_body = opts.max_body,
+  }
+  if type(o.timeout) ~= "number" or o.timeout <= 0 then
+    error("resi.proxylist.check: timeout must be a positive number of seconds", 3)
+  end
+  o.connect_timeout = math.min(opts.connect_timeout or o.timeout, o.timeout)
+  -- What the target answers without a proxy: a 401 through a proxy then
+  -- tells a refused login (tinyproxy 1.11 answers bad credentials with 401,
+  -- not 407) from a target that wants its own login.
+  if opts.preflight ~= false then
+    local direct = http.request { url = o.url, timeout = o.timeout, ca_file = o.ca_file, max_body = 1024 * 1024 }
+    o.direct_status = direct and direct.status
+  end
+  local progress = opts.progress
+  if progress == nil then progress = stderr_is_tty() end
+  local out = opts.progress_stream or io.stderr
+
+  local n, results, next_i, done, ok = #list, {}, 0, 0, 0
+  local last_draw = -1
+  local function draw(force)
+    if not progress then return end
+    local now = core.monotonic()
+    if force or now - last_draw >= 0.1 then
+      last_draw = now
+      out:write(M.progress_line(done, n, ok))
+      out:flush()
+    end
+  end
+  local function worker()
+    while next_i < n do
+      next_i = next_i + 1
+      local r = check_one(list, next_i, o)
+      results[r.index] = r
+      done = done + 1
+      if r.ok then ok = ok + 1 end
+      draw(false)
+    end
+  end
+  local workers = {}
+  for w = 1, math.min(concurrency, n) do workers[w] = worker end
+  draw(true)
+  if #workers > 0 then task.all(workers) end
+  if progress then
+    draw(true)
+    out:write("\n")
+  end
+  return results
+end
+
+return M

@@ -1,0 +1,149 @@
+/* proxylist.h: the proxy-list codec shared by its C files.
+ *
+ * An entry is {scheme, host, port, user, pass}. Parsed strings live in an
+ * arena (one growing byte buffer); an entry holds offsets into it, so a list
+ * of 250,000 proxies is two allocations, not 250,000 tables.
+ *
+ *   proxylist_parse.c   one text line -> entry (list, userpass, url, hostport, auto)
+ *   proxylist_json.c    ResiFactory's JSON array of objects -> entries, chunk by chunk
+ *   proxylist_format.c  entry -> text in each format; the byte buffer helpers
+ *   proxylist_stream.c  splits chunks into lines (CRLF, BOM, long lines)
+ *   proxylist.c         the Lua binding: resi.proxylist_core */
+#ifndef RESI_PROXYLIST_H
+#define RESI_PROXYLIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Formats. AUTO only parses (it detects the format of each line). */
+enum { RESI_PL_AUTO, RESI_PL_LIST, RESI_PL_USERPASS, RESI_PL_URL, RESI_PL_JSON, RESI_PL_HOSTPORT, RESI_PL_NFORMATS };
+
+/* Schemes, in the order of resi_pl_scheme_names. */
+enum { RESI_PL_HTTP, RESI_PL_HTTPS, RESI_PL_SOCKS4, RESI_PL_SOCKS4A, RESI_PL_SOCKS5, RESI_PL_SOCKS5H, RESI_PL_NSCHEMES };
+
+/* Entry flags. */
+#define RESI_PL_HAS_USER 1u
+#define RESI_PL_HAS_PASS 2u
+#define RESI_PL_IPV6 4u
+
+/* Longest line the text parser accepts (longer ones are reported). */
+#define RESI_PL_MAX_LINE 65536
+/* Room for a reason message (never holds credentials). */
+#define RESI_PL_REASON 160
+
+extern const char *const resi_pl_scheme_names[RESI_PL_NSCHEMES];
+extern const char *const resi_pl_format_names[RESI_PL_NFORMATS];
+
+/* A growing byte buffer. */
+typedef struct {
+  char *data;
+  size_t len, cap;
+} resi_pl_buf;
+
+/* One proxy: offsets and lengths into an arena. */
+typedef struct {
+  uint32_t host, user, pass;
+  uint32_t user_len, pass_len;
+  uint16_t host_len, port;
+  uint8_t scheme, flags;
+} resi_pl_entry;
+
+/* The first c in [s, end), or NULL: eight bytes at a time (short spans are
+ * the common case here, where a call to memchr costs more than the search). */
+static inline const char *resi_pl_find(const char *s, const char *end, char c) {
+  const uint64_t ones = 0x0101010101010101u, pattern = ones * (unsigned char)c;
+  while (end - s >= 8) {
+    uint64_t w;
+    __builtin_memcpy(&w, s, 8);
+    w ^= pattern;
+    if ((w - ones) & ~w & 0x8080808080808080u) break;
+    s += 8;
+  }
+  for (; s < end; s++)
+    if (*s == c) return s;
+  return NULL;
+}
+
+/* ---- proxylist_format.c ---- */
+
+/* Makes room for n more bytes; returns 0 when memory is exhausted. */
+int resi_pl_buf_reserve(resi_pl_buf *b, size_t n);
+/* Appends n bytes; returns 0 when memory is exhausted. */
+int resi_pl_buf_add(resi_pl_buf *b, const void *p, size_t n);
+/* Frees the buffer's memory and empties it. */
+void resi_pl_buf_free(resi_pl_buf *b);
+
+/* Appends entry e (strings in arena) to out in format fmt, without a line
+ * end. Returns 0, or -1 with why set when the format cannot carry the entry
+ * (or memory ran out). */
+int resi_pl_format(resi_pl_buf *out, const char *arena, const resi_pl_entry *e, int fmt, char *why);
+
+/* ---- proxylist_parse.c ---- */
+
+/* Format number for a name ("list", "auto"...), or -1. */
+int resi_pl_format_id(const char *name);
+/* Scheme number for a name (case-insensitive; "socks" is socks5), or -1. */
+int resi_pl_scheme_id(const char *s, size_t n);
+
+/* Parses one line (without its line end) in format fmt (a text format or
+ * AUTO); decoded strings are appended to arena. Returns 1 for an entry, 0
+ * for a line that holds none (blank, comment), -1 for a rejected line with
+ * why set. On -1 the arena is left as it was. */
+int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, resi_pl_buf *arena,
+                       resi_pl_entry *e, char *why);
+
+/* Checks a host (bare IPv6 allowed when allow_v6) and appends it
+ * lower-cased to arena; sets e->host, host_len and the IPv6 flag.
+ * Returns 0, or -1 with why set. */
+int resi_pl_set_host(const char *s, size_t n, int allow_v6, resi_pl_buf *arena, resi_pl_entry *e, char *why);
+
+/* Parses a decimal port 1..65535; returns it, or -1 with why set. */
+int resi_pl_port(const char *s, size_t n, char *why);
+
+/* ---- proxylist_json.c ---- */
+
+/* Called for every entry (why NULL) or rejected object (why set) that the
+ * JSON reader finds; line is where the object starts, text/len its source. */
+typedef int (*resi_pl_sink)(void *ud, const resi_pl_entry *e, long line, const char *why, const char *text,
+                            size_t len);
+
+/* Where the JSON reader is between chunks. */
+typedef struct {
+  int state;       /* see proxylist_json.c */
+  long line;       /* line number of the next unread byte */
+  int default_scheme;
+  int wrapped;     /* inside {"proxies": [...]} */
+} resi_pl_json;
+
+/* Starts a JSON reader. */
+void resi_pl_json_init(resi_pl_json *j, int default_scheme);
+
+/* Reads what it can of s[0..n): every complete object goes to sink (its
+ * strings appended to arena). Returns the bytes consumed: the caller keeps
+ * the rest and passes it again, with more, next time. With final set, an
+ * incomplete document is an error. Returns -1 on a syntax error (why set,
+ * *err_line its line); the reader then stops. */
+long resi_pl_json_feed(resi_pl_json *j, const char *s, size_t n, int final, resi_pl_buf *arena,
+                       resi_pl_sink sink, void *ud, char *why, long *err_line);
+
+/* ---- proxylist_stream.c ---- */
+
+/* Called for each line; return non-zero to stop (out of memory). */
+typedef int (*resi_pl_line_fn)(void *ud, const char *s, size_t n, long line);
+
+/* Splits text into lines across chunks. */
+typedef struct {
+  resi_pl_buf carry; /* the unfinished last line of the previous chunk */
+  long line;         /* number of the last line handed out */
+  int skipping;      /* inside a line already reported as too long */
+  int started;       /* past the first bytes (BOM check done) */
+} resi_pl_lines;
+
+/* Feeds a chunk (final: the input ends after it). Calls fn for every
+ * complete line, with CR of CRLF and a leading UTF-8 BOM removed; a line
+ * longer than RESI_PL_MAX_LINE is handed out as its first bytes with
+ * n = RESI_PL_MAX_LINE + 1 so the caller reports it. Returns 0, or -1 when
+ * fn stopped or memory ran out. */
+int resi_pl_lines_feed(resi_pl_lines *ls, const char *s, size_t n, int final, resi_pl_line_fn fn, void *ud);
+
+#endif

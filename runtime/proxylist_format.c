@@ -1,0 +1,218 @@
+/* proxylist_format.c: one entry -> one line of text in a given format, and
+ * the byte buffer the codec writes into.
+ *
+ * Formats that cannot carry an entry say so instead of writing something
+ * that would parse back differently: list and userpass cannot hold a ':' in
+ * the username, whitespace or control characters in credentials, or a
+ * username starting with '#' or ';' (userpass: it would read as a comment).
+ * url and json carry everything. Formats without a scheme (list, userpass,
+ * hostport) leave it out; hostport leaves out the credentials too. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxylist.h"
+
+int resi_pl_buf_reserve(resi_pl_buf *b, size_t n) {
+  if (b->cap - b->len >= n) return 1;
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap - b->len < n) {
+    if (cap > SIZE_MAX / 2) return 0;
+    cap *= 2;
+  }
+  char *p = realloc(b->data, cap);
+  if (p == NULL) return 0;
+  b->data = p, b->cap = cap;
+  return 1;
+}
+
+int resi_pl_buf_add(resi_pl_buf *b, const void *p, size_t n) {
+  if (!resi_pl_buf_reserve(b, n)) return 0;
+  if (n) memcpy(b->data + b->len, p, n);
+  b->len += n;
+  return 1;
+}
+
+void resi_pl_buf_free(resi_pl_buf *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+/* Does s hold a byte that a line-based format cannot carry? */
+static int has_unsafe(const char *s, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) { /* eight bytes at a time: any <= ' ' or 0x7f? */
+    uint64_t w, d;
+    memcpy(&w, s + i, 8);
+    d = w ^ 0x7f7f7f7f7f7f7f7fu;
+    if (((w - 0x2121212121212121u) & ~w & 0x8080808080808080u) || ((d - 0x0101010101010101u) & ~d & 0x8080808080808080u))
+      break;
+  }
+  for (; i < n; i++)
+    if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f || s[i] == ' ') return 1;
+  return 0;
+}
+
+/* Checks that a colon-separated format can carry the credentials. */
+static int check_plain(const char *arena, const resi_pl_entry *e, int fmt, char *why) {
+  const char *u = arena + e->user, *name = resi_pl_format_names[fmt];
+  if (resi_pl_find(u, u + e->user_len, ':')) {
+    snprintf(why, RESI_PL_REASON, "the %s format cannot carry a ':' in the username (use url or json)", name);
+    return -1;
+  }
+  if (has_unsafe(u, e->user_len) || ((e->flags & RESI_PL_HAS_PASS) && has_unsafe(arena + e->pass, e->pass_len))) {
+    snprintf(why, RESI_PL_REASON,
+             "the %s format cannot carry spaces or control characters in credentials (use url or json)", name);
+    return -1;
+  }
+  if (fmt == RESI_PL_USERPASS && (u[0] == '#' || u[0] == ';')) {
+    snprintf(why, RESI_PL_REASON, "the userpass format cannot carry a username starting with '%c' (use url or json)",
+             u[0]);
+    return -1;
+  }
+  return 0;
+}
+
+/* Appends the host ([v6] bracketed; zone '%' written %25 in URLs) and ":port". */
+static void put_endpoint(char **w, const char *arena, const resi_pl_entry *e, int url) {
+  char *p = *w;
+  const char *h = arena + e->host;
+  if (e->flags & RESI_PL_IPV6) {
+    *p++ = '[';
+    for (size_t i = 0; i < e->host_len; i++) {
+      *p++ = h[i];
+      if (url && h[i] == '%') *p++ = '2', *p++ = '5';
+    }
+    *p++ = ']';
+  } else {
+    memcpy(p, h, e->host_len);
+    p += e->host_len;
+  }
+  *p++ = ':';
+  unsigned port = e->port;
+  char digits[6];
+  int k = 0;
+  do digits[k++] = (char)('0' + port % 10), port /= 10;
+  while (port);
+  while (k) *p++ = digits[--k];
+  *w = p;
+}
+
+/* Copies n bytes at *w. */
+static void put(char **w, const char *s, size_t n) {
+  memcpy(*w, s, n);
+  *w += n;
+}
+
+/* Is c left as it is in a URL's userinfo (RFC 3986 unreserved)? */
+static int unreserved(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+         c == '_' || c == '~';
+}
+
+/* Percent-encodes s at *w (room for 3 bytes per byte must be reserved). */
+static void put_encoded(char **w, const char *s, size_t n) {
+  static const char digits[] = "0123456789ABCDEF";
+  char *p = *w;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (unreserved(c)) {
+      *p++ = (char)c;
+    } else {
+      *p++ = '%', *p++ = digits[c >> 4], *p++ = digits[c & 15];
+    }
+  }
+  *w = p;
+}
+
+/* Writes s as a JSON string at *w (room for 6 bytes per byte + 2 reserved). */
+static void put_json_string(char **w, const char *s, size_t n) {
+  static const char digits[] = "0123456789abcdef";
+  char *p = *w;
+  *p++ = '"';
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\') {
+      *p++ = '\\', *p++ = (char)c;
+    } else if (c >= 0x20) {
+      *p++ = (char)c;
+    } else if (c == '\n') {
+      *p++ = '\\', *p++ = 'n';
+    } else if (c == '\t') {
+      *p++ = '\\', *p++ = 't';
+    } else if (c == '\r') {
+      *p++ = '\\', *p++ = 'r';
+    } else {
+      *p++ = '\\', *p++ = 'u', *p++ = '0', *p++ = '0', *p++ = digits[c >> 4], *p++ = digits[c & 15];
+    }
+  }
+  *p++ = '"';
+  *w = p;
+}
+
+int resi_pl_format(resi_pl_buf *out, const char *arena, const resi_pl_entry *e, int fmt, char *why) {
+  int user = (e->flags & RESI_PL_HAS_USER) != 0, pass = (e->flags & RESI_PL_HAS_PASS) != 0;
+  if (user && (fmt == RESI_PL_LIST || fmt == RESI_PL_USERPASS) && check_plain(arena, e, fmt, why)) return -1;
+  /* the most any format needs: json escapes take 6 bytes per byte */
+  size_t need = 2 * (size_t)e->host_len + 64 + 6 * ((size_t)e->user_len + e->pass_len);
+  if (!resi_pl_buf_reserve(out, need)) {
+    snprintf(why, RESI_PL_REASON, "out of memory");
+    return -1;
+  }
+  char *w = out->data + out->len;
+  const char *u = arena + e->user, *pw = arena + e->pass;
+  switch (fmt) {
+  case RESI_PL_LIST:
+    put_endpoint(&w, arena, e, 0);
+    if (user) *w++ = ':', put(&w, u, e->user_len);
+    if (pass) *w++ = ':', put(&w, pw, e->pass_len);
+    break;
+  case RESI_PL_USERPASS:
+    if (user) {
+      put(&w, u, e->user_len);
+      if (pass) *w++ = ':', put(&w, pw, e->pass_len);
+      *w++ = '@';
+    }
+    put_endpoint(&w, arena, e, 0);
+    break;
+  case RESI_PL_URL: {
+    const char *scheme = resi_pl_scheme_names[e->scheme];
+    put(&w, scheme, strlen(scheme));
+    put(&w, "://", 3);
+    if (user) {
+      put_encoded(&w, u, e->user_len);
+      if (pass) *w++ = ':', put_encoded(&w, pw, e->pass_len);
+      *w++ = '@';
+    }
+    put_endpoint(&w, arena, e, 1);
+    break;
+  }
+  case RESI_PL_JSON: {
+    *w++ = '{';
+    if (e->scheme != RESI_PL_HTTP) {
+      put(&w, "\"scheme\":\"", 10);
+      put(&w, resi_pl_scheme_names[e->scheme], strlen(resi_pl_scheme_names[e->scheme]));
+      put(&w, "\",", 2);
+    }
+    put(&w, "\"host\":", 7);
+    put_json_string(&w, arena + e->host, e->host_len);
+    put(&w, ",\"port\":", 8);
+    char *colon_at = w;
+    resi_pl_entry bare = *e;
+    bare.flags &= (uint8_t)~RESI_PL_IPV6;
+    bare.host_len = 0;
+    put_endpoint(&w, arena, &bare, 0); /* writes ":port" */
+    memmove(colon_at, colon_at + 1, (size_t)(w - colon_at - 1));
+    w--;
+    if (user) put(&w, ",\"username\":", 12), put_json_string(&w, u, e->user_len);
+    if (pass) put(&w, ",\"password\":", 12), put_json_string(&w, pw, e->pass_len);
+    *w++ = '}';
+    break;
+  }
+  case RESI_PL_HOSTPORT: put_endpoint(&w, arena, e, 0); break;
+  default: snprintf(why, RESI_PL_REASON, "no such output format"); return -1;
+  }
+  out->len = (size_t)(w - out->data);
+  return 0;
+}

@@ -1,0 +1,556 @@
+/* proxylist_parse.c: one text line of a proxy list -> one entry.
+ *
+ * Forms (DESIGN.md §3, anchors-ecosystem.md Area 3):
+ *   list      host:port[:user[:pass]]   (pass may hold ':' and '@')
+ *   userpass  [user[:pass]@]host:port    (split at the last '@', then the first ':')
+ *   url       scheme://[user[:pass]@]host:port[/]  (credentials percent-decoded)
+ *   hostport  host:port
+ *   auto      any of the above per line, plus user:pass:host:port and
+ *             host:port@user:pass (decided by which side holds a valid port)
+ * IPv6 hosts go in [brackets] (zone "%eth0", "%25eth0" in URLs). The first
+ * whitespace-separated token is the proxy; what follows is an annotation.
+ * Reasons never quote a username or password. */
+#include <stdio.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+
+#include "proxylist.h"
+
+const char *const resi_pl_scheme_names[RESI_PL_NSCHEMES] = {"http", "https", "socks4", "socks4a", "socks5", "socks5h"};
+const char *const resi_pl_format_names[RESI_PL_NFORMATS] = {"auto", "list", "userpass", "url", "json", "hostport"};
+
+/* Whitespace that separates a proxy from its annotation. */
+static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+
+/* ASCII lower case. */
+static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c; }
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* Value of a hex digit, or -1. */
+static int hex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Copies up to 40 printable bytes of s into a quoted snippet for a reason. */
+static const char *snippet(char *buf, size_t size, const char *s, size_t n) {
+  size_t j = 0;
+  for (size_t i = 0; i < n && j + 4 < size && i < 40; i++) buf[j++] = (s[i] >= 32 && s[i] < 127) ? s[i] : '?';
+  if (n > 40 && j + 4 < size) buf[j++] = '.', buf[j++] = '.', buf[j++] = '.';
+  buf[j] = '\0';
+  return buf;
+}
+
+int resi_pl_format_id(const char *name) {
+  for (int i = 0; i < RESI_PL_NFORMATS; i++)
+    if (strcmp(name, resi_pl_format_names[i]) == 0) return i;
+  return -1;
+}
+
+int resi_pl_scheme_id(const char *s, size_t n) {
+  char low[8];
+  if (n == 0 || n >= sizeof low) return -1;
+  for (size_t i = 0; i < n; i++) low[i] = lower(s[i]);
+  low[n] = '\0';
+  if (strcmp(low, "socks") == 0) return RESI_PL_SOCKS5;
+  for (int i = 0; i < RESI_PL_NSCHEMES; i++)
+    if (strcmp(low, resi_pl_scheme_names[i]) == 0) return i;
+  return -1;
+}
+
+int resi_pl_port(const char *s, size_t n, char *why) {
+  if (n == 0) {
+    snprintf(why, RESI_PL_REASON, "missing port");
+    return -1;
+  }
+  long v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!is_digit(s[i])) {
+      char b[48];
+      snprintf(why, RESI_PL_REASON, "port '%s' is not a number", snippet(b, sizeof b, s, n));
+      return -1;
+    }
+    if (v < 100000) v = v * 10 + (s[i] - '0');
+  }
+  if (v < 1 || v > 65535) {
+    char b[48];
+    snprintf(why, RESI_PL_REASON, "port %s is out of range 1-65535", snippet(b, sizeof b, s, n));
+    return -1;
+  }
+  return (int)v;
+}
+
+/* Appends n bytes to the arena (room reserved by the caller) and returns
+ * their offset in *off. */
+static void put(resi_pl_buf *a, const char *s, size_t n, uint32_t *off) {
+  *off = (uint32_t)a->len;
+  memcpy(a->data + a->len, s, n);
+  a->len += n;
+}
+
+/* Makes room for n more bytes within the 4 GiB an arena may hold. */
+static int room(resi_pl_buf *a, size_t n, char *why) {
+  if (a->len + n > UINT32_MAX) {
+    snprintf(why, RESI_PL_REASON, "list too large (more than 4 GiB of names and credentials)");
+    return -1;
+  }
+  if (!resi_pl_buf_reserve(a, n)) {
+    snprintf(why, RESI_PL_REASON, "out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+/* Checks a dotted IPv4 address strictly (no leading zeros: 010 is octal to some). */
+static int check_ipv4(const char *s, size_t n, char *why) {
+  int parts = 0;
+  size_t i = 0;
+  char b[48];
+  while (i <= n) {
+    size_t start = i;
+    int v = 0;
+    while (i < n && is_digit(s[i]) && i - start < 4) v = v * 10 + (s[i++] - '0');
+    size_t len = i - start;
+    if (len == 0 || len > 3 || v > 255 || (i < n && s[i] != '.')) {
+      snprintf(why, RESI_PL_REASON, "host '%s' is not a valid IPv4 address", snippet(b, sizeof b, s, n));
+      return -1;
+    }
+    if (len > 1 && s[start] == '0') {
+      snprintf(why, RESI_PL_REASON, "IPv4 address '%s' has a leading zero (octal or decimal?)",
+               snippet(b, sizeof b, s, n));
+      return -1;
+    }
+    parts++;
+    i++; /* the dot, or past the end */
+  }
+  if (parts != 4) {
+    snprintf(why, RESI_PL_REASON, "host '%s' is not a valid IPv4 address", snippet(b, sizeof b, s, n));
+    return -1;
+  }
+  return 0;
+}
+
+/* Checks an IPv6 address with an optional zone ("fe80::1%eth0"). */
+static int check_ipv6(const char *s, size_t n, char *why) {
+  char addr[64], b[48];
+  const char *pct = memchr(s, '%', n);
+  size_t alen = pct ? (size_t)(pct - s) : n;
+  unsigned char bin[16];
+  if (alen == 0 || alen >= sizeof addr) goto bad;
+  memcpy(addr, s, alen);
+  addr[alen] = '\0';
+  if (inet_pton(AF_INET6, addr, bin) != 1) goto bad;
+  if (pct) {
+    if (pct + 1 == s + n) goto bad;
+    for (const char *z = pct + 1; z < s + n; z++)
+      if (!((*z >= 'a' && *z <= 'z') || (*z >= 'A' && *z <= 'Z') || is_digit(*z) || *z == '.' || *z == '_' ||
+            *z == '-' || *z == '~'))
+        goto bad;
+  }
+  return 0;
+bad:
+  snprintf(why, RESI_PL_REASON, "host '%s' is not a valid IPv6 address", snippet(b, sizeof b, s, n));
+  return -1;
+}
+
+/* Checks a DNS name: letters, digits, '-', '_', non-empty labels of <= 63. */
+static int check_hostname(const char *s, size_t n, char *why) {
+  char b[48];
+  size_t label = 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (c == '.') {
+      if (label == 0) goto bad;
+      label = 0;
+      continue;
+    }
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' || c == '_')) goto bad;
+    if (++label > 63) goto bad;
+  }
+  if (label == 0) goto bad;
+  return 0;
+bad:
+  snprintf(why, RESI_PL_REASON, "host '%s' is not a valid host name", snippet(b, sizeof b, s, n));
+  return -1;
+}
+
+/* Character classes for host names: 1 letter, 2 digit, 3 '-' or '_', 4 '.'. */
+static unsigned char host_class[256];
+
+/* Fills host_class once. */
+static void init_classes(void) {
+  for (int c = 'a'; c <= 'z'; c++) host_class[c] = host_class[c - 32] = 1;
+  for (int c = '0'; c <= '9'; c++) host_class[c] = 2;
+  host_class['-'] = host_class['_'] = 3;
+  host_class['.'] = 4;
+}
+
+int resi_pl_set_host(const char *s, size_t n, int allow_v6, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
+  if (n == 0) {
+    snprintf(why, RESI_PL_REASON, "empty host");
+    return -1;
+  }
+  if (n > 253) {
+    snprintf(why, RESI_PL_REASON, "host longer than 253 characters");
+    return -1;
+  }
+  if (host_class['a'] == 0) init_classes();
+  if (room(arena, n, why)) return -1;
+  /* the common case in one pass: a host name or IPv4 address, copied lower case */
+  char *h = arena->data + arena->len;
+  unsigned seen = 0;
+  size_t label = 0;
+  int ok = 1;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i], k = host_class[c];
+    h[i] = (char)(k == 1 ? (c | 0x20) : c);
+    seen |= 1u << k;
+    if (k == 4) {
+      ok &= label > 0;
+      label = 0;
+    } else {
+      ok &= ++label <= 63;
+    }
+  }
+  if (!ok || label == 0 || (seen & 1u)) { /* an empty or long label, or another character */
+    int v6 = memchr(s, ':', n) != NULL;
+    if (v6 && !allow_v6) {
+      snprintf(why, RESI_PL_REASON, "expected host:port (an IPv6 host goes in [brackets])");
+      return -1;
+    }
+    if (!v6) { /* not a valid name: say why */
+      int digits_only = 1;
+      for (size_t i = 0; i < n && digits_only; i++) digits_only = is_digit(s[i]) || s[i] == '.';
+      if ((digits_only ? check_ipv4(s, n, why) : check_hostname(s, n, why)) == 0)
+        snprintf(why, RESI_PL_REASON, "invalid host");
+      return -1;
+    }
+    if (check_ipv6(s, n, why)) return -1;
+    const char *zone = memchr(s, '%', n);
+    for (size_t i = 0; i < n; i++) h[i] = zone && s + i >= zone ? s[i] : lower(s[i]);
+    e->flags |= RESI_PL_IPV6;
+  } else if (!(seen & (1u << 1 | 1u << 3)) && check_ipv4(s, n, why)) { /* digits and dots only */
+    return -1;
+  }
+  e->host = (uint32_t)arena->len;
+  e->host_len = (uint16_t)n;
+  arena->len += n;
+  return 0;
+}
+
+/* Parses host:port or [v6]:port exactly. In a URL the zone separator is
+ * written %25. */
+static int endpoint(const char *s, size_t n, int in_url, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
+  const char *end = s + n, *host, *hend, *port;
+  int v6 = 0;
+  if (n > 0 && s[0] == '[') {
+    const char *rb = memchr(s, ']', n);
+    if (rb == NULL) {
+      snprintf(why, RESI_PL_REASON, "'[' without ']' in the host");
+      return -1;
+    }
+    host = s + 1, hend = rb, v6 = 1;
+    if (rb + 1 == end) {
+      snprintf(why, RESI_PL_REASON, "missing port");
+      return -1;
+    }
+    if (rb[1] != ':') {
+      snprintf(why, RESI_PL_REASON, "expected ':' and a port after ']'");
+      return -1;
+    }
+    port = rb + 2;
+  } else {
+    const char *colon = memchr(s, ':', n);
+    if (colon == NULL) {
+      snprintf(why, RESI_PL_REASON, n ? "missing port" : "empty host");
+      return -1;
+    }
+    host = s, hend = colon, port = colon + 1;
+  }
+  int p = resi_pl_port(port, (size_t)(end - port), why);
+  if (p < 0) return -1;
+  if (v6 && in_url) { /* "%25" -> "%" in the zone */
+    char buf[256];
+    size_t hn = (size_t)(hend - host), j = 0;
+    if (hn >= sizeof buf) hn = sizeof buf - 1;
+    for (size_t i = 0; i < hn; i++) {
+      buf[j++] = host[i];
+      if (host[i] == '%' && i + 2 < hn && host[i + 1] == '2' && host[i + 2] == '5') i += 2;
+    }
+    if (resi_pl_set_host(buf, j, 1, arena, e, why)) return -1;
+  } else if (resi_pl_set_host(host, (size_t)(hend - host), v6, arena, e, why)) {
+    return -1;
+  }
+  e->port = (uint16_t)p;
+  return 0;
+}
+
+/* Stores raw credentials (user may not be empty). */
+static int set_creds(const char *u, size_t un, const char *p, size_t pn, int has_pass, resi_pl_buf *arena,
+                     resi_pl_entry *e, char *why) {
+  if (un == 0) {
+    snprintf(why, RESI_PL_REASON, "empty username");
+    return -1;
+  }
+  put(arena, u, un, &e->user);
+  e->user_len = (uint32_t)un;
+  e->flags |= RESI_PL_HAS_USER;
+  if (has_pass) {
+    put(arena, p, pn, &e->pass);
+    e->pass_len = (uint32_t)pn;
+    e->flags |= RESI_PL_HAS_PASS;
+  }
+  return 0;
+}
+
+/* Percent-decodes s into the arena (a URL's username or password). */
+static int decode(const char *s, size_t n, const char *what, resi_pl_buf *arena, uint32_t *off, uint32_t *len,
+                  char *why) {
+  char *out = arena->data + arena->len; /* room reserved for the whole line */
+  size_t j = 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (c == '%') {
+      int hi = i + 2 < n ? hex(s[i + 1]) : -1;
+      int lo = i + 2 < n ? hex(s[i + 2]) : -1;
+      if (hi < 0 || lo < 0) {
+        snprintf(why, RESI_PL_REASON, "bad percent-escape in the %s (write %% as %%25)", what);
+        return -1;
+      }
+      c = (char)(hi * 16 + lo);
+      if (c == '\0') {
+        snprintf(why, RESI_PL_REASON, "%%00 (a NUL byte) in the %s", what);
+        return -1;
+      }
+      i += 2;
+    }
+    out[j++] = c;
+  }
+  *off = (uint32_t)arena->len;
+  *len = (uint32_t)j;
+  arena->len += j;
+  return 0;
+}
+
+/* scheme://[user[:pass]@]host:port[/] */
+static int parse_url(const char *s, size_t n, const char *sep, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
+  char b[48];
+  int scheme = resi_pl_scheme_id(s, (size_t)(sep - s));
+  if (scheme < 0) {
+    snprintf(why, RESI_PL_REASON, "unknown scheme '%s' (expected http, https, socks4, socks4a, socks5, socks5h)",
+             snippet(b, sizeof b, s, (size_t)(sep - s)));
+    return -1;
+  }
+  e->scheme = (uint8_t)scheme;
+  const char *a = sep + 3, *end = s + n, *aend = a;
+  while (aend < end && *aend != '/' && *aend != '?' && *aend != '#') aend++;
+  if (aend < end && !(aend + 1 == end && *aend == '/')) {
+    snprintf(why, RESI_PL_REASON, "a proxy URL has no path, query or fragment");
+    return -1;
+  }
+  const char *at = NULL;
+  for (const char *q = a; q < aend; q++)
+    if (*q == '@') at = q;
+  const char *hp = a;
+  if (at) {
+    const char *colon = memchr(a, ':', (size_t)(at - a));
+    const char *uend = colon ? colon : at;
+    if (uend == a) {
+      snprintf(why, RESI_PL_REASON, "empty username");
+      return -1;
+    }
+    if (decode(a, (size_t)(uend - a), "username", arena, &e->user, &e->user_len, why)) return -1;
+    e->flags |= RESI_PL_HAS_USER;
+    if (colon) {
+      if (decode(colon + 1, (size_t)(at - colon - 1), "password", arena, &e->pass, &e->pass_len, why)) return -1;
+      e->flags |= RESI_PL_HAS_PASS;
+    }
+    hp = at + 1;
+  }
+  if (memchr(hp, '%', (size_t)(aend - hp)) && hp < aend && *hp != '[') {
+    snprintf(why, RESI_PL_REASON, "'%%' in the host");
+    return -1;
+  }
+  return endpoint(hp, (size_t)(aend - hp), 1, arena, e, why);
+}
+
+/* Splits userinfo at its first ':' and stores the credentials. */
+static int userinfo(const char *s, size_t n, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
+  const char *colon = memchr(s, ':', n);
+  if (colon == NULL) return set_creds(s, n, NULL, 0, 0, arena, e, why);
+  return set_creds(s, (size_t)(colon - s), colon + 1, (size_t)(s + n - colon - 1), 1, arena, e, why);
+}
+
+/* [user[:pass]@]host:port; in auto mode also host:port@user:pass. */
+static int parse_userpass(const char *s, size_t n, int automatic, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
+  const char *at = NULL;
+  for (const char *q = s + n; q > s;)
+    if (*--q == '@') {
+      at = q;
+      break;
+    }
+  if (at == NULL) return endpoint(s, n, 0, arena, e, why);
+  size_t mark = arena->len;
+  if (endpoint(at + 1, (size_t)(s + n - at - 1), 0, arena, e, why) == 0)
+    return userinfo(s, (size_t)(at - s), arena, e, why);
+  if (automatic) { /* host:port@user:pass */
+    char why2[RESI_PL_REASON];
+    const char *first = memchr(s, '@', n);
+    arena->len = mark;
+    if (endpoint(s, (size_t)(first - s), 0, arena, e, why2) == 0)
+      return userinfo(first + 1, (size_t)(s + n - first - 1), arena, e, why);
+    arena->len = mark;
+  }
+  return -1;
+}
+
+/* host:port[:user[:pass]]; in auto mode also user:pass:host:port. */
+static int parse_list(const char *s, size_t n, int automatic, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
+  const char *end = s + n, *p = s, *host, *hend;
+  int v6 = 0;
+  if (n > 0 && *p == '[') {
+    const char *rb = memchr(p, ']', n);
+    if (rb == NULL) {
+      snprintf(why, RESI_PL_REASON, "'[' without ']' in the host");
+      return -1;
+    }
+    host = p + 1, hend = rb, v6 = 1, p = rb + 1;
+    if (p < end && *p != ':') {
+      snprintf(why, RESI_PL_REASON, "expected ':' and a port after ']'");
+      return -1;
+    }
+  } else {
+    host = p;
+    hend = resi_pl_find(p, end, ':');
+    if (hend == NULL) hend = end;
+    p = hend;
+  }
+  if (p == end) {
+    snprintf(why, RESI_PL_REASON, hend == host ? "empty host" : "missing port (expected host:port:user:pass)");
+    return -1;
+  }
+  p++; /* ':' */
+  const char *pend = resi_pl_find(p, end, ':');
+  if (pend == NULL) pend = end;
+  int port = resi_pl_port(p, (size_t)(pend - p), why);
+  if (port < 0) {
+    /* user:pass:host:port, told apart by where the valid port is */
+    const char *c[3];
+    int k = 0;
+    for (const char *q = s; q < end && k < 4; q++)
+      if (*q == ':') {
+        if (k < 3) c[k] = q;
+        k++;
+      }
+    char why2[RESI_PL_REASON];
+    if (automatic && !v6 && k == 3 && resi_pl_port(c[2] + 1, (size_t)(end - c[2] - 1), why2) > 0) {
+      size_t mark = arena->len;
+      if (endpoint(c[1] + 1, (size_t)(end - c[1] - 1), 0, arena, e, why) == 0 &&
+          set_creds(s, (size_t)(c[0] - s), c[0] + 1, (size_t)(c[1] - c[0] - 1), 1, arena, e, why) == 0)
+        return 0;
+      arena->len = mark;
+    }
+    return -1;
+  }
+  if (resi_pl_set_host(host, (size_t)(hend - host), v6, arena, e, why)) return -1;
+  e->port = (uint16_t)port;
+  if (pend == end) return 0;
+  const char *u = pend + 1;
+  const char *uend = resi_pl_find(u, end, ':');
+  if (uend == NULL) return set_creds(u, (size_t)(end - u), NULL, 0, 0, arena, e, why);
+  return set_creds(u, (size_t)(uend - u), uend + 1, (size_t)(end - uend - 1), 1, arena, e, why);
+}
+
+/* Finds "://" in s. */
+static const char *find_sep(const char *s, size_t n) {
+  for (const char *q = s; q + 2 < s + n; q++) {
+    q = memchr(q, ':', (size_t)(s + n - q));
+    if (q == NULL || q + 2 >= s + n) return NULL;
+    if (q[1] == '/' && q[2] == '/') return q;
+  }
+  return NULL;
+}
+
+/* Parses one token (no whitespace) in format fmt. */
+static int parse_token(const char *s, size_t n, int fmt, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
+  const char *sep;
+  switch (fmt) {
+  case RESI_PL_URL:
+    sep = find_sep(s, n);
+    if (sep == NULL) {
+      snprintf(why, RESI_PL_REASON, "expected scheme://[user:pass@]host:port");
+      return -1;
+    }
+    return parse_url(s, n, sep, arena, e, why);
+  case RESI_PL_USERPASS: return parse_userpass(s, n, 0, arena, e, why);
+  case RESI_PL_LIST: return parse_list(s, n, 0, arena, e, why);
+  case RESI_PL_HOSTPORT: return endpoint(s, n, 0, arena, e, why);
+  default: break;
+  }
+  sep = find_sep(s, n);
+  if (sep) return parse_url(s, n, sep, arena, e, why);
+  if (memchr(s, '@', n)) {
+    size_t mark = arena->len;
+    if (parse_userpass(s, n, 1, arena, e, why) == 0) return 0;
+    /* a password holding '@' in the list form */
+    char why2[RESI_PL_REASON];
+    arena->len = mark;
+    memset(e, 0, sizeof *e);
+    e->scheme = RESI_PL_HTTP;
+    if (parse_list(s, n, 1, arena, e, why2) == 0) return 0;
+    arena->len = mark;
+    return -1;
+  }
+  return parse_list(s, n, 1, arena, e, why);
+}
+
+int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, resi_pl_buf *arena,
+                       resi_pl_entry *e, char *why) {
+  while (n > 0 && is_ws(*s)) s++, n--;
+  while (n > 0 && is_ws(s[n - 1])) n--;
+  if (n == 0 || *s == '#' || *s == ';') return 0;
+  if (n > RESI_PL_MAX_LINE) {
+    snprintf(why, RESI_PL_REASON, "line longer than %d bytes", RESI_PL_MAX_LINE);
+    return -1;
+  }
+  size_t t = 0;
+  for (;;) { /* the token ends at whitespace; other control bytes belong to it */
+    while (t + 8 <= n) { /* eight bytes at a time while none is <= ' ' */
+      uint64_t w;
+      memcpy(&w, s + t, 8);
+      if ((w - 0x2121212121212121u) & ~w & 0x8080808080808080u) break;
+      t += 8;
+    }
+    while (t < n && (unsigned char)s[t] > ' ') t++;
+    if (t < n && !is_ws(s[t])) {
+      if (s[t] == '\0') { /* no proxy client can pass it on */
+        snprintf(why, RESI_PL_REASON, "NUL byte in the line");
+        return -1;
+      }
+      t++;
+      continue;
+    }
+    break;
+  }
+  /* decoded credentials never outgrow their text; the host gets its own room */
+  if (room(arena, t, why)) return -1;
+  size_t mark = arena->len;
+  memset(e, 0, sizeof *e);
+  e->scheme = (uint8_t)default_scheme;
+  if (parse_token(s, t, fmt, arena, e, why) == 0) return 1;
+  arena->len = mark;
+  /* host:port|country|city: metadata after a '|' */
+  const char *bar = memchr(s, '|', t);
+  if (bar) {
+    char why2[RESI_PL_REASON];
+    memset(e, 0, sizeof *e);
+    e->scheme = (uint8_t)default_scheme;
+    if (parse_token(s, (size_t)(bar - s), fmt, arena, e, why2) == 0) return 1;
+    arena->len = mark;
+  }
+  return -1;
+}

@@ -1,0 +1,174 @@
+-- proxylist.check and `resi proxies check` against real proxies started here:
+-- Debian's tinyproxy (HTTP, BasicAuth) and microsocks (SOCKS5, user and
+-- password), dead addresses (a closed port, a listener that never answers),
+-- and nginx as the target.
+local uv = require "luv"
+local resi = require "resi"
+local proxylist = require "resi.proxylist"
+local nginx = require "spec.support.nginx"
+local sockets = require "spec.support.sockets"
+local proc = require "spec.support.proc"
+
+local TP_USER, TP_PASS = "puser", "tinyPass_123"
+local MS_USER, MS_PASS = "suser", "s3cr:et@Pw" -- ':' and '@' travel percent-encoded
+
+-- Starts a program in the background; returns a stop function.
+local function background(cmd, args)
+  local handle
+  handle = uv.spawn(cmd, { args = args, stdio = { nil, nil, nil } }, function() handle:close() end)
+  assert(handle, "cannot start " .. cmd .. " (make deps installs it)")
+  return function()
+    if not handle:is_closing() then handle:kill("sigterm") end
+    for _ = 1, 200 do
+      if handle:is_closing() then break end
+      resi.sleep(0.01)
+    end
+  end
+end
+
+-- Waits until something accepts TCP connections on 127.0.0.1:port.
+local function wait_port(port)
+  for _ = 1, 200 do
+    local ok = resi.await(function(done)
+      local tcp = uv.new_tcp()
+      tcp:connect("127.0.0.1", port, function(err)
+        tcp:close()
+        done(err == nil)
+      end)
+    end)
+    if ok then return end
+    resi.sleep(0.02)
+  end
+  error("nothing listens on port " .. port)
+end
+
+describe("resi.proxylist.check", function()
+  local srv, dir, tp_port, ms_port, silent_port, stop_tp, stop_ms, stop_silent, list
+
+  setup(function()
+    srv = nginx.start()
+    dir = proc.run({ "mktemp", "-d", "/tmp/resi-proxies.XXXXXX" }).stdout:gsub("%s+$", "")
+    tp_port, ms_port = sockets.closed_port(), sockets.closed_port()
+    local f = assert(io.open(dir .. "/tinyproxy.conf", "w"))
+    f:write(("Port %d\nListen 127.0.0.1\nTimeout 10\nMaxClients 50\nLogLevel Error\nBasicAuth %s %s\n")
+      :format(tp_port, TP_USER, TP_PASS))
+    f:close()
+    stop_tp = background("tinyproxy", { "-d", "-c", dir .. "/tinyproxy.conf" })
+    stop_ms = background("microsocks", { "-i", "127.0.0.1", "-p", tostring(ms_port), "-u", MS_USER, "-P", MS_PASS })
+    wait_port(tp_port)
+    wait_port(ms_port)
+    silent_port, stop_silent = sockets.silent()
+    local enc = function(s) return (s:gsub("[^%w]", function(c) return ("%%%02X"):format(c:byte()) end)) end
+    list = proxylist.parse(table.concat({
+      ("http://%s:%s@127.0.0.1:%d"):format(TP_USER, TP_PASS, tp_port),           -- 1 ok
+      ("http://%s:wrongpass@127.0.0.1:%d"):format(TP_USER, tp_port),             -- 2 auth
+      ("socks5://%s:%s@127.0.0.1:%d"):format(MS_USER, enc(MS_PASS), ms_port),    -- 3 ok
+      ("socks5://%s:wrongpass@127.0.0.1:%d"):format(MS_USER, ms_port),           -- 4 auth
+      ("http://u:p@127.0.0.1:%d"):format(sockets.closed_port()),                 -- 5 connect
+      ("http://u:p@127.0.0.1:%d"):format(silent_port),                           -- 6 timeout
+      ("socks5h://%s:%s@127.0.0.1:%d"):format(MS_USER, enc(MS_PASS), ms_port),   -- 7 ok
+    }, "\n"))
+    assert.equal(7, #list)
+    assert.equal(0, #list.errors)
+  end)
+
+  teardown(function()
+    if stop_tp then stop_tp() end
+    if stop_ms then stop_ms() end
+    if stop_silent then stop_silent() end
+    if srv then srv.stop() end
+    if dir then proc.run { "rm", "-rf", dir } end
+  end)
+
+  it("tells working proxies from refused logins, dead and silent ones", function()
+    local t0 = resi.monotonic()
+    local results = proxylist.check(list, { url = srv.url .. "/ok", concurrency = 7, timeout = 1.5 })
+    local elapsed = resi.monotonic() - t0
+    assert.equal(7, #results)
+    local expect = { { true }, { false, "auth" }, { true }, { false, "auth" }, { false, "connect" },
+      { false, "timeout" }, { true } }
+    for i, want in ipairs(expect) do
+      local r = results[i]
+      assert.equal(i, r.index)
+      assert.equal(want[1], r.ok, ("entry %d: %s %s"):format(i, tostring(r.error), tostring(r.message)))
+      assert.equal(want[2], r.error, "entry " .. i)
+      assert.is_number(r.latency)
+      assert.truthy(r.latency >= 0)
+    end
+    assert.equal(200, results[1].status)
+    assert.equal(200, results[3].status)
+    assert.equal(401, results[2].status) -- tinyproxy 1.11 answers a wrong password with 401
+    assert.is_nil(results[5].status)
+    assert.truthy(results[6].latency >= 1.0, results[6].latency)
+    -- concurrently: the silent proxy's timeout does not add to the others
+    assert.truthy(elapsed < 4, elapsed)
+  end)
+
+  it("never puts a password into results or messages", function()
+    local results = proxylist.check(list, { url = srv.url .. "/ok", concurrency = 3, timeout = 1 })
+    for _, r in ipairs(results) do
+      for _, v in pairs(r) do
+        local s = tostring(v)
+        assert.falsy(s:find(TP_PASS, 1, true), s)
+        assert.falsy(s:find("s3cr", 1, true), s)
+        assert.falsy(s:find("wrongpass", 1, true), s)
+      end
+    end
+    assert.equal(("http://%s:…@127.0.0.1:%d"):format(TP_USER, tp_port), results[1].proxy)
+  end)
+
+  it("keeps to the concurrency limit", function()
+    local many = {}
+    for i = 1, 6 do many[i] = { host = "127.0.0.1", port = silent_port, user = "u" .. i, pass = "p" } end
+    local t0 = resi.monotonic()
+    local results = proxylist.check(proxylist.from(many), { url = srv.url .. "/ok", concurrency = 2, timeout = 0.3 })
+    local elapsed = resi.monotonic() - t0
+    for _, r in ipairs(results) do assert.equal("timeout", r.error) end
+    -- 6 timeouts of 0.3 s, two at a time: three rounds
+    assert.truthy(elapsed >= 0.85, elapsed)
+    assert.truthy(elapsed < 3, elapsed)
+  end)
+
+  it("rejects bad options with a clear message", function()
+    assert.has_error(function() proxylist.check(list, {}) end,
+      "resi.proxylist.check: opts.url is required (the URL to fetch through each proxy)")
+    assert.has_error(function() proxylist.check({}, { url = srv.url }) end, "resi.proxylist.check: expects a proxy list")
+    assert.has_error(function() proxylist.check(list, { url = srv.url, concurrency = 0 }) end,
+      "resi.proxylist.check: concurrency must be an integer >= 1")
+  end)
+
+  it("runs from the command line, with a masked report, --ok file and a progress bar", function()
+    local input = dir .. "/in.txt"
+    local f = assert(io.open(input, "w"))
+    f:write(list:format("url"))
+    f:close()
+    local r = proc.resi { "proxies", "check", "--url", srv.url .. "/ok", "--timeout", "1", "--concurrency", "7",
+      "--progress", "--ok", dir .. "/ok.txt", input }
+    assert.equal(1, r.status, r.stderr) -- some failed
+    local lines = {}
+    for line in r.stdout:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.equal(7, #lines)
+    assert.truthy(lines[1]:match("^ok "), lines[1])
+    assert.truthy(lines[2]:match("^failed auth"), lines[2])
+    assert.truthy(lines[5]:match("^failed connect"), lines[5])
+    assert.truthy(lines[6]:match("^failed timeout"), lines[6])
+    assert.truthy(r.stderr:find("checking [", 1, true), r.stderr)
+    assert.truthy(r.stderr:find("7/7", 1, true), r.stderr)
+    for _, out in ipairs { r.stdout, r.stderr } do
+      assert.falsy(out:find(TP_PASS, 1, true))
+      assert.falsy(out:find("s3cr", 1, true))
+      assert.falsy(out:find("wrongpass", 1, true))
+    end
+    local ok = proxylist.load(dir .. "/ok.txt")
+    assert.equal(3, #ok)
+    assert.equal(TP_PASS, ok[1].pass) -- the --ok file is data: real credentials
+    assert.equal(MS_PASS, ok[2].pass)
+    assert.equal("socks5h", ok[3].scheme)
+  end)
+
+  it("refuses a check without --url as a usage error", function()
+    local r = proc.resi({ "proxies", "check" }, { stdin = "" })
+    assert.equal(2, r.status)
+    assert.truthy(r.stderr:find("--url", 1, true), r.stderr)
+  end)
+end)
