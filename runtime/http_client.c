@@ -12,6 +12,8 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -40,14 +42,22 @@ typedef struct {
   CURL *pool[EASY_POOL_MAX]; /* idle easy handles, reset and ready for reuse */
   int pooled;
   int closing; /* handles still to close before the struct is freed */
+  struct sock_ctx **socks; /* watcher of each fd curl told us about, by fd */
+  int nsocks;              /* length of socks */
   lua_Integer sockets_opened, transfers_started;
 } http_multi;
 
-/* Per-socket context: the uv_poll that watches one of curl's sockets. */
-typedef struct {
+/* Per-socket context: the uv_poll that watches one of curl's sockets.
+ * A connection socket (opened by on_open_socket) keeps its context while the
+ * connection idles in curl's cache, so a reused keep-alive connection costs
+ * no new watcher; the context is closed in on_close_socket, before the fd. */
+typedef struct sock_ctx {
   uv_poll_t poll; /* first member: callbacks cast the handle back */
   curl_socket_t fd;
   http_multi *m;
+  int events; /* the uv events being watched, 0 when stopped */
+  int owned;  /* a connection socket: on_close_socket closes it */
+  int idle;   /* curl said CURL_POLL_REMOVE: events are not for curl */
 } sock_ctx;
 
 /* One transfer. Owned by C until it completes or is cancelled; the Lua
@@ -89,13 +99,57 @@ static void free_on_close(uv_handle_t *handle) { free(handle); }
 /* Close callback of the multi's own handles: frees the multi after the last. */
 static void multi_handle_closed(uv_handle_t *handle) {
   http_multi *m = handle->data;
-  if (--m->closing == 0) free(m);
+  if (--m->closing == 0) {
+    free(m->socks);
+    free(m);
+  }
+}
+
+/* The watcher of fd, or NULL. */
+static sock_ctx *sock_get(http_multi *m, curl_socket_t fd) {
+  return fd >= 0 && fd < m->nsocks ? m->socks[fd] : NULL;
+}
+
+/* Records the watcher of fd (sc may be NULL); returns 0 when memory runs out. */
+static int sock_set(http_multi *m, curl_socket_t fd, sock_ctx *sc) {
+  if (fd >= m->nsocks) {
+    int n = m->nsocks ? m->nsocks : 64;
+    while (n <= fd) n *= 2;
+    sock_ctx **socks = realloc(m->socks, (size_t)n * sizeof *socks);
+    if (socks == NULL) return 0;
+    memset(socks + m->nsocks, 0, (size_t)(n - m->nsocks) * sizeof *socks);
+    m->socks = socks, m->nsocks = n;
+  }
+  m->socks[fd] = sc;
+  return 1;
+}
+
+/* Watches sc for events (0 stops it); a no-op when they are already set,
+ * since every uv_poll_start costs epoll_ctl calls. */
+static void sock_watch(sock_ctx *sc, int events, uv_poll_cb cb) {
+  if (sc->events == events) return;
+  sc->events = events;
+  if (events) uv_poll_start(&sc->poll, events, cb);
+  else uv_poll_stop(&sc->poll);
+}
+
+/* Stops and closes fd's watcher, if any, and forgets it; the fd may be
+ * closed right after (libuv has dropped it from epoll). */
+static void sock_drop(http_multi *m, curl_socket_t fd) {
+  sock_ctx *sc = sock_get(m, fd);
+  if (sc == NULL) return;
+  m->socks[fd] = NULL;
+  uv_close((uv_handle_t *)&sc->poll, free_on_close);
 }
 
 /* Translates libuv poll events into a curl socket action. */
 static void on_poll(uv_poll_t *handle, int status, int events) {
   sock_ctx *sc = (sock_ctx *)handle;
   http_multi *m = sc->m;
+  if (sc->idle) { /* an idle keep-alive connection: closed or junk; curl checks it on reuse */
+    sock_watch(sc, 0, on_poll);
+    return;
+  }
   int flags = 0;
   if (status < 0) {
     flags = CURL_CSELECT_ERR;
@@ -108,36 +162,71 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   check_done(m);
 }
 
+/* Makes the watcher of a socket curl has just asked about. */
+static sock_ctx *sock_new(http_multi *m, curl_socket_t fd) {
+  sock_ctx *sc = calloc(1, sizeof *sc);
+  if (sc == NULL) return NULL;
+  if (uv_poll_init_socket(m->timer.loop, &sc->poll, fd) != 0) {
+    free(sc);
+    return NULL;
+  }
+  sc->fd = fd, sc->m = m;
+  uv_unref((uv_handle_t *)&sc->poll); /* idle keep-alive sockets never hold the process */
+  if (!sock_set(m, fd, sc)) {
+    uv_close((uv_handle_t *)&sc->poll, free_on_close);
+    return NULL;
+  }
+  return sc;
+}
+
 /* CURLMOPT_SOCKETFUNCTION: start, change or stop watching a socket. */
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-  (void)easy;
+  (void)easy, (void)socketp;
   http_multi *m = userp;
-  sock_ctx *sc = socketp;
+  sock_ctx *sc = sock_get(m, fd);
   if (what == CURL_POLL_REMOVE) {
-    if (sc) {
-      curl_multi_assign(m->multi, fd, NULL);
-      uv_poll_stop(&sc->poll);
-      uv_close((uv_handle_t *)&sc->poll, free_on_close);
+    if (sc == NULL) return 0;
+    if (!sc->owned) {
+      sock_drop(m, fd); /* not a connection socket: curl may close it without telling us */
+    } else {
+      /* the connection goes idle: keep watching for input (a close by the
+       * peer), which costs nothing when the next transfer also reads */
+      sc->idle = 1;
+      sock_watch(sc, sc->events & UV_READABLE, on_poll);
     }
     return 0;
   }
-  if (sc == NULL) {
-    sc = calloc(1, sizeof *sc);
-    if (sc == NULL) return -1;
-    if (uv_poll_init_socket(m->timer.loop, &sc->poll, fd) != 0) {
-      free(sc);
-      return -1;
-    }
-    sc->fd = fd, sc->m = m;
-    uv_unref((uv_handle_t *)&sc->poll); /* idle keep-alive sockets never hold the process */
-    curl_multi_assign(m->multi, fd, sc);
-    m->sockets_opened++;
-  }
+  if (sc == NULL && (sc = sock_new(m, fd)) == NULL) return -1;
+  sc->idle = 0;
   int events = 0;
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
-  uv_poll_start(&sc->poll, events, on_poll);
+  sock_watch(sc, events, on_poll);
   return 0;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: opens a connection socket, and counts it. */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr) {
+  http_multi *m = clientp;
+  (void)purpose;
+  curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
+  if (fd == CURL_SOCKET_BAD) return fd;
+  sock_drop(m, fd); /* a stale watcher of a reused fd number (never expected) */
+  sock_ctx *sc = sock_new(m, fd);
+  if (sc == NULL) {
+    close(fd);
+    return CURL_SOCKET_BAD;
+  }
+  sc->owned = 1, sc->idle = 1;
+  m->sockets_opened++;
+  return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: closes a connection socket, its watcher first
+ * (libuv must not poll a closed fd, and the number may come back at once). */
+static int on_close_socket(void *clientp, curl_socket_t fd) {
+  sock_drop(clientp, fd);
+  return close(fd);
 }
 
 /* The timer curl asked for has expired. */
@@ -453,6 +542,10 @@ static void configure(lua_State *L, http_req *r) {
 
   curl_easy_setopt(e, CURLOPT_URL, url);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r->m);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, r->m);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_NOPROGRESS, 1L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
@@ -547,7 +640,8 @@ static int multi_gc(lua_State *L) {
   *slot = NULL;
   while (m->active) req_abort(m->active);
   for (int i = 0; i < m->pooled; i++) curl_easy_cleanup(m->pool[i]);
-  curl_multi_cleanup(m->multi); /* may report CURL_POLL_REMOVE for cached sockets */
+  curl_multi_cleanup(m->multi); /* closes cached connections through on_close_socket */
+  for (int fd = 0; fd < m->nsocks; fd++) sock_drop(m, fd); /* any watcher curl left behind */
   uv_timer_stop(&m->timer);
   m->closing = 2;
   uv_close((uv_handle_t *)&m->timer, multi_handle_closed);
