@@ -354,10 +354,24 @@ static const char *failure_code(http_req *r, CURLcode rc) {
   }
 }
 
+/* Pushes a header name lower-cased (through a stack buffer when it fits). */
+static void push_lower(lua_State *L, const char *p, size_t n) {
+  char small[64];
+  if (n > sizeof small) {
+    luaL_Buffer b;
+    char *d = luaL_buffinitsize(L, &b, n);
+    for (size_t i = 0; i < n; i++) d[i] = (char)tolower((unsigned char)p[i]);
+    luaL_pushresultsize(&b, n); /* stack: .., name */
+    return;
+  }
+  for (size_t i = 0; i < n; i++) small[i] = (char)tolower((unsigned char)p[i]);
+  lua_pushlstring(L, small, n); /* stack: .., name */
+}
+
 /* Pushes the response headers as a table with lower-case names; repeated
  * headers are joined with ", ". */
 static void push_headers(lua_State *L, const byte_buf *head) {
-  lua_newtable(L); /* stack: headers */
+  lua_createtable(L, 0, 8); /* stack: headers (sized for a typical response) */
   const char *p = head->data, *end = head->data + head->len;
   if (p == NULL) return;
   const char *nl = memchr(p, '\n', (size_t)(end - p)); /* skip the status line */
@@ -367,10 +381,7 @@ static void push_headers(lua_State *L, const byte_buf *head) {
     const char *line_end = nl ? nl : end;
     const char *colon = memchr(p, ':', (size_t)(line_end - p));
     if (colon && colon > p) {
-      luaL_Buffer name;
-      luaL_buffinit(L, &name);
-      for (const char *c = p; c < colon; c++) luaL_addchar(&name, (char)tolower((unsigned char)*c));
-      luaL_pushresult(&name); /* stack: headers, name */
+      push_lower(L, p, (size_t)(colon - p)); /* stack: headers, name */
       const char *v = colon + 1, *ve = line_end;
       while (v < ve && (*v == ' ' || *v == '\t')) v++;
       while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
