@@ -39,7 +39,8 @@ typedef struct {
   lua_State *L;         /* the main thread */
   http_req *active;     /* in-flight transfers (doubly linked) */
   int in_flight;
-  CURL *pool[EASY_POOL_MAX]; /* idle easy handles, reset and ready for reuse */
+  CURL *pool[EASY_POOL_MAX]; /* idle easy handles, ready for reuse */
+  unsigned char pool_set[EASY_POOL_MAX]; /* 1: not reset, the fixed options still set */
   int pooled;
   int closing; /* handles still to close before the struct is freed */
   struct sock_ctx **socks; /* watcher of each fd curl told us about, by fd */
@@ -69,6 +70,8 @@ struct http_req {
   byte_buf body, head;
   size_t max_body;
   int too_large;
+  int fixed_set; /* the easy handle came with set_fixed_options applied */
+  int reusable;  /* its options are all overwritten by the next configure: no reset needed */
   int task_ref;
   lua_Integer token;
   http_req **owner; /* the Lua handle's slot */
@@ -294,7 +297,14 @@ static void req_free(http_req *r) {
   if (r->owner) *r->owner = NULL;
   if (r->easy) {
     if (m->pooled < EASY_POOL_MAX) {
-      curl_easy_reset(r->easy);
+      if (r->reusable) { /* drop pointers into r; the other options stay for the next transfer */
+        curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, NULL);
+        curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, NULL);
+        curl_easy_setopt(r->easy, CURLOPT_PRIVATE, NULL);
+      } else {
+        curl_easy_reset(r->easy);
+      }
+      m->pool_set[m->pooled] = (unsigned char)r->reusable;
       m->pool[m->pooled++] = r->easy;
     } else {
       curl_easy_cleanup(r->easy);
@@ -312,6 +322,7 @@ static void req_abort(http_req *r) {
   curl_multi_remove_handle(m->multi, r->easy);
   untrack(m, r);
   luaL_unref(m->L, LUA_REGISTRYINDEX, r->task_ref);
+  r->reusable = 0; /* stopped mid-way: reset the handle before reuse */
   req_free(r);
 }
 
@@ -442,6 +453,7 @@ static void complete(http_multi *m, http_req *r, CURLcode rc) {
     push_response(L, r); /* stack: res */
     nargs = 1;
   } else {
+    r->reusable = 0; /* reset a failed transfer's handle before reuse */
     const char *code = failure_code(r, rc);
     lua_pushnil(L);
     if (r->too_large) {
@@ -497,9 +509,12 @@ static lua_Integer opt_integer(lua_State *L, const char *key, lua_Integer dflt) 
   return v;
 }
 
-/* Takes an easy handle from the pool, or makes one. */
-static CURL *take_easy(http_multi *m) {
-  return m->pooled > 0 ? m->pool[--m->pooled] : curl_easy_init();
+/* Takes an easy handle from the pool, or makes one; sets r->fixed_set. */
+static CURL *take_easy(http_multi *m, http_req *r) {
+  if (m->pooled == 0) return curl_easy_init();
+  m->pooled--;
+  r->fixed_set = m->pool_set[m->pooled];
+  return m->pool[m->pooled];
 }
 
 /* Sets the method and body of a transfer. */
@@ -540,7 +555,31 @@ static struct curl_slist *build_headers(lua_State *L) {
   return list;
 }
 
-/* Applies the options table at index 1 to the easy handle of r. */
+/* Sets the options that are the same for every transfer (on a new or reset
+ * handle; a handle reused without reset still has them). */
+static void set_fixed_options(CURL *e, http_multi *m) {
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, m);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, m);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_NOPROGRESS, 1L);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L); /* always on: there is no option to turn it off */
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, "resi/" RESI_VERSION);
+  /* redirects are followed by the Lua layer, which checks every hop */
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+}
+
+/* Applies the options table at index 1 to the easy handle of r. Every option
+ * set here is set on every call (or the handle is marked for a reset), so a
+ * plain GET's handle can be reused without curl_easy_reset. */
 static void configure(lua_State *L, http_req *r) {
   CURL *e = r->easy;
   size_t body_len = 0;
@@ -550,41 +589,29 @@ static void configure(lua_State *L, http_req *r) {
   const char *proxy = opt_string(L, "proxy", NULL);
   const char *ca_file = opt_string(L, "ca_file", NULL);
   if (url == NULL) luaL_error(L, "resi.http: url is required");
+  if (!r->fixed_set) set_fixed_options(e, r->m);
 
   curl_easy_setopt(e, CURLOPT_URL, url);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
-  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r->m);
-  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
-  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, r->m);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_NOPROGRESS, 1L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L); /* always on: there is no option to turn it off */
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, "resi/" RESI_VERSION);
-  if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
+  /* libcurl's built-in bundle is what a reset handle has */
+  curl_easy_setopt(e, CURLOPT_CAINFO, ca_file ? ca_file : curl_version_info(CURLVERSION_NOW)->cainfo);
   lua_getfield(L, 1, "gzip");
-  if (lua_toboolean(L, -1)) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, lua_toboolean(L, -1) ? "" : NULL);
   lua_pop(L, 1);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)opt_integer(L, "timeout_ms", 0));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)opt_integer(L, "connect_timeout_ms", 0));
-  /* redirects are followed by the Lua layer, which checks every hop */
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   /* an empty string disables proxies from the environment (http_proxy ...) */
   curl_easy_setopt(e, CURLOPT_PROXY, proxy ? proxy : "");
   r->max_body = (size_t)opt_integer(L, "max_body", 64 * 1024 * 1024);
-  set_method(e, method ? method : "GET", body, body_len);
+  if (method == NULL) method = "GET";
+  set_method(e, method, body, body_len);
   r->headers = build_headers(L);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+  /* a GET without body leaves only options that are set above on every call */
+  r->reusable = body == NULL && strcmp(method, "GET") == 0;
 }
 
 /* core.request(options, task, token) -> transfer: starts a transfer that
@@ -600,7 +627,7 @@ static int http_request(lua_State *L) {
   http_req *r = calloc(1, sizeof *r);
   if (r == NULL) return luaL_error(L, "resi.http: out of memory");
   r->m = m;
-  r->easy = take_easy(m);
+  r->easy = take_easy(m, r);
   r->task_ref = LUA_NOREF;
   *slot = r, r->owner = slot; /* from here a raised error frees r through the handle's __gc */
   if (r->easy == NULL) return luaL_error(L, "resi.http: cannot create a transfer");

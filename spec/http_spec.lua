@@ -126,6 +126,27 @@ describe("resi.http", function()
       assert.is_true(opened <= 10, opened .. " sockets for 10 loops")
     end)
 
+    it("carries no option over to the next request on a reused transfer handle", function()
+      local function echo(method, opts)
+        local res = assert(http[method](srv.url .. "/echo", opts))
+        local h = res.headers
+        return h["x-echo-method"], h["x-echo-test"] or "", h["x-echo-body"] or "", h["x-echo-accept-encoding"] or ""
+      end
+      local m, test, body, enc = echo("get", { headers = { ["X-Test"] = "one" }, gzip = false })
+      assert.same({ "GET", "one", "", "" }, { m, test, body, enc })
+      m, test, body, enc = echo("get")
+      assert.same({ "GET", "", "" }, { m, test, body })
+      assert.is_true(enc ~= "")
+      m, test, body = echo("post", { body = "payload" })
+      assert.same({ "POST", "", "payload" }, { m, test, body })
+      m, test, body = echo("get")
+      assert.same({ "GET", "", "" }, { m, test, body })
+      m, test, body = echo("delete")
+      assert.same({ "DELETE", "", "" }, { m, test, body })
+      assert.equal("", assert(http.head(srv.url .. "/small.json")).body)
+      assert.equal(srv.small, assert(http.get(srv.url .. "/small.json")).body)
+    end)
+
     it("recovers when the server closes an idle keep-alive connection", function()
       -- a keep-alive server that answers every request and can drop its idle connections
       local uv = require "luv"
