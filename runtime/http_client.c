@@ -208,11 +208,12 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
   return 0;
 }
 
-/* CURLOPT_OPENSOCKETFUNCTION: opens a connection socket, and counts it. */
+/* CURLOPT_OPENSOCKETFUNCTION: opens a connection socket (close-on-exec, so
+ * child processes do not inherit it), and counts it. */
 static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr) {
   http_multi *m = clientp;
   (void)purpose;
-  curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
+  curl_socket_t fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
   if (fd == CURL_SOCKET_BAD) return fd;
   sock_drop(m, fd); /* a stale watcher of a reused fd number (never expected) */
   sock_ctx *sc = sock_new(m, fd);
