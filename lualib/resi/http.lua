@@ -35,9 +35,10 @@ local Response = {}
 Response.__index = Response
 Response.__name = "resi.http.response"
 
+local json_mod -- resi.json, loaded on first use
+
 --- Decodes the body as JSON; returns nil, err when it is not valid JSON.
 ---@return any|nil value, string|nil err
-local json_mod -- resi.json, loaded on first use
 function Response:json()
   json_mod = json_mod or require("resi.json")
   return json_mod.safe_decode(self.body)
