@@ -8,7 +8,12 @@
  *
  * Policy (URL rules, headers, JSON bodies, defaults) is in lualib/resi/http.lua;
  * this file only runs transfers. A finished transfer wakes its task through
- * resi_wake, which queues it: Lua is never resumed from inside curl. */
+ * resi_wake, which queues it: Lua is never resumed from inside curl.
+ *
+ * Per-request cost matters (many requests in flight): connection sockets are
+ * opened and closed here, so a keep-alive connection's watcher lives as long
+ * as the socket, not one transfer; a plain GET's easy handle is reused
+ * without curl_easy_reset. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
