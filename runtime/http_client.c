@@ -8,10 +8,17 @@
  *
  * Policy (URL rules, headers, JSON bodies, defaults) is in lualib/resi/http.lua;
  * this file only runs transfers. A finished transfer wakes its task through
- * resi_wake, which queues it: Lua is never resumed from inside curl. */
+ * resi_wake, which queues it: Lua is never resumed from inside curl.
+ *
+ * Per-request cost matters (many requests in flight): connection sockets are
+ * opened and closed here, so a keep-alive connection's watcher lives as long
+ * as the socket, not one transfer; a plain GET's easy handle is reused
+ * without curl_easy_reset. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -37,17 +44,26 @@ typedef struct {
   lua_State *L;         /* the main thread */
   http_req *active;     /* in-flight transfers (doubly linked) */
   int in_flight;
-  CURL *pool[EASY_POOL_MAX]; /* idle easy handles, reset and ready for reuse */
+  CURL *pool[EASY_POOL_MAX]; /* idle easy handles, ready for reuse */
+  unsigned char pool_set[EASY_POOL_MAX]; /* 1: not reset, the fixed options still set */
   int pooled;
   int closing; /* handles still to close before the struct is freed */
+  struct sock_ctx **socks; /* watcher of each fd curl told us about, by fd */
+  int nsocks;              /* length of socks */
   lua_Integer sockets_opened, transfers_started;
 } http_multi;
 
-/* Per-socket context: the uv_poll that watches one of curl's sockets. */
-typedef struct {
+/* Per-socket context: the uv_poll that watches one of curl's sockets.
+ * A connection socket (opened by on_open_socket) keeps its context while the
+ * connection idles in curl's cache, so a reused keep-alive connection costs
+ * no new watcher; the context is closed in on_close_socket, before the fd. */
+typedef struct sock_ctx {
   uv_poll_t poll; /* first member: callbacks cast the handle back */
   curl_socket_t fd;
   http_multi *m;
+  int events; /* the uv events being watched, 0 when stopped */
+  int owned;  /* a connection socket: on_close_socket closes it */
+  int idle;   /* curl said CURL_POLL_REMOVE: events are not for curl */
 } sock_ctx;
 
 /* One transfer. Owned by C until it completes or is cancelled; the Lua
@@ -59,6 +75,8 @@ struct http_req {
   byte_buf body, head;
   size_t max_body;
   int too_large;
+  int fixed_set; /* the easy handle came with set_fixed_options applied */
+  int reusable;  /* its options are all overwritten by the next configure: no reset needed */
   int task_ref;
   lua_Integer token;
   http_req **owner; /* the Lua handle's slot */
@@ -89,13 +107,57 @@ static void free_on_close(uv_handle_t *handle) { free(handle); }
 /* Close callback of the multi's own handles: frees the multi after the last. */
 static void multi_handle_closed(uv_handle_t *handle) {
   http_multi *m = handle->data;
-  if (--m->closing == 0) free(m);
+  if (--m->closing == 0) {
+    free(m->socks);
+    free(m);
+  }
+}
+
+/* The watcher of fd, or NULL. */
+static sock_ctx *sock_get(http_multi *m, curl_socket_t fd) {
+  return fd >= 0 && fd < m->nsocks ? m->socks[fd] : NULL;
+}
+
+/* Records the watcher of fd (sc may be NULL); returns 0 when memory runs out. */
+static int sock_set(http_multi *m, curl_socket_t fd, sock_ctx *sc) {
+  if (fd >= m->nsocks) {
+    int n = m->nsocks ? m->nsocks : 64;
+    while (n <= fd) n *= 2;
+    sock_ctx **socks = realloc(m->socks, (size_t)n * sizeof *socks);
+    if (socks == NULL) return 0;
+    memset(socks + m->nsocks, 0, (size_t)(n - m->nsocks) * sizeof *socks);
+    m->socks = socks, m->nsocks = n;
+  }
+  m->socks[fd] = sc;
+  return 1;
+}
+
+/* Watches sc for events (0 stops it); a no-op when they are already set,
+ * since every uv_poll_start costs epoll_ctl calls. */
+static void sock_watch(sock_ctx *sc, int events, uv_poll_cb cb) {
+  if (sc->events == events) return;
+  sc->events = events;
+  if (events) uv_poll_start(&sc->poll, events, cb);
+  else uv_poll_stop(&sc->poll);
+}
+
+/* Stops and closes fd's watcher, if any, and forgets it; the fd may be
+ * closed right after (libuv has dropped it from epoll). */
+static void sock_drop(http_multi *m, curl_socket_t fd) {
+  sock_ctx *sc = sock_get(m, fd);
+  if (sc == NULL) return;
+  m->socks[fd] = NULL;
+  uv_close((uv_handle_t *)&sc->poll, free_on_close);
 }
 
 /* Translates libuv poll events into a curl socket action. */
 static void on_poll(uv_poll_t *handle, int status, int events) {
   sock_ctx *sc = (sock_ctx *)handle;
   http_multi *m = sc->m;
+  if (sc->idle) { /* an idle keep-alive connection: closed or junk; curl checks it on reuse */
+    sock_watch(sc, 0, on_poll);
+    return;
+  }
   int flags = 0;
   if (status < 0) {
     flags = CURL_CSELECT_ERR;
@@ -108,36 +170,72 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   check_done(m);
 }
 
+/* Makes the watcher of a socket curl has just asked about. */
+static sock_ctx *sock_new(http_multi *m, curl_socket_t fd) {
+  sock_ctx *sc = calloc(1, sizeof *sc);
+  if (sc == NULL) return NULL;
+  if (uv_poll_init_socket(m->timer.loop, &sc->poll, fd) != 0) {
+    free(sc);
+    return NULL;
+  }
+  sc->fd = fd, sc->m = m;
+  uv_unref((uv_handle_t *)&sc->poll); /* idle keep-alive sockets never hold the process */
+  if (!sock_set(m, fd, sc)) {
+    uv_close((uv_handle_t *)&sc->poll, free_on_close);
+    return NULL;
+  }
+  return sc;
+}
+
 /* CURLMOPT_SOCKETFUNCTION: start, change or stop watching a socket. */
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-  (void)easy;
+  (void)easy, (void)socketp;
   http_multi *m = userp;
-  sock_ctx *sc = socketp;
+  sock_ctx *sc = sock_get(m, fd);
   if (what == CURL_POLL_REMOVE) {
-    if (sc) {
-      curl_multi_assign(m->multi, fd, NULL);
-      uv_poll_stop(&sc->poll);
-      uv_close((uv_handle_t *)&sc->poll, free_on_close);
+    if (sc == NULL) return 0;
+    if (!sc->owned) {
+      sock_drop(m, fd); /* not a connection socket: curl may close it without telling us */
+    } else {
+      /* the connection goes idle: keep watching for input (a close by the
+       * peer), which costs nothing when the next transfer also reads */
+      sc->idle = 1;
+      sock_watch(sc, sc->events & UV_READABLE, on_poll);
     }
     return 0;
   }
-  if (sc == NULL) {
-    sc = calloc(1, sizeof *sc);
-    if (sc == NULL) return -1;
-    if (uv_poll_init_socket(m->timer.loop, &sc->poll, fd) != 0) {
-      free(sc);
-      return -1;
-    }
-    sc->fd = fd, sc->m = m;
-    uv_unref((uv_handle_t *)&sc->poll); /* idle keep-alive sockets never hold the process */
-    curl_multi_assign(m->multi, fd, sc);
-    m->sockets_opened++;
-  }
+  if (sc == NULL && (sc = sock_new(m, fd)) == NULL) return -1;
+  sc->idle = 0;
   int events = 0;
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
-  uv_poll_start(&sc->poll, events, on_poll);
+  sock_watch(sc, events, on_poll);
   return 0;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: opens a connection socket (close-on-exec, so
+ * child processes do not inherit it), and counts it. */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr) {
+  http_multi *m = clientp;
+  (void)purpose;
+  curl_socket_t fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+  if (fd == CURL_SOCKET_BAD) return fd;
+  sock_drop(m, fd); /* a stale watcher of a reused fd number (never expected) */
+  sock_ctx *sc = sock_new(m, fd);
+  if (sc == NULL) {
+    close(fd);
+    return CURL_SOCKET_BAD;
+  }
+  sc->owned = 1, sc->idle = 1;
+  m->sockets_opened++;
+  return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: closes a connection socket, its watcher first
+ * (libuv must not poll a closed fd, and the number may come back at once). */
+static int on_close_socket(void *clientp, curl_socket_t fd) {
+  sock_drop(clientp, fd);
+  return close(fd);
 }
 
 /* The timer curl asked for has expired. */
@@ -205,7 +303,14 @@ static void req_free(http_req *r) {
   if (r->owner) *r->owner = NULL;
   if (r->easy) {
     if (m->pooled < EASY_POOL_MAX) {
-      curl_easy_reset(r->easy);
+      if (r->reusable) { /* drop pointers into r; the other options stay for the next transfer */
+        curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, NULL);
+        curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, NULL);
+        curl_easy_setopt(r->easy, CURLOPT_PRIVATE, NULL);
+      } else {
+        curl_easy_reset(r->easy);
+      }
+      m->pool_set[m->pooled] = (unsigned char)r->reusable;
       m->pool[m->pooled++] = r->easy;
     } else {
       curl_easy_cleanup(r->easy);
@@ -223,6 +328,7 @@ static void req_abort(http_req *r) {
   curl_multi_remove_handle(m->multi, r->easy);
   untrack(m, r);
   luaL_unref(m->L, LUA_REGISTRYINDEX, r->task_ref);
+  r->reusable = 0; /* stopped mid-way: reset the handle before reuse */
   req_free(r);
 }
 
@@ -265,10 +371,24 @@ static const char *failure_code(http_req *r, CURLcode rc) {
   }
 }
 
+/* Pushes a header name lower-cased (through a stack buffer when it fits). */
+static void push_lower(lua_State *L, const char *p, size_t n) {
+  char small[64];
+  if (n > sizeof small) {
+    luaL_Buffer b;
+    char *d = luaL_buffinitsize(L, &b, n);
+    for (size_t i = 0; i < n; i++) d[i] = (char)tolower((unsigned char)p[i]);
+    luaL_pushresultsize(&b, n); /* stack: .., name */
+    return;
+  }
+  for (size_t i = 0; i < n; i++) small[i] = (char)tolower((unsigned char)p[i]);
+  lua_pushlstring(L, small, n); /* stack: .., name */
+}
+
 /* Pushes the response headers as a table with lower-case names; repeated
  * headers are joined with ", ". */
 static void push_headers(lua_State *L, const byte_buf *head) {
-  lua_newtable(L); /* stack: headers */
+  lua_createtable(L, 0, 8); /* stack: headers (sized for a typical response) */
   const char *p = head->data, *end = head->data + head->len;
   if (p == NULL) return;
   const char *nl = memchr(p, '\n', (size_t)(end - p)); /* skip the status line */
@@ -278,10 +398,7 @@ static void push_headers(lua_State *L, const byte_buf *head) {
     const char *line_end = nl ? nl : end;
     const char *colon = memchr(p, ':', (size_t)(line_end - p));
     if (colon && colon > p) {
-      luaL_Buffer name;
-      luaL_buffinit(L, &name);
-      for (const char *c = p; c < colon; c++) luaL_addchar(&name, (char)tolower((unsigned char)*c));
-      luaL_pushresult(&name); /* stack: headers, name */
+      push_lower(L, p, (size_t)(colon - p)); /* stack: headers, name */
       const char *v = colon + 1, *ve = line_end;
       while (v < ve && (*v == ' ' || *v == '\t')) v++;
       while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
@@ -342,6 +459,7 @@ static void complete(http_multi *m, http_req *r, CURLcode rc) {
     push_response(L, r); /* stack: res */
     nargs = 1;
   } else {
+    r->reusable = 0; /* reset a failed transfer's handle before reuse */
     const char *code = failure_code(r, rc);
     lua_pushnil(L);
     if (r->too_large) {
@@ -397,9 +515,12 @@ static lua_Integer opt_integer(lua_State *L, const char *key, lua_Integer dflt) 
   return v;
 }
 
-/* Takes an easy handle from the pool, or makes one. */
-static CURL *take_easy(http_multi *m) {
-  return m->pooled > 0 ? m->pool[--m->pooled] : curl_easy_init();
+/* Takes an easy handle from the pool, or makes one; sets r->fixed_set. */
+static CURL *take_easy(http_multi *m, http_req *r) {
+  if (m->pooled == 0) return curl_easy_init();
+  m->pooled--;
+  r->fixed_set = m->pool_set[m->pooled];
+  return m->pool[m->pooled];
 }
 
 /* Sets the method and body of a transfer. */
@@ -440,7 +561,31 @@ static struct curl_slist *build_headers(lua_State *L) {
   return list;
 }
 
-/* Applies the options table at index 1 to the easy handle of r. */
+/* Sets the options that are the same for every transfer (on a new or reset
+ * handle; a handle reused without reset still has them). */
+static void set_fixed_options(CURL *e, http_multi *m) {
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, m);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, m);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_NOPROGRESS, 1L);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L); /* always on: there is no option to turn it off */
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, "resi/" RESI_VERSION);
+  /* redirects are followed by the Lua layer, which checks every hop */
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+}
+
+/* Applies the options table at index 1 to the easy handle of r. Every option
+ * set here is set on every call (or the handle is marked for a reset), so a
+ * plain GET's handle can be reused without curl_easy_reset. */
 static void configure(lua_State *L, http_req *r) {
   CURL *e = r->easy;
   size_t body_len = 0;
@@ -450,37 +595,29 @@ static void configure(lua_State *L, http_req *r) {
   const char *proxy = opt_string(L, "proxy", NULL);
   const char *ca_file = opt_string(L, "ca_file", NULL);
   if (url == NULL) luaL_error(L, "resi.http: url is required");
+  if (!r->fixed_set) set_fixed_options(e, r->m);
 
   curl_easy_setopt(e, CURLOPT_URL, url);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_NOPROGRESS, 1L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L); /* always on: there is no option to turn it off */
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, "resi/" RESI_VERSION);
-  if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
+  /* libcurl's built-in bundle is what a reset handle has */
+  curl_easy_setopt(e, CURLOPT_CAINFO, ca_file ? ca_file : curl_version_info(CURLVERSION_NOW)->cainfo);
   lua_getfield(L, 1, "gzip");
-  if (lua_toboolean(L, -1)) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, lua_toboolean(L, -1) ? "" : NULL);
   lua_pop(L, 1);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)opt_integer(L, "timeout_ms", 0));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)opt_integer(L, "connect_timeout_ms", 0));
-  /* redirects are followed by the Lua layer, which checks every hop */
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   /* an empty string disables proxies from the environment (http_proxy ...) */
   curl_easy_setopt(e, CURLOPT_PROXY, proxy ? proxy : "");
   r->max_body = (size_t)opt_integer(L, "max_body", 64 * 1024 * 1024);
-  set_method(e, method ? method : "GET", body, body_len);
+  if (method == NULL) method = "GET";
+  set_method(e, method, body, body_len);
   r->headers = build_headers(L);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+  /* a GET without body leaves only options that are set above on every call */
+  r->reusable = body == NULL && strcmp(method, "GET") == 0;
 }
 
 /* core.request(options, task, token) -> transfer: starts a transfer that
@@ -496,7 +633,7 @@ static int http_request(lua_State *L) {
   http_req *r = calloc(1, sizeof *r);
   if (r == NULL) return luaL_error(L, "resi.http: out of memory");
   r->m = m;
-  r->easy = take_easy(m);
+  r->easy = take_easy(m, r);
   r->task_ref = LUA_NOREF;
   *slot = r, r->owner = slot; /* from here a raised error frees r through the handle's __gc */
   if (r->easy == NULL) return luaL_error(L, "resi.http: cannot create a transfer");
@@ -547,7 +684,8 @@ static int multi_gc(lua_State *L) {
   *slot = NULL;
   while (m->active) req_abort(m->active);
   for (int i = 0; i < m->pooled; i++) curl_easy_cleanup(m->pool[i]);
-  curl_multi_cleanup(m->multi); /* may report CURL_POLL_REMOVE for cached sockets */
+  curl_multi_cleanup(m->multi); /* closes cached connections through on_close_socket */
+  for (int fd = 0; fd < m->nsocks; fd++) sock_drop(m, fd); /* any watcher curl left behind */
   uv_timer_stop(&m->timer);
   m->closing = 2;
   uv_close((uv_handle_t *)&m->timer, multi_handle_closed);

@@ -110,6 +110,80 @@ describe("resi.http", function()
       end
     end)
 
+    it("counts real sockets: sequential requests open one, 10 loops in flight open 10", function()
+      assert(http.get(srv.url .. "/small.json")) -- a connection to reuse (or one already cached)
+      local before = http.stats().sockets_opened
+      for _ = 1, 20 do assert(http.get(srv.url .. "/small.json")) end
+      assert.equal(before, http.stats().sockets_opened)
+      local tasks = {}
+      for i = 1, 10 do
+        tasks[i] = resi.spawn(function()
+          for _ = 1, 20 do assert(http.get(srv.url .. "/small.json")) end
+        end)
+      end
+      for i = 1, 10 do tasks[i]:wait() end
+      local opened = http.stats().sockets_opened - before
+      assert.is_true(opened <= 10, opened .. " sockets for 10 loops")
+    end)
+
+    it("carries no option over to the next request on a reused transfer handle", function()
+      local function echo(method, opts)
+        local res = assert(http[method](srv.url .. "/echo", opts))
+        local h = res.headers
+        return h["x-echo-method"], h["x-echo-test"] or "", h["x-echo-body"] or "", h["x-echo-accept-encoding"] or ""
+      end
+      local m, test, body, enc = echo("get", { headers = { ["X-Test"] = "one" }, gzip = false })
+      assert.same({ "GET", "one", "", "" }, { m, test, body, enc })
+      m, test, body, enc = echo("get")
+      assert.same({ "GET", "", "" }, { m, test, body })
+      assert.is_true(enc ~= "")
+      m, test, body = echo("post", { body = "payload" })
+      assert.same({ "POST", "", "payload" }, { m, test, body })
+      m, test, body = echo("get")
+      assert.same({ "GET", "", "" }, { m, test, body })
+      m, test, body = echo("delete")
+      assert.same({ "DELETE", "", "" }, { m, test, body })
+      assert.equal("", assert(http.head(srv.url .. "/small.json")).body)
+      assert.equal(srv.small, assert(http.get(srv.url .. "/small.json")).body)
+    end)
+
+    it("recovers when the server closes an idle keep-alive connection", function()
+      -- a keep-alive server that answers every request and can drop its idle connections
+      local uv = require "luv"
+      local clients = {}
+      local server = uv.new_tcp()
+      assert(server:bind("127.0.0.1", 0))
+      assert(server:listen(16, function(err)
+        if err then return end
+        local c = uv.new_tcp()
+        server:accept(c)
+        clients[#clients + 1] = c
+        c:read_start(function(_, data)
+          if data and data:find("\r\n\r\n", 1, true) then
+            c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+          elseif not data and not c:is_closing() then
+            c:close()
+          end
+        end)
+      end))
+      local url = ("http://127.0.0.1:%d/"):format(server:getsockname().port)
+      local function drop_all()
+        for _, c in ipairs(clients) do if not c:is_closing() then c:close() end end
+      end
+      local before = http.stats().sockets_opened
+      for round = 1, 3 do
+        assert.equal("ok", assert(http.get(url)).body)
+        assert.equal("ok", assert(http.get(url)).body) -- the same connection
+        drop_all()
+        if round == 2 then resi.sleep(0.05) end -- the close reaches the idle watcher first
+      end
+      local res = assert(http.get(url)) -- after a close seen or not seen by the watcher
+      assert.equal("ok", res.body)
+      assert.equal(before + 4, http.stats().sockets_opened)
+      drop_all()
+      server:close()
+    end)
+
     it("runs 1,000 requests in flight at once", function()
       local before = http.stats().transfers_started
       local ok, peak = 0, 0

@@ -35,10 +35,13 @@ local Response = {}
 Response.__index = Response
 Response.__name = "resi.http.response"
 
+local json_mod -- resi.json, loaded on first use
+
 --- Decodes the body as JSON; returns nil, err when it is not valid JSON.
 ---@return any|nil value, string|nil err
 function Response:json()
-  return require("resi.json").safe_decode(self.body)
+  json_mod = json_mod or require("resi.json")
+  return json_mod.safe_decode(self.body)
 end
 
 function Response:__tostring()
@@ -112,16 +115,24 @@ function M.encode_query(query)
   return table.concat(parts, "&")
 end
 
+-- URLs that passed check_url (the check depends on the URL only); wiped
+-- when it grows past URL_CACHE_MAX so that varying URLs cannot grow it forever.
+local checked_urls, checked_count, URL_CACHE_MAX = {}, 0, 512
+
 -- Checks the URL's scheme and host against the transport rules.
 local function check_url(url)
+  if checked_urls[url] then return end
   local scheme, host = M.split_url(url)
   if not scheme then bad("url", ("must be an absolute http(s) URL, got %q"):format(url)) end
-  if scheme == "https" then return end
-  if scheme ~= "http" then bad("url", ("scheme %q is not supported (use https://)"):format(scheme)) end
-  if not M.is_loopback(host) then
-    bad("url", ("refuses plain http:// to %q: use https:// (plain HTTP is allowed only to "
-      .. "loopback addresses: 127.0.0.0/8, ::1, localhost)"):format(host))
+  if scheme ~= "https" then
+    if scheme ~= "http" then bad("url", ("scheme %q is not supported (use https://)"):format(scheme)) end
+    if not M.is_loopback(host) then
+      bad("url", ("refuses plain http:// to %q: use https:// (plain HTTP is allowed only to "
+        .. "loopback addresses: 127.0.0.0/8, ::1, localhost)"):format(host))
+    end
   end
+  if checked_count >= URL_CACHE_MAX then checked_urls, checked_count = {}, 0 end
+  checked_urls[url], checked_count = true, checked_count + 1
 end
 
 -- Turns headers given as a map or as a list of "Name: value" into curl's list,
@@ -153,6 +164,47 @@ end
 local function millis(field, seconds)
   if type(seconds) ~= "number" or seconds <= 0 then bad(field, "must be a positive number of seconds") end
   return math.max(1, math.floor(seconds * 1000 + 0.5))
+end
+
+-- The standard method names, in either case, upper-cased (no check needed).
+local METHODS = {}
+for _, m in ipairs { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS" } do
+  METHODS[m], METHODS[m:lower()] = m, m
+end
+
+-- The upper-case method name, checked.
+local function method_name(given)
+  local method = METHODS[given]
+  if method then return method end
+  method = given:upper()
+  if not method:match("^[A-Z]+$") then bad("method", ("%q is not a method name"):format(given)) end
+  return method
+end
+
+-- Default timeouts in milliseconds, recomputed only when M.default_* change.
+local default_s, default_ms, default_connect_s, default_connect_ms
+
+-- The timeout and connect timeout of opts in milliseconds, checked.
+local function timeouts(opts)
+  local timeout, connect = opts.timeout, opts.connect_timeout
+  local ms, connect_ms
+  if timeout == nil then
+    timeout = M.default_timeout
+    if timeout ~= default_s then default_s, default_ms = timeout, millis("timeout", timeout) end
+    ms = default_ms
+  else
+    ms = millis("timeout", timeout)
+  end
+  if connect == nil then
+    connect = M.default_connect_timeout
+    if connect ~= default_connect_s then
+      default_connect_s, default_connect_ms = connect, millis("connect_timeout", connect)
+    end
+    connect_ms = default_connect_ms
+  else
+    connect_ms = millis("connect_timeout", connect)
+  end
+  return ms, connect_ms
 end
 
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
@@ -192,50 +244,50 @@ function M.resolve_url(base, ref)
   return scheme .. authority .. dir .. ref
 end
 
---- Sends a request and waits for the response. Redirects are followed only
---- with follow=true (up to 10) or follow=N, and every hop obeys the same URL
---- rules (so a redirect can never downgrade to plain HTTP off loopback).
----@param opts {method?: string, url: string, headers?: table, query?: table, body?: string, json?: any, timeout?: number, connect_timeout?: number, proxy?: string, follow?: boolean|integer, max_body?: integer, gzip?: boolean, ca_file?: string}
----@return resi.http.response|nil res, string|nil err, string|nil code
-function M.request(opts)
-  if type(opts) ~= "table" then bad("request", "expects a table of options") end
-  local url = opts.url
+-- Sends a request: opts with url and method given apart (the verb functions
+-- pass their arguments without copying opts). See M.request.
+local function request(opts, url, method)
   if type(url) ~= "string" then bad("url", "is required (a string)") end
-  if opts.query ~= nil then
-    if type(opts.query) ~= "table" then bad("query", "must be a table") end
-    local q = M.encode_query(opts.query)
+  local query = opts.query
+  if query ~= nil then
+    if type(query) ~= "table" then bad("query", "must be a table") end
+    local q = M.encode_query(query)
     if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
   end
   check_url(url)
-  local method = (opts.method or "GET"):upper()
-  if not method:match("^[A-Z]+$") then bad("method", ("%q is not a method name"):format(opts.method)) end
-  local lines, names = header_lines(opts.headers)
-  local body = opts.body
-  if opts.json ~= nil then
-    if body ~= nil then bad("json", "and body cannot both be given") end
-    body = require("resi.json").encode(opts.json)
-    if not names["content-type"] then lines[#lines + 1] = "Content-Type: application/json" end
-  elseif body ~= nil and type(body) ~= "string" then
-    bad("body", "must be a string (use json= for tables)")
+  method = method_name(method or "GET")
+  local body, headers, lines = opts.body, opts.headers, nil
+  if headers ~= nil or body ~= nil or opts.json ~= nil then
+    local names
+    lines, names = header_lines(headers)
+    if opts.json ~= nil then
+      if body ~= nil then bad("json", "and body cannot both be given") end
+      body = require("resi.json").encode(opts.json)
+      if not names["content-type"] then lines[#lines + 1] = "Content-Type: application/json" end
+    elseif body ~= nil and type(body) ~= "string" then
+      bad("body", "must be a string (use json= for tables)")
+    end
+    if body and not names["expect"] then lines[#lines + 1] = "Expect:" end -- no 100-continue round trip
   end
-  if body and not names["expect"] then lines[#lines + 1] = "Expect:" end -- no 100-continue round trip
   local follow = opts.follow
   local max_redirects = follow == true and 10 or (type(follow) == "number" and follow) or 0
+  local timeout_ms, connect_timeout_ms = timeouts(opts)
   local spec = {
     url = url,
     method = method,
     headers = lines,
     body = body,
-    timeout_ms = millis("timeout", opts.timeout or M.default_timeout),
-    connect_timeout_ms = millis("connect_timeout", opts.connect_timeout or M.default_connect_timeout),
+    timeout_ms = timeout_ms,
+    connect_timeout_ms = connect_timeout_ms,
     proxy = opts.proxy,
     ca_file = opts.ca_file or env_ca_file,
     gzip = opts.gzip ~= false,
     max_body = opts.max_body,
   }
   local res, err, code = perform(spec)
+  if max_redirects <= 0 then return res, err, code end
   local hops = 0
-  while res and max_redirects > 0 and REDIRECT[res.status] and res.headers.location do
+  while res and REDIRECT[res.status] and res.headers.location do
     hops = hops + 1
     if hops > max_redirects then
       return nil, ("more than %d redirects (last to %s)"):format(max_redirects, res.headers.location), "protocol"
@@ -243,7 +295,7 @@ function M.request(opts)
     local from = spec.url
     spec.url = M.resolve_url(from, res.headers.location)
     check_url(spec.url)
-    if select(2, M.split_url(spec.url)) ~= select(2, M.split_url(from)) then
+    if spec.headers and select(2, M.split_url(spec.url)) ~= select(2, M.split_url(from)) then
       spec.headers = strip_credentials(spec.headers) -- never hand credentials to another host
     end
     if res.status == 303 or ((res.status == 301 or res.status == 302) and spec.method == "POST") then
@@ -254,16 +306,28 @@ function M.request(opts)
   return res, err, code
 end
 
+--- Sends a request and waits for the response. Redirects are followed only
+--- with follow=true (up to 10) or follow=N, and every hop obeys the same URL
+--- rules (so a redirect can never downgrade to plain HTTP off loopback).
+---@param opts {method?: string, url: string, headers?: table, query?: table, body?: string, json?: any, timeout?: number, connect_timeout?: number, proxy?: string, follow?: boolean|integer, max_body?: integer, gzip?: boolean, ca_file?: string}
+---@return resi.http.response|nil res, string|nil err, string|nil code
+function M.request(opts)
+  if type(opts) ~= "table" then bad("request", "expects a table of options") end
+  return request(opts, opts.url, opts.method)
+end
+
+local NO_OPTIONS = setmetatable({}, { __newindex = function() error("resi.http: internal: NO_OPTIONS is read-only") end })
+
 -- http.get(url, opts), http.post(url, opts), ...: request with a method.
 for _, method in ipairs { "get", "head", "post", "put", "patch", "delete", "options" } do
+  local upper = method:upper()
   M[method] = function(url, opts)
-    local o = {}
-    if opts then
-      if type(opts) ~= "table" then bad(method, "options must be a table") end
-      for k, v in pairs(opts) do o[k] = v end
+    if opts == nil then
+      opts = NO_OPTIONS
+    elseif type(opts) ~= "table" then
+      bad(method, "options must be a table")
     end
-    o.url, o.method = url, method:upper()
-    return M.request(o)
+    return request(opts, url, upper)
   end
 end
 

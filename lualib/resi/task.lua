@@ -99,19 +99,16 @@ local function finish(t, ok, r)
   end
 end
 
--- Resumes one ready task with the values it was woken with.
-local function step(t)
-  local args = t.wake_args
-  t.wake_args = nil
-  current, t.state, t.started = t, "running", true
-  local r = pack(co_resume(t.co, unpack(args, 1, args.n)))
+-- Handles what a task's coroutine.resume returned (varargs, so that the
+-- common case, a suspension, packs no table).
+local function resumed(t, ok, ...)
   current = nil
-  if not r[1] then return finish(t, false, r[2]) end
+  if not ok then return finish(t, false, (...)) end
   if co_status(t.co) == "dead" then
     t.state = "done"
-    return finish(t, true, pack(unpack(r, 2, r.n)))
+    return finish(t, true, pack(...))
   end
-  if r[2] == SUSPEND then
+  if (...) == SUSPEND then
     if t.state == "running" then t.state = "waiting" end
     return
   end
@@ -119,6 +116,14 @@ local function step(t)
     .. "functions (resi.sleep, resi.http, task:wait ...); to yield values, run your own "
     .. "coroutine with coroutine.wrap or coroutine.create"
   finish(t, false, msg)
+end
+
+-- Resumes one ready task with the values it was woken with.
+local function step(t)
+  local args = t.wake_args
+  t.wake_args = nil
+  current, t.state, t.started = t, "running", true
+  return resumed(t, co_resume(t.co, unpack(args, 1, args.n)))
 end
 
 -- Runs the ready queue; called by the loop (core.kick) on the main thread.
@@ -177,6 +182,13 @@ function M.prepare(what)
   return t, t.token
 end
 
+-- Returns the values a suspended task was woken with, or raises the
+-- cancellation error (varargs: no table per wake-up).
+local function woken(...)
+  if (...) == CANCEL then error(M.cancelled, 0) end
+  return ...
+end
+
 --- Suspends the task until its operation wakes it; returns the wake values.
 --- on_cancel, if given, aborts the operation when the task is cancelled.
 ---@param t table
@@ -188,9 +200,7 @@ function M.suspend(t, on_cancel)
     return unpack(early, 1, early.n)
   end
   t.on_cancel = on_cancel
-  local r = pack(co_yield(SUSPEND))
-  if r[1] == CANCEL then error(M.cancelled, 0) end
-  return unpack(r, 1, r.n)
+  return woken(co_yield(SUSPEND))
 end
 
 -- Creates a task record for fn (not yet queued).
