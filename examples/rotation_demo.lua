@@ -43,7 +43,7 @@ local function bar(share)
   return ("[%s%s]"):format(string.rep("#", n), string.rep(".", 20 - n))
 end
 
-local sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 42, speed = 600, traffic_rate = 0.12 })
+local sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 42, speed = 600, traffic_rate = 0.2 })
 local dir = os.tmpname()
 os.remove(dir)
 assert(uv.fs_mkdir(dir, 448))
