@@ -1,0 +1,940 @@
+--- resi.ratelimit: rate-limit-aware scheduling. A limiter holds rate rules
+--- (an exact rolling window, or a GCRA token bucket), an optional
+--- concurrency limit, a waiting line with priorities, and what it has learned
+--- from the server. Waiting suspends the task, never the loop.
+---
+---   local lim = ratelimit.new{limit = 20, window = 60}
+---   local permit = lim:acquire()          -- waits for a slot
+---   local res = http.post(url, opts)
+---   lim:observe(res)                      -- Retry-After, RateLimit-* ...
+---   permit:release()                      -- or `local p <close> = lim:acquire()`
+---
+---   local res, err = ratelimit.request(lim, {method = "GET", url = url})  -- all of it, with retries
+---
+--- Keyed limiters: ratelimit.group{...}:get(key) (created on demand, evicted
+--- when idle). Hierarchies: ratelimit.new{..., parent = global}: a call takes
+--- its weight from every limiter up the chain at once, or waits.
+--- Providers: ratelimit.profile("resifactory", api_key, "generate").
+local task = require "resi.task"
+local rules = require "resi.ratelimit.rules"
+local headers = require "resi.ratelimit.headers"
+local clock = require "resi.ratelimit.clock"
+local queue = require "resi.ratelimit.queue"
+local retry = require "resi.ratelimit.retry"
+local profiles = require "resi.ratelimit.profiles"
+
+local huge = math.huge
+local wake = task.wake
+
+local M = {}
+
+M.headers = headers
+M.rules = rules
+M.retry = retry
+M.profiles = profiles
+M.backoff = retry.backoff
+M.budget = retry.budget
+--- A virtual clock for deterministic specs: ratelimit.new{clock = vc}.
+M.virtual_clock = clock.virtual
+
+-- resi.log, loaded on first use.
+local logger
+local function log() logger = logger or require "resi.log"; return logger end
+
+---@class resi.ratelimit.limiter
+---@field name string
+local Limiter = {}
+Limiter.__index = Limiter
+Limiter.__name = "resi.ratelimit"
+
+---@class resi.ratelimit.permit
+---@field weight number
+---@field waited number  seconds spent waiting for it
+local Permit = {}
+Permit.__index = Permit
+Permit.__name = "resi.ratelimit.permit"
+
+local ON_FULL = { reject = true, drop_oldest = true, drop_lowest = true, block = true }
+local ON_LONG = { sleep = true, ["return"] = true }
+
+-- Empty counters for stats().
+local function new_counters()
+  return { granted = 0, waited = 0, waits = 0, max_wait = 0, rejected = 0, dropped = 0,
+    cancelled = 0, timeouts = 0, handed_back = 0, seen_429 = 0, seen_503 = 0, retries = 0,
+    retries_denied = 0, pauses = 0, capped = 0 }
+end
+
+--- Creates a limiter. Rate: `limit` units per `window` seconds (sliding log
+--- by default, `algorithm = "gcra"` for a token bucket with `burst`), or
+--- `rate` per second with `burst`, or several `rules = {{limit=, window=}, ...}`.
+--- `concurrency`: calls in flight at most. `parent`/`parents`: limiters the
+--- weight is also taken from, all or nothing. Waiting line: `max_queue` (the
+--- high-water mark) with `on_full` = "reject" | "drop_oldest" | "drop_lowest"
+--- | "block", and `aging` seconds per priority level (default 10; false:
+--- strict priority). Learning: `learn` (default true) adopts the limits the
+--- server reports; `reset_unit` = "auto" | "delta" | "epoch" | "epoch_ms";
+--- `retry_after_max` (default 120 s) caps a server-imposed pause and
+--- `on_long_wait` says what happens above it: "sleep" (wait the cap) or
+--- "return" (acquire returns nil, "not_before", epoch). `adaptive`: halve the
+--- limit on a bare 429, raise it again after quiet windows (`min_limit`,
+--- `max_limit`). Time: `clock` (a virtual clock, or a function) and `sleep`.
+---@param opts table
+---@return resi.ratelimit.limiter
+function M.new(opts)
+  if type(opts) ~= "table" then error("resi.ratelimit.new: expects a table of options", 2) end
+  local self = setmetatable({}, Limiter)
+  self.name = opts.name and tostring(opts.name) or "ratelimit"
+  self.now, self.wall, self.sleep = clock.resolve(opts.clock, opts.sleep, opts.wall)
+  self.rules = {}
+  if opts.rules then
+    for i, spec in ipairs(opts.rules) do self.rules[i] = rules.from_spec(spec, "resi.ratelimit.new") end
+  elseif opts.limit or opts.rate then
+    self.rules[1] = rules.from_spec(opts, "resi.ratelimit.new")
+  end
+  local c = opts.concurrency
+  if c ~= nil and (math.type(c) ~= "integer" or c < 1) then
+    error("resi.ratelimit.new: concurrency must be a positive integer", 2)
+  end
+  self.concurrency = c
+  if #self.rules == 0 and not c and not opts.parent and not opts.parents then
+    error("resi.ratelimit.new: give limit and window, rate, rules or concurrency", 2)
+  end
+  self.max_queue = opts.max_queue or opts.high_water
+  self.on_full = opts.on_full or "reject"
+  if not ON_FULL[self.on_full] then
+    error("resi.ratelimit.new: on_full must be reject, drop_oldest, drop_lowest or block", 2)
+  end
+  local aging = opts.aging
+  if aging == nil then aging = 10 end
+  self.queue = queue.new(aging)
+  self.blocked = {} -- producers held back by on_full = "block" (FIFO)
+  self.learn = opts.learn ~= false
+  self.reset_unit = opts.reset_unit or "auto"
+  self.retry_after_max = opts.retry_after_max or 120
+  self.on_long_wait = opts.on_long_wait or "sleep"
+  if not ON_LONG[self.on_long_wait] then error("resi.ratelimit.new: on_long_wait must be sleep or return", 2) end
+  self.default_pause = opts.default_pause or 1
+  self.adaptive = opts.adaptive and true or false
+  self.min_limit = opts.min_limit or 1
+  self.max_limit = opts.max_limit or huge
+  self.retry_opts = opts.retry or {}
+  self.retry_budget = opts.retry_budget or retry.budget(opts.retry_budget_opts)
+  self.paused_until = -huge
+  self.in_flight = 0
+  self.consecutive_429 = 0
+  self.children = {} -- limiters waiting on this one's concurrency
+  self.learned = {}
+  self.st = new_counters()
+  self.parents = {}
+  local ps = opts.parents or (opts.parent and { opts.parent }) or {}
+  for _, p in ipairs(ps) do
+    if getmetatable(p) ~= Limiter then error("resi.ratelimit.new: parent must be a limiter", 2) end
+    self.parents[#self.parents + 1] = p
+  end
+  -- the chain: this limiter and every ancestor, each once
+  self.chain = { self }
+  local seen = { [self] = true }
+  local function add(l)
+    for _, a in ipairs(l.chain) do
+      if not seen[a] then
+        seen[a] = true
+        self.chain[#self.chain + 1] = a
+      end
+    end
+  end
+  for _, p in ipairs(self.parents) do add(p) end
+  return self
+end
+
+-- The primary rule (the first), used for learned limits without a window.
+function Limiter:_primary() return self.rules[1] end
+
+-- Wall-clock time at which a pause ends.
+function Limiter:_pause_end_wall(now)
+  return self.wall() + (self.paused_until - now)
+end
+
+-- With on_long_wait = "return": the epoch time before which no call may go,
+-- when the pause is longer than retry_after_max; else nil.
+function Limiter:_not_before(now)
+  for _, l in ipairs(self.chain) do
+    local ln = l.now()
+    if l.on_long_wait == "return" and l.paused_until - ln > l.retry_after_max then
+      return l:_pause_end_wall(ln)
+    end
+  end
+  return nil
+end
+
+-- Seconds until `weight` fits every limiter of the chain: 0 now, huge when
+-- a concurrency limit is full (and the limiter that is full), nil when the
+-- weight can never fit.
+function Limiter:_check(weight)
+  local d = 0
+  for _, l in ipairs(self.chain) do
+    local now = l.now()
+    if l.paused_until > now then
+      local p = l.paused_until - now
+      if p > d then d = p end
+    end
+    if l.concurrency and l.in_flight >= l.concurrency then return huge, l end
+    for _, r in ipairs(l.rules) do
+      local rd = r:delay(now, weight)
+      if rd == nil then return nil, l end
+      if rd > d then d = rd end
+    end
+  end
+  return d
+end
+
+-- Takes `weight` from every limiter of the chain; returns the permit.
+function Limiter:_commit(weight, waited)
+  local p = setmetatable({ lim = self, weight = weight, waited = waited, entries = {} }, Permit)
+  for _, l in ipairs(self.chain) do
+    local now = l.now()
+    l.in_flight = l.in_flight + 1
+    for _, r in ipairs(l.rules) do p.entries[#p.entries + 1] = { r, r:commit(now, weight), l } end
+    l:_adapt_up(now)
+    if l.on_use then l.on_use(l) end
+  end
+  local st = self.st
+  st.granted = st.granted + 1
+  if waited > 0 then
+    st.waits = st.waits + 1
+    st.waited = st.waited + waited
+    if waited > st.max_wait then st.max_wait = waited end
+  end
+  return p
+end
+
+--- Ends the call the permit was for: frees its concurrency slot and starts
+--- its window at the latest now. `refund = true` gives the rate units back
+--- too (the call never went out). Releasing twice does nothing.
+---@param refund? boolean
+function Permit:release(refund)
+  if self.released then return end
+  self.released = true
+  for _, e in ipairs(self.entries) do
+    local r, x, l = e[1], e[2], e[3]
+    if refund then r:refund(x) else r:touch(x, l.now()) end
+  end
+  for _, l in ipairs(self.lim.chain) do
+    l.in_flight = l.in_flight - 1
+    if l.on_use then l.on_use(l) end
+  end
+  for _, l in ipairs(self.lim.chain) do l:_wake_children() end
+  self.lim:_dispatch()
+end
+Permit.__close = Permit.release
+
+-- Lets limiters that waited on this one's concurrency look again.
+function Limiter:_wake_children()
+  local ch = self.children
+  if next(ch) == nil then return end
+  self.children = {}
+  for child in pairs(ch) do child:_dispatch() end
+  if self.queue.n > 0 then self:_dispatch() end
+end
+
+-- Hands a waiter its outcome and lets its task go on.
+local function finish(w, ...)
+  w.done = true
+  wake(w.task, w.token, ...)
+end
+
+-- Takes a waiter out of the line and lets a blocked producer in.
+function Limiter:_remove(w)
+  if not self.queue:remove(w) then return false end
+  local b = self.blocked
+  if #b > 0 and (not self.max_queue or self.queue.n < self.max_queue) then
+    local p = table.remove(b, 1)
+    wake(p.task, p.token)
+  end
+  return true
+end
+
+-- Starts (or moves earlier) the task that runs _dispatch when the head
+-- waiter's time comes.
+function Limiter:_arm(delay)
+  local now = self.now()
+  local at = now + delay
+  if self.pump and self.pump_at <= at then return end
+  if self.pump then self.pump:cancel() end
+  self.pump_at = at
+  local pump
+  pump = task.spawn(function()
+    self.sleep(math.max(0, at - self.now()))
+    if self.pump == pump then self.pump, self.pump_at = nil, nil end
+    self:_dispatch()
+  end)
+  self.pump = pump
+end
+
+-- Grants waiters from the head of the line while the chain allows, then
+-- arranges to look again: a timer for a time-based wait, a note on the
+-- limiter whose concurrency is full otherwise.
+function Limiter:_dispatch()
+  if self.dispatching then
+    self.again = true
+    return
+  end
+  self.dispatching = true
+  repeat
+    self.again = false
+    while self.queue.n > 0 do
+      local now = self.now()
+      local w = self.queue:head(now)
+      local nb = self:_not_before(now)
+      if nb then
+        self:_remove(w)
+        self.st.handed_back = self.st.handed_back + 1
+        finish(w, nil, "not_before", nb)
+      else
+        local d, who = self:_check(w.weight)
+        if d == 0 then
+          self:_remove(w)
+          w.permit = self:_commit(w.weight, now - w.enq)
+          finish(w, w.permit)
+        elseif d == nil then
+          self:_remove(w)
+          self.st.rejected = self.st.rejected + 1
+          finish(w, nil, "too_heavy", ("weight %s exceeds a limit of %s"):format(w.weight, who.name))
+        elseif d == huge then
+          who.children[self] = true
+          break
+        else
+          self:_arm(d)
+          break
+        end
+      end
+    end
+  until not self.again
+  self.dispatching = false
+end
+
+-- acquire's arguments: (weight), (weight, opts) or (opts).
+local function acquire_args(weight, opts)
+  if type(weight) == "table" then weight, opts = weight.weight, weight end
+  opts = opts or {}
+  weight = weight or opts.weight or 1
+  if type(weight) ~= "number" or weight <= 0 then
+    error("resi.ratelimit: weight must be a positive number", 3)
+  end
+  return weight, opts
+end
+
+-- Makes room in a full line by the on_full policy; returns nil when the
+-- new waiter may queue, else the reason it may not.
+function Limiter:_make_room(priority, now)
+  local q = self.queue
+  if not self.max_queue or q.n < self.max_queue then return nil end
+  local policy = self.on_full
+  if policy == "reject" then return "queue_full" end
+  if policy == "block" then return "block" end
+  local victim
+  if policy == "drop_oldest" then
+    victim = q:oldest()
+  else
+    victim = q:lowest(now)
+    if victim and q:effective(victim, now) <= priority then return "queue_full" end
+  end
+  if not victim then return "queue_full" end
+  self:_remove(victim)
+  self.st.dropped = self.st.dropped + 1
+  log().debug("ratelimit: waiter dropped (queue full)", { limiter = self.name, policy = policy, queued = q.n })
+  finish(victim, nil, "dropped", "the queue passed its high-water mark (" .. policy .. ")")
+  return nil
+end
+
+--- Takes `weight` units (default 1) from the limiter and its parents, waiting
+--- in line when they are not available. opts: weight, priority (0 most
+--- important, default 5), timeout (seconds in line at most). Returns a permit,
+--- or nil and a reason: "timeout", "queue_full", "dropped" (shed at the
+--- high-water mark), "not_before" (the server asked for a pause longer than
+--- retry_after_max; the third value is the epoch time to come back at) or
+--- "too_heavy". Cancelling the task takes it out of the line.
+---@param weight? number|table
+---@param opts? {weight?: number, priority?: number, timeout?: number}
+---@return resi.ratelimit.permit|nil permit, string|nil reason, any info
+function Limiter:acquire(weight, opts)
+  weight, opts = acquire_args(weight, opts)
+  local priority = opts.priority or 5
+  local now = self.now()
+  local nb = self:_not_before(now)
+  if nb then
+    self.st.handed_back = self.st.handed_back + 1
+    return nil, "not_before", nb
+  end
+  if self.queue.n == 0 and #self.blocked == 0 then
+    local d, who = self:_check(weight)
+    if d == 0 then return self:_commit(weight, 0) end
+    if d == nil then
+      self.st.rejected = self.st.rejected + 1
+      return nil, "too_heavy", ("weight %s exceeds a limit of %s"):format(weight, who.name)
+    end
+  end
+  if opts.timeout and opts.timeout <= 0 then
+    self.st.timeouts = self.st.timeouts + 1
+    return nil, "timeout"
+  end
+  local t, token = task.prepare("lim:acquire()")
+  local full = self:_make_room(priority, now)
+  while full == "block" do -- wait for the line to shrink below the mark
+    local entry = { task = t, token = token }
+    self.blocked[#self.blocked + 1] = entry
+    task.suspend(t, function()
+      for i, e in ipairs(self.blocked) do if e == entry then table.remove(self.blocked, i) break end end
+    end)
+    t, token = task.prepare("lim:acquire()")
+    now = self.now()
+    full = self:_make_room(priority, now)
+  end
+  if full then
+    self.st.rejected = self.st.rejected + 1
+    log().debug("ratelimit: call rejected (queue full)", { limiter = self.name, queued = self.queue.n })
+    return nil, full
+  end
+  local w = { task = t, token = token, weight = weight, priority = priority, enq = now }
+  self.queue:push(w)
+  local timer
+  if opts.timeout then
+    timer = task.spawn(function()
+      self.sleep(opts.timeout)
+      if self:_remove(w) then
+        self.st.timeouts = self.st.timeouts + 1
+        finish(w, nil, "timeout")
+        self:_dispatch()
+      end
+    end)
+  end
+  self:_dispatch()
+  local ok, a, b, c = pcall(task.suspend, t, function()
+    if self:_remove(w) then
+      self.st.cancelled = self.st.cancelled + 1
+      self:_dispatch()
+    end
+  end)
+  if timer then timer:cancel() end
+  if not ok then
+    -- cancelled after being granted but before running: give everything back
+    if w.permit then
+      self.st.cancelled = self.st.cancelled + 1
+      w.permit:release(true)
+    end
+    error(a, 0)
+  end
+  if a and a.waited > 0 and log().enabled("debug") then
+    log().debug("ratelimit: waited", { limiter = self.name, seconds = a.waited, queued = self.queue.n })
+  end
+  return a, b, c
+end
+
+--- Takes `weight` units now if they are free and nobody is waiting; never
+--- waits. Returns a permit, or nil and the seconds until it might succeed
+--- (math.huge while a concurrency limit is full).
+---@param weight? number
+---@return resi.ratelimit.permit|nil, number|nil
+function Limiter:try(weight)
+  weight = acquire_args(weight)
+  if self.queue.n > 0 or #self.blocked > 0 then
+    local d = self:_check(weight)
+    return nil, math.max(d or huge, 0)
+  end
+  local d = self:_check(weight)
+  if d == 0 then return self:_commit(weight, 0) end
+  return nil, d or huge
+end
+
+--- Ends a call: the same as permit:release().
+---@param permit resi.ratelimit.permit
+function Limiter:release(permit) permit:release() end
+
+--- Pauses every call of this limiter for `seconds` (a 429, a reset, or the
+--- caller's own decision). Above retry_after_max the pause is capped
+--- (on_long_wait = "sleep") or kept whole and calls are handed back with a
+--- not-before time ("return"); either way a warning is logged.
+---@param seconds number
+---@param why? string
+function Limiter:pause(seconds, why)
+  local now = self.now()
+  local asked = seconds
+  if seconds > self.retry_after_max then
+    self.st.capped = self.st.capped + 1
+    local handed = self.on_long_wait == "return"
+    log().warn("ratelimit: server asked for a pause above retry_after_max", {
+      limiter = self.name, asked = asked, cap = self.retry_after_max,
+      action = handed and "calls handed back with a not-before time" or "waiting the cap", source = why })
+    if not handed then seconds = self.retry_after_max end
+  end
+  local untl = now + seconds
+  if untl > self.paused_until then self.paused_until = untl end
+  self.st.pauses = self.st.pauses + 1
+  self.learned.pause = seconds
+  log().debug("ratelimit: paused", { limiter = self.name, seconds = seconds, source = why })
+  self:_dispatch()
+end
+
+-- Adaptive limiters: another quiet window raises the limit by one.
+function Limiter:_adapt_up(now)
+  if not self.adaptive then return end
+  local r = self:_primary()
+  if not r or r.limit >= self.max_limit then return end
+  local since = math.max(self.last_throttle or -huge, self.last_raise or -huge)
+  if since == -huge then self.last_raise = now return end
+  if now - since >= r.window then
+    r:set_limit(math.min(self.max_limit, r.limit + 1), now)
+    self.last_raise = now
+  end
+end
+
+-- Adaptive limiters: a 429 without rate headers halves the limit.
+function Limiter:_adapt_down(now)
+  self.last_throttle = now
+  if not self.adaptive then return end
+  local r = self:_primary()
+  if not r then return end
+  local new = math.max(self.min_limit, math.floor(r.limit / 2))
+  if new ~= r.limit then
+    r:set_limit(new, now)
+    log().debug("ratelimit: limit lowered after a 429", { limiter = self.name, limit = new })
+  end
+end
+
+-- The local rule a server-reported window maps to (or the primary rule).
+function Limiter:_rule_for(window)
+  if window == nil then return self:_primary() end
+  for _, r in ipairs(self.rules) do if math.abs(r.window - window) < 1e-9 then return r end end
+  return nil
+end
+
+-- Adopts a limit the server reported; adds a rule for a new window.
+function Limiter:_learn_limit(limit, window, now, name)
+  local r = self:_rule_for(window)
+  if r then
+    if limit ~= r.limit and limit > 0 then
+      log().debug("ratelimit: limit learned from the server", { limiter = self.name, limit = limit, was = r.limit, window = r.window })
+      r:set_limit(limit, now)
+    end
+    return r
+  end
+  if window and limit > 0 and #self.rules < 8 then
+    r = rules.sliding(limit, window)
+    r.learned_from = name or "server"
+    self.rules[#self.rules + 1] = r
+    log().debug("ratelimit: window learned from the server", { limiter = self.name, limit = limit, window = window })
+    return r
+  end
+  return nil
+end
+
+--- Learns from a response: a 429 (or a 503 with Retry-After) pauses the
+--- whole limiter, shared by every task using it, for Retry-After (which wins
+--- over any RateLimit field), else the RateLimit reset, else a growing
+--- default; RateLimit-Limit / RateLimit-Policy limits are adopted (learn =
+--- true) and a RateLimit-Remaining below what the limiter thinks is left is
+--- counted as someone else's use. Returns what was read from the headers.
+---@param res {status: integer, headers: table<string,string>}|nil
+---@return table|nil info
+function Limiter:observe(res)
+  if type(res) ~= "table" or type(res.status) ~= "number" then return nil end
+  local now = self.now()
+  local info = headers.parse(res.headers or {}, self.wall(), { reset_unit = self.reset_unit })
+  local status = res.status
+  local st = self.st
+  if info.ignored then
+    log().debug("ratelimit: header ignored", { limiter = self.name, ignored = info.ignored })
+  end
+  if status == 429 then
+    st.seen_429 = st.seen_429 + 1
+    self.consecutive_429 = self.consecutive_429 + 1
+  elseif status == 503 then
+    st.seen_503 = st.seen_503 + 1
+  elseif status < 400 then
+    self.consecutive_429 = 0
+  end
+  local l = self.learned
+  l.limit, l.remaining, l.reset, l.window = info.limit or l.limit, info.remaining, info.reset, info.window or l.window
+  l.retry_after = info.retry_after
+  l.at = now
+  -- what the server's limits say, Retry-After or not
+  local rule
+  if self.learn then
+    for _, p in ipairs(info.policies) do self:_learn_limit(p.quota, p.window, now, p.name) end
+    if info.limit then rule = self:_learn_limit(info.limit, info.window, now, info.policy) end
+  end
+  rule = rule or self:_rule_for(info.window)
+  local throttled = status == 429 or (status == 503 and info.retry_after ~= nil)
+  if throttled then
+    if info.retry_after then
+      self:pause(info.retry_after, "retry-after")
+    elseif info.remaining == 0 and info.reset then
+      self:pause(info.reset, "ratelimit-reset")
+    else
+      local d = math.min(self.default_pause * 2 ^ (self.consecutive_429 - 1), self.retry_after_max)
+      self:pause(d, "429 without Retry-After")
+    end
+    if info.limit == nil and info.retry_after == nil then self:_adapt_down(now) else self.last_throttle = now end
+  elseif info.remaining and info.retry_after == nil then
+    if rule then
+      local left = rule.limit - rule:used(now)
+      if left > info.remaining then
+        rule:phantom(now, left - info.remaining)
+        log().debug("ratelimit: server counts more use than we do", { limiter = self.name, ours = left, server = info.remaining })
+      end
+    elseif info.remaining == 0 and info.reset and info.reset > 0 then
+      self:pause(info.reset, "ratelimit-remaining 0")
+    end
+  end
+  self:_dispatch()
+  return info
+end
+
+--- Counters and state: queued (and by priority), in_flight, granted, waits,
+--- waited (seconds in total), max_wait, rejected, dropped, cancelled,
+--- timeouts, handed_back, seen_429, seen_503, retries, retries_denied,
+--- pauses, capped, paused_for (seconds left), rules ({limit, window, used,
+--- kind}), learned ({limit, remaining, reset, window, retry_after}) and
+--- retry_budget (tokens left).
+---@return table
+function Limiter:stats()
+  local now = self.now()
+  local out = {}
+  for k, v in pairs(self.st) do out[k] = v end
+  out.name = self.name
+  out.queued = self.queue.n
+  out.queued_by_priority = self.queue:counts()
+  out.blocked = #self.blocked
+  out.in_flight = self.in_flight
+  out.concurrency = self.concurrency
+  out.paused_for = math.max(0, self.paused_until - now)
+  out.rules = {}
+  for i, r in ipairs(self.rules) do
+    out.rules[i] = { kind = r.kind, limit = r.limit, window = r.window, used = r:used(now),
+      learned_from = r.learned_from }
+  end
+  local l = {}
+  for k, v in pairs(self.learned) do l[k] = v end
+  out.learned = l
+  out.retry_budget = self.retry_budget.tokens
+  return out
+end
+
+--- Writes stats() to resi.log at debug level.
+function Limiter:log_stats()
+  local s = self:stats()
+  log().debug("ratelimit: stats", s)
+  return s
+end
+
+--- Is the limiter back to its initial state (so it may be forgotten)?
+---@return boolean
+function Limiter:idle()
+  local now = self.now()
+  if self.queue.n > 0 or #self.blocked > 0 or self.pump then return false end
+  if self.concurrency and self.in_flight > 0 then return false end
+  if self.paused_until > now then return false end
+  for _, r in ipairs(self.rules) do if not r:idle(now) then return false end end
+  return true
+end
+
+--- Changes the limit of the primary rule (or of the rule with `window`) at
+--- run time, keeping what is in the window.
+---@param limit number
+---@param window? number
+function Limiter:set_limit(limit, window)
+  local r = self:_rule_for(window)
+  if not r then error("resi.ratelimit: no rule with that window", 2) end
+  r:set_limit(limit, self.now())
+  self:_dispatch()
+end
+
+function Limiter:__tostring()
+  return ("resi.ratelimit %s (queued %d, in flight %d)"):format(self.name, self.queue.n, self.in_flight)
+end
+
+-- Retry settings: per call, then the limiter's `retry` option, then defaults.
+local function retry_setting(self, opts, k, default)
+  local v = opts[k]
+  if v == nil then v = self.retry_opts[k] end
+  if v == nil then v = default end
+  return v
+end
+
+--- Runs fn through the limiter with retries. Each attempt acquires again
+--- (retries spend the same budget as first attempts), calls fn(attempt),
+--- observes a response-shaped result, and releases. opts: weight, priority,
+--- timeout (in line), attempts (default 4), base (0.5 s), cap (30 s),
+--- budget (default: the limiter's retry budget), rand, and
+--- retryable(r1, r2, r3) -> "throttled" | "retry" | nil; the default retries
+--- 429 and 503+Retry-After always, and other 5xx and transport failures only
+--- when `method` (opts.method) is idempotent or `headers` carry an
+--- Idempotency-Key. "throttled" waits only for the limiter's pause; "retry"
+--- also sleeps a full-jitter backoff. Returns fn's last results, or nil and
+--- acquire's reason when the limiter gave up.
+---@param fn fun(attempt: integer): any
+---@param opts? table
+---@return any
+function Limiter:call(fn, opts)
+  opts = opts or {}
+  local attempts = retry_setting(self, opts, "attempts", 4)
+  local base = retry_setting(self, opts, "base", 0.5)
+  local cap = retry_setting(self, opts, "cap", 30)
+  local budget = opts.budget or self.retry_budget
+  local retryable = opts.retryable or function(r1, _, r3)
+    local res = type(r1) == "table" and r1.status and r1 or nil
+    return retry.classify(opts.method, opts.headers, res, res == nil and r3 or nil)
+  end
+  local attempt = 0
+  local backoff_n = 0
+  while true do
+    attempt = attempt + 1
+    local permit, why, info = self:acquire(opts.weight or 1, opts)
+    if not permit then return nil, why, info end
+    local r = table.pack(pcall(fn, attempt))
+    if not r[1] then
+      permit:release()
+      error(r[2], 0)
+    end
+    local r1 = r[2]
+    if type(r1) == "table" and type(r1.status) == "number" then self:observe(r1) end
+    permit:release()
+    local decision = retryable(r[2], r[3], r[4])
+    if not decision then
+      if r1 ~= nil then budget:deposit() end
+      return table.unpack(r, 2, r.n)
+    end
+    if attempt >= attempts then
+      log().debug("ratelimit: giving up after the last attempt", { limiter = self.name, attempts = attempt })
+      return table.unpack(r, 2, r.n)
+    end
+    if not budget:withdraw() then
+      self.st.retries_denied = self.st.retries_denied + 1
+      log().warn("ratelimit: retry budget exhausted, not retrying", { limiter = self.name, attempt = attempt })
+      return table.unpack(r, 2, r.n)
+    end
+    self.st.retries = self.st.retries + 1
+    if decision ~= "throttled" then
+      backoff_n = backoff_n + 1
+      local d = retry.backoff(backoff_n, base, cap, opts.rand)
+      log().debug("ratelimit: retrying after backoff", { limiter = self.name, attempt = attempt, seconds = d })
+      self.sleep(d)
+    else
+      log().debug("ratelimit: retrying after the server's pause", { limiter = self.name, attempt = attempt })
+    end
+  end
+end
+
+-- Random hex for idempotency keys.
+local function random_key()
+  local t = {}
+  for i = 1, 16 do t[i] = ("%02x"):format(math.random(0, 255)) end
+  return table.concat(t)
+end
+
+--- Sends an HTTP request (resi.http.request options) through a limiter,
+--- with lim:call's retries. policy: lim:call options, plus
+--- idempotency_key = true to add a random Idempotency-Key to a POST/PATCH
+--- (the same on every attempt), so it may be retried after a lost response.
+--- Returns the response, or nil, message, code: a transport failure, or the
+--- limiter's reason as code ("timeout", "queue_full", "dropped",
+--- "not_before" with the epoch time to come back at as a fourth value).
+---@param lim resi.ratelimit.limiter
+---@param http_opts table
+---@param policy? table
+---@return table|nil res, string|nil err, any code
+function M.request(lim, http_opts, policy)
+  if getmetatable(lim) ~= Limiter then error("resi.ratelimit.request: first argument must be a limiter", 2) end
+  if type(http_opts) ~= "table" then error("resi.ratelimit.request: http options must be a table", 2) end
+  local http = require "resi.http"
+  local o = {}
+  for k, v in pairs(policy or {}) do o[k] = v end
+  local req = {}
+  for k, v in pairs(http_opts) do req[k] = v end
+  local method = (req.method or "GET"):upper()
+  local hdrs = {}
+  for k, v in pairs(req.headers or {}) do hdrs[k] = v end
+  if o.idempotency_key and not retry.has_idempotency_key(hdrs) then
+    hdrs["Idempotency-Key"] = o.idempotency_key == true and random_key() or tostring(o.idempotency_key)
+  end
+  req.headers = hdrs
+  o.method, o.headers = method, hdrs
+  local last_err
+  local res, err, code = lim:call(function()
+    local r, e, c = http.request(req)
+    last_err = e
+    return r, e, c
+  end, o)
+  if res == nil and err ~= last_err then -- the limiter gave up, not the transport
+    return nil, "ratelimit: " .. tostring(err), err, code
+  end
+  return res, err, code
+end
+
+---@class resi.ratelimit.group
+local Group = {}
+Group.__index = Group
+Group.__name = "resi.ratelimit.group"
+
+--- Keyed limiters, one per key, created on demand with the same options
+--- (plus `idle`: seconds unused after which a limiter back in its initial
+--- state is forgotten, default 300; `mask_keys`: show keys masked in names).
+--- Memory stays flat however many keys pass through.
+---@param opts table
+---@return resi.ratelimit.group
+function M.group(opts)
+  if type(opts) ~= "table" then error("resi.ratelimit.group: expects a table of options", 2) end
+  local g = setmetatable({ opts = opts, map = {}, count = 0, evicted = 0, idle_after = opts.idle or 300,
+    sweep = opts.sweep or 4, name = opts.name or "group" }, Group)
+  g.now = clock.resolve(opts.clock, opts.sleep, opts.wall)
+  -- validate once, so a bad option fails here rather than at the first get
+  local probe = {}
+  for k, v in pairs(opts) do probe[k] = v end
+  probe.name = g.name
+  M.new(probe)
+  return g
+end
+
+-- LRU list: most recently used at head.
+local function unlink(g, l)
+  if l._prev then l._prev._next = l._next else g.head = l._next end
+  if l._next then l._next._prev = l._prev else g.tail = l._prev end
+  l._prev, l._next = nil, nil
+end
+
+local function push_front(g, l)
+  l._next = g.head
+  if g.head then g.head._prev = l end
+  g.head = l
+  if not g.tail then g.tail = l end
+end
+
+-- Marks a limiter used now (moves it to the front).
+local function touch(g, l)
+  l._last = g.now()
+  if g.head ~= l then
+    unlink(g, l)
+    push_front(g, l)
+  end
+end
+
+--- The limiter for `key`, created when missing. Also forgets a few limiters
+--- that have been idle for `idle` seconds.
+---@param key any
+---@return resi.ratelimit.limiter
+function Group:get(key)
+  local l = self.map[key]
+  if l then
+    touch(self, l)
+  else
+    local o = {}
+    for k, v in pairs(self.opts) do o[k] = v end
+    local shown = self.opts.mask_keys and require("resi.secret").mask(key) or tostring(key)
+    o.name = self.name .. ":" .. shown
+    l = M.new(o)
+    l.group_key = key
+    l.on_use = function(x) if self.map[key] == x then touch(self, x) end end
+    self.map[key] = l
+    self.count = self.count + 1
+    push_front(self, l)
+    l._last = self.now()
+  end
+  self:evict(self.sweep)
+  return l
+end
+
+--- Forgets up to `n` (default: all) least recently used limiters that are
+--- idle and unused for the group's `idle` seconds. Returns how many.
+---@param n? integer
+---@return integer
+function Group:evict(n)
+  n = n or huge
+  local now, done, looked = self.now(), 0, 0
+  local l = self.tail
+  while l and looked < n do
+    looked = looked + 1
+    if now - l._last < self.idle_after then break end
+    local prev = l._prev
+    if l:idle() then
+      unlink(self, l)
+      self.map[l.group_key] = nil
+      self.count = self.count - 1
+      self.evicted = self.evicted + 1
+      done = done + 1
+    else
+      touch(self, l) -- busy: look again after another idle period
+    end
+    l = prev
+  end
+  return done
+end
+
+--- Number of live keys.
+---@return integer
+function Group:size() return self.count end
+
+--- {keys=, evicted=} and, with a key, that key's limiter stats.
+---@param key? any
+---@return table
+function Group:stats(key)
+  if key ~= nil then
+    local l = self.map[key]
+    return l and l:stats() or nil
+  end
+  return { keys = self.count, evicted = self.evicted }
+end
+
+-- Provider profile groups: one ratelimit.group per provider, endpoint group
+-- and set of overrides.
+local registry = {}
+
+-- A stable text for an overrides table (for the registry key).
+local function canon(t)
+  if not t then return "" end
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. tostring(t[k]) end
+  return table.concat(parts, ",")
+end
+
+--- The limiter for a provider's endpoint group and an account key (API key,
+--- username), e.g. ratelimit.profile("resifactory", key, "generate").
+--- Built-in limits come from resi.ratelimit.profiles; `overrides` replaces
+--- any option (window = 3 for a test, clock = vc ...). The same arguments
+--- give the same limiter while it is in use. Keys are masked in names/logs.
+---@param provider string "resifactory" | "unknownproxies" | "oxylabs"
+---@param key any
+---@param group? string  endpoint group (default: the provider's default)
+---@param overrides? table
+---@return resi.ratelimit.limiter
+function M.profile(provider, key, group, overrides)
+  local p = profiles[provider]
+  if type(p) ~= "table" or not p.groups then
+    error("resi.ratelimit.profile: unknown provider " .. tostring(provider), 2)
+  end
+  group = group or p.default_group
+  local base = p.groups[group]
+  if not base then error(("resi.ratelimit.profile: %s has no endpoint group %q"):format(provider, tostring(group)), 2) end
+  local rkey = provider .. "\0" .. group .. "\0" .. canon(overrides)
+  local g = registry[rkey]
+  if not g then
+    local o = { reset_unit = p.reset_unit, name = provider .. ":" .. group, mask_keys = true }
+    for k, v in pairs(base) do o[k] = v end
+    for k, v in pairs(overrides or {}) do o[k] = v end
+    g = M.group(o)
+    registry[rkey] = g
+  end
+  return g:get(key)
+end
+
+--- The endpoint group of a provider call: ratelimit.endpoint_group("resifactory", "POST", "/proxies") -> "generate".
+M.endpoint_group = profiles.group_of
+
+--- Forgets every provider profile limiter (tests).
+function M.reset_profiles() registry = {} end
+
+M.Limiter = Limiter
+M.Permit = Permit
+
+return M
