@@ -709,7 +709,10 @@ function Limiter:call(fn, opts)
     end
     if not budget:withdraw() then
       self.st.retries_denied = self.st.retries_denied + 1
-      log().warn("ratelimit: retry budget exhausted, not retrying", { limiter = self.name, attempt = attempt })
+      if not budget.warned then -- once per exhaustion, not once per call
+        budget.warned = true
+        log().warn("ratelimit: retry budget exhausted, not retrying", { limiter = self.name, attempt = attempt })
+      end
       return table.unpack(r, 2, r.n)
     end
     self.st.retries = self.st.retries + 1

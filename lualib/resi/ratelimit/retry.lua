@@ -60,6 +60,7 @@ end
 --- A call succeeded: part of a retry comes back.
 function Budget:deposit()
   self.tokens = math.min(self.capacity, self.tokens + self.refill)
+  if self.tokens >= 1 then self.warned = nil end
 end
 
 -- Does the header table carry an Idempotency-Key (any case)?
