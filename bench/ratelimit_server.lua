@@ -8,8 +8,9 @@
 -- own count: {ok, rejected, first_ok, last_ok} (times in epoch seconds).
 local server = require "resi.server"
 
-local port, limit, window = tonumber(arg and arg[1] or resi.args[1]), tonumber(resi.args[2]), tonumber(resi.args[3])
-port, limit, window = math.tointeger(tonumber(resi.args[1])) or 0, limit or 20, window or 3
+local port = math.tointeger(tonumber(resi.args[1])) or 0
+local limit = tonumber(resi.args[2]) or 20
+local window = tonumber(resi.args[3]) or 3
 
 local logs, stats = {}, {}
 
