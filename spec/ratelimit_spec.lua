@@ -480,6 +480,11 @@ describe("ratelimit learning from responses", function()
     assert.equal(8, lim:stats().rules[1].used)
     assert(lim:try()); assert(lim:try())
     assert.is_nil(lim:try())
+    -- someone else's use leaves when the server said more quota comes
+    local other = ratelimit.new { limit = 10, window = 60, clock = vc }
+    other:observe(res(200, { ["ratelimit-limit"] = "10", ["ratelimit-remaining"] = "0", ["ratelimit-reset"] = "5" }))
+    local p2, delay = other:try()
+    assert.is_nil(p2); assert.equal(5, delay)
     -- a server that reports more room than we think changes nothing
     lim:observe(res(200, { ["ratelimit-limit"] = "10", ["ratelimit-remaining"] = "9" }))
     assert.equal(10, lim:stats().rules[1].used)
@@ -515,6 +520,29 @@ describe("ratelimit learning from responses", function()
     vc.t = 25
     assert(lim:acquire())
     assert.equal(6, lim:stats().rules[1].limit)
+  end)
+end)
+
+describe("ratelimit observability", function()
+  it("reports per-key stats from Lua and logs them at debug level", function()
+    local vc = ratelimit.virtual_clock()
+    local g = ratelimit.group { name = "acct", limit = 2, window = 10, clock = vc }
+    local lim = g:get("k1")
+    assert(lim:acquire()); assert(lim:acquire())
+    lim:observe { status = 429, headers = { ["retry-after"] = "4", ["ratelimit-limit"] = "2" } }
+    local s = lim:stats()
+    assert.equal("acct:k1", s.name)
+    assert.equal(2, s.in_flight)
+    assert.equal(1, s.seen_429)
+    assert.equal(2, s.learned.limit)
+    assert.equal(4, s.paused_for)
+    assert.same({ kind = "sliding", limit = 2, window = 10, used = 2 }, s.rules[1])
+    local text = capture_log(function() lim:log_stats() end)
+    assert.truthy(text:find('"msg":"ratelimit: stats"', 1, true))
+    assert.truthy(text:find('"seen_429":1', 1, true))
+    assert.truthy(text:find('"name":"acct:k1"', 1, true))
+    assert.equal(ratelimit, resi.ratelimit) -- also reachable from resi, loaded on first use
+    assert.same({ keys = 1, evicted = 0 }, g:stats())
   end)
 end)
 

@@ -578,7 +578,7 @@ function Limiter:observe(res)
     if rule then
       local left = rule.limit - rule:used(now)
       if left > info.remaining then
-        rule:phantom(now, left - info.remaining)
+        rule:phantom(now, left - info.remaining, info.reset)
         log().debug("ratelimit: server counts more use than we do", { limiter = self.name, ours = left, server = info.remaining })
       end
     elseif info.remaining == 0 and info.reset and info.reset > 0 then
@@ -781,7 +781,9 @@ Group.__name = "resi.ratelimit.group"
 --- Keyed limiters, one per key, created on demand with the same options
 --- (plus `idle`: seconds unused after which a limiter back in its initial
 --- state is forgotten, default 300; `mask_keys`: show keys masked in names).
---- Memory stays flat however many keys pass through.
+--- Memory stays flat however many keys pass through. The keys share one
+--- retry budget (give `retry_budget` to choose it), so an outage of the
+--- provider does not multiply traffic by the number of keys.
 ---@param opts table
 ---@return resi.ratelimit.group
 function M.group(opts)
@@ -789,6 +791,12 @@ function M.group(opts)
   local g = setmetatable({ opts = opts, map = {}, count = 0, evicted = 0, idle_after = opts.idle or 300,
     sweep = opts.sweep or 4, name = opts.name or "group" }, Group)
   g.now = clock.resolve(opts.clock, opts.sleep, opts.wall)
+  if opts.retry_budget == nil then
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.retry_budget = retry.budget(opts.retry_budget_opts)
+    g.opts = o
+  end
   -- validate once, so a bad option fails here rather than at the first get
   local probe = {}
   for k, v in pairs(opts) do probe[k] = v end

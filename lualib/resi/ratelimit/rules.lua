@@ -80,7 +80,14 @@ function Sliding:touch(x, now) if now > x.t then x.t = now end end
 function Sliding:refund(x) x.w = 0 end
 
 --- Counts `n` units used by someone else (the server said fewer remain).
-function Sliding:phantom(now, n) if n > 0 then self:commit(now, n) end end
+--- They leave the window `expire_in` seconds from now when the server said
+--- when more quota comes (its reset), else a whole window from now.
+function Sliding:phantom(now, n, expire_in)
+  if n <= 0 then return end
+  local t = now
+  if expire_in and expire_in < self.window then t = now - self.window + expire_in end
+  self:commit(t, n)
+end
 
 --- Changes the limit; what is in the window stays counted.
 function Sliding:set_limit(limit) self.limit = limit end
