@@ -502,6 +502,13 @@ describe("ratelimit learning from responses", function()
     assert.equal(2, #rules)
     assert.equal(5, rules[2].limit); assert.equal(1, rules[2].window)
     assert.equal("burst", rules[2].learned_from)
+    -- a RateLimit-Limit without a window may be another window's: it only lowers ours ...
+    lim:observe(res(200, { ["ratelimit-limit"] = "5000" }))
+    assert.equal(30, lim:stats().rules[1].limit)
+    -- ... unless learn = "any"
+    local any = ratelimit.new { limit = 100, window = 60, clock = vc, learn = "any" }
+    any:observe(res(200, { ["ratelimit-limit"] = "500" }))
+    assert.equal(500, any:stats().rules[1].limit)
     -- learn = false: only pauses
     local fixed = ratelimit.new { limit = 100, window = 60, clock = vc, learn = false }
     fixed:observe(res(200, { ["ratelimit-limit"] = "30" }))
@@ -514,6 +521,9 @@ describe("ratelimit learning from responses", function()
     assert(lim:acquire())
     lim:observe(res(429))
     assert.equal(4, lim:stats().rules[1].limit)
+    lim:observe(res(429, { ["retry-after"] = "1" })) -- says when, not how much: still halves
+    assert.equal(2, lim:stats().rules[1].limit)
+    lim:set_limit(4)
     vc.t = 11
     assert(lim:acquire())
     assert.equal(5, lim:stats().rules[1].limit)

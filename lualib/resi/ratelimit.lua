@@ -72,11 +72,12 @@ end
 --- high-water mark) with `on_full` = "reject" | "drop_oldest" | "drop_lowest"
 --- | "block", and `aging` seconds per priority level (default 10; false:
 --- strict priority). Learning: `learn` (default true) adopts the limits the
---- server reports; `reset_unit` = "auto" | "delta" | "epoch" | "epoch_ms";
+--- server reports (a RateLimit-Limit without a window only lowers ours;
+--- learn = "any" lets it raise ours too; false: never); `reset_unit` = "auto" | "delta" | "epoch" | "epoch_ms";
 --- `retry_after_max` (default 120 s) caps a server-imposed pause and
 --- `on_long_wait` says what happens above it: "sleep" (wait the cap) or
 --- "return" (acquire returns nil, "not_before", epoch). `adaptive`: halve the
---- limit on a bare 429, raise it again after quiet windows (`min_limit`,
+--- limit on a 429 that says nothing about limits, raise it again after quiet windows (`min_limit`,
 --- `max_limit`). Time: `clock` (a virtual clock, or a function) and `sleep`.
 ---@param opts table
 ---@return resi.ratelimit.limiter
@@ -108,7 +109,7 @@ function M.new(opts)
   if aging == nil then aging = 10 end
   self.queue = queue.new(aging)
   self.blocked = {} -- producers held back by on_full = "block" (FIFO)
-  self.learn = opts.learn ~= false
+  self.learn = opts.learn == nil or opts.learn -- true, false or "any"
   self.reset_unit = opts.reset_unit or "auto"
   self.retry_after_max = opts.retry_after_max or 120
   self.on_long_wait = opts.on_long_wait or "sleep"
@@ -507,10 +508,13 @@ function Limiter:_rule_for(window)
   return nil
 end
 
--- Adopts a limit the server reported; adds a rule for a new window.
+-- Adopts a limit the server reported; adds a rule for a new window. A
+-- limit without a window (RateLimit-Limit alone) may be for another window
+-- than ours, so it only lowers ours unless learn = "any".
 function Limiter:_learn_limit(limit, window, now, name)
   local r = self:_rule_for(window)
   if r then
+    if window == nil and limit > r.limit and self.learn ~= "any" then return r end
     if limit ~= r.limit and limit > 0 then
       log().debug("ratelimit: limit learned from the server", { limiter = self.name, limit = limit, was = r.limit, window = r.window })
       r:set_limit(limit, now)
@@ -573,7 +577,7 @@ function Limiter:observe(res)
       local d = math.min(self.default_pause * 2 ^ (self.consecutive_429 - 1), self.retry_after_max)
       self:pause(d, "429 without Retry-After")
     end
-    if info.limit == nil and info.retry_after == nil then self:_adapt_down(now) else self.last_throttle = now end
+    if info.limit == nil then self:_adapt_down(now) else self.last_throttle = now end
   elseif info.remaining and info.retry_after == nil then
     if rule then
       local left = rule.limit - rule:used(now)
@@ -930,7 +934,7 @@ function M.profile(provider, key, group, overrides)
   local rkey = provider .. "\0" .. group .. "\0" .. canon(overrides)
   local g = registry[rkey]
   if not g then
-    local o = { reset_unit = p.reset_unit, name = provider .. ":" .. group, mask_keys = true }
+    local o = { reset_unit = p.reset_unit, learn = p.learn, name = provider .. ":" .. group, mask_keys = true }
     for k, v in pairs(base) do o[k] = v end
     for k, v in pairs(overrides or {}) do o[k] = v end
     g = M.group(o)

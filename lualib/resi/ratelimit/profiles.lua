@@ -12,6 +12,7 @@ local M = {}
 
 M.resifactory = {
   reset_unit = "epoch",
+  learn = "any", -- RateLimit-Limit is documented as the limit of the 60 s window
   groups = {
     generate = { limit = 20, window = 60 },
     reads = { limit = 120, window = 60 },
@@ -23,7 +24,8 @@ M.resifactory = {
   default_group = "reads",
 }
 
-local conservative = { limit = 30, window = 60, concurrency = 2, adaptive = true, min_limit = 1, max_limit = 600 }
+local conservative = { limit = 30, window = 60, concurrency = 2, adaptive = true, min_limit = 1, max_limit = 600,
+  learn = "any" }
 
 M.unknownproxies = {
   reset_unit = "auto",
