@@ -235,6 +235,19 @@ describe("ratelimit waiting", function()
     assert.is_table(lim:try())
   end)
 
+  it("stops its timer when the last waiter leaves, so nothing keeps the loop alive", function()
+    local lim = ratelimit.new { limit = 1, window = 3600 }
+    assert(lim:acquire())
+    local t = resi.spawn(function() return lim:acquire() end)
+    resi.sleep(0)
+    assert.is_table(lim.pump)
+    local pump = lim.pump
+    t:cancel()
+    assert.is_nil(lim.pump)
+    resi.sleep(0)
+    assert.equal("cancelled", pump:status())
+  end)
+
   it("times out a waiter and gives its place back", function()
     local vc = ratelimit.virtual_clock()
     local lim = ratelimit.new { limit = 1, window = 10, clock = vc }
@@ -571,6 +584,7 @@ describe("ratelimit retries", function()
     assert.equal("throttled", C("POST", {}, res(429)))
     assert.equal("throttled", C("POST", {}, res(503, { ["retry-after"] = "1" })))
     assert.is_nil(C("POST", {}, res(503)))
+    assert.is_nil(C("POST", {}, res(503, { ["retry-after"] = "soon" }))) -- garbage says nothing
     assert.is_nil(C("POST", {}, res(500)))
     assert.is_nil(C("POST", {}, nil, "timeout"))
     assert.equal("retry", C("POST", {}, nil, "connect"))

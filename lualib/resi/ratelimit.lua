@@ -246,6 +246,11 @@ end
 -- Takes a waiter out of the line and lets a blocked producer in.
 function Limiter:_remove(w)
   if not self.queue:remove(w) then return false end
+  if self.queue.n == 0 and self.pump then -- nobody left to wake: no timer keeps the loop alive
+    local pump = self.pump
+    self.pump, self.pump_at = nil, nil
+    pump:cancel()
+  end
   local b = self.blocked
   if #b > 0 and (not self.max_queue or self.queue.n < self.max_queue) then
     local p = table.remove(b, 1)

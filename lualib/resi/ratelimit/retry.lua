@@ -7,6 +7,8 @@
 ---     (POST, PATCH) is retried only when the server says it was not processed
 ---     (429, or 503 with Retry-After), when it never left (connect/resolve
 ---     failure), or when it carries an Idempotency-Key.
+local H = require "resi.ratelimit.headers"
+
 local M = {}
 
 --- Methods that may be repeated without changing the result (RFC 9110 §9.2.2).
@@ -88,7 +90,7 @@ function M.classify(method, headers, res, code)
   if res then
     local s = res.status
     if s == 429 then return "throttled" end
-    if s == 503 and res.headers and res.headers["retry-after"] then return "throttled" end
+    if s == 503 and res.headers and H.retry_after(res.headers["retry-after"], 0) then return "throttled" end
     if not M.RETRY_STATUS[s] then return nil, "status" end
     if safe then return "retry" end
     return nil, "not idempotent"
