@@ -46,6 +46,7 @@ local function log() logger = logger or require "resi.log"; return logger end
 local Limiter = {}
 Limiter.__index = Limiter
 Limiter.__name = "resi.ratelimit"
+Limiter._is_limiter = true
 
 ---@class resi.ratelimit.permit
 ---@field weight number
@@ -57,11 +58,98 @@ Permit.__name = "resi.ratelimit.permit"
 local ON_FULL = { reject = true, drop_oldest = true, drop_lowest = true, block = true }
 local ON_LONG = { sleep = true, ["return"] = true }
 
--- Empty counters for stats().
-local function new_counters()
-  return { granted = 0, waited = 0, waits = 0, max_wait = 0, rejected = 0, dropped = 0,
-    cancelled = 0, timeouts = 0, handed_back = 0, seen_429 = 0, seen_503 = 0, retries = 0,
-    retries_denied = 0, pauses = 0, capped = 0 }
+-- Counter names for stats(); counters start at 0 without being stored.
+local COUNTERS = { "granted", "waited", "waits", "max_wait", "rejected", "dropped", "cancelled",
+  "timeouts", "handed_back", "seen_429", "seen_503", "retries", "retries_denied", "pauses", "capped" }
+local ZERO = { __index = function() return 0 end }
+
+-- Shared read-only stand-ins for per-limiter tables that most limiters
+-- never need (a group may hold 100,000 limiters): replaced on first write.
+local EMPTY_QUEUE = setmetatable({ n = 0 }, { __index = {
+  head = function() return nil end, remove = function() return false end,
+  counts = function() return {} end, oldest = function() return nil end, lowest = function() return nil end } })
+local EMPTY = setmetatable({}, { __newindex = function() error("resi.ratelimit: internal: shared empty table written") end })
+
+-- Checks and gathers the options every limiter of a kind shares (one table
+-- per ratelimit.new, or one per ratelimit.group for all its keys). It is
+-- the limiters' metatable: their own table holds only per-key state.
+local function config(opts, level)
+  level = (level or 1) + 1
+  local cfg = {}
+  cfg.now, cfg.wall, cfg.sleep = clock.resolve(opts.clock, opts.sleep, opts.wall)
+  local c = opts.concurrency
+  if c ~= nil and (math.type(c) ~= "integer" or c < 1) then
+    error("resi.ratelimit.new: concurrency must be a positive integer", level)
+  end
+  cfg.concurrency = c
+  cfg.max_queue = opts.max_queue or opts.high_water
+  cfg.on_full = opts.on_full or "reject"
+  if not ON_FULL[cfg.on_full] then
+    error("resi.ratelimit.new: on_full must be reject, drop_oldest, drop_lowest or block", level)
+  end
+  local aging = opts.aging
+  if aging == nil then aging = 10 end
+  cfg.aging = aging
+  cfg.learn = opts.learn == nil or opts.learn -- true, false or "any"
+  cfg.reset_unit = opts.reset_unit or "auto"
+  cfg.retry_after_max = opts.retry_after_max or 120
+  cfg.on_long_wait = opts.on_long_wait or "sleep"
+  if not ON_LONG[cfg.on_long_wait] then error("resi.ratelimit.new: on_long_wait must be sleep or return", level) end
+  cfg.default_pause = opts.default_pause or 1
+  cfg.adaptive = opts.adaptive and true or false
+  cfg.min_limit = opts.min_limit or 1
+  cfg.max_limit = opts.max_limit or huge
+  cfg.retry_opts = opts.retry or {}
+  cfg.retry_budget = opts.retry_budget or retry.budget(opts.retry_budget_opts)
+  cfg.parents = {}
+  local ps = opts.parents or (opts.parent and { opts.parent }) or {}
+  for _, p in ipairs(ps) do
+    if type(p) ~= "table" or not p._is_limiter then error("resi.ratelimit.new: parent must be a limiter", level) end
+    cfg.parents[#cfg.parents + 1] = p
+  end
+  -- rule specs, checked now, built per limiter
+  cfg.rule_specs = {}
+  if opts.rules then
+    for i, spec in ipairs(opts.rules) do
+      rules.from_spec(spec, "resi.ratelimit.new")
+      cfg.rule_specs[i] = spec
+    end
+  elseif opts.limit or opts.rate then
+    rules.from_spec(opts, "resi.ratelimit.new")
+    cfg.rule_specs[1] = { limit = opts.limit, window = opts.window, rate = opts.rate, burst = opts.burst,
+      algorithm = opts.algorithm }
+  end
+  if #cfg.rule_specs == 0 and not c and #cfg.parents == 0 then
+    error("resi.ratelimit.new: give limit and window, rate, rules or concurrency", level)
+  end
+  cfg.__index = cfg
+  cfg.__name = Limiter.__name
+  cfg.__tostring = Limiter.__tostring
+  return setmetatable(cfg, Limiter)
+end
+
+-- A limiter with the shared configuration cfg.
+local function instance(cfg, name)
+  local self = setmetatable({ name = name, queue = EMPTY_QUEUE, blocked = EMPTY, children = EMPTY,
+    st = setmetatable({}, ZERO), paused_until = -huge, in_flight = 0, consecutive_429 = 0 }, cfg)
+  local rs = {}
+  for i, spec in ipairs(cfg.rule_specs) do rs[i] = rules.from_spec(spec) end
+  self.rules = rs
+  -- the chain: this limiter and every ancestor, each once
+  local chain = { self }
+  if #cfg.parents > 0 then
+    local seen = { [self] = true }
+    for _, p in ipairs(cfg.parents) do
+      for _, a in ipairs(p.chain) do
+        if not seen[a] then
+          seen[a] = true
+          chain[#chain + 1] = a
+        end
+      end
+    end
+  end
+  self.chain = chain
+  return self
 end
 
 --- Creates a limiter. Rate: `limit` units per `window` seconds (sliding log
@@ -83,68 +171,7 @@ end
 ---@return resi.ratelimit.limiter
 function M.new(opts)
   if type(opts) ~= "table" then error("resi.ratelimit.new: expects a table of options", 2) end
-  local self = setmetatable({}, Limiter)
-  self.name = opts.name and tostring(opts.name) or "ratelimit"
-  self.now, self.wall, self.sleep = clock.resolve(opts.clock, opts.sleep, opts.wall)
-  self.rules = {}
-  if opts.rules then
-    for i, spec in ipairs(opts.rules) do self.rules[i] = rules.from_spec(spec, "resi.ratelimit.new") end
-  elseif opts.limit or opts.rate then
-    self.rules[1] = rules.from_spec(opts, "resi.ratelimit.new")
-  end
-  local c = opts.concurrency
-  if c ~= nil and (math.type(c) ~= "integer" or c < 1) then
-    error("resi.ratelimit.new: concurrency must be a positive integer", 2)
-  end
-  self.concurrency = c
-  if #self.rules == 0 and not c and not opts.parent and not opts.parents then
-    error("resi.ratelimit.new: give limit and window, rate, rules or concurrency", 2)
-  end
-  self.max_queue = opts.max_queue or opts.high_water
-  self.on_full = opts.on_full or "reject"
-  if not ON_FULL[self.on_full] then
-    error("resi.ratelimit.new: on_full must be reject, drop_oldest, drop_lowest or block", 2)
-  end
-  local aging = opts.aging
-  if aging == nil then aging = 10 end
-  self.queue = queue.new(aging)
-  self.blocked = {} -- producers held back by on_full = "block" (FIFO)
-  self.learn = opts.learn == nil or opts.learn -- true, false or "any"
-  self.reset_unit = opts.reset_unit or "auto"
-  self.retry_after_max = opts.retry_after_max or 120
-  self.on_long_wait = opts.on_long_wait or "sleep"
-  if not ON_LONG[self.on_long_wait] then error("resi.ratelimit.new: on_long_wait must be sleep or return", 2) end
-  self.default_pause = opts.default_pause or 1
-  self.adaptive = opts.adaptive and true or false
-  self.min_limit = opts.min_limit or 1
-  self.max_limit = opts.max_limit or huge
-  self.retry_opts = opts.retry or {}
-  self.retry_budget = opts.retry_budget or retry.budget(opts.retry_budget_opts)
-  self.paused_until = -huge
-  self.in_flight = 0
-  self.consecutive_429 = 0
-  self.children = {} -- limiters waiting on this one's concurrency
-  self.learned = {}
-  self.st = new_counters()
-  self.parents = {}
-  local ps = opts.parents or (opts.parent and { opts.parent }) or {}
-  for _, p in ipairs(ps) do
-    if getmetatable(p) ~= Limiter then error("resi.ratelimit.new: parent must be a limiter", 2) end
-    self.parents[#self.parents + 1] = p
-  end
-  -- the chain: this limiter and every ancestor, each once
-  self.chain = { self }
-  local seen = { [self] = true }
-  local function add(l)
-    for _, a in ipairs(l.chain) do
-      if not seen[a] then
-        seen[a] = true
-        self.chain[#self.chain + 1] = a
-      end
-    end
-  end
-  for _, p in ipairs(self.parents) do add(p) end
-  return self
+  return instance(config(opts, 2), opts.name and tostring(opts.name) or "ratelimit")
 end
 
 -- The primary rule (the first), used for learned limits without a window.
@@ -196,7 +223,7 @@ function Limiter:_commit(weight, waited)
     l.in_flight = l.in_flight + 1
     for _, r in ipairs(l.rules) do p.entries[#p.entries + 1] = { r, r:commit(now, weight), l } end
     l:_adapt_up(now)
-    if l.on_use then l.on_use(l) end
+    if l.group then l.group:_used(l) end
   end
   local st = self.st
   st.granted = st.granted + 1
@@ -221,7 +248,7 @@ function Permit:release(refund)
   end
   for _, l in ipairs(self.lim.chain) do
     l.in_flight = l.in_flight - 1
-    if l.on_use then l.on_use(l) end
+    if l.group then l.group:_used(l) end
   end
   for _, l in ipairs(self.lim.chain) do l:_wake_children() end
   self.lim:_dispatch()
@@ -232,7 +259,7 @@ Permit.__close = Permit.release
 function Limiter:_wake_children()
   local ch = self.children
   if next(ch) == nil then return end
-  self.children = {}
+  self.children = EMPTY
   for child in pairs(ch) do child:_dispatch() end
   if self.queue.n > 0 then self:_dispatch() end
 end
@@ -246,10 +273,13 @@ end
 -- Takes a waiter out of the line and lets a blocked producer in.
 function Limiter:_remove(w)
   if not self.queue:remove(w) then return false end
-  if self.queue.n == 0 and self.pump then -- nobody left to wake: no timer keeps the loop alive
-    local pump = self.pump
-    self.pump, self.pump_at = nil, nil
-    pump:cancel()
+  if self.queue.n == 0 then
+    self.queue = EMPTY_QUEUE -- an idle limiter keeps no queue
+    if self.pump then -- nobody left to wake: no timer keeps the loop alive
+      local pump = self.pump
+      self.pump, self.pump_at = nil, nil
+      pump:cancel()
+    end
   end
   local b = self.blocked
   if #b > 0 and (not self.max_queue or self.queue.n < self.max_queue) then
@@ -306,6 +336,7 @@ function Limiter:_dispatch()
           self.st.rejected = self.st.rejected + 1
           finish(w, nil, "too_heavy", ("weight %s exceeds a limit of %s"):format(w.weight, who.name))
         elseif d == huge then
+          if who.children == EMPTY then who.children = {} end
           who.children[self] = true
           break
         else
@@ -387,6 +418,7 @@ function Limiter:acquire(weight, opts)
   local full = self:_make_room(priority, now)
   while full == "block" do -- wait for the line to shrink below the mark
     local entry = { task = t, token = token }
+    if self.blocked == EMPTY then self.blocked = {} end
     self.blocked[#self.blocked + 1] = entry
     task.suspend(t, function()
       for i, e in ipairs(self.blocked) do if e == entry then table.remove(self.blocked, i) break end end
@@ -401,6 +433,7 @@ function Limiter:acquire(weight, opts)
     return nil, full
   end
   local w = { task = t, token = token, weight = weight, priority = priority, enq = now }
+  if self.queue == EMPTY_QUEUE then self.queue = queue.new(self.aging) end
   self.queue:push(w)
   local timer
   if opts.timeout then
@@ -475,6 +508,7 @@ function Limiter:pause(seconds, why)
   local untl = now + seconds
   if untl > self.paused_until then self.paused_until = untl end
   self.st.pauses = self.st.pauses + 1
+  self.learned = self.learned or {}
   self.learned.pause = seconds
   log().debug("ratelimit: paused", { limiter = self.name, seconds = seconds, source = why })
   self:_dispatch()
@@ -561,7 +595,8 @@ function Limiter:observe(res)
   elseif status < 400 then
     self.consecutive_429 = 0
   end
-  local l = self.learned
+  local l = self.learned or {}
+  self.learned = l
   l.limit, l.remaining, l.reset, l.window = info.limit or l.limit, info.remaining, info.reset, info.window or l.window
   l.retry_after = info.retry_after
   l.at = now
@@ -608,7 +643,7 @@ end
 function Limiter:stats()
   local now = self.now()
   local out = {}
-  for k, v in pairs(self.st) do out[k] = v end
+  for _, k in ipairs(COUNTERS) do out[k] = self.st[k] end
   out.name = self.name
   out.queued = self.queue.n
   out.queued_by_priority = self.queue:counts()
@@ -622,7 +657,7 @@ function Limiter:stats()
       learned_from = r.learned_from }
   end
   local l = {}
-  for k, v in pairs(self.learned) do l[k] = v end
+  for k, v in pairs(self.learned or {}) do l[k] = v end
   out.learned = l
   out.retry_budget = self.retry_budget.tokens
   return out
@@ -755,7 +790,7 @@ end
 ---@param policy? table
 ---@return table|nil res, string|nil err, any code
 function M.request(lim, http_opts, policy)
-  if getmetatable(lim) ~= Limiter then error("resi.ratelimit.request: first argument must be a limiter", 2) end
+  if type(lim) ~= "table" or not lim._is_limiter then error("resi.ratelimit.request: first argument must be a limiter", 2) end
   if type(http_opts) ~= "table" then error("resi.ratelimit.request: http options must be a table", 2) end
   local http = require "resi.http"
   local o = {}
@@ -797,20 +832,11 @@ Group.__name = "resi.ratelimit.group"
 ---@return resi.ratelimit.group
 function M.group(opts)
   if type(opts) ~= "table" then error("resi.ratelimit.group: expects a table of options", 2) end
-  local g = setmetatable({ opts = opts, map = {}, count = 0, evicted = 0, idle_after = opts.idle or 300,
-    sweep = opts.sweep or 4, name = opts.name or "group" }, Group)
-  g.now = clock.resolve(opts.clock, opts.sleep, opts.wall)
-  if opts.retry_budget == nil then
-    local o = {}
-    for k, v in pairs(opts) do o[k] = v end
-    o.retry_budget = retry.budget(opts.retry_budget_opts)
-    g.opts = o
-  end
-  -- validate once, so a bad option fails here rather than at the first get
-  local probe = {}
-  for k, v in pairs(opts) do probe[k] = v end
-  probe.name = g.name
-  M.new(probe)
+  local g = setmetatable({ map = {}, count = 0, evicted = 0, idle_after = opts.idle or 300,
+    sweep = opts.sweep or 4, name = opts.name or "group", mask_keys = opts.mask_keys }, Group)
+  g.cfg = config(opts, 2) -- one configuration (and one retry budget) for every key
+  g.cfg.group = g
+  g.now = g.cfg.now
   return g
 end
 
@@ -837,6 +863,11 @@ local function touch(g, l)
   end
 end
 
+-- A limiter of the group was used: it moves to the front (unless evicted).
+function Group:_used(l)
+  if self.map[l.group_key] == l then touch(self, l) end
+end
+
 --- The limiter for `key`, created when missing. Also forgets a few limiters
 --- that have been idle for `idle` seconds.
 ---@param key any
@@ -846,13 +877,9 @@ function Group:get(key)
   if l then
     touch(self, l)
   else
-    local o = {}
-    for k, v in pairs(self.opts) do o[k] = v end
-    local shown = self.opts.mask_keys and require("resi.secret").mask(key) or tostring(key)
-    o.name = self.name .. ":" .. shown
-    l = M.new(o)
+    local shown = self.mask_keys and require("resi.secret").mask(key) or tostring(key)
+    l = instance(self.cfg, self.name .. ":" .. shown)
     l.group_key = key
-    l.on_use = function(x) if self.map[key] == x then touch(self, x) end end
     self.map[key] = l
     self.count = self.count + 1
     push_front(self, l)
