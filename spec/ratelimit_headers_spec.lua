@@ -88,7 +88,8 @@ describe("ratelimit headers", function()
 
   it("accepts tokens for names, the l= alias, and the older drafts' forms", function()
     local info = H.parse({ ["ratelimit-policy"] = "default;l=50;w=10", ["ratelimit"] = "default;r=0;t=4" }, NOW)
-    assert.equal(50, info.limit); assert.equal(10, info.window); assert.equal(0, info.remaining); assert.equal(4, info.reset)
+    assert.equal(50, info.limit); assert.equal(10, info.window)
+    assert.equal(0, info.remaining); assert.equal(4, info.reset)
     -- draft-07 dictionary
     info = H.parse({ ["ratelimit"] = "limit=10, remaining=5, reset=3" }, NOW)
     assert.equal(10, info.limit); assert.equal(5, info.remaining); assert.equal(3, info.reset)

@@ -690,7 +690,8 @@ describe("ratelimit provider profiles", function()
 
   it("lets a test shorten the window", function()
     local vc = ratelimit.virtual_clock()
-    local gen = ratelimit.profile("resifactory", "rf_live_test_key_123456789012", "generate", { window = 3, clock = vc })
+    local gen = ratelimit.profile("resifactory", "rf_live_test_key_123456789012", "generate",
+      { window = 3, clock = vc })
     for _ = 1, 20 do assert(gen:try()) end
     assert.is_nil(gen:try())
     vc.t = 3

@@ -68,7 +68,8 @@ local ZERO = { __index = function() return 0 end }
 local EMPTY_QUEUE = setmetatable({ n = 0 }, { __index = {
   head = function() return nil end, remove = function() return false end,
   counts = function() return {} end, oldest = function() return nil end, lowest = function() return nil end } })
-local EMPTY = setmetatable({}, { __newindex = function() error("resi.ratelimit: internal: shared empty table written") end })
+local EMPTY = setmetatable({}, {
+  __newindex = function() error("resi.ratelimit: internal: shared empty table written") end })
 
 -- Checks and gathers the options every limiter of a kind shares (one table
 -- per ratelimit.new, or one per ratelimit.group for all its keys). It is
@@ -152,6 +153,34 @@ local function instance(cfg, name)
   return self
 end
 
+---@class resi.ratelimit.options
+---@field name? string            shown in stats and logs
+---@field limit? number            units per window (with window)
+---@field window? number           seconds
+---@field algorithm? "sliding"|"gcra"  exact rolling window (default) or token bucket
+---@field burst? number            gcra / rate: units at once
+---@field rate? number             units per second (a token bucket)
+---@field rules? table[]           several {limit=, window=, algorithm=, burst=}
+---@field concurrency? integer     calls in flight at most
+---@field parent? resi.ratelimit.limiter
+---@field parents? resi.ratelimit.limiter[]
+---@field max_queue? integer       high-water mark of the waiting line
+---@field on_full? "reject"|"drop_oldest"|"drop_lowest"|"block"
+---@field aging? number|false      seconds per priority level gained while waiting (default 10)
+---@field learn? boolean|"any"     adopt limits the server reports (default true)
+---@field reset_unit? "auto"|"delta"|"epoch"|"epoch_ms"
+---@field retry_after_max? number  cap on a server-imposed pause (default 120)
+---@field on_long_wait? "sleep"|"return"
+---@field default_pause? number    pause after a 429 that says nothing (default 1, doubles)
+---@field adaptive? boolean        halve on a bare 429, +1 per quiet window
+---@field min_limit? number
+---@field max_limit? number
+---@field retry? table             defaults for lim:call (attempts, base, cap)
+---@field retry_budget? resi.ratelimit.budget
+---@field clock? resi.ratelimit.virtual_clock|fun(): number
+---@field sleep? fun(seconds: number)
+---@field wall? fun(): number      epoch seconds (for HTTP dates)
+
 --- Creates a limiter. Rate: `limit` units per `window` seconds (sliding log
 --- by default, `algorithm = "gcra"` for a token bucket with `burst`), or
 --- `rate` per second with `burst`, or several `rules = {{limit=, window=}, ...}`.
@@ -161,13 +190,14 @@ end
 --- | "block", and `aging` seconds per priority level (default 10; false:
 --- strict priority). Learning: `learn` (default true) adopts the limits the
 --- server reports (a RateLimit-Limit without a window only lowers ours;
---- learn = "any" lets it raise ours too; false: never); `reset_unit` = "auto" | "delta" | "epoch" | "epoch_ms";
---- `retry_after_max` (default 120 s) caps a server-imposed pause and
---- `on_long_wait` says what happens above it: "sleep" (wait the cap) or
---- "return" (acquire returns nil, "not_before", epoch). `adaptive`: halve the
---- limit on a 429 that says nothing about limits, raise it again after quiet windows (`min_limit`,
+--- learn = "any" lets it raise ours too; false: never); `reset_unit` =
+--- "auto" | "delta" | "epoch" | "epoch_ms"; `retry_after_max` (default
+--- 120 s) caps a server-imposed pause and `on_long_wait` says what happens
+--- above it: "sleep" (wait the cap) or "return" (acquire returns nil,
+--- "not_before", epoch). `adaptive`: halve the limit on a 429 that says
+--- nothing about limits, raise it again after quiet windows (`min_limit`,
 --- `max_limit`). Time: `clock` (a virtual clock, or a function) and `sleep`.
----@param opts table
+---@param opts resi.ratelimit.options
 ---@return resi.ratelimit.limiter
 function M.new(opts)
   if type(opts) ~= "table" then error("resi.ratelimit.new: expects a table of options", 2) end
@@ -555,7 +585,8 @@ function Limiter:_learn_limit(limit, window, now, name)
   if r then
     if window == nil and limit > r.limit and self.learn ~= "any" then return r end
     if limit ~= r.limit and limit > 0 then
-      log().debug("ratelimit: limit learned from the server", { limiter = self.name, limit = limit, was = r.limit, window = r.window })
+      log().debug("ratelimit: limit learned from the server",
+        { limiter = self.name, limit = limit, was = r.limit, window = r.window })
       r:set_limit(limit, now)
     end
     return r
@@ -623,7 +654,8 @@ function Limiter:observe(res)
       local left = rule.limit - rule:used(now)
       if left > info.remaining then
         rule:phantom(now, left - info.remaining, info.reset)
-        log().debug("ratelimit: server counts more use than we do", { limiter = self.name, ours = left, server = info.remaining })
+        log().debug("ratelimit: server counts more use than we do",
+          { limiter = self.name, ours = left, server = info.remaining })
       end
     elseif info.remaining == 0 and info.reset and info.reset > 0 then
       self:pause(info.reset, "ratelimit-remaining 0")
@@ -663,7 +695,8 @@ function Limiter:stats()
   return out
 end
 
---- Writes stats() to resi.log at debug level.
+--- Writes stats() to resi.log at debug level (and returns them).
+---@return table
 function Limiter:log_stats()
   local s = self:stats()
   log().debug("ratelimit: stats", s)
@@ -692,6 +725,7 @@ function Limiter:set_limit(limit, window)
   self:_dispatch()
 end
 
+-- "resi.ratelimit NAME (queued N, in flight N)" for the REPL and logs.
 function Limiter:__tostring()
   return ("resi.ratelimit %s (queued %d, in flight %d)"):format(self.name, self.queue.n, self.in_flight)
 end
@@ -790,7 +824,9 @@ end
 ---@param policy? table
 ---@return table|nil res, string|nil err, any code
 function M.request(lim, http_opts, policy)
-  if type(lim) ~= "table" or not lim._is_limiter then error("resi.ratelimit.request: first argument must be a limiter", 2) end
+  if type(lim) ~= "table" or not lim._is_limiter then
+    error("resi.ratelimit.request: first argument must be a limiter", 2)
+  end
   if type(http_opts) ~= "table" then error("resi.ratelimit.request: http options must be a table", 2) end
   local http = require "resi.http"
   local o = {}
@@ -828,7 +864,7 @@ Group.__name = "resi.ratelimit.group"
 --- Memory stays flat however many keys pass through. The keys share one
 --- retry budget (give `retry_budget` to choose it), so an outage of the
 --- provider does not multiply traffic by the number of keys.
----@param opts table
+---@param opts resi.ratelimit.options|{idle?: number, mask_keys?: boolean, sweep?: integer}
 ---@return resi.ratelimit.group
 function M.group(opts)
   if type(opts) ~= "table" then error("resi.ratelimit.group: expects a table of options", 2) end
@@ -847,6 +883,7 @@ local function unlink(g, l)
   l._prev, l._next = nil, nil
 end
 
+-- Puts a limiter at the front of the group's LRU list.
 local function push_front(g, l)
   l._next = g.head
   if g.head then g.head._prev = l end
@@ -962,7 +999,9 @@ function M.profile(provider, key, group, overrides)
   end
   group = group or p.default_group
   local base = p.groups[group]
-  if not base then error(("resi.ratelimit.profile: %s has no endpoint group %q"):format(provider, tostring(group)), 2) end
+  if not base then
+    error(("resi.ratelimit.profile: %s has no endpoint group %q"):format(provider, tostring(group)), 2)
+  end
   local rkey = provider .. "\0" .. group .. "\0" .. canon(overrides)
   local g = registry[rkey]
   if not g then

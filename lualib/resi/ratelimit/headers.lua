@@ -107,6 +107,8 @@ end
 -- Structured-field members, leniently: `a;k=v, "b";k=v` (lists) and
 -- `k=v;p=1, k2=v2` (dictionaries). Each member: {value=, key=?, params={}}.
 local TOKEN = "^[%w%*%-%._:/%%!#%$&'%+%^`|~]+"
+---@param s string|nil
+---@return table[]
 local function sf_members(s)
   local out = {}
   if type(s) ~= "string" then return out end

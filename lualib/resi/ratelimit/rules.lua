@@ -142,6 +142,7 @@ function Gcra:commit(now, w)
   return { w = w }
 end
 
+--- A bucket has no per-call window to move.
 function Gcra:touch() end
 
 --- Gives units back.
@@ -161,6 +162,7 @@ function Gcra:set_limit(limit, now)
   if used > 0 then self.tat = (now or 0) + used * self:interval() end
 end
 
+--- Is the bucket full again (back to its initial state)?
 function Gcra:idle(now) return self.tat <= now end
 
 --- Seconds until the bucket is full again.
