@@ -686,6 +686,8 @@ describe("ratelimit provider profiles", function()
     assert.truthy(gen.name:find("3456", 1, true))
     assert.equal("generate", ratelimit.endpoint_group("resifactory", "POST", "/proxies"))
     assert.equal("reads", ratelimit.endpoint_group("resifactory", "GET", "/balance?x=1"))
+    assert.equal(gen, ratelimit.profile("resifactory", key, "POST /proxies"))
+    assert.equal(ratelimit.profile("resifactory", key, "reads"), ratelimit.profile("resifactory", key, "GET /me"))
   end)
 
   it("lets a test shorten the window", function()

@@ -989,13 +989,16 @@ end
 --- give the same limiter while it is in use. Keys are masked in names/logs.
 ---@param provider string "resifactory" | "unknownproxies" | "oxylabs"
 ---@param key any
----@param group? string  endpoint group (default: the provider's default)
+---@param group? string  endpoint group ("generate"), or a call ("POST /proxies")
 ---@param overrides? table
 ---@return resi.ratelimit.limiter
 function M.profile(provider, key, group, overrides)
   local p = profiles[provider]
   if type(p) ~= "table" or not p.groups then
     error("resi.ratelimit.profile: unknown provider " .. tostring(provider), 2)
+  end
+  if type(group) == "string" and group:find(" ", 1, true) then -- "POST /proxies": the call's group
+    group = profiles.group_of(provider, group:match("^(%S+)%s+(.*)$"))
   end
   group = group or p.default_group
   local base = p.groups[group]
