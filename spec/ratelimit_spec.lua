@@ -325,6 +325,20 @@ describe("ratelimit waiting", function()
     vc:advance(30)
     assert.same({ 1, 2, 3 }, tags(out))
     assert.equal(10, out[1].t); assert.equal(20, out[2].t); assert.equal(30, out[3].t)
+    -- a producer let in but cancelled before it ran passes its turn on
+    local full = ratelimit.new { concurrency = 1, clock = vc, max_queue = 1, on_full = "block" }
+    local held = assert(full:acquire())
+    out = {}
+    waiter(vc, full, out, "queued", { hold = true })
+    local second = waiter(vc, full, out, "blocked1")
+    waiter(vc, full, out, "blocked2")
+    vc:advance(0)
+    assert.equal(2, full:stats().blocked)
+    held:release() -- "queued" is granted, which lets "blocked1" in ...
+    second:cancel() -- ... but it is cancelled before it runs
+    vc:advance(0)
+    assert.equal(1, full:stats().queued) -- "blocked2" got the turn
+    assert.equal(0, full:stats().blocked)
   end)
 end)
 

@@ -311,12 +311,19 @@ function Limiter:_remove(w)
       pump:cancel()
     end
   end
+  self:_admit()
+  return true
+end
+
+-- Lets the first producer held back by on_full = "block" try again when
+-- the line is below its mark.
+function Limiter:_admit()
   local b = self.blocked
   if #b > 0 and (not self.max_queue or self.queue.n < self.max_queue) then
     local p = table.remove(b, 1)
+    p.woken = true
     wake(p.task, p.token)
   end
-  return true
 end
 
 -- Starts (or moves earlier) the task that runs _dispatch when the head
@@ -450,9 +457,13 @@ function Limiter:acquire(weight, opts)
     local entry = { task = t, token = token }
     if self.blocked == EMPTY then self.blocked = {} end
     self.blocked[#self.blocked + 1] = entry
-    task.suspend(t, function()
+    local ok, err = pcall(task.suspend, t, function()
       for i, e in ipairs(self.blocked) do if e == entry then table.remove(self.blocked, i) break end end
     end)
+    if not ok then
+      if entry.woken then self:_admit() end -- cancelled after being let in: pass the turn on
+      error(err, 0)
+    end
     t, token = task.prepare("lim:acquire()")
     now = self.now()
     full = self:_make_room(priority, now)
