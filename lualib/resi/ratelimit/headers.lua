@@ -127,6 +127,12 @@ local function sf_members(s)
       i = j + 1
       return table.concat(buf)
     end
+    if s:sub(i, i) == ":" then -- byte sequence :base64:
+      local j = s:find(":", i + 1, true) or n
+      local v = s:sub(i + 1, j - 1)
+      i = j + 1
+      return v
+    end
     local tok = s:match(TOKEN, i)
     if not tok then return nil end
     i = i + #tok
