@@ -30,6 +30,8 @@ describe("ratelimit headers", function()
     v, why = H.retry_after("", NOW)
     assert.is_nil(v); assert.equal("garbage", why)
     assert.is_nil(H.retry_after(nil, NOW))
+    v, why = H.retry_after(("9"):rep(400), NOW)
+    assert.is_nil(v); assert.equal("garbage", why)
   end)
 
   it("reads Retry-After as an HTTP-date against the server's Date when there is one", function()
@@ -119,6 +121,35 @@ describe("ratelimit headers", function()
     assert.truthy(info.ignored["retry-after"]:find("garbage", 1, true))
     assert.truthy(info.ignored["ratelimit-remaining"])
     assert.truthy(info.ignored.ratelimit)
+  end)
+
+  it("never fails on random bytes in any field (ignores them instead)", function()
+    local alphabet = { '"', ";", ",", "=", ":", " ", "\t", "\\", "-", ".", "?", "*", "q", "w", "r", "t", "l",
+      "0", "1", "9", "a", "Z", "GMT", "Sun, ", "\0", "\255", "1e309", "99999999999999999999" }
+    local rng = 12345
+    local function rand(n) -- a small LCG: the same inputs on every run
+      rng = (rng * 1103515245 + 12345) % 2147483648
+      return rng % n + 1
+    end
+    local fields = { "retry-after", "ratelimit", "ratelimit-policy", "ratelimit-limit", "ratelimit-remaining",
+      "ratelimit-reset", "x-ratelimit-reset", "date" }
+    for _ = 1, 3000 do
+      local h = {}
+      for _, f in ipairs(fields) do
+        if rand(2) == 1 then
+          local parts = {}
+          for k = 1, rand(12) do parts[k] = alphabet[rand(#alphabet)] end
+          h[f] = table.concat(parts)
+        end
+      end
+      local ok, info = pcall(H.parse, h, NOW, { reset_unit = "auto" })
+      assert(ok, info)
+      assert.is_table(info)
+      for _, k in ipairs { "retry_after", "remaining", "reset", "limit" } do
+        local v = info[k]
+        assert(v == nil or (type(v) == "number" and v >= 0 and v == v), k .. " = " .. tostring(v))
+      end
+    end
   end)
 
   it("keeps both Retry-After and RateLimit values (observe lets Retry-After win)", function()

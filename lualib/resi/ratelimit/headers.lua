@@ -58,7 +58,9 @@ end
 local function plain_number(s)
   if type(s) ~= "string" then return nil end
   local n = s:match("^%s*(%d+%.?%d*)%s*$")
-  return n and tonumber(n) or nil
+  n = n and tonumber(n)
+  if n and n < math.huge then return n end -- a 400-digit value is garbage, not forever
+  return nil
 end
 
 --- Reads Retry-After: seconds to wait (>= 0), or nil and why it was ignored.
