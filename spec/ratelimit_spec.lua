@@ -58,6 +58,19 @@ describe("ratelimit limiters", function()
     assert.equal(20, s.max_wait)
   end)
 
+  it("takes a plain clock function (and a sleep function) instead of a clock object", function()
+    local T = 100
+    local slept = {}
+    local lim = ratelimit.new { limit = 1, window = 10, clock = function() return T end,
+      sleep = function(s) slept[#slept + 1] = s; T = T + s end }
+    assert.is_table(lim:try())
+    assert.is_nil(lim:try())
+    local p = lim:acquire() -- the pump "sleeps" by moving T
+    assert.is_table(p)
+    assert.same({ 10 }, slept)
+    assert.equal(110, T)
+  end)
+
   it("starts a call's window when the call ends, not when it started", function()
     local vc = ratelimit.virtual_clock()
     local lim = ratelimit.new { limit = 1, window = 10, clock = vc }
