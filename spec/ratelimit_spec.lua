@@ -157,6 +157,14 @@ describe("ratelimit limiters", function()
       assert.equal(1, lim:stats().in_flight)
     end
     assert.equal(0, lim:stats().in_flight)
+    -- a block that fails still releases, and does not refund: the call may have gone out
+    local rated = ratelimit.new { limit = 5, window = 10, concurrency = 1, clock = vc }
+    pcall(function()
+      local p <close> = assert(rated:acquire())
+      error("the call failed after sending")
+    end)
+    assert.equal(0, rated:stats().in_flight)
+    assert.equal(1, rated:stats().rules[1].used)
   end)
 end)
 

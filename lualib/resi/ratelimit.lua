@@ -283,7 +283,9 @@ function Permit:release(refund)
   for _, l in ipairs(self.lim.chain) do l:_wake_children() end
   self.lim:_dispatch()
 end
-Permit.__close = Permit.release
+-- `local p <close> = lim:acquire()`: released (not refunded) when the block
+-- ends, also when it ends with an error.
+function Permit:__close() self:release() end
 
 -- Lets limiters that waited on this one's concurrency look again.
 function Limiter:_wake_children()
