@@ -488,18 +488,25 @@ describe("ratelimit learning from responses", function()
     assert.truthy(text:find("above retry_after_max", 1, true))
     assert.truthy(text:find('"asked":3600', 1, true))
 
-    local back = ratelimit.new { limit = 100, window = 1, clock = vc, retry_after_max = 60, on_long_wait = "return" }
+    local back = ratelimit.new { limit = 1, window = 1, clock = vc, retry_after_max = 60, on_long_wait = "return" }
+    assert(back:acquire())
     local out = {}
-    waiter(vc, back, out, "queued-before")
-    vc:advance(0)
-    assert.equal(1, #out) -- granted at once
-    back:try() -- use the slot count a little
+    waiter(vc, back, out, "queued-before") -- waits for the window
+    vc:advance(0.5)
+    assert.equal(0, #out)
     capture_log(function() back:observe(res(429, { ["retry-after"] = "3600" })) end)
+    vc:advance(0)
+    -- the waiter is handed back at once with the time to come back, not parked for an hour
+    assert.equal(1, #out)
+    assert.is_nil(out[1].permit)
+    assert.equal("not_before", out[1].why)
+    assert.equal(1700000000 + 0.5 + 3600, out[1].info)
     local p, why, nb = back:acquire()
     assert.is_nil(p)
     assert.equal("not_before", why)
-    assert.equal(1700000000 + 3600, nb)
-    vc.t = 3600
+    assert.equal(1700000000 + 0.5 + 3600, nb)
+    assert.equal(2, back:stats().handed_back)
+    vc.t = 3600.5
     assert.is_table(back:acquire())
   end)
 
