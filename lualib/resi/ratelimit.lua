@@ -11,6 +11,11 @@
 ---
 ---   local res, err = ratelimit.request(lim, {method = "GET", url = url})  -- all of it, with retries
 ---
+--- Release every permit when its call has its answer: that frees a
+--- concurrency slot and starts the call's window then (the server saw the
+--- call no later than that), so network jitter can never turn an exactly
+--- paced burst into a 429. An unreleased permit counts from acquire time.
+---
 --- Keyed limiters: ratelimit.group{...}:get(key) (created on demand, evicted
 --- when idle). Hierarchies: ratelimit.new{..., parent = global}: a call takes
 --- its weight from every limiter up the chain at once, or waits.
