@@ -86,6 +86,24 @@ describe("ratelimit limiters", function()
     assert.equal(12, out[1].t)
   end)
 
+  it("names the bad option and the caller's line", function()
+    local function err_of(fn)
+      local ok, e = pcall(fn)
+      assert.is_false(ok)
+      return e
+    end
+    local e = err_of(function() ratelimit.new { limit = 0, window = 60 } end)
+    assert.truthy(e:find("ratelimit_spec.lua:%d+: resi.ratelimit.new: limit must be a positive number"), e)
+    e = err_of(function() ratelimit.group { limit = 5 } end)
+    assert.truthy(e:find("ratelimit_spec.lua:%d+: resi.ratelimit.new: window must be a positive number"), e)
+    e = err_of(function() ratelimit.new { concurrency = 1.5 } end)
+    assert.truthy(e:find("ratelimit_spec.lua:%d+: resi.ratelimit.new: concurrency must be a positive integer"), e)
+    e = err_of(function() ratelimit.new { limit = 1, window = 1, on_full = "panic" } end)
+    assert.truthy(e:find("on_full must be reject, drop_oldest, drop_lowest or block", 1, true), e)
+    e = err_of(function() ratelimit.new {} end)
+    assert.truthy(e:find("give limit and window, rate, rules or concurrency", 1, true), e)
+  end)
+
   it("charges weights and refuses a weight above the limit", function()
     local vc = ratelimit.virtual_clock()
     local lim = ratelimit.new { limit = 10, window = 60, clock = vc }

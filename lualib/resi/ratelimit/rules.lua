@@ -168,23 +168,24 @@ function Gcra:idle(now) return self.tat <= now end
 --- Seconds until the bucket is full again.
 function Gcra:reset_in(now) return self.tat > now and self.tat - now or 0 end
 
---- Builds a rule from a spec {limit=, window=, algorithm=, burst=, rate=}.
+--- Builds a rule from a spec {limit=, window=, algorithm=, burst=, rate=};
+--- a bad spec raises a message without a position (the caller adds it).
 ---@param spec table
 ---@return resi.ratelimit.rule
 function M.from_spec(spec, where)
   where = where or "resi.ratelimit"
   local limit, window = spec.limit, spec.window
   if spec.rate then -- rate per second, burst units: a token bucket
-    if type(spec.rate) ~= "number" or spec.rate <= 0 then error(where .. ": rate must be a positive number", 3) end
+    if type(spec.rate) ~= "number" or spec.rate <= 0 then error(where .. ": rate must be a positive number", 0) end
     local burst = spec.burst or 1
     return M.gcra(spec.rate * (spec.window or 1), spec.window or 1, burst)
   end
-  if type(limit) ~= "number" or limit <= 0 then error(where .. ": limit must be a positive number", 3) end
-  if type(window) ~= "number" or window <= 0 then error(where .. ": window must be a positive number of seconds", 3) end
+  if type(limit) ~= "number" or limit <= 0 then error(where .. ": limit must be a positive number", 0) end
+  if type(window) ~= "number" or window <= 0 then error(where .. ": window must be a positive number of seconds", 0) end
   local algo = spec.algorithm or "sliding"
   if algo == "sliding" then return M.sliding(limit, window) end
   if algo == "gcra" or algo == "bucket" then return M.gcra(limit, window, spec.burst) end
-  error(where .. ": algorithm must be \"sliding\" or \"gcra\" (got " .. tostring(algo) .. ")", 3)
+  error(where .. ": algorithm must be \"sliding\" or \"gcra\" (got " .. tostring(algo) .. ")", 0)
 end
 
 return M
