@@ -753,14 +753,6 @@ function Limiter:__tostring()
   return ("resi.ratelimit %s (queued %d, in flight %d)"):format(self.name, self.queue.n, self.in_flight)
 end
 
--- Retry settings: per call, then the limiter's `retry` option, then defaults.
-local function retry_setting(self, opts, k, default)
-  local v = opts[k]
-  if v == nil then v = self.retry_opts[k] end
-  if v == nil then v = default end
-  return v
-end
-
 --- Runs fn through the limiter with retries. Each attempt acquires again
 --- (retries spend the same budget as first attempts), calls fn(attempt),
 --- observes a response-shaped result, and releases. opts: weight, priority,
@@ -775,65 +767,7 @@ end
 ---@param fn fun(attempt: integer): any
 ---@param opts? table
 ---@return any
-function Limiter:call(fn, opts)
-  opts = opts or {}
-  local attempts = retry_setting(self, opts, "attempts", 4)
-  local base = retry_setting(self, opts, "base", 0.5)
-  local cap = retry_setting(self, opts, "cap", 30)
-  local budget = opts.budget or self.retry_budget
-  local retryable = opts.retryable or function(r1, _, r3)
-    local res = type(r1) == "table" and r1.status and r1 or nil
-    return retry.classify(opts.method, opts.headers, res, res == nil and r3 or nil)
-  end
-  local attempt = 0
-  local backoff_n = 0
-  while true do
-    attempt = attempt + 1
-    local permit, why, info = self:acquire(opts.weight or 1, opts)
-    if not permit then return nil, why, info end
-    local r = table.pack(pcall(fn, attempt))
-    if not r[1] then
-      permit:release()
-      error(r[2], 0)
-    end
-    local r1 = r[2]
-    if type(r1) == "table" and type(r1.status) == "number" then self:observe(r1) end
-    permit:release()
-    local decision = retryable(r[2], r[3], r[4])
-    if not decision then
-      if r1 ~= nil then budget:deposit() end
-      return table.unpack(r, 2, r.n)
-    end
-    if attempt >= attempts then
-      log().debug("ratelimit: giving up after the last attempt", { limiter = self.name, attempts = attempt })
-      return table.unpack(r, 2, r.n)
-    end
-    if not budget:withdraw() then
-      self.st.retries_denied = self.st.retries_denied + 1
-      if not budget.warned then -- once per exhaustion, not once per call
-        budget.warned = true
-        log().warn("ratelimit: retry budget exhausted, not retrying", { limiter = self.name, attempt = attempt })
-      end
-      return table.unpack(r, 2, r.n)
-    end
-    self.st.retries = self.st.retries + 1
-    if decision ~= "throttled" then
-      backoff_n = backoff_n + 1
-      local d = retry.backoff(backoff_n, base, cap, opts.rand)
-      log().debug("ratelimit: retrying after backoff", { limiter = self.name, attempt = attempt, seconds = d })
-      self.sleep(d)
-    else
-      log().debug("ratelimit: retrying after the server's pause", { limiter = self.name, attempt = attempt })
-    end
-  end
-end
-
--- Random hex for idempotency keys.
-local function random_key()
-  local t = {}
-  for i = 1, 16 do t[i] = ("%02x"):format(math.random(0, 255)) end
-  return table.concat(t)
-end
+function Limiter:call(fn, opts) return retry.call(self, fn, opts) end
 
 --- Sends an HTTP request (resi.http.request options) through a limiter,
 --- with lim:call's retries. policy: lim:call options, plus
@@ -851,29 +785,7 @@ function M.request(lim, http_opts, policy)
     error("resi.ratelimit.request: first argument must be a limiter", 2)
   end
   if type(http_opts) ~= "table" then error("resi.ratelimit.request: http options must be a table", 2) end
-  local http = require "resi.http"
-  local o = {}
-  for k, v in pairs(policy or {}) do o[k] = v end
-  local req = {}
-  for k, v in pairs(http_opts) do req[k] = v end
-  local method = (req.method or "GET"):upper()
-  local hdrs = {}
-  for k, v in pairs(req.headers or {}) do hdrs[k] = v end
-  if o.idempotency_key and not retry.has_idempotency_key(hdrs) then
-    hdrs["Idempotency-Key"] = o.idempotency_key == true and random_key() or tostring(o.idempotency_key)
-  end
-  req.headers = hdrs
-  o.method, o.headers = method, hdrs
-  local last_err
-  local res, err, code = lim:call(function()
-    local r, e, c = http.request(req)
-    last_err = e
-    return r, e, c
-  end, o)
-  if res == nil and err ~= last_err then -- the limiter gave up, not the transport
-    return nil, "ratelimit: " .. tostring(err), err, code
-  end
-  return res, err, code
+  return retry.request(lim, http_opts, policy)
 end
 
 --- Keyed limiters, one per key, created on demand with the same options
