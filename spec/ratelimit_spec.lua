@@ -118,6 +118,9 @@ describe("ratelimit limiters", function()
     assert.is_nil(p)
     assert.equal("too_heavy", why)
     assert.has_error(function() lim:acquire(0) end, "resi.ratelimit: weight must be a positive number")
+    assert.has_error(function() lim:acquire(1, { priority = "high" }) end,
+      "resi.ratelimit: priority must be a number (0 is the most important)")
+    assert.has_error(function() lim:acquire { timeout = "5s" } end, "resi.ratelimit: timeout must be a number of seconds")
   end)
 
   it("GCRA token bucket: a burst, then one call per interval", function()

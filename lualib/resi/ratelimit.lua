@@ -18,7 +18,11 @@
 ---
 --- Keyed limiters: ratelimit.group{...}:get(key) (created on demand, evicted
 --- when idle). Hierarchies: ratelimit.new{..., parent = global}: a call takes
---- its weight from every limiter up the chain at once, or waits.
+--- its weight from every limiter up the chain at once, or waits. Waiters
+--- queue in the limiter they called (FIFO, priorities there); keys that wait
+--- on the same parent each look again when it frees, so order across keys is
+--- by who looks first, and a call made on the parent itself may go ahead of
+--- a key's waiters.
 --- Providers: ratelimit.profile("resifactory", api_key, "generate").
 local task = require "resi.task"
 local rules = require "resi.ratelimit.rules"
@@ -405,6 +409,12 @@ local function acquire_args(weight, opts)
   weight = weight or opts.weight or 1
   if type(weight) ~= "number" or weight <= 0 then
     error("resi.ratelimit: weight must be a positive number", 3)
+  end
+  if opts.priority ~= nil and type(opts.priority) ~= "number" then
+    error("resi.ratelimit: priority must be a number (0 is the most important)", 3)
+  end
+  if opts.timeout ~= nil and type(opts.timeout) ~= "number" then
+    error("resi.ratelimit: timeout must be a number of seconds", 3)
   end
   return weight, opts
 end
