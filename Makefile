@@ -17,7 +17,8 @@ PKG_CONFIG ?= pkg-config
 DEPS_BUILD = build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev lua-luv-dev \
              libcurl4-openssl-dev lua-cjson libhttp-parser-dev
 DEPS_TEST = lua-busted nginx-light openssl curl ca-certificates tinyproxy microsocks
-DEPS_BENCH = hyperfine nodejs python3 python3-requests wrk time
+# npm is skipped when an npm command exists (NodeSource's nodejs ships it and conflicts with Debian's npm).
+DEPS_BENCH = hyperfine nodejs npm python3 python3-requests wrk time
 DEPS_ASAN = clang libclang-rt-14-dev valgrind
 
 HOST_PKGS = lua5.4 libuv lua5.4-luv
@@ -74,6 +75,7 @@ $(BUILD)/obj $(BUILD)/cmod/resi:
 
 deps:
 	@missing=""; for p in $(DEPS_BUILD) $(DEPS_TEST) $(if $(BENCH_DEPS),$(DEPS_BENCH)) $(if $(ASAN_DEPS),$(DEPS_ASAN)); do \
+	  if [ $$p = npm ] && command -v npm >/dev/null 2>&1; then continue; fi; \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \

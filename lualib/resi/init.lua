@@ -22,8 +22,8 @@ local M = {
   version = "0.1.0",
 }
 
--- Modules loaded on first access: resi.json, resi.http, resi.log, resi.uv.
-local lazy = { json = "resi.json", http = "resi.http", log = "resi.log", uv = "luv" }
+-- Modules loaded on first access: resi.json, resi.http, resi.log, resi.uv, resi.ratelimit.
+local lazy = { json = "resi.json", http = "resi.http", log = "resi.log", uv = "luv", ratelimit = "resi.ratelimit" }
 
 return setmetatable(M, {
   __index = function(t, k)

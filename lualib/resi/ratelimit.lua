@@ -1,0 +1,874 @@
+--- resi.ratelimit: rate-limit-aware scheduling. A limiter holds rate rules
+--- (an exact rolling window, or a GCRA token bucket), an optional
+--- concurrency limit, a waiting line with priorities, and what it has learned
+--- from the server. Waiting suspends the task, never the loop.
+---
+---   local lim = ratelimit.new{limit = 20, window = 60}
+---   local permit = lim:acquire()          -- waits for a slot
+---   local res = http.post(url, opts)
+---   lim:observe(res)                      -- Retry-After, RateLimit-* ...
+---   permit:release()                      -- or `local p <close> = lim:acquire()`
+---
+---   local res, err = ratelimit.request(lim, {method = "GET", url = url})  -- all of it, with retries
+---
+--- Release every permit when its call has its answer: that frees a
+--- concurrency slot and starts the call's window then (the server saw the
+--- call no later than that), so network jitter can never turn an exactly
+--- paced burst into a 429. An unreleased permit counts from acquire time.
+---
+--- Keyed limiters: ratelimit.group{...}:get(key) (created on demand, evicted
+--- when idle). Hierarchies: ratelimit.new{..., parent = global}: a call takes
+--- its weight from every limiter up the chain at once, or waits. Waiters
+--- queue in the limiter they called (FIFO, priorities there); keys that wait
+--- on the same parent each look again when it frees, so order across keys is
+--- by who looks first, and a call made on the parent itself may go ahead of
+--- a key's waiters.
+--- Providers: ratelimit.profile("resifactory", api_key, "generate").
+local task = require "resi.task"
+local rules = require "resi.ratelimit.rules"
+local headers = require "resi.ratelimit.headers"
+local clock = require "resi.ratelimit.clock"
+local queue = require "resi.ratelimit.queue"
+local retry = require "resi.ratelimit.retry"
+local profiles = require "resi.ratelimit.profiles"
+local group = require "resi.ratelimit.group"
+
+local huge = math.huge
+local wake = task.wake
+
+local M = {}
+
+M.headers = headers
+M.rules = rules
+M.retry = retry
+M.profiles = profiles
+M.backoff = retry.backoff
+M.budget = retry.budget
+--- A virtual clock for deterministic specs: ratelimit.new{clock = vc}.
+M.virtual_clock = clock.virtual
+
+-- resi.log, loaded on first use.
+local logger
+local function log() logger = logger or require "resi.log"; return logger end
+
+---@class resi.ratelimit.limiter
+---@field name string
+local Limiter = {}
+Limiter.__index = Limiter
+Limiter.__name = "resi.ratelimit"
+Limiter._is_limiter = true
+
+---@class resi.ratelimit.permit
+---@field weight number
+---@field waited number  seconds spent waiting for it
+local Permit = {}
+Permit.__index = Permit
+Permit.__name = "resi.ratelimit.permit"
+
+local ON_FULL = { reject = true, drop_oldest = true, drop_lowest = true, block = true }
+local ON_LONG = { sleep = true, ["return"] = true }
+
+-- Counter names for stats(); counters start at 0 without being stored.
+local COUNTERS = { "granted", "waited", "waits", "max_wait", "rejected", "dropped", "cancelled",
+  "timeouts", "handed_back", "seen_429", "seen_503", "retries", "retries_denied", "pauses", "capped" }
+local ZERO = { __index = function() return 0 end }
+
+-- Shared read-only stand-ins for per-limiter tables that most limiters
+-- never need (a group may hold 100,000 limiters): replaced on first write.
+local EMPTY_QUEUE = setmetatable({ n = 0 }, { __index = {
+  head = function() return nil end, remove = function() return false end,
+  counts = function() return {} end, oldest = function() return nil end, lowest = function() return nil end } })
+local EMPTY = setmetatable({}, {
+  __newindex = function() error("resi.ratelimit: internal: shared empty table written") end })
+
+-- Checks and gathers the options every limiter of a kind shares (one table
+-- per ratelimit.new, or one per ratelimit.group for all its keys). It is
+-- the limiters' metatable: their own table holds only per-key state.
+local function config(opts, level)
+  level = (level or 1) + 1
+  local cfg = {}
+  cfg.now, cfg.wall, cfg.sleep = clock.resolve(opts.clock, opts.sleep, opts.wall)
+  local c = opts.concurrency
+  if c ~= nil and (math.type(c) ~= "integer" or c < 1) then
+    error("resi.ratelimit.new: concurrency must be a positive integer", level)
+  end
+  cfg.concurrency = c
+  cfg.max_queue = opts.max_queue or opts.high_water
+  cfg.on_full = opts.on_full or "reject"
+  if not ON_FULL[cfg.on_full] then
+    error("resi.ratelimit.new: on_full must be reject, drop_oldest, drop_lowest or block", level)
+  end
+  local aging = opts.aging
+  if aging == nil then aging = 10 end
+  cfg.aging = aging
+  cfg.learn = opts.learn == nil or opts.learn -- true, false or "any"
+  cfg.reset_unit = opts.reset_unit or "auto"
+  cfg.retry_after_max = opts.retry_after_max or 120
+  cfg.on_long_wait = opts.on_long_wait or "sleep"
+  if not ON_LONG[cfg.on_long_wait] then error("resi.ratelimit.new: on_long_wait must be sleep or return", level) end
+  cfg.default_pause = opts.default_pause or 1
+  cfg.adaptive = opts.adaptive and true or false
+  cfg.min_limit = opts.min_limit or 1
+  cfg.max_limit = opts.max_limit or huge
+  cfg.retry_opts = opts.retry or {}
+  cfg.retry_budget = opts.retry_budget or retry.budget(opts.retry_budget_opts)
+  cfg.parents = {}
+  local ps = opts.parents or (opts.parent and { opts.parent }) or {}
+  for _, p in ipairs(ps) do
+    if type(p) ~= "table" or not p._is_limiter then error("resi.ratelimit.new: parent must be a limiter", level) end
+    cfg.parents[#cfg.parents + 1] = p
+  end
+  -- rule specs, checked now, built per limiter
+  cfg.rule_specs = {}
+  local function check(spec)
+    local ok, err = pcall(rules.from_spec, spec, "resi.ratelimit.new")
+    if not ok then error(err, level + 1) end
+  end
+  if opts.rules then
+    for i, spec in ipairs(opts.rules) do
+      check(spec)
+      cfg.rule_specs[i] = spec
+    end
+  elseif opts.limit or opts.rate then
+    check(opts)
+    cfg.rule_specs[1] = { limit = opts.limit, window = opts.window, rate = opts.rate, burst = opts.burst,
+      algorithm = opts.algorithm }
+  end
+  if #cfg.rule_specs == 0 and not c and #cfg.parents == 0 then
+    error("resi.ratelimit.new: give limit and window, rate, rules or concurrency", level)
+  end
+  cfg.__index = cfg
+  cfg.__name = Limiter.__name
+  cfg.__tostring = Limiter.__tostring
+  return setmetatable(cfg, Limiter)
+end
+
+-- A limiter with the shared configuration cfg.
+local function instance(cfg, name)
+  local self = setmetatable({ name = name, queue = EMPTY_QUEUE, blocked = EMPTY, children = EMPTY,
+    st = setmetatable({}, ZERO), paused_until = -huge, in_flight = 0, consecutive_429 = 0 }, cfg)
+  local rs = {}
+  for i, spec in ipairs(cfg.rule_specs) do rs[i] = rules.from_spec(spec) end
+  self.rules = rs
+  -- the chain: this limiter and every ancestor, each once
+  local chain = { self }
+  if #cfg.parents > 0 then
+    local seen = { [self] = true }
+    for _, p in ipairs(cfg.parents) do
+      for _, a in ipairs(p.chain) do
+        if not seen[a] then
+          seen[a] = true
+          chain[#chain + 1] = a
+        end
+      end
+    end
+  end
+  self.chain = chain
+  return self
+end
+
+---@class resi.ratelimit.options
+---@field name? string            shown in stats and logs
+---@field limit? number            units per window (with window)
+---@field window? number           seconds
+---@field algorithm? "sliding"|"gcra"  exact rolling window (default) or token bucket
+---@field burst? number            gcra / rate: units at once
+---@field rate? number             units per second (a token bucket)
+---@field rules? table[]           several {limit=, window=, algorithm=, burst=}
+---@field concurrency? integer     calls in flight at most
+---@field parent? resi.ratelimit.limiter
+---@field parents? resi.ratelimit.limiter[]
+---@field max_queue? integer       high-water mark of the waiting line
+---@field on_full? "reject"|"drop_oldest"|"drop_lowest"|"block"
+---@field aging? number|false      seconds per priority level gained while waiting (default 10)
+---@field learn? boolean|"any"     adopt limits the server reports (default true)
+---@field reset_unit? "auto"|"delta"|"epoch"|"epoch_ms"
+---@field retry_after_max? number  cap on a server-imposed pause (default 120)
+---@field on_long_wait? "sleep"|"return"
+---@field default_pause? number    pause after a 429 that says nothing (default 1, doubles)
+---@field adaptive? boolean        halve on a bare 429, +1 per quiet window
+---@field min_limit? number
+---@field max_limit? number
+---@field retry? table             defaults for lim:call (attempts, base, cap)
+---@field retry_budget? resi.ratelimit.budget
+---@field clock? resi.ratelimit.virtual_clock|fun(): number
+---@field sleep? fun(seconds: number)
+---@field wall? fun(): number      epoch seconds (for HTTP dates)
+
+--- Creates a limiter. Rate: `limit` units per `window` seconds (sliding log
+--- by default, `algorithm = "gcra"` for a token bucket with `burst`), or
+--- `rate` per second with `burst`, or several `rules = {{limit=, window=}, ...}`.
+--- `concurrency`: calls in flight at most. `parent`/`parents`: limiters the
+--- weight is also taken from, all or nothing. Waiting line: `max_queue` (the
+--- high-water mark) with `on_full` = "reject" | "drop_oldest" | "drop_lowest"
+--- | "block", and `aging` seconds per priority level (default 10; false:
+--- strict priority). Learning: `learn` (default true) adopts the limits the
+--- server reports (a RateLimit-Limit without a window only lowers ours;
+--- learn = "any" lets it raise ours too; false: never); `reset_unit` =
+--- "auto" | "delta" | "epoch" | "epoch_ms"; `retry_after_max` (default
+--- 120 s) caps a server-imposed pause and `on_long_wait` says what happens
+--- above it: "sleep" (wait the cap) or "return" (acquire returns nil,
+--- "not_before", epoch). `adaptive`: halve the limit on a 429 that says
+--- nothing about limits, raise it again after quiet windows (`min_limit`,
+--- `max_limit`). Time: `clock` (a virtual clock, or a function) and `sleep`.
+---@param opts resi.ratelimit.options
+---@return resi.ratelimit.limiter
+function M.new(opts)
+  if type(opts) ~= "table" then error("resi.ratelimit.new: expects a table of options", 2) end
+  return instance(config(opts, 2), opts.name and tostring(opts.name) or "ratelimit")
+end
+
+-- The primary rule (the first), used for learned limits without a window.
+function Limiter:_primary() return self.rules[1] end
+
+-- Wall-clock time at which a pause ends.
+function Limiter:_pause_end_wall(now)
+  return self.wall() + (self.paused_until - now)
+end
+
+-- With on_long_wait = "return": the epoch time before which no call may go,
+-- when the pause is longer than retry_after_max; else nil.
+function Limiter:_not_before(now)
+  for _, l in ipairs(self.chain) do
+    local ln = l.now()
+    if l.on_long_wait == "return" and l.paused_until - ln > l.retry_after_max then
+      return l:_pause_end_wall(ln)
+    end
+  end
+  return nil
+end
+
+-- Seconds until `weight` fits every limiter of the chain: 0 now, huge when
+-- a concurrency limit is full (and the limiter that is full), nil when the
+-- weight can never fit.
+function Limiter:_check(weight)
+  local d = 0
+  for _, l in ipairs(self.chain) do
+    local now = l.now()
+    if l.paused_until > now then
+      local p = l.paused_until - now
+      if p > d then d = p end
+    end
+    if l.concurrency and l.in_flight >= l.concurrency then return huge, l end
+    for _, r in ipairs(l.rules) do
+      local rd = r:delay(now, weight)
+      if rd == nil then return nil, l end
+      if rd > d then d = rd end
+    end
+  end
+  return d
+end
+
+-- Takes `weight` from every limiter of the chain; returns the permit.
+function Limiter:_commit(weight, waited)
+  local p = setmetatable({ lim = self, weight = weight, waited = waited, entries = {} }, Permit)
+  for _, l in ipairs(self.chain) do
+    local now = l.now()
+    l.in_flight = l.in_flight + 1
+    for _, r in ipairs(l.rules) do p.entries[#p.entries + 1] = { r, r:commit(now, weight), l } end
+    l:_adapt_up(now)
+    if l.group then l.group:_used(l) end
+  end
+  local st = self.st
+  st.granted = st.granted + 1
+  if waited > 0 then
+    st.waits = st.waits + 1
+    st.waited = st.waited + waited
+    if waited > st.max_wait then st.max_wait = waited end
+  end
+  return p
+end
+
+--- Ends the call the permit was for: frees its concurrency slot and starts
+--- its window at the latest now. `refund = true` gives the rate units back
+--- too (the call never went out). Releasing twice does nothing.
+---@param refund? boolean
+function Permit:release(refund)
+  if self.released then return end
+  self.released = true
+  for _, e in ipairs(self.entries) do
+    local r, x, l = e[1], e[2], e[3]
+    if refund then r:refund(x) else r:touch(x, l.now()) end
+  end
+  for _, l in ipairs(self.lim.chain) do
+    l.in_flight = l.in_flight - 1
+    if l.group then l.group:_used(l) end
+  end
+  for _, l in ipairs(self.lim.chain) do l:_wake_children() end
+  self.lim:_dispatch()
+end
+-- `local p <close> = lim:acquire()`: released (not refunded) when the block
+-- ends, also when it ends with an error.
+function Permit:__close() self:release() end
+
+-- Lets limiters that waited on this one's concurrency look again.
+function Limiter:_wake_children()
+  local ch = self.children
+  if next(ch) == nil then return end
+  self.children = EMPTY
+  for child in pairs(ch) do child:_dispatch() end
+  if self.queue.n > 0 then self:_dispatch() end
+end
+
+-- Hands a waiter its outcome and lets its task go on.
+local function finish(w, ...)
+  w.done = true
+  wake(w.task, w.token, ...)
+end
+
+-- Takes a waiter out of the line and lets a blocked producer in.
+function Limiter:_remove(w)
+  if not self.queue:remove(w) then return false end
+  if self.queue.n == 0 then
+    self.queue = EMPTY_QUEUE -- an idle limiter keeps no queue
+    if self.pump then -- nobody left to wake: no timer keeps the loop alive
+      local pump = self.pump
+      self.pump, self.pump_at = nil, nil
+      pump:cancel()
+    end
+  end
+  self:_admit()
+  return true
+end
+
+-- Lets the first producer held back by on_full = "block" try again when
+-- the line is below its mark.
+function Limiter:_admit()
+  local b = self.blocked
+  if #b > 0 and (not self.max_queue or self.queue.n < self.max_queue) then
+    local p = table.remove(b, 1)
+    p.woken = true
+    wake(p.task, p.token)
+  end
+end
+
+-- Starts (or moves earlier) the task that runs _dispatch when the head
+-- waiter's time comes.
+function Limiter:_arm(delay)
+  local now = self.now()
+  local at = now + delay
+  if self.pump and self.pump_at <= at then return end
+  if self.pump then self.pump:cancel() end
+  self.pump_at = at
+  local pump
+  pump = task.spawn(function()
+    self.sleep(math.max(0, at - self.now()))
+    if self.pump == pump then self.pump, self.pump_at = nil, nil end
+    self:_dispatch()
+  end)
+  self.pump = pump
+end
+
+-- Grants waiters from the head of the line while the chain allows, then
+-- arranges to look again: a timer for a time-based wait, a note on the
+-- limiter whose concurrency is full otherwise.
+function Limiter:_dispatch()
+  if self.dispatching then
+    self.again = true
+    return
+  end
+  self.dispatching = true
+  repeat
+    self.again = false
+    while self.queue.n > 0 do
+      local now = self.now()
+      local w = self.queue:head(now)
+      local nb = self:_not_before(now)
+      if nb then
+        self:_remove(w)
+        self.st.handed_back = self.st.handed_back + 1
+        finish(w, nil, "not_before", nb)
+      else
+        local d, who = self:_check(w.weight)
+        if d == 0 then
+          self:_remove(w)
+          w.permit = self:_commit(w.weight, now - w.enq)
+          finish(w, w.permit)
+        elseif d == nil then
+          self:_remove(w)
+          self.st.rejected = self.st.rejected + 1
+          finish(w, nil, "too_heavy", ("weight %s exceeds a limit of %s"):format(w.weight, who.name))
+        elseif d == huge then
+          if who.children == EMPTY then who.children = {} end
+          who.children[self] = true
+          break
+        else
+          self:_arm(d)
+          break
+        end
+      end
+    end
+  until not self.again
+  self.dispatching = false
+end
+
+-- acquire's arguments: (weight), (weight, opts) or (opts).
+local function acquire_args(weight, opts)
+  if type(weight) == "table" then weight, opts = weight.weight, weight end
+  opts = opts or {}
+  weight = weight or opts.weight or 1
+  if type(weight) ~= "number" or weight <= 0 then
+    error("resi.ratelimit: weight must be a positive number", 3)
+  end
+  if opts.priority ~= nil and type(opts.priority) ~= "number" then
+    error("resi.ratelimit: priority must be a number (0 is the most important)", 3)
+  end
+  if opts.timeout ~= nil and type(opts.timeout) ~= "number" then
+    error("resi.ratelimit: timeout must be a number of seconds", 3)
+  end
+  return weight, opts
+end
+
+-- Makes room in a full line by the on_full policy; returns nil when the
+-- new waiter may queue, else the reason it may not.
+function Limiter:_make_room(priority, now)
+  local q = self.queue
+  if not self.max_queue or q.n < self.max_queue then return nil end
+  local policy = self.on_full
+  if policy == "reject" then return "queue_full" end
+  if policy == "block" then return "block" end
+  local victim
+  if policy == "drop_oldest" then
+    victim = q:oldest()
+  else
+    victim = q:lowest(now)
+    if victim and q:effective(victim, now) <= priority then return "queue_full" end
+  end
+  if not victim then return "queue_full" end
+  self:_remove(victim)
+  self.st.dropped = self.st.dropped + 1
+  log().debug("ratelimit: waiter dropped (queue full)", { limiter = self.name, policy = policy, queued = q.n })
+  finish(victim, nil, "dropped", "the queue passed its high-water mark (" .. policy .. ")")
+  return nil
+end
+
+--- Takes `weight` units (default 1) from the limiter and its parents, waiting
+--- in line when they are not available. opts: weight, priority (0 most
+--- important, default 5), timeout (seconds in line at most). Returns a permit,
+--- or nil and a reason: "timeout", "queue_full", "dropped" (shed at the
+--- high-water mark), "not_before" (the server asked for a pause longer than
+--- retry_after_max; the third value is the epoch time to come back at) or
+--- "too_heavy". Cancelling the task takes it out of the line.
+---@param weight? number|table
+---@param opts? {weight?: number, priority?: number, timeout?: number}
+---@return resi.ratelimit.permit|nil permit, string|nil reason, any info
+function Limiter:acquire(weight, opts)
+  weight, opts = acquire_args(weight, opts)
+  local priority = opts.priority or 5
+  local now = self.now()
+  local nb = self:_not_before(now)
+  if nb then
+    self.st.handed_back = self.st.handed_back + 1
+    return nil, "not_before", nb
+  end
+  if self.queue.n == 0 and #self.blocked == 0 then
+    local d, who = self:_check(weight)
+    if d == 0 then return self:_commit(weight, 0) end
+    if d == nil then
+      self.st.rejected = self.st.rejected + 1
+      return nil, "too_heavy", ("weight %s exceeds a limit of %s"):format(weight, who.name)
+    end
+  end
+  if opts.timeout and opts.timeout <= 0 then
+    self.st.timeouts = self.st.timeouts + 1
+    return nil, "timeout"
+  end
+  local t, token = task.prepare("lim:acquire()")
+  local full = self:_make_room(priority, now)
+  while full == "block" do -- wait for the line to shrink below the mark
+    local entry = { task = t, token = token }
+    if self.blocked == EMPTY then self.blocked = {} end
+    self.blocked[#self.blocked + 1] = entry
+    local ok, err = pcall(task.suspend, t, function()
+      for i, e in ipairs(self.blocked) do if e == entry then table.remove(self.blocked, i) break end end
+    end)
+    if not ok then
+      if entry.woken then self:_admit() end -- cancelled after being let in: pass the turn on
+      error(err, 0)
+    end
+    t, token = task.prepare("lim:acquire()")
+    now = self.now()
+    full = self:_make_room(priority, now)
+  end
+  if full then
+    self.st.rejected = self.st.rejected + 1
+    log().debug("ratelimit: call rejected (queue full)", { limiter = self.name, queued = self.queue.n })
+    return nil, full
+  end
+  local w = { task = t, token = token, weight = weight, priority = priority, enq = now }
+  if self.queue == EMPTY_QUEUE then self.queue = queue.new(self.aging) end
+  self.queue:push(w)
+  local timer
+  if opts.timeout then
+    timer = task.spawn(function()
+      self.sleep(opts.timeout)
+      if self:_remove(w) then
+        self.st.timeouts = self.st.timeouts + 1
+        finish(w, nil, "timeout")
+        self:_dispatch()
+      end
+    end)
+  end
+  self:_dispatch()
+  local ok, a, b, c = pcall(task.suspend, t, function()
+    if self:_remove(w) then
+      self.st.cancelled = self.st.cancelled + 1
+      self:_dispatch()
+    end
+  end)
+  if timer then timer:cancel() end
+  if not ok then
+    -- cancelled after being granted but before running: give everything back
+    if w.permit then
+      self.st.cancelled = self.st.cancelled + 1
+      w.permit:release(true)
+    end
+    error(a, 0)
+  end
+  if a and a.waited > 0 and log().enabled("debug") then
+    log().debug("ratelimit: waited", { limiter = self.name, seconds = a.waited, queued = self.queue.n })
+  end
+  return a, b, c
+end
+
+--- Takes `weight` units now if they are free and nobody is waiting; never
+--- waits. Returns a permit, or nil and the seconds until it might succeed
+--- (math.huge while a concurrency limit is full).
+---@param weight? number
+---@return resi.ratelimit.permit|nil, number|nil
+function Limiter:try(weight)
+  weight = acquire_args(weight)
+  if self.queue.n > 0 or #self.blocked > 0 then
+    local d = self:_check(weight)
+    return nil, math.max(d or huge, 0)
+  end
+  local d = self:_check(weight)
+  if d == 0 then return self:_commit(weight, 0) end
+  return nil, d or huge
+end
+
+--- Ends a call: the same as permit:release().
+---@param permit resi.ratelimit.permit
+function Limiter:release(permit) permit:release() end
+
+--- Pauses every call of this limiter for `seconds` (a 429, a reset, or the
+--- caller's own decision). Above retry_after_max the pause is capped
+--- (on_long_wait = "sleep") or kept whole and calls are handed back with a
+--- not-before time ("return"); either way a warning is logged.
+---@param seconds number
+---@param why? string
+function Limiter:pause(seconds, why)
+  local now = self.now()
+  local asked = seconds
+  if seconds > self.retry_after_max then
+    self.st.capped = self.st.capped + 1
+    local handed = self.on_long_wait == "return"
+    log().warn("ratelimit: server asked for a pause above retry_after_max", {
+      limiter = self.name, asked = asked, cap = self.retry_after_max,
+      action = handed and "calls handed back with a not-before time" or "waiting the cap", source = why })
+    if not handed then seconds = self.retry_after_max end
+  end
+  local untl = now + seconds
+  if untl > self.paused_until then self.paused_until = untl end
+  self.st.pauses = self.st.pauses + 1
+  self.learned = self.learned or {}
+  self.learned.pause = seconds
+  log().debug("ratelimit: paused", { limiter = self.name, seconds = seconds, source = why })
+  self:_dispatch()
+end
+
+-- Adaptive limiters: another quiet window raises the limit by one.
+function Limiter:_adapt_up(now)
+  if not self.adaptive then return end
+  local r = self:_primary()
+  if not r or r.limit >= self.max_limit then return end
+  local since = math.max(self.last_throttle or -huge, self.last_raise or -huge)
+  if since == -huge then self.last_raise = now return end
+  if now - since >= r.window then
+    r:set_limit(math.min(self.max_limit, r.limit + 1), now)
+    self.last_raise = now
+  end
+end
+
+-- Adaptive limiters: a 429 without rate headers halves the limit.
+function Limiter:_adapt_down(now)
+  self.last_throttle = now
+  if not self.adaptive then return end
+  local r = self:_primary()
+  if not r then return end
+  local new = math.max(self.min_limit, math.floor(r.limit / 2))
+  if new ~= r.limit then
+    r:set_limit(new, now)
+    log().debug("ratelimit: limit lowered after a 429", { limiter = self.name, limit = new })
+  end
+end
+
+-- The local rule a server-reported window maps to (or the primary rule).
+function Limiter:_rule_for(window)
+  if window == nil then return self:_primary() end
+  for _, r in ipairs(self.rules) do if math.abs(r.window - window) < 1e-9 then return r end end
+  return nil
+end
+
+-- Adopts a limit the server reported; adds a rule for a new window. A
+-- limit without a window (RateLimit-Limit alone) may be for another window
+-- than ours, so it only lowers ours unless learn = "any".
+function Limiter:_learn_limit(limit, window, now, name)
+  local r = self:_rule_for(window)
+  if r then
+    if window == nil and limit > r.limit and self.learn ~= "any" then return r end
+    if limit ~= r.limit and limit > 0 then
+      log().debug("ratelimit: limit learned from the server",
+        { limiter = self.name, limit = limit, was = r.limit, window = r.window })
+      r:set_limit(limit, now)
+    end
+    return r
+  end
+  if window and limit > 0 and #self.rules < 8 then
+    r = rules.sliding(limit, window)
+    r.learned_from = name or "server"
+    self.rules[#self.rules + 1] = r
+    log().debug("ratelimit: window learned from the server", { limiter = self.name, limit = limit, window = window })
+    return r
+  end
+  return nil
+end
+
+--- Learns from a response: a 429 (or a 503 with Retry-After) pauses the
+--- whole limiter, shared by every task using it, for Retry-After (which wins
+--- over any RateLimit field), else the RateLimit reset, else a growing
+--- default; RateLimit-Limit / RateLimit-Policy limits are adopted (learn =
+--- true) and a RateLimit-Remaining below what the limiter thinks is left is
+--- counted as someone else's use. Returns what was read from the headers.
+---@param res {status: integer, headers: table<string,string>}|nil
+---@return table|nil info
+function Limiter:observe(res)
+  if type(res) ~= "table" or type(res.status) ~= "number" then return nil end
+  local now = self.now()
+  local info = headers.parse(res.headers or {}, self.wall(), { reset_unit = self.reset_unit })
+  local status = res.status
+  local st = self.st
+  if info.ignored then
+    log().debug("ratelimit: header ignored", { limiter = self.name, ignored = info.ignored })
+  end
+  if status == 429 then
+    st.seen_429 = st.seen_429 + 1
+    self.consecutive_429 = self.consecutive_429 + 1
+  elseif status == 503 then
+    st.seen_503 = st.seen_503 + 1
+  elseif status < 400 then
+    self.consecutive_429 = 0
+  end
+  local l = self.learned or {}
+  self.learned = l
+  l.limit, l.remaining, l.reset, l.window = info.limit or l.limit, info.remaining, info.reset, info.window or l.window
+  l.retry_after = info.retry_after
+  l.at = now
+  -- what the server's limits say, Retry-After or not
+  local rule
+  if self.learn then
+    for _, p in ipairs(info.policies) do self:_learn_limit(p.quota, p.window, now, p.name) end
+    if info.limit then rule = self:_learn_limit(info.limit, info.window, now, info.policy) end
+  end
+  rule = rule or self:_rule_for(info.window)
+  local throttled = status == 429 or (status == 503 and info.retry_after ~= nil)
+  if throttled then
+    if info.retry_after then
+      self:pause(info.retry_after, "retry-after")
+    elseif info.remaining == 0 and info.reset then
+      self:pause(info.reset, "ratelimit-reset")
+    else
+      local d = math.min(self.default_pause * 2 ^ (self.consecutive_429 - 1), self.retry_after_max)
+      self:pause(d, "429 without Retry-After")
+    end
+    if info.limit == nil then self:_adapt_down(now) else self.last_throttle = now end
+  elseif info.remaining and info.retry_after == nil then
+    if rule then
+      local left = rule.limit - rule:used(now)
+      if left > info.remaining then
+        rule:phantom(now, left - info.remaining, info.reset)
+        log().debug("ratelimit: server counts more use than we do",
+          { limiter = self.name, ours = left, server = info.remaining })
+      end
+    elseif info.remaining == 0 and info.reset and info.reset > 0 then
+      self:pause(info.reset, "ratelimit-remaining 0")
+    end
+  end
+  self:_dispatch()
+  return info
+end
+
+--- Counters and state: queued (and by priority), in_flight, granted, waits,
+--- waited (seconds in total), max_wait, rejected, dropped, cancelled,
+--- timeouts, handed_back, seen_429, seen_503, retries, retries_denied,
+--- pauses, capped, paused_for (seconds left), rules ({limit, window, used,
+--- kind}), learned ({limit, remaining, reset, window, retry_after}) and
+--- retry_budget (tokens left).
+---@return table
+function Limiter:stats()
+  local now = self.now()
+  local out = {}
+  for _, k in ipairs(COUNTERS) do out[k] = self.st[k] end
+  out.name = self.name
+  out.queued = self.queue.n
+  out.queued_by_priority = self.queue:counts()
+  out.blocked = #self.blocked
+  out.in_flight = self.in_flight
+  out.concurrency = self.concurrency
+  out.paused_for = math.max(0, self.paused_until - now)
+  out.rules = {}
+  for i, r in ipairs(self.rules) do
+    out.rules[i] = { kind = r.kind, limit = r.limit, window = r.window, used = r:used(now),
+      learned_from = r.learned_from }
+  end
+  local l = {}
+  for k, v in pairs(self.learned or {}) do l[k] = v end
+  out.learned = l
+  out.retry_budget = self.retry_budget.tokens
+  return out
+end
+
+--- Writes stats() to resi.log at debug level (and returns them).
+---@return table
+function Limiter:log_stats()
+  local s = self:stats()
+  log().debug("ratelimit: stats", s)
+  return s
+end
+
+--- Is the limiter back to its initial state (so it may be forgotten)?
+---@return boolean
+function Limiter:idle()
+  local now = self.now()
+  if self.queue.n > 0 or #self.blocked > 0 or self.pump then return false end
+  if self.concurrency and self.in_flight > 0 then return false end
+  if self.paused_until > now then return false end
+  for _, r in ipairs(self.rules) do if not r:idle(now) then return false end end
+  return true
+end
+
+--- Changes the limit of the primary rule (or of the rule with `window`) at
+--- run time, keeping what is in the window.
+---@param limit number
+---@param window? number
+function Limiter:set_limit(limit, window)
+  local r = self:_rule_for(window)
+  if not r then error("resi.ratelimit: no rule with that window", 2) end
+  r:set_limit(limit, self.now())
+  self:_dispatch()
+end
+
+-- "resi.ratelimit NAME (queued N, in flight N)" for the REPL and logs.
+function Limiter:__tostring()
+  return ("resi.ratelimit %s (queued %d, in flight %d)"):format(self.name, self.queue.n, self.in_flight)
+end
+
+--- Runs fn through the limiter with retries. Each attempt acquires again
+--- (retries spend the same budget as first attempts), calls fn(attempt),
+--- observes a response-shaped result, and releases. opts: weight, priority,
+--- timeout (in line), attempts (default 4), base (0.5 s), cap (30 s),
+--- budget (default: the limiter's retry budget), rand, and
+--- retryable(r1, r2, r3) -> "throttled" | "retry" | nil; the default retries
+--- 429 and 503+Retry-After always, and other 5xx and transport failures only
+--- when `method` (opts.method) is idempotent or `headers` carry an
+--- Idempotency-Key. "throttled" waits only for the limiter's pause; "retry"
+--- also sleeps a full-jitter backoff. Returns fn's last results, or nil and
+--- acquire's reason when the limiter gave up.
+---@param fn fun(attempt: integer): any
+---@param opts? table
+---@return any
+function Limiter:call(fn, opts) return retry.call(self, fn, opts) end
+
+--- Sends an HTTP request (resi.http.request options) through a limiter,
+--- with lim:call's retries. policy: lim:call options, plus
+--- idempotency_key = true to add a random Idempotency-Key to a POST/PATCH
+--- (the same on every attempt), so it may be retried after a lost response.
+--- Returns the response, or nil, message, code: a transport failure, or the
+--- limiter's reason as code ("timeout", "queue_full", "dropped",
+--- "not_before" with the epoch time to come back at as a fourth value).
+---@param lim resi.ratelimit.limiter
+---@param http_opts table
+---@param policy? table
+---@return table|nil res, string|nil err, any code
+function M.request(lim, http_opts, policy)
+  if type(lim) ~= "table" or not lim._is_limiter then
+    error("resi.ratelimit.request: first argument must be a limiter", 2)
+  end
+  if type(http_opts) ~= "table" then error("resi.ratelimit.request: http options must be a table", 2) end
+  return retry.request(lim, http_opts, policy)
+end
+
+--- Keyed limiters, one per key, created on demand with the same options
+--- (plus `idle`: seconds unused after which a limiter back in its initial
+--- state is forgotten, default 300; `mask_keys`: show keys masked in names;
+--- `sweep`: stale limiters looked at per get, default 4). Memory stays flat
+--- however many keys pass through. The keys share one configuration and one
+--- retry budget (give `retry_budget` to choose it), so an outage of the
+--- provider does not multiply traffic by the number of keys.
+---@param opts resi.ratelimit.options|{idle?: number, mask_keys?: boolean, sweep?: integer}
+---@return resi.ratelimit.group
+function M.group(opts)
+  local g = group.new(opts, config, instance) -- not a tail call: error levels count this frame
+  return g
+end
+
+-- Provider profile groups: one ratelimit.group per provider, endpoint group
+-- and set of overrides.
+local registry = {}
+
+-- A stable text for an overrides table (for the registry key).
+local function canon(t)
+  if not t then return "" end
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. tostring(t[k]) end
+  return table.concat(parts, ",")
+end
+
+--- The limiter for a provider's endpoint group and an account key (API key,
+--- username), e.g. ratelimit.profile("resifactory", key, "generate").
+--- Built-in limits come from resi.ratelimit.profiles; `overrides` replaces
+--- any option (window = 3 for a test, clock = vc ...). The same arguments
+--- give the same limiter while it is in use. Keys are masked in names/logs.
+---@param provider string "resifactory" | "unknownproxies" | "oxylabs"
+---@param key any
+---@param group? string  endpoint group ("generate"), or a call ("POST /proxies")
+---@param overrides? table
+---@return resi.ratelimit.limiter
+function M.profile(provider, key, group, overrides)
+  local p = profiles[provider]
+  if type(p) ~= "table" or not p.groups then
+    error("resi.ratelimit.profile: unknown provider " .. tostring(provider), 2)
+  end
+  if type(group) == "string" and group:find(" ", 1, true) then -- "POST /proxies": the call's group
+    group = profiles.group_of(provider, group:match("^(%S+)%s+(.*)$"))
+  end
+  group = group or p.default_group
+  local base = p.groups[group]
+  if not base then
+    error(("resi.ratelimit.profile: %s has no endpoint group %q"):format(provider, tostring(group)), 2)
+  end
+  local rkey = provider .. "\0" .. group .. "\0" .. canon(overrides)
+  local g = registry[rkey]
+  if not g then
+    local o = { reset_unit = p.reset_unit, learn = p.learn, name = provider .. ":" .. group, mask_keys = true }
+    for k, v in pairs(base) do o[k] = v end
+    for k, v in pairs(overrides or {}) do o[k] = v end
+    g = M.group(o)
+    registry[rkey] = g
+  end
+  return g:get(key)
+end
+
+--- The endpoint group of a provider call: ratelimit.endpoint_group("resifactory", "POST", "/proxies") -> "generate".
+M.endpoint_group = profiles.group_of
+
+--- Forgets every provider profile limiter (tests).
+function M.reset_profiles() registry = {} end
+
+M.Limiter = Limiter
+M.Permit = Permit
+
+return M

@@ -1,0 +1,229 @@
+--- resi.ratelimit.retry: when and how long to wait before trying again.
+---   backoff: exponential with full jitter, random(0, min(cap, base * 2^(n-1))).
+---   budget: a token bucket of retries shared by every call on a limiter, so
+---     an outage does not multiply traffic (each retry takes a token, each
+---     success gives a fraction back; AWS's "retry quota").
+---   call / request: the loop (lim:call and ratelimit.request), where every
+---     attempt goes through the limiter again.
+---   classify: the idempotency rule. A request that may create something
+---     (POST, PATCH) is retried only when the server says it was not processed
+---     (429, or 503 with Retry-After), when it never left (connect/resolve
+---     failure), or when it carries an Idempotency-Key.
+local H = require "resi.ratelimit.headers"
+
+-- resi.log, loaded on first use.
+local logger
+local function log() logger = logger or require "resi.log"; return logger end
+
+local M = {}
+
+--- Methods that may be repeated without changing the result (RFC 9110 §9.2.2).
+M.IDEMPOTENT = { GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true }
+
+--- Statuses worth another try for an idempotent request.
+M.RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
+
+--- Transport failures where the request never reached the server.
+M.NOT_SENT = { connect = true, resolve = true }
+
+--- Full-jitter backoff for attempt n (1 = the first retry).
+---@param n integer
+---@param base number seconds
+---@param cap number seconds
+---@param rand? fun(): number  uniform [0,1)
+---@return number seconds
+function M.backoff(n, base, cap, rand)
+  local ceiling = math.min(cap, base * 2 ^ (n - 1))
+  return (rand or math.random)() * ceiling
+end
+
+---@class resi.ratelimit.budget
+---@field tokens number
+---@field capacity number
+local Budget = {}
+Budget.__index = Budget
+
+--- A retry budget: `capacity` retries at most in a burst; each success
+--- gives back `refill` of a retry.
+---@param opts? {capacity?: number, refill?: number}
+---@return resi.ratelimit.budget
+function M.budget(opts)
+  opts = opts or {}
+  local cap = opts.capacity or 10
+  return setmetatable({ tokens = cap, capacity = cap, refill = opts.refill or 0.1, denied = 0 }, Budget)
+end
+
+--- Takes one retry from the budget; false when it is empty.
+---@return boolean
+function Budget:withdraw(cost)
+  cost = cost or 1
+  if self.tokens < cost then
+    self.denied = self.denied + 1
+    return false
+  end
+  self.tokens = self.tokens - cost
+  return true
+end
+
+--- A call succeeded: part of a retry comes back.
+function Budget:deposit()
+  self.tokens = math.min(self.capacity, self.tokens + self.refill)
+  if self.tokens >= 1 then self.warned = nil end
+end
+
+-- Does the header table carry an Idempotency-Key (any case)?
+local function has_key(headers)
+  if type(headers) ~= "table" then return false end
+  for k, v in pairs(headers) do
+    if type(k) == "string" and k:lower() == "idempotency-key" and v ~= nil and v ~= "" then return true end
+    if type(k) == "number" and type(v) == "string" and v:lower():match("^idempotency%-key%s*:") then return true end
+  end
+  return false
+end
+M.has_idempotency_key = has_key
+
+--- Decides whether an HTTP outcome is retried. Returns "throttled" (the
+--- server paused us: the limiter's pause is the wait), "retry" (back off
+--- with jitter) or nil (do not retry) and, for nil, why.
+---@param method string
+---@param headers table|nil  the request's headers
+---@param res table|nil  the response
+---@param code string|nil  the transport failure code when res is nil
+---@return string|nil decision, string|nil reason
+function M.classify(method, headers, res, code)
+  method = (method or "GET"):upper()
+  local safe = M.IDEMPOTENT[method] or has_key(headers)
+  if res then
+    local s = res.status
+    if s == 429 then return "throttled" end
+    if s == 503 and res.headers and H.retry_after(res.headers["retry-after"], 0) then return "throttled" end
+    if not M.RETRY_STATUS[s] then return nil, "status" end
+    if safe then return "retry" end
+    return nil, "not idempotent"
+  end
+  if M.NOT_SENT[code] then return "retry" end
+  if safe then return "retry" end
+  return nil, "not idempotent"
+end
+
+-- Retry settings: per call, then the limiter's `retry` option, then defaults.
+local function retry_setting(self, opts, k, default)
+  local v = opts[k]
+  if v == nil then v = self.retry_opts[k] end
+  if v == nil then v = default end
+  return v
+end
+
+--- Runs fn through the limiter with retries. Each attempt acquires again
+--- (retries spend the same budget as first attempts), calls fn(attempt),
+--- observes a response-shaped result, and releases. opts: weight, priority,
+--- timeout (in line), attempts (default 4), base (0.5 s), cap (30 s),
+--- budget (default: the limiter's retry budget), rand, and
+--- retryable(r1, r2, r3) -> "throttled" | "retry" | nil; the default retries
+--- 429 and 503+Retry-After always, and other 5xx and transport failures only
+--- when `method` (opts.method) is idempotent or `headers` carry an
+--- Idempotency-Key. "throttled" waits only for the limiter's pause; "retry"
+--- also sleeps a full-jitter backoff. Returns fn's last results, or nil and
+--- acquire's reason when the limiter gave up.
+---@param self resi.ratelimit.limiter
+---@param fn fun(attempt: integer): any
+---@param opts? table
+---@return any
+function M.call(self, fn, opts)
+  opts = opts or {}
+  local attempts = retry_setting(self, opts, "attempts", 4)
+  local base = retry_setting(self, opts, "base", 0.5)
+  local cap = retry_setting(self, opts, "cap", 30)
+  local budget = opts.budget or self.retry_budget
+  local retryable = opts.retryable or function(r1, _, r3)
+    local res = type(r1) == "table" and r1.status and r1 or nil
+    return M.classify(opts.method, opts.headers, res, res == nil and r3 or nil)
+  end
+  local attempt = 0
+  local backoff_n = 0
+  while true do
+    attempt = attempt + 1
+    local permit, why, info = self:acquire(opts.weight or 1, opts)
+    if not permit then return nil, why, info end
+    local r = table.pack(pcall(fn, attempt))
+    if not r[1] then
+      permit:release()
+      error(r[2], 0)
+    end
+    local r1 = r[2]
+    if type(r1) == "table" and type(r1.status) == "number" then self:observe(r1) end
+    permit:release()
+    local decision = retryable(r[2], r[3], r[4])
+    if not decision then
+      if r1 ~= nil then budget:deposit() end
+      return table.unpack(r, 2, r.n)
+    end
+    if attempt >= attempts then
+      log().debug("ratelimit: giving up after the last attempt", { limiter = self.name, attempts = attempt })
+      return table.unpack(r, 2, r.n)
+    end
+    if not budget:withdraw() then
+      self.st.retries_denied = self.st.retries_denied + 1
+      if not budget.warned then -- once per exhaustion, not once per call
+        budget.warned = true
+        log().warn("ratelimit: retry budget exhausted, not retrying", { limiter = self.name, attempt = attempt })
+      end
+      return table.unpack(r, 2, r.n)
+    end
+    self.st.retries = self.st.retries + 1
+    if decision ~= "throttled" then
+      backoff_n = backoff_n + 1
+      local d = M.backoff(backoff_n, base, cap, opts.rand)
+      log().debug("ratelimit: retrying after backoff", { limiter = self.name, attempt = attempt, seconds = d })
+      self.sleep(d)
+    else
+      log().debug("ratelimit: retrying after the server's pause", { limiter = self.name, attempt = attempt })
+    end
+  end
+end
+
+-- Random hex for idempotency keys.
+local function random_key()
+  local t = {}
+  for i = 1, 16 do t[i] = ("%02x"):format(math.random(0, 255)) end
+  return table.concat(t)
+end
+
+--- Sends an HTTP request (resi.http.request options) through a limiter,
+--- with lim:call's retries. policy: lim:call options, plus
+--- idempotency_key = true to add a random Idempotency-Key to a POST/PATCH
+--- (the same on every attempt), so it may be retried after a lost response.
+--- Returns the response, or nil, message, code: a transport failure, or the
+--- limiter's reason as code ("timeout", "queue_full", "dropped",
+--- "not_before" with the epoch time to come back at as a fourth value).
+---@param lim resi.ratelimit.limiter
+---@param http_opts table
+---@param policy? table
+---@return table|nil res, string|nil err, any code
+function M.request(lim, http_opts, policy)
+  local http = require "resi.http"
+  local o = {}
+  for k, v in pairs(policy or {}) do o[k] = v end
+  local req = {}
+  for k, v in pairs(http_opts) do req[k] = v end
+  local method = (req.method or "GET"):upper()
+  local hdrs = {}
+  for k, v in pairs(req.headers or {}) do hdrs[k] = v end
+  if o.idempotency_key and not M.has_idempotency_key(hdrs) then
+    hdrs["Idempotency-Key"] = o.idempotency_key == true and random_key() or tostring(o.idempotency_key)
+  end
+  req.headers = hdrs
+  o.method, o.headers = method, hdrs
+  local last_err
+  local res, err, code = lim:call(function()
+    local r, e, c = http.request(req)
+    last_err = e
+    return r, e, c
+  end, o)
+  if res == nil and err ~= last_err then -- the limiter gave up, not the transport
+    return nil, "ratelimit: " .. tostring(err), err, code
+  end
+  return res, err, code
+end
+
+return M
