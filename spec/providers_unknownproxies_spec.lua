@@ -152,4 +152,28 @@ describe("resi.providers.unknownproxies", function()
     assert.is_true(r.already)
     assert.are.equal("deleted", up:get_token(t.token).status)
   end)
+  it("sends every call through the account's rate limiter, and a 429 pauses every task on the key", function()
+    local acct = sim.accounts.unknownproxies[1]
+    local limited = up_mod.new { username = acct.username, password = acct.password, base_url = sim.urls.unknownproxies,
+      ratelimit = { limit = 4, window = 0.5, concurrency = 4 } }
+    local lim = limited:limiter_for("GET", "/resi/tokens")
+    local t0 = resi.monotonic()
+    local tasks = {}
+    for i = 1, 8 do tasks[i] = resi.spawn(function() return #limited:list_tokens() end) end
+    for _, t in ipairs(tasks) do assert.is_true(t:wait() >= 3) end
+    assert.is_true(resi.monotonic() - t0 >= 0.45) -- 8 calls at 4 per 0.5 s need a second window
+    local st = lim:stats()
+    assert.are.equal(8, st.granted)
+    assert.is_true(st.waits >= 1)
+    assert.are.equal(0, st.in_flight)
+    -- the server says slow down: both tasks wait out the same pause, then succeed
+    fault { route = "GET /resi/tokens", kind = "rate_limit", retry_after = 1 }
+    t0 = resi.monotonic()
+    local a = resi.spawn(function() return #limited:list_tokens() end)
+    resi.sleep(0.05)
+    local b = resi.spawn(function() return #limited:list_tokens() end)
+    assert.is_true(a:wait() >= 3 and b:wait() >= 3)
+    assert.is_true(resi.monotonic() - t0 >= 0.95)
+    assert.are.equal(1, lim:stats().seen_429)
+  end)
 end)

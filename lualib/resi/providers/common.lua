@@ -5,7 +5,7 @@
 local http = require "resi.http"
 local json = require "resi.json"
 local secret = require "resi.secret"
-local task = require "resi.task"
+local ratelimit = require "resi.ratelimit"
 
 local M = {}
 
@@ -79,22 +79,23 @@ local Client = {}
 Client.__index = Client
 M.Client = Client
 
---- Retries after a transport failure, a 5xx or a 429 for calls that may
---- repeat; backoff with full jitter, capped.
+--- Attempts per call (the first and its retries), through the limiter.
 M.MAX_ATTEMPTS = 4
-M.BACKOFF_BASE = 0.25
-M.BACKOFF_CAP = 8
 
--- One HTTP attempt: nil, err, code on transport failure.
+-- The rate limiter for one call: the provider's profile for this account
+-- and the call's endpoint group (resi.ratelimit.profiles).
+function Client:limiter_for(method, path)
+  local group = ratelimit.endpoint_group(self.provider, method, path)
+  return ratelimit.profile(self.provider, self.rate_key, group, self.rate_overrides)
+end
+
+-- One HTTP attempt: the response, or nil, err, code on transport failure.
 function Client:attempt(spec)
   local headers = self:auth_headers(spec)
   for k, v in pairs(spec.headers or {}) do headers[k] = v end
   headers.Accept = headers.Accept or "application/json"
-  if self.limiter then self.limiter:acquire(spec.group) end
-  local res, err, code = http.request { method = spec.method, url = self.base .. spec.path, query = spec.query,
+  return http.request { method = spec.method, url = self.base .. spec.path, query = spec.query,
     json = spec.json, headers = headers, timeout = self.timeout, connect_timeout = self.connect_timeout }
-  if self.limiter then self.limiter:release(spec.group, res) end
-  return res, err, code
 end
 
 -- Turns a failed response into an error object.
@@ -106,57 +107,63 @@ function Client:response_error(res, spec)
     retry_after = M.retry_after(res), request_id = res.headers["x-request-id"] }
 end
 
--- May this failure be retried for this call?
-local function retryable(spec, res, code)
+-- The retry decision for one outcome (resi.ratelimit's lim:call protocol):
+-- "throttled" when the server said it did not process the call (429, 503
+-- with Retry-After), "retry" for failures a repeat cannot make worse, nil
+-- to stop. Only spec.safe calls (reads, absolute updates, deletes, keyed
+-- creates) are repeated after a failure that may have taken effect.
+local function decide(spec, res, code)
   if res then
-    if res.status == 429 then return true end -- the server did not process it
-    if res.status == 503 and res.headers["retry-after"] then return true end
-    if res.status >= 500 then return spec.safe end
-    return false
+    if res.status == 429 or (res.status == 503 and res.headers["retry-after"]) then return "throttled" end
+    if res.status >= 500 then return spec.safe and "retry" or nil end
+    if res.status < 300 and res.body ~= "" and res:json() == nil then return spec.safe and "retry" or nil end
+    return nil
   end
-  if code == "connect" or code == "resolve" then return true end -- never left
-  return spec.safe -- timeout, reset, truncated: maybe processed
+  if code == "connect" or code == "resolve" then return "retry" end -- it never left
+  return spec.safe and "retry" or nil
 end
 
---- Sends one API call and returns the decoded body and the response, or
---- raises an error object. spec: {method, path, query?, json?, headers?,
---- group?, safe? (may be repeated: reads, deletes, idempotency-keyed),
---- ok? (extra success statuses), reconcile? (fn called after an unclear
---- failure of an unsafe call: returns the result if the call took effect)}.
+-- Reasons resi.ratelimit gives when it will not let a call go.
+local REFUSED = { timeout = true, queue_full = true, dropped = true, not_before = true, too_heavy = true }
+
+--- Sends one API call through the account's rate limiter and returns the
+--- decoded body and the response, or raises an error object. spec:
+--- {method, path, query?, json?, headers?, safe? (may be repeated after a
+--- failure that may have taken effect), reconcile? (for unsafe creates:
+--- called when the outcome is unknown; returns what the call made, or nil)}.
 function Client:call(spec)
-  local attempt = 0
+  local lim = self:limiter_for(spec.method, spec.path)
+  local tries_left = 2 -- a lost create that reconcile did not find is sent once more
   while true do
-    attempt = attempt + 1
-    local res, err, code = self:attempt(spec)
-    if res and res.status < 300 then
+    local res, err, code = lim:call(function() return self:attempt(spec) end, {
+      method = spec.method, attempts = M.MAX_ATTEMPTS,
+      retryable = function(r1, _, r3) return decide(spec, r1 and r1.status and r1 or nil, r3) end,
+    })
+    if res then
+      if res.status >= 300 then error(self:response_error(res, spec), 0) end
       if res.status == 204 or res.body == "" then return nil, res end
       local body, jerr = res:json()
       if body == nil then
-        if spec.safe and attempt < M.MAX_ATTEMPTS then goto retry end
         error(M.error { kind = "protocol", provider = self.provider, status = res.status, code = "bad_json",
           message = ("%s %s answered %d with a body that is not JSON: %s"):format(spec.method, spec.path, res.status, jerr) }, 0)
       end
       return body, res
     end
-    if attempt >= M.MAX_ATTEMPTS or not retryable(spec, res, code) then
-      if not res and spec.reconcile then
-        -- an unsafe call whose outcome is unknown: look for what it made
-        local found = spec.reconcile()
-        if found ~= nil then return found, nil end
-        if code == "timeout" or code == "reset" or code == "truncated" then
-          -- not there: it did not take effect, so one more try is safe
-          if attempt < M.MAX_ATTEMPTS then goto retry end
-        end
-      end
-      if res then error(self:response_error(res, spec), 0) end
+    if REFUSED[err] and type(code) ~= "string" then
+      error(M.error { kind = "rate_limited", provider = self.provider, code = err, retry_after = type(code) == "number"
+        and math.max(0, code - os.time()) or nil,
+        message = ("%s %s was not sent: the rate limiter said %s"):format(spec.method, spec.path, err) }, 0)
+    end
+    if spec.reconcile then
+      -- an unsafe call whose outcome is unknown: look for what it made
+      local found = spec.reconcile()
+      if found ~= nil then return found, nil end
+      tries_left = tries_left - 1
+      if tries_left <= 0 or not (code == "timeout" or code == "reset" or code == "truncated") then spec.reconcile = nil end
+    end
+    if not spec.reconcile then
       error(M.error { kind = "transport", provider = self.provider, code = code,
         message = ("%s %s: %s"):format(spec.method, spec.path, err) }, 0)
-    end
-    ::retry::
-    do
-      local wait = res and M.retry_after(res)
-      if not wait then wait = math.random() * math.min(M.BACKOFF_CAP, M.BACKOFF_BASE * 2 ^ (attempt - 1)) end
-      task.sleep(wait)
     end
   end
 end

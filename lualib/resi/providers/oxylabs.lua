@@ -48,7 +48,7 @@ end
 --- Logs in (POST /login) and keeps user_id and the JWT; returns user_id.
 ---@return string
 function Client:login()
-  local body = self:call_raw { method = "POST", path = "/login", login = true, group = "login", safe = true }
+  local body = self:call_raw { method = "POST", path = "/login", login = true, safe = true }
   if type(body) ~= "table" or type(body.token) ~= "string" or body.user_id == nil then
     error(common.error { kind = "protocol", provider = P, message = "POST /login answered without user_id and token" }, 0)
   end
@@ -110,7 +110,7 @@ end
 --- Active sub-users of the account.
 ---@return table[]
 function Client:sub_users()
-  return (self:call { method = "GET", path = "/users/{user_id}/sub-users", group = "read", safe = true })
+  return (self:call { method = "GET", path = "/users/{user_id}/sub-users", safe = true })
 end
 
 --- Creates a sub-user: username, password (required), traffic_limit,
@@ -128,7 +128,7 @@ function Client:create_sub_user(fields)
   if fields.traffic_limit ~= nil then body.traffic_limit = check_limit(fields.traffic_limit) end
   if fields.lifetime ~= nil then body.lifetime = check_bool("lifetime", fields.lifetime) end
   if fields.auto_disable ~= nil then body.auto_disable = check_bool("auto_disable", fields.auto_disable) end
-  return (self:call { method = "POST", path = "/users/{user_id}/sub-users", json = body, group = "write",
+  return (self:call { method = "POST", path = "/users/{user_id}/sub-users", json = body,
     reconcile = function() return self:find_sub_user(u) end })
 end
 
@@ -161,7 +161,7 @@ function Client:sub_user_stats(id, opts)
   end
   query.time_zone = opts.time_zone
   return (self:call { method = "GET", path = "/users/{user_id}/sub-users/" .. check_id(id), query = query,
-    group = "read", safe = true })
+    safe = true })
 end
 
 --- Changes a sub-user: password, traffic_limit, lifetime, status
@@ -182,7 +182,7 @@ function Client:update_sub_user(id, fields)
     if fields.status ~= "active" and fields.status ~= "disabled" then common.invalid(P, "status", 'must be "active" or "disabled"') end
     body.status = fields.status
   end
-  return (self:call { method = "PATCH", path = "/users/{user_id}/sub-users/" .. id, json = body, group = "write", safe = true })
+  return (self:call { method = "PATCH", path = "/users/{user_id}/sub-users/" .. id, json = body, safe = true })
 end
 
 --- Deletes a sub-user. A retry after a lost answer that finds it gone counts
@@ -190,7 +190,7 @@ end
 function Client:delete_sub_user(id)
   id = check_id(id)
   local ok, err = pcall(self.call, self, { method = "DELETE", path = "/users/{user_id}/sub-users/" .. id,
-    group = "write", safe = true })
+    safe = true })
   if ok then return true end
   if common.is_error(err) and err.kind == "not_found" then return true, "already deleted" end
   error(err, 0)
@@ -204,17 +204,17 @@ function Client:target_stats(id, date)
     common.invalid(P, "date", 'must be "YYYY-MM-DD" (within the last 30 days)')
   end
   return (self:call { method = "GET", path = "/users/{user_id}/sub-users/" .. id .. "/target-stats",
-    query = { date = date }, group = "read", safe = true })
+    query = { date = date }, safe = true })
 end
 
 --- Total traffic of the account for the current month.
 function Client:client_stats()
-  return (self:call { method = "GET", path = "/users/{user_id}/client-stats", group = "read", safe = true })
+  return (self:call { method = "GET", path = "/users/{user_id}/client-stats", safe = true })
 end
 
 --- A client. opts: username, password (default OXYLABS_USERNAME /
 --- OXYLABS_PASSWORD: the main proxy user), base_url (default
---- RESI_OXYLABS_URL, then the real API), timeout, limiter.
+--- RESI_OXYLABS_URL, then the real API), timeout, ratelimit (overrides for its resi.ratelimit profile, e.g. {window = 3}).
 function M.new(opts)
   opts = opts or {}
   local username = opts.username or os.getenv("OXYLABS_USERNAME")
@@ -223,7 +223,7 @@ function M.new(opts)
   if type(password) ~= "string" or password == "" then common.invalid(P, "password", "is required (or set OXYLABS_PASSWORD)") end
   return setmetatable({ username = username, basic = "Basic " .. require("resi.base64").encode(username .. ":" .. password),
     base = common.base_url(opts.base_url, "RESI_OXYLABS_URL", M.DEFAULT_URL),
-    timeout = opts.timeout or 30, connect_timeout = opts.connect_timeout or 10, limiter = opts.limiter }, Client)
+    timeout = opts.timeout or 30, connect_timeout = opts.connect_timeout or 10, rate_key = username, rate_overrides = opts.ratelimit }, Client)
 end
 
 M.Client = Client

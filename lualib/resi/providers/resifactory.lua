@@ -84,7 +84,7 @@ end
 --- refresh = true fetches again.
 function Client:pools(refresh)
   if refresh or not self.pools_cache then
-    self.pools_cache = self:call { method = "GET", path = "/pools", group = "reads", safe = true }
+    self.pools_cache = self:call { method = "GET", path = "/pools", safe = true }
   end
   return self.pools_cache
 end
@@ -134,7 +134,7 @@ function Client:generate(fields)
     if not known then common.invalid(P, "pool", ("%q is not among this key's pools (GET /pools)"):format(fields.pool)) end
     body.pool = fields.pool
   end
-  local raw = self:call { method = "POST", path = "/proxies", json = body, group = "generate", safe = true,
+  local raw = self:call { method = "POST", path = "/proxies", json = body, safe = true,
     headers = { ["Idempotency-Key"] = idempotency_key() } }
   if raw.is_demo then
     if self.require_live then
@@ -149,23 +149,23 @@ end
 
 --- Remaining GB per pool (GET /balance).
 function Client:balance()
-  return (self:call { method = "GET", path = "/balance", group = "reads", safe = true })
+  return (self:call { method = "GET", path = "/balance", safe = true })
 end
 
 --- Top domains by bandwidth (GET /usage); opts.limit 1..100.
 function Client:usage(opts)
   local query = {}
   if opts and opts.limit ~= nil then query.limit = common.integer(P, "limit", opts.limit, 1, 100) end
-  return (self:call { method = "GET", path = "/usage", query = query, group = "reads", safe = true })
+  return (self:call { method = "GET", path = "/usage", query = query, safe = true })
 end
 
 --- Identity and key summary (GET /me).
 function Client:me()
-  return (self:call { method = "GET", path = "/me", group = "reads", safe = true })
+  return (self:call { method = "GET", path = "/me", safe = true })
 end
 
 --- A client. opts: api_key (default RF_API_KEY), base_url (default
---- RESI_RESIFACTORY_URL, then the real API), require_live, timeout, limiter.
+--- RESI_RESIFACTORY_URL, then the real API), require_live, timeout, ratelimit (overrides for its resi.ratelimit profile, e.g. {window = 3}).
 function M.new(opts)
   opts = opts or {}
   local key = opts.api_key or os.getenv("RF_API_KEY")
@@ -174,7 +174,7 @@ function M.new(opts)
   end
   return setmetatable({ api_key = key, require_live = opts.require_live == true,
     base = common.base_url(opts.base_url, "RESI_RESIFACTORY_URL", M.DEFAULT_URL),
-    timeout = opts.timeout or 60, connect_timeout = opts.connect_timeout or 10, limiter = opts.limiter }, Client)
+    timeout = opts.timeout or 60, connect_timeout = opts.connect_timeout or 10, rate_key = key, rate_overrides = opts.ratelimit }, Client)
 end
 
 M.Client = Client

@@ -83,7 +83,7 @@ function Client:create_token(fields)
   local body = { dataLimit = check_limit(fields.dataLimit) }
   body.username = check_eight("username", fields.username or random_username())
   if fields.durationHours ~= nil then body.durationHours = common.integer(P, "durationHours", fields.durationHours, 0, 87600) end
-  return (self:call { method = "POST", path = M.PATHS.create, json = body, group = "write",
+  return (self:call { method = "POST", path = M.PATHS.create, json = body,
     reconcile = function() return self:find_by_username(body.username) end })
 end
 
@@ -122,7 +122,7 @@ function Client:modify_token(token, fields)
     body.allowedPools = pools
   end
   -- a modify sets absolute values, so repeating it is harmless
-  return (self:call { method = "PATCH", path = M.PATHS.modify, json = body, group = "write", safe = true })
+  return (self:call { method = "PATCH", path = M.PATHS.modify, json = body, safe = true })
 end
 
 --- Deletes an active token (irreversible; it stays retrievable as deleted).
@@ -131,7 +131,7 @@ end
 function Client:delete_token(token)
   if type(token) ~= "string" or token == "" then common.invalid(P, "token", "is required (the token id)") end
   local ok, res = pcall(self.call, self, { method = "DELETE", path = M.PATHS.delete, json = { token = token },
-    group = "write", safe = true })
+    safe = true })
   if ok then return res end
   -- a retried delete whose first try took effect answers "not active": check
   if common.is_error(res) and res.kind == "conflict" then
@@ -149,20 +149,20 @@ function Client:get_token(token, opts)
   if type(token) ~= "string" or token == "" then common.invalid(P, "token", "is required (the token id)") end
   local query = { token = token }
   if opts and opts.usage then query.usage = "true" end
-  return (self:call { method = "GET", path = M.PATHS.get, query = query, group = "read", safe = true })
+  return (self:call { method = "GET", path = M.PATHS.get, query = query, safe = true })
 end
 
 --- Every token of the account.
 ---@return table[]
 function Client:list_tokens()
-  local body = self:call { method = "GET", path = M.PATHS.list, group = "read", safe = true }
+  local body = self:call { method = "GET", path = M.PATHS.list, safe = true }
   return body.tokens or body
 end
 
 --- A client. opts: username, password (default UNKNOWNPROXIES_USERNAME /
 --- UNKNOWNPROXIES_PASSWORD), base_url (default RESI_UNKNOWNPROXIES_URL, then
---- the real API), timeout, limiter.
----@param opts? {username?: string, password?: string, base_url?: string, timeout?: number, limiter?: table}
+--- the real API), timeout, ratelimit (overrides for its resi.ratelimit profile, e.g. {window = 3}).
+---@param opts? {username?: string, password?: string, base_url?: string, timeout?: number, ratelimit?: table}
 function M.new(opts)
   opts = opts or {}
   local username = opts.username or os.getenv("UNKNOWNPROXIES_USERNAME")
@@ -172,7 +172,7 @@ function M.new(opts)
   local b64 = require("resi.base64").encode(username .. ":" .. password)
   return setmetatable({ username = username, authorization = "Basic " .. b64,
     base = common.base_url(opts.base_url, "RESI_UNKNOWNPROXIES_URL", M.DEFAULT_URL),
-    timeout = opts.timeout or 30, connect_timeout = opts.connect_timeout or 10, limiter = opts.limiter }, Client)
+    timeout = opts.timeout or 30, connect_timeout = opts.connect_timeout or 10, rate_key = username, rate_overrides = opts.ratelimit }, Client)
 end
 
 M.Client = Client

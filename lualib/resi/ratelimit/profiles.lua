@@ -6,7 +6,7 @@
 --- 120/min for the reads; every response has RateLimit-Limit/-Remaining and
 --- RateLimit-Reset as a Unix timestamp; 429 carries Retry-After in seconds.
 --- UnknownProxies and Oxylabs document no limits: they start conservative
---- (30 calls a minute, 2 at a time) and adapt: whatever limit the server
+--- (120 calls a minute, 4 at a time) and adapt: whatever limit the server
 --- reports is adopted, a 429 halves the rate and quiet windows raise it again.
 local M = {}
 
@@ -24,7 +24,10 @@ M.resifactory = {
   default_group = "reads",
 }
 
-local conservative = { limit = 30, window = 60, concurrency = 2, adaptive = true, min_limit = 1, max_limit = 600,
+-- Undocumented limits: 2 calls a second on average and 4 at a time, which a
+-- rotation of a few hundred tokens fits in; a 429 halves it, quiet windows
+-- raise it again, and any limit the server states is adopted.
+local conservative = { limit = 120, window = 60, concurrency = 4, adaptive = true, min_limit = 1, max_limit = 600,
   learn = "any" }
 
 M.unknownproxies = {
