@@ -330,8 +330,8 @@ function P:issue_token(acct, now)
   local bytes = {}
   for i = 1, 32 do bytes[i] = string.char(self.world.rng:int(0, 255)) end
   local token = header .. "." .. payload .. "." .. util.base64url(table.concat(bytes))
-  for t, entry in pairs(self.tokens) do -- forget expired tokens
-    if now >= entry.exp then self.tokens[t] = nil end
+  for t, entry in pairs(self.tokens) do -- forget tokens a day after they expired
+    if now >= entry.exp + DAY then self.tokens[t] = nil end
   end
   self.tokens[token] = { account = acct, exp = now + M.JWT_TTL }
   return token
@@ -670,7 +670,7 @@ end
 ---@param accounts table
 ---@return resi.sim.oxylabs
 function M.new(world, accounts)
-  local self = setmetatable({ world = world, accounts = {}, account_list = {}, sub_users = {}, by_username = {},
+  local self = setmetatable({ name = "oxylabs", world = world, accounts = {}, account_list = {}, sub_users = {}, by_username = {},
     tokens = {}, next_id = world.rng:int(100000, 899999), router = router.new() }, P)
   local r = self.router
   r:add("POST", "/login", P.route_login)
