@@ -809,6 +809,31 @@ describe("resi sim: Oxylabs", function()
     end)
   end)
 
+  describe("faults", function()
+    local sim, c
+
+    setup(function()
+      sim = start()
+      c = client(sim, "main_one", "OneSecret_123")
+      c.login()
+    end)
+    teardown(function() sim:stop() end)
+
+    it("answers injected errors on the Oxylabs port in the Oxylabs envelope, then recovers", function()
+      local rule, status = c.admin("/_sim/faults", { provider = "oxylabs", route = "GET /users/*", kind = "error", status = 503 })
+      assert.equal(201, status)
+      assert.equal(1, rule.count)
+      assert_error(c.call("GET", c.user("/sub-users")), 503, "injected fault: HTTP 503")
+      assert.equal(200, c.call("GET", c.user("/sub-users")).status)
+      c.admin("/_sim/faults", { provider = "oxylabs", route = "GET /users/*", kind = "rate_limit", retry_after = 7 })
+      local res = c.call("GET", c.user("/client-stats"))
+      assert_error(res, 429, "rate limited")
+      assert.equal("7", res.headers["retry-after"])
+      c.admin("/_sim/faults", { provider = "unknownproxies", route = "* /*", kind = "error" })
+      assert.equal(200, c.call("GET", c.user("/client-stats")).status)
+    end)
+  end)
+
   describe("with the curl command line", function()
     local sim, acct, base, root
 
