@@ -809,6 +809,36 @@ describe("resi sim: Oxylabs", function()
     end)
   end)
 
+  describe("seeded accounts", function()
+    it("refuses a bad seeded sub-user, naming where it is", function()
+      for _, case in ipairs {
+        { { username = "bad-seed" }, "oxylabs[1].sub_users[1].username must contain only letters" },
+        { { username = "ok_seed", traffic_limit = -2 }, "oxylabs[1].sub_users[1].traffic_limit must be" },
+        { { username = "ok_seed", traffic = "lots" }, "oxylabs[1].sub_users[1].traffic must be a non-negative number" },
+        { { username = "ok_seed", password = "weak" }, "oxylabs[1].sub_users[1].password must be 12 to 64" },
+        { { username = "main_two" }, "oxylabs[1].sub_users[1].username main_two is already taken" },
+      } do
+        local sim, err = require("resi.sim").start { ports = { 0, 0, 0 }, seed = 5, traffic = false,
+          accounts = accounts { case[1] } }
+        assert.is_nil(sim)
+        assert.truthy(err:find(case[2], 1, true), err)
+      end
+    end)
+
+    it("takes seeded status, lifetime and traffic (disabled when auto_disable is over the limit)", function()
+      local sim = start { sub_users = {
+        { username = "s_over", traffic_limit = 2, traffic = 2.5, auto_disable = true },
+        { username = "s_off", traffic = 0.5, status = "disabled", lifetime = true, password = VALID_PASSWORD },
+      } }
+      local c = client(sim, "main_one", "OneSecret_123")
+      c.login()
+      local over, off = c.find("s_over"), c.find("s_off")
+      sim:stop()
+      assert.same({ "disabled", 2.5 }, { over.status, over.traffic })
+      assert.same({ "disabled", 0.5, true, json.null }, { off.status, off.traffic, off.lifetime, off.traffic_limit })
+    end)
+  end)
+
   describe("faults", function()
     local sim, c
 

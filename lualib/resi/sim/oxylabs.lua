@@ -664,8 +664,26 @@ function P:snapshot()
   return { accounts = json.array(accounts), live_tokens = live, targets = json.array(util.copy(M.TARGETS)) }
 end
 
+-- Checks one seeded sub-user from the accounts; raises a message naming
+-- where (e.g. "oxylabs[1].sub_users[2].traffic_limit ...").
+local function check_seed(seed, where)
+  if type(seed) ~= "table" then error(where .. " must be an object", 0) end
+  local msg = check_username(seed.username)
+    or (seed.password ~= nil and check_password(seed.password))
+    or (seed.traffic_limit ~= nil and check_limit(seed.traffic_limit))
+    or (seed.lifetime ~= nil and check_bool("lifetime", seed.lifetime))
+    or (seed.auto_disable ~= nil and check_bool("auto_disable", seed.auto_disable))
+    or (seed.traffic ~= nil and (type(seed.traffic) ~= "number" or seed.traffic < 0)
+      and "traffic must be a non-negative number of GB")
+    or (seed.status ~= nil and seed.status ~= "active" and seed.status ~= "disabled"
+      and 'status must be "active" or "disabled"')
+    or nil
+  if msg then error(where .. "." .. msg, 0) end
+end
+
 --- The provider over the sandbox's accounts (seeded sub-users get a
---- generated password and their `traffic` spread over the last week).
+--- generated password and their `traffic` spread over the last week). A bad
+--- seed raises an error naming it.
 ---@param world resi.sim.world
 ---@param accounts table
 ---@return resi.sim.oxylabs
@@ -682,11 +700,21 @@ function M.new(world, accounts)
   r:add("GET", "/users/:user_id/sub-users/:id/target-stats", P.route_target_stats)
   r:add("GET", "/users/:user_id/client-stats", P.route_client_stats)
   local now = world.clock:now()
-  for _, a in ipairs(accounts.oxylabs or {}) do
+  for _, a in ipairs(accounts.oxylabs or {}) do -- main users first: their names are taken
     local acct = { username = a.username, password = a.password, user_id = a.user_id, order = {}, monthly = {} }
     self.accounts[a.username] = acct
     self.account_list[#self.account_list + 1] = acct
-    for _, seed in ipairs(a.sub_users or {}) do
+  end
+  for i, a in ipairs(accounts.oxylabs or {}) do
+    local acct = self.account_list[i]
+    if a.sub_users ~= nil and type(a.sub_users) ~= "table" then
+      error(("oxylabs[%d].sub_users must be an array"):format(i), 0)
+    end
+    for j, seed in ipairs(a.sub_users or {}) do
+      check_seed(seed, ("oxylabs[%d].sub_users[%d]"):format(i, j))
+      if self.by_username[seed.username] or self.accounts[seed.username] then
+        error(("oxylabs[%d].sub_users[%d].username %s is already taken"):format(i, j, seed.username), 0)
+      end
       local su = self:create(acct, { username = seed.username, password = seed.password or self:new_password(),
         traffic_limit = seed.traffic_limit, auto_disable = seed.auto_disable, lifetime = seed.lifetime },
         now - 30 * DAY)
