@@ -982,6 +982,56 @@ describe("resi sim: Oxylabs", function()
       assert.equal(405, status)
     end)
 
+    it("applies every documented validation rule (400 naming the field)", function()
+      local _, _, login = curl_login()
+      local t, u = login.token, "/users/" .. login.user_id
+      local _, _, list = call(t, "GET", u .. "/sub-users")
+      local id = tostring(list[1].id)
+      local create = {
+        { '{"password":"Curl_Pass_123"}', "username is required" },
+        { '{"username":"a.b","password":"Curl_Pass_123"}', "username must contain only letters, digits and underscores" },
+        { '{"username":"v_user"}', "password is required" },
+        { '{"username":"v_user","password":"Cu_Pass_123"}', "password must be 12 to 64 characters long" },
+        { '{"username":"v_user","password":"CURL_PASS_123"}', "password must contain a lowercase letter" },
+        { '{"username":"v_user","password":"curl_pass_123"}', "password must contain an uppercase letter" },
+        { '{"username":"v_user","password":"Curl_Pass_abc"}', "password must contain a digit" },
+        { '{"username":"v_user","password":"CurlxPassx123"}', "password must contain one of the special characters # _ ~ + =" },
+        { '{"username":"v_user","password":"Curl_Pass_123","traffic_limit":-1}', "traffic_limit must be null (unlimited), 0 (no traffic) or a positive number of GB" },
+        { '{"username":"v_user","password":"Curl_Pass_123","lifetime":"true"}', "lifetime must be true or false" },
+        { '{"username":"v_user","password":"Curl_Pass_123","auto_disable":0}', "auto_disable must be true or false" },
+        { '{"username":"v_user","password":"Curl_Pass_123","trafficLimit":5}', "unknown field trafficLimit" },
+      }
+      for _, case in ipairs(create) do
+        local status, _, doc = call(t, "POST", u .. "/sub-users", { "-H", "Content-Type: application/json", "-d", case[1] })
+        assert.same({ 400, case[2] }, { status, doc.error:sub(1, #case[2]) })
+      end
+      local patch = {
+        { '{"status":"paused"}', 'status must be "active" or "disabled"' },
+        { '{"password":"short_A1"}', "password must be 12 to 64 characters long" },
+        { '{"username":"renamed"}', "username cannot be changed" },
+        { "{}", "at least one of" },
+      }
+      for _, case in ipairs(patch) do
+        local status, _, doc = call(t, "PATCH", u .. "/sub-users/" .. id, { "-H", "Content-Type: application/json", "-d", case[1] })
+        assert.same({ 400, case[2] }, { status, doc.error:sub(1, #case[2]) })
+      end
+      local queries = {
+        { "/sub-users/" .. id, "type is required" },
+        { "/sub-users/" .. id .. "?type=yearly", "type must be one of" },
+        { "/sub-users/" .. id .. "?type=custom&date_to=2026-01-02", "date_from is required with type custom" },
+        { "/sub-users/" .. id .. "?type=custom&date_from=2026-01-01%2000&date_to=2026-01-09%2000", "hour-granular custom ranges are limited to 7 days" },
+        { "/sub-users/" .. id .. "/target-stats", "date is required" },
+        { "/sub-users/" .. id .. "/target-stats?date=2000-01-01", "date must be within the last 30 days" },
+      }
+      for _, case in ipairs(queries) do
+        local status, _, doc = call(t, "GET", u .. case[1])
+        assert.same({ 400, case[2] }, { status, doc.error:sub(1, #case[2]) })
+      end
+      local _, _, after = call(t, "GET", u .. "/sub-users")
+      assert.equal(3, #after)
+      assert.same(list[1], after[1])
+    end)
+
     it("answers 401 once the token's hour is over, and a new login works", function()
       local _, _, login = curl_login()
       local u = "/users/" .. login.user_id
