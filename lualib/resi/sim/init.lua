@@ -135,7 +135,11 @@ function M.start(opts)
   local self = setmetatable({ world = world, accounts = accounts, urls = {}, servers = {} }, Sim)
   local ports = opts.ports or M.DEFAULT_PORTS
   for i, def in ipairs(M.PROVIDERS) do
-    local p = require(def.module).new(world, accounts)
+    local made, p = pcall(require(def.module).new, world, accounts)
+    if not made then -- a provider refused its accounts (a bad seed): say why, listen nowhere
+      self:stop()
+      return nil, tostring(p)
+    end
     p.name = def.name
     world.providers[def.name] = p
     local srv, serr = server.serve{ host = opts.host or "127.0.0.1", port = ports[i] or 0,
