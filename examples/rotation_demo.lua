@@ -14,7 +14,7 @@ local providers = require "resi.providers"
 local uv = resi.uv
 
 local rounds = tonumber(resi.args[1]) or 12
-local providers_used = { "unknownproxies" }
+local providers_used = { "unknownproxies", "oxylabs" }
 
 -- Runs a command with extra environment; returns exit code, stdout, stderr.
 local function run(argv, env)

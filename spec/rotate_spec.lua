@@ -49,7 +49,8 @@ describe("scripts/rotate.lua", function()
 
   before_each(function()
     sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 31, traffic = false,
-      accounts = { unknownproxies = { { username = "reseller", password = "pw-reseller-1" } } } })
+      accounts = { unknownproxies = { { username = "reseller", password = "pw-reseller-1" } },
+        oxylabs = { { username = "mainox", password = "Main-Pass-123", user_id = "7d4c2b1a-0000-4000-a000-000000000001" } } } })
     admin = sim.urls.unknownproxies:gsub("/api/v1$", "") .. "/_sim"
     env = { "RESI_UNKNOWNPROXIES_URL=" .. sim.urls.unknownproxies, "UNKNOWNPROXIES_USERNAME=reseller",
       "UNKNOWNPROXIES_PASSWORD=pw-reseller-1", "OXYLABS_USERNAME=" }
@@ -200,5 +201,29 @@ describe("scripts/rotate.lua", function()
     state = json.decode(read("state.json"))
     local new = tokens()[state.rotations["unknownproxies:" .. a.token].new_id]
     assert.matches(new.username .. ":" .. new.password .. "@", read("proxies.txt"), 1, true)
+  end)
+  it("rotates Oxylabs sub-users too, publishing the password it chose", function()
+    local oacct = sim.accounts.oxylabs[1]
+    local oxy = require("resi.providers.oxylabs").new { username = oacct.username, password = oacct.password,
+      base_url = sim.urls.oxylabs }
+    local u = oxy:create_sub_user { username = "shop_1", password = "Abcdef1#ghijk", traffic_limit = 10, auto_disable = true }
+    assert.are.equal(200, assert(http.post(admin .. "/usage", { json = { provider = "oxylabs", id = u.id, gb = 9.5 } })).status)
+    local oenv = { "RESI_OXYLABS_URL=" .. sim.urls.oxylabs, "OXYLABS_USERNAME=" .. oacct.username,
+      "OXYLABS_PASSWORD=" .. oacct.password, "UNKNOWNPROXIES_USERNAME=" }
+    local argv = { proc.resi_path(), "run", SCRIPT, "--provider", "oxylabs", "--state", dir .. "/state.json",
+      "--out", dir .. "/proxies.txt", "--grace", "0" }
+    local r = proc.run(argv, { env = oenv })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.matches("rotate: oxylabs token " .. u.id .. " (shop_1) at 95.0%", r.stdout, 1, true)
+    local rot = json.decode(read("state.json")).rotations["oxylabs:" .. u.id]
+    local new
+    for _, s in ipairs(oxy:sub_users()) do if tostring(s.id) == rot.new_id then new = s end end
+    assert.are.equal(10, new.traffic_limit)
+    assert.is_true(new.auto_disable)
+    local list = read("proxies.txt")
+    assert.matches("pr.oxylabs.io:7777:customer-" .. new.username .. ":" .. rot.new_password, list, 1, true)
+    r = proc.run(argv, { env = oenv })
+    assert.matches("1 retired", r.stdout, 1, true)
+    for _, s in ipairs(oxy:sub_users()) do assert.are_not.equal(u.id, s.id) end
   end)
 end)
