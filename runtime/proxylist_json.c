@@ -293,7 +293,7 @@ static int object(cursor *c, resi_pl_buf *arena, resi_pl_entry *e, int default_s
   fields f;
   f.has_host = f.has_port = f.has_scheme = 0;
   memset(e, 0, sizeof *e);
-  int present, wrong = 0;
+  int present = 0, wrong = 0;
   *rejected = 0;
   c->p++; /* { */
   for (int first = 1;; first = 0) {
@@ -329,12 +329,16 @@ static int object(cursor *c, resi_pl_buf *arena, resi_pl_entry *e, int default_s
       }
     } else if (which == F_USER && (ch == '"' || ch == 'n')) {
       rc = credential(c, arena, &e->user, &e->user_len, &present);
-      e->flags = present ? (e->flags | RESI_PL_HAS_USER) : (e->flags & ~RESI_PL_HAS_USER);
-      if (!present) e->user = e->user_len = 0; /* null after a string: absent */
+      if (rc == OK) {
+        e->flags = present ? (e->flags | RESI_PL_HAS_USER) : (e->flags & ~RESI_PL_HAS_USER);
+        if (!present) e->user = e->user_len = 0; /* null after a string: absent */
+      }
     } else if (which == F_PASS && (ch == '"' || ch == 'n')) {
       rc = credential(c, arena, &e->pass, &e->pass_len, &present);
-      e->flags = present ? (e->flags | RESI_PL_HAS_PASS) : (e->flags & ~RESI_PL_HAS_PASS);
-      if (!present) e->pass = e->pass_len = 0;
+      if (rc == OK) {
+        e->flags = present ? (e->flags | RESI_PL_HAS_PASS) : (e->flags & ~RESI_PL_HAS_PASS);
+        if (!present) e->pass = e->pass_len = 0;
+      }
     } else {
       if (which != F_OTHER && which != F_PROXIES && !wrong) wrong = which; /* a field of the wrong type */
       rc = skip(c, 1);
