@@ -7,19 +7,14 @@ local oxy_mod = require "resi.providers.oxylabs"
 local providers = require "resi.providers"
 local common = require "resi.providers.common"
 
+local raises = require("spec.support.provider").raises
+
 describe("resi.providers.oxylabs", function()
   local sim, oxy, admin, acct
 
   -- Requests the sandbox's Oxylabs port has received so far.
   local function served() return sim.servers[2]:stats().requests end
 
-  -- Runs fn, which must raise a provider error; returns it.
-  local function raises(fn, ...)
-    local ok, err = pcall(fn, ...)
-    assert.is_false(ok)
-    assert.is_true(common.is_error(err), tostring(err))
-    return err
-  end
 
   setup(function()
     sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 23, traffic = false })

@@ -7,19 +7,14 @@ local rf_mod = require "resi.providers.resifactory"
 local common = require "resi.providers.common"
 local ratelimit = require "resi.ratelimit"
 
+local raises = require("spec.support.provider").raises
+
 describe("resi.providers.resifactory", function()
   local sim, rf, key, admin
 
   -- Requests the sandbox's ResiFactory port has received so far.
   local function served() return sim.servers[3]:stats().requests end
 
-  -- Runs fn, which must raise a provider error; returns it.
-  local function raises(fn, ...)
-    local ok, err = pcall(fn, ...)
-    assert.is_false(ok)
-    assert.is_true(common.is_error(err), tostring(err))
-    return err
-  end
 
   setup(function()
     ratelimit.reset_profiles()

@@ -6,6 +6,8 @@ local up_mod = require "resi.providers.unknownproxies"
 
 local GB = 1000000000
 
+local raises = require("spec.support.provider").raises
+
 describe("resi.providers.unknownproxies", function()
   local sim, up, admin
 
@@ -19,13 +21,6 @@ describe("resi.providers.unknownproxies", function()
     assert.are.equal(201, res.status, res.body)
   end
 
-  -- Runs fn, which must raise a provider error; returns it.
-  local function raises(fn, ...)
-    local ok, err = pcall(fn, ...)
-    assert.is_false(ok)
-    assert.is_true(require("resi.providers.common").is_error(err), tostring(err))
-    return err
-  end
 
   setup(function()
     sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 21, traffic = false })

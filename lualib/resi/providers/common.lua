@@ -183,6 +183,24 @@ function M.class(provider)
   return C
 end
 
+--- The fields every client has, from new()'s options: base URL (option,
+--- then env_url, then the real API), timeouts, the rate-limit key and the
+--- profile overrides (opts.ratelimit).
+function M.client_fields(opts, rate_key, env_url, default_url, timeout)
+  return { base = M.base_url(opts.base_url, env_url, default_url), timeout = opts.timeout or timeout or 30,
+    connect_timeout = opts.connect_timeout or 10, rate_key = rate_key, rate_overrides = opts.ratelimit }
+end
+
+--- Username and password from new()'s options or the environment
+--- (PREFIX_USERNAME / PREFIX_PASSWORD), with the Basic header they make.
+function M.basic_credentials(provider, opts, prefix)
+  local username = opts.username or os.getenv(prefix .. "_USERNAME")
+  local password = opts.password or os.getenv(prefix .. "_PASSWORD")
+  if type(username) ~= "string" or username == "" then M.invalid(provider, "username", "is required (or set " .. prefix .. "_USERNAME)") end
+  if type(password) ~= "string" or password == "" then M.invalid(provider, "password", "is required (or set " .. prefix .. "_PASSWORD)") end
+  return username, "Basic " .. require("resi.base64").encode(username .. ":" .. password)
+end
+
 --- Masks for descriptions.
 M.mask = secret.mask
 

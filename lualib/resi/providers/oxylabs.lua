@@ -217,13 +217,10 @@ end
 --- RESI_OXYLABS_URL, then the real API), timeout, ratelimit (overrides for its resi.ratelimit profile, e.g. {window = 3}).
 function M.new(opts)
   opts = opts or {}
-  local username = opts.username or os.getenv("OXYLABS_USERNAME")
-  local password = opts.password or os.getenv("OXYLABS_PASSWORD")
-  if type(username) ~= "string" or username == "" then common.invalid(P, "username", "is required (or set OXYLABS_USERNAME)") end
-  if type(password) ~= "string" or password == "" then common.invalid(P, "password", "is required (or set OXYLABS_PASSWORD)") end
-  return setmetatable({ username = username, basic = "Basic " .. require("resi.base64").encode(username .. ":" .. password),
-    base = common.base_url(opts.base_url, "RESI_OXYLABS_URL", M.DEFAULT_URL),
-    timeout = opts.timeout or 30, connect_timeout = opts.connect_timeout or 10, rate_key = username, rate_overrides = opts.ratelimit }, Client)
+  local username, basic = common.basic_credentials(P, opts, "OXYLABS")
+  local self = common.client_fields(opts, username, "RESI_OXYLABS_URL", M.DEFAULT_URL)
+  self.username, self.basic = username, basic
+  return setmetatable(self, Client)
 end
 
 M.Client = Client

@@ -172,9 +172,9 @@ function M.new(opts)
   if type(key) ~= "string" or not key:match("^rf_live_[%w_%-]+$") then
     common.invalid(P, "api_key", "is required and starts with rf_live_ (or set RF_API_KEY)")
   end
-  return setmetatable({ api_key = key, require_live = opts.require_live == true,
-    base = common.base_url(opts.base_url, "RESI_RESIFACTORY_URL", M.DEFAULT_URL),
-    timeout = opts.timeout or 60, connect_timeout = opts.connect_timeout or 10, rate_key = key, rate_overrides = opts.ratelimit }, Client)
+  local self = common.client_fields(opts, key, "RESI_RESIFACTORY_URL", M.DEFAULT_URL, 60)
+  self.api_key, self.require_live = key, opts.require_live == true
+  return setmetatable(self, Client)
 end
 
 M.Client = Client

@@ -165,14 +165,10 @@ end
 ---@param opts? {username?: string, password?: string, base_url?: string, timeout?: number, ratelimit?: table}
 function M.new(opts)
   opts = opts or {}
-  local username = opts.username or os.getenv("UNKNOWNPROXIES_USERNAME")
-  local password = opts.password or os.getenv("UNKNOWNPROXIES_PASSWORD")
-  if type(username) ~= "string" or username == "" then common.invalid(P, "username", "is required (or set UNKNOWNPROXIES_USERNAME)") end
-  if type(password) ~= "string" or password == "" then common.invalid(P, "password", "is required (or set UNKNOWNPROXIES_PASSWORD)") end
-  local b64 = require("resi.base64").encode(username .. ":" .. password)
-  return setmetatable({ username = username, authorization = "Basic " .. b64,
-    base = common.base_url(opts.base_url, "RESI_UNKNOWNPROXIES_URL", M.DEFAULT_URL),
-    timeout = opts.timeout or 30, connect_timeout = opts.connect_timeout or 10, rate_key = username, rate_overrides = opts.ratelimit }, Client)
+  local username, basic = common.basic_credentials(P, opts, "UNKNOWNPROXIES")
+  local self = common.client_fields(opts, username, "RESI_UNKNOWNPROXIES_URL", M.DEFAULT_URL)
+  self.username, self.authorization = username, basic
+  return setmetatable(self, Client)
 end
 
 M.Client = Client
