@@ -580,7 +580,7 @@ end
 ---@return resi.sim.resifactory
 function M.new(world, accounts)
   accounts.pools = accounts.pools or accounts_mod.default_pools()
-  local self = setmetatable({ world = world, rng = util.rng(world.rng:next()), pools = accounts.pools,
+  local self = setmetatable({ name = "resifactory", world = world, rng = util.rng(world.rng:next()), pools = accounts.pools,
     by_key = {}, list = {}, limiter = limits.new(world.config), router = router.new() }, P)
   self.router:add("POST", "/proxies", P.route_generate)
   self.router:add("GET", "/balance", P.route_balance)
