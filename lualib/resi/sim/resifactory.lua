@@ -66,6 +66,7 @@
 --- Accounts file extras per account: id, username, key_name, default_pool,
 --- revoked, proxy_password.
 local json = require "resi.json"
+local log = require "resi.log"
 local task = require "resi.task"
 local router = require "resi.sim.router"
 local util = require "resi.sim.util"
@@ -250,7 +251,7 @@ function P:handle(req, path)
     if ok then res = out
     else
       if task.is_cancelled(out) then error(out, 0) end
-      io.stderr:write("resi sim: resifactory ", name, ": ", tostring(out), "\n")
+      log.error("resi sim: resifactory handler failed", { route = name, error = tostring(out), request_id = req.rf_request_id })
       res = self:fail(req, 500, "internal_error", "an unexpected error occurred; retry after a short delay")
     end
   end
@@ -552,6 +553,7 @@ function P:set_usage(body)
 end
 
 --- Everything, for GET /_sim/state (keys masked).
+---@return table
 function P:snapshot()
   local accounts = {}
   for i, acct in ipairs(self.list) do accounts[i] = self:account_view(acct) end
