@@ -31,7 +31,8 @@ local SPEC = {
   ["min-share"] = { type = "number" },
 }
 
-local COLUMNS = { "provider", "account", "id", "username", "status", "used_bytes", "limit_bytes", "used_pct", "expires_at" }
+local COLUMNS = { "provider", "account", "id", "username", "status", "used_bytes", "limit_bytes", "used_pct", "expires_at",
+  "balance_gb" }
 
 -- The account list: from the file, or one per provider from the environment.
 local function account_specs(path)
@@ -78,7 +79,7 @@ local function rows_of(spec)
     local balances = acct:balance()
     for _, pool in ipairs(pools) do
       rows[#rows + 1] = { provider = spec.name, account = spec.label, id = "pool:" .. pool, status = "balance",
-        limit_bytes = math.floor(balances[pool] * 1e9 + 0.5) }
+        balance_gb = balances[pool] }
     end
   end
   return rows
