@@ -37,6 +37,8 @@ Options:
   --gateway P=H:PORT  the proxy gateway written for provider P (defaults:
                       unknownproxies=us.reserve.unknownproxies.com:10000,
                       oxylabs=pr.oxylabs.io:7777)
+  --timeout SECONDS   per API call (default 30); a create that times out is
+                      looked up before it is tried again
   --dry-run           show what would happen; change nothing
 Credentials and API URLs come from the environment (UNKNOWNPROXIES_USERNAME,
 OXYLABS_USERNAME, ..., RESI_*_URL to use resi sim). Exit status 1 when a
@@ -47,7 +49,7 @@ local SPEC = {
   grace = { type = "number", default = 60 }, state = { type = "string", default = "rotate-state.json" },
   out = { type = "string" }, manifest = { type = "string" }, gateway = { type = "list" },
   format = { type = "string", default = "list", choices = { list = true, userpass = true, url = true, json = true, hostport = true } },
-  ["dry-run"] = { type = "flag" },
+  ["dry-run"] = { type = "flag" }, timeout = { type = "number", default = 30 },
 }
 
 local GATEWAYS = { unknownproxies = "us.reserve.unknownproxies.com:10000", oxylabs = "pr.oxylabs.io:7777" }
@@ -269,7 +271,7 @@ local function main(opts)
   local counts, creds, failed = { rotated = 0, retired = 0 }, {}, 0
   for _, name in ipairs(names) do
     local ok, err = pcall(function()
-      local acct = providers.open(name)
+      local acct = providers.open(name, { timeout = opts.timeout })
       if not acct.capabilities.tokens then
         print(("skipped: %s has no tokens to rotate"):format(name))
         return
@@ -300,7 +302,7 @@ local function main(opts)
   end
   for _, name in ipairs(names) do
     local ok, err = pcall(function()
-      local acct = providers.open(name)
+      local acct = providers.open(name, { timeout = opts.timeout })
       if acct.capabilities.tokens then retire(acct, counts) end
     end)
     if not ok then

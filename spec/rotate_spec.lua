@@ -141,10 +141,11 @@ describe("scripts/rotate.lua", function()
     fault { route = "GET /resi/tokens", kind = "malformed" }
     fault { route = "POST /resi/token/create", kind = "rate_limit", retry_after = 0, count = 5 }
     fault { route = "POST /resi/token/create", kind = "truncate" }
+    fault { route = "POST /resi/token/create", kind = "latency", ms = 1500, after = true } -- a timeout after the commit
     local runs, r = 0, nil
     repeat
       runs = runs + 1
-      r = rotate { "--grace", "60" }
+      r = rotate { "--grace", "60", "--timeout", "0.5" }
       if os.getenv("DEBUG_ROTATE") then io.stderr:write("RUN ", runs, "\n", r.stdout, r.stderr) end
     until r.status == 0 or runs == 6
     assert.are.equal(0, r.status, r.stdout .. r.stderr)

@@ -1,7 +1,9 @@
 --- resi.sim.faults: faults injected through the admin API, per provider and
 --- route. A rule fires on the next `count` matching requests (0: until
 --- cleared). Kinds:
----   latency      wait `ms` before handling (then answer normally)
+---   latency      wait `ms` before handling (then answer normally); with
+---                "after": true, handle first (the change is committed)
+---                and wait before answering: a timeout after the commit
 ---   error        answer `status` (default 503) without touching state
 ---   reset        close the connection before handling (nothing committed)
 ---   truncate     handle, then send the response cut short (Content-Length
@@ -41,7 +43,8 @@ function Faults:add(spec)
   end
   local rule = { id = self.next_id, kind = spec.kind, provider = spec.provider, route = spec.route or "* /*",
     count = math.tointeger(spec.count) or 1, ms = tonumber(spec.ms) or 0,
-    status = math.tointeger(spec.status) or 503, retry_after = spec.retry_after or 1, fired = 0 }
+    status = math.tointeger(spec.status) or 503, retry_after = spec.retry_after or 1, fired = 0,
+    after = spec.after == true }
   if spec.provider ~= nil and type(spec.provider) ~= "string" then return nil, "provider must be a string" end
   local method, segs = parse_route(rule.route)
   if not method then return nil, 'route must look like "POST /resi/token/create" (":x" and "*" match one segment, a trailing "/*" any rest)' end
@@ -87,7 +90,7 @@ function Faults:list()
   local out = {}
   for i, r in ipairs(self.rules) do
     out[i] = { id = r.id, kind = r.kind, provider = r.provider, route = r.route, count = r.count, ms = r.ms,
-      status = r.status, retry_after = r.retry_after, fired = r.fired }
+      status = r.status, retry_after = r.retry_after, fired = r.fired, after = r.after }
   end
   return out
 end

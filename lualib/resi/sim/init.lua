@@ -69,7 +69,7 @@ local function handler_for(world, p, base)
     world:tick()
     local rule = world.faults:take(p.name, req.method, rel)
     if rule then
-      if rule.kind == "latency" then task.sleep(rule.ms / 1000)
+      if rule.kind == "latency" and not rule.after then task.sleep(rule.ms / 1000)
       elseif rule.kind == "error" then return p:error(rule.status, "internal_error", "injected fault: HTTP " .. rule.status)
       elseif rule.kind == "reset" then return req.exchange:reset()
       elseif rule.kind == "rate_limit" then
@@ -82,6 +82,7 @@ local function handler_for(world, p, base)
     local res = p:handle(req, rel)
     if not rule then return res end
     if rule.kind == "commit_lost" then return req.exchange:reset() end
+    if rule.kind == "latency" and rule.after then task.sleep(rule.ms / 1000) end
     if rule.kind == "truncate" then return send_truncated(req, res) end
     if rule.kind == "malformed" then
       local body = res.body or json.encode(res.json)
