@@ -2,9 +2,9 @@
 # Section: rate-limit-aware scheduling. A planned burst of BENCH_RL_N generate
 # calls against a server enforcing ResiFactory's documented rule (20 per
 # rolling window per API key) with the window shortened to BENCH_RL_WINDOW
-# seconds. Until `resi sim` exists the server is bench/ratelimit_server.lua
-# (a resi.server script: sliding log, RateLimit-Limit/-Remaining/-Reset as a
-# Unix timestamp, 429 with Retry-After). Three clients, each with its own API
+# seconds. The server is `resi sim` (its ResiFactory API: exact sliding log
+# per key, RateLimit-Limit/-Remaining/-Reset as a Unix timestamp, 429 with
+# Retry-After), started with --rate-window. Three clients, each with its own API
 # key: resi (ratelimit.request on the built-in resifactory "generate"
 # profile), Bottleneck (npm, installed into bench/node_modules) configured as
 # its README shows for "N per interval", and the naive backoff loop from the
@@ -28,18 +28,30 @@ stop_server() { if [[ -n $SERVER_PID ]]; then kill "$SERVER_PID" 2>/dev/null || 
 trap stop_server EXIT
 trap 'exit 130' INT TERM
 
-port=$(free_port)
-"${SERVER_PIN[@]}" "$RESI" bench/ratelimit_server.lua "$port" "$limit" "$window" >"$OUT/rl-server.out" 2>"$OUT/rl-server.err" &
+clients=(resi bottleneck naive)
+# one sandbox account (and API key) per client, each with a pool balance
+declare -A keys=()
+accounts='{"pools":[{"id":"walmart_premium","label":"Premium","host":"proxy.resifactory.net","port":8000,"proxy_types":["rotating","sticky"]}],"resifactory":['
+sep=
+for cl in "${clients[@]}"; do
+  keys[$cl]="rf_live_bench_${cl}_$(date +%s%N)"
+  accounts+="$sep{\"api_key\":\"${keys[$cl]}\",\"username\":\"$cl\",\"balances\":{\"walmart_premium\":100}}"
+  sep=,
+done
+accounts+=']}'
+printf '%s\n' "$accounts" >"$OUT/rl-accounts.json"
+"${SERVER_PIN[@]}" "$RESI" sim --ports 0,0,0 --no-traffic --rate-window "$window" --accounts "$OUT/rl-accounts.json" \
+  >"$OUT/rl-server.out" 2>"$OUT/rl-server.err" &
 SERVER_PID=$!
 for _ in $(seq 100); do
-  grep -q '^listening' "$OUT/rl-server.out" 2>/dev/null && break
+  grep -q '^RESI_RESIFACTORY_URL=' "$OUT/rl-server.out" 2>/dev/null && break
   sleep 0.05
 done
-grep -q '^listening' "$OUT/rl-server.out" || { cat "$OUT/rl-server.err" >&2; exit 1; }
-base="http://127.0.0.1:$port"
-url="$base/api/v1/proxies"
+grep -q '^RESI_RESIFACTORY_URL=' "$OUT/rl-server.out" || { cat "$OUT/rl-server.err" >&2; exit 1; }
+api=$(sed -n 's/^RESI_RESIFACTORY_URL=//p' "$OUT/rl-server.out")
+base=${api%/api/v1}
+url="$api/proxies"
 
-clients=(resi bottleneck naive)
 # shellcheck disable=SC2016 # backticks are Markdown
 declare -A label=(
   [resi]='resi: `ratelimit.request` on `ratelimit.profile("resifactory", key, "generate", {window=W})`'
@@ -48,7 +60,7 @@ declare -A label=(
 )
 declare -A done_=() rejected=() secs=() failed=()
 for cl in "${clients[@]}"; do
-  key="rf_live_bench_${cl}_$(date +%s%N)"
+  key=${keys[$cl]}
   case $cl in
     resi) cmd=("$RESI" bench/ratelimit_burst.lua "$url" "$key" "$n" "$window") ;;
     bottleneck) cmd=(/usr/bin/node bench/ratelimit_bottleneck.mjs "$url" "$key" "$n" "$window") ;;
@@ -57,9 +69,11 @@ for cl in "${clients[@]}"; do
   log=$OUT/rl-$cl.err
   if out=$(timeout 300 "${CLIENT_PIN[@]}" "${cmd[@]}" 2>"$log"); then
     read -r _ _ s <<<"$out"
-    stats=$(curl -fsS "$base/_stats?key=$key")
+    stats=$(curl -fsS "$base/_sim/state" | /usr/bin/python3 -c 'import json,sys
+accts = json.load(sys.stdin)["providers"]["resifactory"]["accounts"]
+print(json.dumps([a["requests"]["generate"] for a in accts if a["username"] == sys.argv[1]][0]))' "$cl")
     done_[$cl]=$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["ok"])' <<<"$stats")
-    rejected[$cl]=$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["rejected"])' <<<"$stats")
+    rejected[$cl]=$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["rate_limited"])' <<<"$stats")
     secs[$cl]=$s
     echo "ratelimit: $cl: $out (server: $stats)" >&2
   else
@@ -85,12 +99,11 @@ cat <<MD
 A planned burst of $n \`POST /api/v1/proxies\` calls, all issued at once, against a
 server that enforces ResiFactory's documented rule, **$limit calls per rolling window per
 API key**, with the window shortened from 60 s to **$window s** so the run is short.
-\`resi sim\` does not exist yet on this branch, so the server is
-\`bench/ratelimit_server.lua\`, a resi.server script: a sliding log of accepted calls
-per key (rejected calls are not counted), the documented \`RateLimit-Limit\`,
-\`RateLimit-Remaining\` and \`RateLimit-Reset\` (a Unix timestamp) on every answer, and
-429 \`rate_limited\` with \`Retry-After\` (whole seconds) over the limit. Completed calls
-and 429s are the server's own counts; the time is each client's, from the first call
+The server is \`resi sim\` (\`--rate-window $window\`), whose ResiFactory API keeps an
+exact sliding log of accepted calls per key (rejected calls are not counted), sends the
+documented \`RateLimit-Limit\`, \`RateLimit-Remaining\` and \`RateLimit-Reset\` (a Unix
+timestamp) on every answer, and 429 \`rate_limited\` with \`Retry-After\` (whole seconds)
+over the limit. Completed calls and 429s are the sandbox's own counts per key (\`GET /_sim/state\`); the time is each client's, from the first call
 to the last answer. The least time possible is ${min_time} s (the first $limit calls at once, then
 $limit per window). Achieved rate = (completed − $limit) ÷ time ÷ ($limit ÷ $window s): the
 calls after the first window's free burst as a share of the allowed rate.

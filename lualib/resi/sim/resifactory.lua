@@ -255,6 +255,11 @@ function P:handle(req, path)
       res = self:fail(req, 500, "internal_error", "an unexpected error occurred; retry after a short delay")
     end
   end
+  if acct then -- per key and group: answered, refused for the rate, other failures
+    local c = acct.requests[group]
+    local k = res.status == 429 and "rate_limited" or (res.status < 300 and "ok" or "failed")
+    c[k] = c[k] + 1
+  end
   res.headers = res.headers or {}
   local h = res.headers
   h["X-Request-Id"] = h["X-Request-Id"] or req.rf_request_id
@@ -500,7 +505,7 @@ function P:account_view(acct)
   return { id = acct.id, username = acct.username, key = M.mask(acct.api_key), scopes = array(acct.scopes),
     disabled = acct.disabled, revoked = acct.revoked, balances = self:balances_view(acct),
     pools_in_use = json.array(in_use), top_domains = top_domains(acct), batches = json.array(batches),
-    idempotency_keys = idem,
+    idempotency_keys = idem, requests = acct.requests,
     rate = { generate = { used = self.limiter:used(bucket, "generate"), limit = self.limiter:limit_of("generate") },
       reads = { used = self.limiter:used(bucket, "reads"), limit = self.limiter:limit_of("reads") } } }
 end
@@ -571,6 +576,7 @@ function P:add_account(a, i)
     scope_set = set_of(scopes), disabled = a.disabled == true, revoked = a.revoked == true,
     key_name = a.key_name or "sandbox key", default_pool = a.default_pool, balances = balances,
     in_use = {}, carry = 0, domains = {}, batches = {}, batch_seq = 0, idem = {},
+    requests = { generate = { ok = 0, rate_limited = 0, failed = 0 }, reads = { ok = 0, rate_limited = 0, failed = 0 } },
     proxy_password = a.proxy_password or self.rng:string(12) }
   self.by_key[a.api_key] = acct
   self.list[#self.list + 1] = acct
