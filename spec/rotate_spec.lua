@@ -227,4 +227,37 @@ describe("scripts/rotate.lua", function()
     assert.matches("1 retired", r.stdout, 1, true)
     for _, s in ipairs(oxy:sub_users()) do assert.are_not.equal(u.id, s.id) end
   end)
+  it("keeps up with live traffic: every token that crosses 90% gets one replacement, published", function()
+    local made = {}
+    for i = 1, 3 do made[i] = up:create_token { dataLimit = 10 * GB } end
+    use(made[1].token, 8 * GB)
+    use(made[2].token, 7 * GB)
+    sim.world.config.traffic, sim.world.config.traffic_rate = true, 0.5
+    sim.world.clock:set_speed(600) -- 10 simulated minutes a second: ~8% of a limit per second
+    for _ = 1, 8 do
+      local r = rotate { "--grace", "0", "--threshold", "0.9" }
+      assert.are.equal(0, r.status, r.stderr)
+      resi.sleep(0.4)
+    end
+    sim.world.config.traffic = false
+    local state = json.decode(read("state.json"))
+    local per_old, all = {}, tokens()
+    for _, rot in pairs(state.rotations) do
+      per_old[rot.old_id] = (per_old[rot.old_id] or 0) + 1
+      assert.is_table(all[rot.new_id])
+    end
+    for _, t in ipairs(made) do
+      if all[t.token].dataUsage >= 0.9 * all[t.token].dataLimit or all[t.token].status ~= "active" then
+        assert.are.equal(1, per_old[t.token], "token " .. t.token .. " crossed 90% and needs exactly one replacement")
+      end
+    end
+    assert.is_true((per_old[made[1].token] or 0) == 1) -- 80% at the start: it must have crossed
+    local list = read("proxies.txt")
+    for _, rot in pairs(state.rotations) do
+      local new = all[rot.new_id]
+      if new.status == "active" and not per_old[new.token] then
+        assert.matches(new.username .. ":" .. new.password .. "@", list, 1, true)
+      end
+    end
+  end)
 end)
