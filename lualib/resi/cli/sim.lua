@@ -2,6 +2,7 @@
 --- RESI_*_URL exports first (one per line, nothing before them on stdout),
 --- then, for generated accounts, the credentials as the provider modules'
 --- environment variables, so `eval "$(resi sim ... | head -n 8)"` works.
+local argparse = require "resi.argparse"
 local task = require "resi.task"
 
 local help = [[
@@ -33,57 +34,34 @@ Admin API on every port, loopback only: GET /_sim/state, POST /_sim/clock,
 POST /_sim/usage, GET|POST|DELETE /_sim/faults, POST /_sim/traffic,
 POST /_sim/config. Stops on SIGINT or SIGTERM.]]
 
--- Reports a usage error and exits with status 2.
-local function usage_error(msg)
-  io.stderr:write("resi sim: ", msg, "\n(see resi sim --help)\n")
-  task.set_exit_status(2)
-end
+local SPEC = {
+  host = { type = "string" }, ports = { type = "string" }, accounts = { type = "string" },
+  seed = { type = "integer" }, speed = { type = "number" }, ["no-traffic"] = { type = "flag" },
+  ["traffic-rate"] = { type = "number" }, ["rate-window"] = { type = "number" },
+}
 
--- A number option's value, or nil and an error.
-local function number_opt(name, v, integer)
-  local n = tonumber(v)
-  if n == nil or (integer and math.tointeger(n) == nil) then
-    return nil, ("%s expects %s, got %q"):format(name, integer and "an integer" or "a number", tostring(v))
+-- Turns parsed options into resi.sim.start options (usage errors exit 2).
+local function start_options(o)
+  local usage = argparse.usage_error
+  local opts = { host = o.host, seed = o.seed, speed = o.speed, traffic_rate = o.traffic_rate,
+    rate_window = o.rate_window, traffic = not o.no_traffic }
+  if o.ports then
+    local ports = {}
+    for p in (o.ports .. ","):gmatch("([^,]*),") do
+      local n = math.tointeger(tonumber(p))
+      if not n or n < 0 or n > 65535 then usage(("--ports: %q is not a port (0..65535)"):format(p)) end
+      ports[#ports + 1] = n
+    end
+    if #ports ~= 3 then usage("--ports expects three ports: UP,OXY,RF") end
+    opts.ports = ports
   end
-  return integer and math.tointeger(n) or n
-end
-
--- Parses the command line into resi.sim.start options; nil, message on error.
-local function parse(args)
-  local opts, i = {}, 1
-  while i <= #args do
-    local a = args[i]
-    local name, inline = a:match("^(%-%-[%w-]+)=(.*)$")
-    name = name or a
-    local function value()
-      if inline then return inline end
-      i = i + 1
-      if args[i] == nil then error({ usage = name .. " needs a value" }) end
-      return args[i]
-    end
-    local err
-    if name == "--host" then opts.host = value()
-    elseif name == "--ports" then
-      local ports = {}
-      for p in (value() .. ","):gmatch("([^,]*),") do
-        local n = math.tointeger(tonumber(p))
-        if not n or n < 0 or n > 65535 then return nil, ("--ports: %q is not a port (0..65535)"):format(p) end
-        ports[#ports + 1] = n
-      end
-      if #ports ~= 3 then return nil, "--ports expects three ports: UP,OXY,RF" end
-      opts.ports = ports
-    elseif name == "--accounts" then opts.accounts_file = value()
-    elseif name == "--seed" then opts.seed, err = number_opt(name, value(), true)
-    elseif name == "--speed" then opts.speed, err = number_opt(name, value())
-    elseif name == "--traffic-rate" then opts.traffic_rate, err = number_opt(name, value())
-    elseif name == "--rate-window" then opts.rate_window, err = number_opt(name, value())
-    elseif name == "--no-traffic" then opts.traffic = false
-    else return nil, "unknown option " .. a end
-    if err then return nil, err end
-    if (opts.speed and opts.speed < 0) or (opts.rate_window and opts.rate_window <= 0) then
-      return nil, "--speed must be >= 0 and --rate-window > 0"
-    end
-    i = i + 1
+  if (opts.speed and opts.speed < 0) or (opts.rate_window and opts.rate_window <= 0) then
+    usage("--speed must be >= 0 and --rate-window > 0")
+  end
+  if o.accounts then
+    local accounts, err = require("resi.sim.accounts").load(o.accounts)
+    if not accounts then usage(err) end
+    opts.accounts = accounts
   end
   return opts
 end
@@ -103,25 +81,9 @@ local function wait_for_signal()
   return got
 end
 
-return function(...)
-  local args = { ... }
-  if args[1] == "--help" or args[1] == "-h" then
-    io.stdout:write(help, "\n")
-    return
-  end
-  local ok, opts, perr = pcall(parse, args)
-  if not ok then return usage_error(type(opts) == "table" and opts.usage or tostring(opts)) end
-  if not opts then return usage_error(perr) end
-  local generated = opts.accounts_file == nil
-  if not generated then
-    local accounts, err = require("resi.sim.accounts").load(opts.accounts_file)
-    if not accounts then
-      io.stderr:write("resi sim: ", err, "\n")
-      task.set_exit_status(2)
-      return
-    end
-    opts.accounts = accounts
-  end
+-- Starts the sandbox, prints the exports, serves until a signal.
+local function main(o)
+  local opts = start_options(o)
   local sim, err = require("resi.sim").start(opts)
   if not sim then
     io.stderr:write("resi sim: ", err, "\n")
@@ -129,7 +91,7 @@ return function(...)
     return
   end
   local out = sim:exports()
-  if generated then
+  if not opts.accounts then
     local up, oxy, rf = sim.accounts.unknownproxies[1], sim.accounts.oxylabs[1], sim.accounts.resifactory[1]
     out[#out + 1] = "UNKNOWNPROXIES_USERNAME=" .. up.username
     out[#out + 1] = "UNKNOWNPROXIES_PASSWORD=" .. up.password
@@ -142,4 +104,8 @@ return function(...)
   local sig = wait_for_signal()
   sim:stop()
   io.stderr:write("resi sim: stopped (", sig, ")\n")
+end
+
+return function(...)
+  argparse.run({ ... }, SPEC, help, main)
 end
