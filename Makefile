@@ -114,6 +114,7 @@ fuzz: $(FUZZ_BINS)
 	  grep -E 'stat::number_of_executed_units' build-fuzz/$$n.log; done
 
 bench: all
+	@$(MAKE) --no-print-directory deps BENCH_DEPS=1
 	bench/run
 
 install: all
