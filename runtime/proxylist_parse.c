@@ -189,7 +189,23 @@ static void init_classes(void) {
   host_class['.'] = 4;
 }
 
+/* The last host name or IPv4 address that passed, as given and as stored
+ * (lower case): a provider's list repeats one gateway host on every line,
+ * so most lines skip the checks. One runtime thread, so one cache. */
+static struct {
+  size_t n;
+  char in[254], out[254];
+} last_host;
+
 int resi_pl_set_host(const char *s, size_t n, int allow_v6, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
+  if (n != 0 && n == last_host.n && memcmp(s, last_host.in, n) == 0) {
+    if (room(arena, n, why)) return -1;
+    memcpy(arena->data + arena->len, last_host.out, n);
+    e->host = (uint32_t)arena->len;
+    e->host_len = (uint16_t)n;
+    arena->len += n;
+    return 0;
+  }
   if (n == 0) {
     snprintf(why, RESI_PL_REASON, "empty host");
     return -1;
@@ -235,6 +251,11 @@ int resi_pl_set_host(const char *s, size_t n, int allow_v6, resi_pl_buf *arena, 
     e->flags |= RESI_PL_IPV6;
   } else if (!(seen & (1u << 1 | 1u << 3)) && check_ipv4(s, n, why)) { /* digits and dots only */
     return -1;
+  }
+  if (!(e->flags & RESI_PL_IPV6)) {
+    memcpy(last_host.in, s, n);
+    memcpy(last_host.out, h, n);
+    last_host.n = n;
   }
   e->host = (uint32_t)arena->len;
   e->host_len = (uint16_t)n;

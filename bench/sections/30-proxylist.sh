@@ -69,6 +69,7 @@ declare -A runs rss
 for ((r = 1; r <= repeat; r++)); do
   for k in "${order[@]}"; do
     read -r -a argv <<<"${cmd[$k]}"
+    rm -f "$OUT/pl-$k.out" # every run creates its file (see the note in the text)
     t0=$(date +%s%N)
     "${argv[@]}"
     t1=$(date +%s%N)
@@ -97,7 +98,9 @@ $(mb "$size_kb") MB, generated deterministically) converted to \`userpass\`
 (user:pass@host:port), each program writing a file; every output is checked
 byte-for-byte against resi's. Then the same entries in ResiFactory's \`json\` format
 ($(mb $((jsize / 1024))) MB) parsed and written as userpass. Wall time from exec to exit (start-up
-included), median of $repeat runs each (run in turn); peak RSS from GNU time
+included), median of $repeat runs each (run in turn), each run creating its output
+file (the previous run's is removed first, outside the timing: replacing an existing
+file makes ext4 flush it at once, on resi's rename as on the others' truncate); peak RSS from GNU time
 (\`/usr/bin/time -f %M\`) on one more run. resi streams (1 MiB chunks), so its memory does
 not grow with the file.
 
