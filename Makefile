@@ -16,7 +16,7 @@ PKG_CONFIG ?= pkg-config
 # Debian packages: build and run time, then what the suite and bench talk to.
 DEPS_BUILD = build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev lua-luv-dev \
              libcurl4-openssl-dev lua-cjson libhttp-parser-dev
-DEPS_TEST = lua-busted nginx-light openssl curl ca-certificates tinyproxy microsocks time procps python3 python3-requests
+DEPS_TEST = lua-busted nginx-light openssl curl ca-certificates tinyproxy microsocks time procps python3 python3-requests lua-check
 # npm is skipped when an npm command exists (NodeSource's nodejs ships it and conflicts with Debian's npm).
 DEPS_BENCH = hyperfine nodejs npm python3 python3-requests wrk time
 DEPS_ASAN = clang libclang-rt-14-dev valgrind
@@ -49,7 +49,7 @@ HTTP_MOD = $(BUILD)/cmod/resi/http_core.so
 BIN = $(if $(filter build,$(BUILD)),resi,$(BUILD)/resi)
 SPEC_RUN = $(BIN) test
 
-.PHONY: all deps test asan valgrind bench install clean fuzz
+.PHONY: all deps test lint asan valgrind bench install clean fuzz
 
 # Fuzz targets: fuzz/NAME_fuzz.c defines LLVMFuzzerTestOneInput and links the
 # runtime (without main.c). `make fuzz` builds them and runs each for
@@ -86,6 +86,10 @@ deps:
 
 test: all
 	./$(SPEC_RUN) spec
+
+# Static checks of every Lua file (settings in .luacheckrc).
+lint:
+	luacheck --quiet --no-color lualib scripts examples spec bench/*.lua
 
 # ASan+UBSan: a separate build tree, run on the same specs from the source tree.
 asan:

@@ -24,7 +24,7 @@ local lim = ratelimit.new { name = "demo", limit = 5, window = 1, concurrency = 
 
 -- 2. By hand: acquire waits (this task only), observe learns, release ends the call.
 do
-  local permit <close> = assert(lim:acquire())
+  local permit <close> = assert(lim:acquire()) -- luacheck: ignore permit (released when the block ends)
   local res = require("resi.http").get(srv.url .. "/one")
   lim:observe(res)
   print("by hand:", res.status, "server says remaining", res.headers["ratelimit-remaining"])

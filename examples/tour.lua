@@ -22,14 +22,19 @@ local function token_record(n)
 end
 
 local server = uv.new_tcp()
+local clients = {} -- open connections, closed with the server in part 4
 assert(server:bind("127.0.0.1", 0))
 local port = server:getsockname().port
 server:listen(128, function()
   local client = uv.new_tcp()
   server:accept(client)
+  clients[client] = true
   local buffered = ""
   client:read_start(function(_, data)
-    if not data then return client:close() end
+    if not data then
+      clients[client] = nil
+      return client:close()
+    end
     buffered = buffered .. data
     local path = buffered:match("^GET (%S+) HTTP/1%.1\r\n.-\r\n\r\n")
     if not path then return end
@@ -81,5 +86,6 @@ print(("slow call: %s, %s, %s; transfers still in flight: %d"):format(tostring(r
 
 -- 4. Transport failures are values with a stable code.
 server:close()
+for client in pairs(clients) do client:close() end
 res, err, code = http.get(base .. "/tokens/1")
-print(("closed port: %s, code %q"):format(tostring(res), code))
+print(("closed port: %s, %s, code %q"):format(tostring(res), err, code))

@@ -834,26 +834,26 @@ end
 --- give the same limiter while it is in use. Keys are masked in names/logs.
 ---@param provider string "resifactory" | "unknownproxies" | "oxylabs"
 ---@param key any
----@param group? string  endpoint group ("generate"), or a call ("POST /proxies")
+---@param endpoint? string  endpoint group ("generate"), or a call ("POST /proxies")
 ---@param overrides? table
 ---@return resi.ratelimit.limiter
-function M.profile(provider, key, group, overrides)
+function M.profile(provider, key, endpoint, overrides)
   local p = profiles[provider]
   if type(p) ~= "table" or not p.groups then
     error("resi.ratelimit.profile: unknown provider " .. tostring(provider), 2)
   end
-  if type(group) == "string" and group:find(" ", 1, true) then -- "POST /proxies": the call's group
-    group = profiles.group_of(provider, group:match("^(%S+)%s+(.*)$"))
+  if type(endpoint) == "string" and endpoint:find(" ", 1, true) then -- "POST /proxies": the call's group
+    endpoint = profiles.group_of(provider, endpoint:match("^(%S+)%s+(.*)$"))
   end
-  group = group or p.default_group
-  local base = p.groups[group]
+  endpoint = endpoint or p.default_group
+  local base = p.groups[endpoint]
   if not base then
-    error(("resi.ratelimit.profile: %s has no endpoint group %q"):format(provider, tostring(group)), 2)
+    error(("resi.ratelimit.profile: %s has no endpoint group %q"):format(provider, tostring(endpoint)), 2)
   end
-  local rkey = provider .. "\0" .. group .. "\0" .. canon(overrides)
+  local rkey = provider .. "\0" .. endpoint .. "\0" .. canon(overrides)
   local g = registry[rkey]
   if not g then
-    local o = { reset_unit = p.reset_unit, learn = p.learn, name = provider .. ":" .. group, mask_keys = true }
+    local o = { reset_unit = p.reset_unit, learn = p.learn, name = provider .. ":" .. endpoint, mask_keys = true }
     for k, v in pairs(base) do o[k] = v end
     for k, v in pairs(overrides or {}) do o[k] = v end
     g = M.group(o)
