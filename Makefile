@@ -16,7 +16,7 @@ PKG_CONFIG ?= pkg-config
 # Debian packages: build and run time, then what the suite and bench talk to.
 DEPS_BUILD = build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev lua-luv-dev \
              libcurl4-openssl-dev lua-cjson libhttp-parser-dev
-DEPS_TEST = lua-busted nginx-light openssl curl ca-certificates tinyproxy microsocks time procps python3 python3-requests lua-check
+DEPS_TEST = lua-busted nginx-light openssl curl ca-certificates tinyproxy microsocks stunnel4 time procps python3 python3-requests lua-check
 # npm is skipped when an npm command exists (NodeSource's nodejs ships it and conflicts with Debian's npm).
 DEPS_BENCH = hyperfine nodejs npm python3 python3-requests wrk time
 DEPS_ASAN = clang libclang-rt-14-dev valgrind

@@ -602,8 +602,11 @@ static void configure(lua_State *L, http_req *r) {
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-  /* libcurl's built-in bundle is what a reset handle has */
-  curl_easy_setopt(e, CURLOPT_CAINFO, ca_file ? ca_file : curl_version_info(CURLVERSION_NOW)->cainfo);
+  /* libcurl's built-in bundle is what a reset handle has; an https:// proxy
+   * is verified against the same bundle as the target */
+  const char *bundle = ca_file ? ca_file : curl_version_info(CURLVERSION_NOW)->cainfo;
+  curl_easy_setopt(e, CURLOPT_CAINFO, bundle);
+  curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, bundle);
   lua_getfield(L, 1, "gzip");
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, lua_toboolean(L, -1) ? "" : NULL);
   lua_pop(L, 1);

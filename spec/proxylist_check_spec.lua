@@ -1,7 +1,8 @@
 -- proxylist.check and `resi proxies check` against real proxies started here:
 -- Debian's tinyproxy (HTTP, BasicAuth) and microsocks (SOCKS5, user and
--- password), dead addresses (a closed port, a listener that never answers),
--- and nginx as the target.
+-- password), stunnel4 putting TLS in front of tinyproxy (an https:// proxy),
+-- dead addresses (a closed port, a listener that never answers), and nginx as
+-- the target (plain, and HTTPS with a certificate from the suite's own CA).
 local uv = require "luv"
 local resi = require "resi"
 local proxylist = require "resi.proxylist"
@@ -43,7 +44,7 @@ local function wait_port(port)
 end
 
 describe("resi.proxylist.check", function()
-  local srv, dir, tp_port, ms_port, silent_port, stop_tp, stop_ms, stop_silent, list
+  local srv, dir, tp_port, ms_port, tls_port, silent_port, stop_tp, stop_ms, stop_tls, stop_silent, list
 
   setup(function()
     srv = nginx.start()
@@ -55,8 +56,16 @@ describe("resi.proxylist.check", function()
     f:close()
     stop_tp = background("tinyproxy", { "-d", "-c", dir .. "/tinyproxy.conf" })
     stop_ms = background("microsocks", { "-i", "127.0.0.1", "-p", tostring(ms_port), "-u", MS_USER, "-P", MS_PASS })
+    -- an https:// proxy: TLS with nginx's certificate (signed by the suite's CA), then tinyproxy
+    tls_port = sockets.closed_port()
+    f = assert(io.open(dir .. "/stunnel.conf", "w"))
+    f:write(("foreground = yes\npid =\n[proxy]\naccept = 127.0.0.1:%d\nconnect = 127.0.0.1:%d\ncert = %s\nkey = %s\n")
+      :format(tls_port, tp_port, srv.dir .. "/server.pem", srv.dir .. "/server.key"))
+    f:close()
+    stop_tls = background("stunnel4", { dir .. "/stunnel.conf" })
     wait_port(tp_port)
     wait_port(ms_port)
+    wait_port(tls_port)
     silent_port, stop_silent = sockets.silent()
     local enc = function(s) return (s:gsub("[^%w]", function(c) return ("%%%02X"):format(c:byte()) end)) end
     list = proxylist.parse(table.concat({
@@ -75,6 +84,7 @@ describe("resi.proxylist.check", function()
   teardown(function()
     if stop_tp then stop_tp() end
     if stop_ms then stop_ms() end
+    if stop_tls then stop_tls() end
     if stop_silent then stop_silent() end
     if srv then srv.stop() end
     if dir then proc.run { "rm", "-rf", dir } end
@@ -102,6 +112,29 @@ describe("resi.proxylist.check", function()
     assert.truthy(results[6].latency >= 1.0, results[6].latency)
     -- concurrently: the silent proxy's timeout does not add to the others
     assert.truthy(elapsed < 4, elapsed)
+  end)
+
+  it("checks through an https:// proxy and classes TLS failures as tls", function()
+    local tp = ("%s:%s@127.0.0.1:"):format(TP_USER, TP_PASS)
+    local tls_list = proxylist.parse(table.concat({
+      "https://" .. tp .. tls_port, -- 1: TLS to the proxy, verified with the suite's CA
+      "http://" .. tp .. tp_port,   -- 2: plain proxy, CONNECT to an https target
+    }, "\n"))
+    -- with the CA: both work, the target fetched over TLS through the proxy
+    local results = proxylist.check(tls_list, { url = srv.https_url .. "/ok", ca_file = srv.ca_file, timeout = 5 })
+    for i = 1, 2 do
+      assert.equal(true, results[i].ok, ("entry %d: %s %s"):format(i, tostring(results[i].error), tostring(results[i].message)))
+      assert.equal(200, results[i].status)
+    end
+    -- without it (the system bundle does not know the suite's CA): the proxy's
+    -- certificate, then the target's, is refused
+    results = proxylist.check(tls_list, { url = srv.url .. "/ok", timeout = 5 })
+    assert.equal("tls", results[1].error, results[1].message)
+    assert.equal(true, results[2].ok)
+    results = proxylist.check(proxylist.parse("http://" .. tp .. tp_port), { url = srv.https_url .. "/ok", timeout = 5, preflight = false })
+    assert.equal("tls", results[1].error, results[1].message)
+    assert.truthy(results[1].message:lower():find("certificate", 1, true), results[1].message)
+    assert.falsy(results[1].message:find(TP_PASS, 1, true))
   end)
 
   it("never puts a password into results or messages", function()
