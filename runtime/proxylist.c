@@ -17,7 +17,7 @@
 
 #define LIST_MT "resi.proxylist.list"
 #define READER_MT "resi.proxylist.reader"
-#define MAX_PENDING (16 * 1024 * 1024) /* largest JSON object held while reading */
+#define MAX_PENDING (64 * 1024 * 1024) /* largest JSON object (or "proxies" string) held while reading */
 #define ERR_TEXT 200                   /* bytes of a rejected line kept in list.errors */
 #define PUMP_CHUNK (1024 * 1024)       /* bytes read at a time by reader:pump */
 
@@ -547,7 +547,7 @@ static int feed_json(pl_reader *r, const char *s, size_t n, int final, char *why
   if (used < 0) return -1;
   size_t rest = len - (size_t)used;
   if (rest > MAX_PENDING) {
-    snprintf(why, RESI_PL_REASON, "JSON: an object larger than %d MiB", MAX_PENDING >> 20);
+    snprintf(why, RESI_PL_REASON, "JSON: a value larger than %d MiB", MAX_PENDING >> 20);
     *err_line = r->json.line;
     return -1;
   }

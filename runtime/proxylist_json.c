@@ -2,7 +2,9 @@
  *
  * Accepts the array of objects ([{"host":..,"port":..,"username":..,
  * "password":..}, ...]) or a whole POST /proxies response that holds one
- * ({"proxies": [...], "count": ..}). Per object: host (string), port
+ * ({"proxies": [...], "count": ..}), or the response of the list and userpass
+ * formats, whose "proxies" is one string of lines (each line read as a text
+ * line, its format detected). Per object: host (string), port
  * (integer or digit string), username/user and password/pass (string or
  * null), scheme/protocol/type (optional); other keys are ignored. An object
  * with a bad or missing field is reported and skipped; a syntax error stops
@@ -355,6 +357,32 @@ static int object(cursor *c, resi_pl_buf *arena, resi_pl_entry *e, int default_s
   return OK;
 }
 
+/* Reads "proxies": "LINES" (the list and userpass formats' answer): the
+ * string is decoded whole, then every line goes to sink as an entry or a
+ * rejected line; line is where the string starts in the document. */
+static int proxies_string(cursor *c, resi_pl_buf *arena, int default_scheme, resi_pl_sink sink, void *ud) {
+  long line = c->line;
+  resi_pl_buf text = {0};
+  int rc = string(c, &text);
+  const char *p = text.data, *end = text.data + text.len;
+  for (long k = 1; rc == OK && p < end; k++) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t n = (size_t)((nl ? nl : end) - p);
+    if (n && p[n - 1] == '\r') n--;
+    char why[RESI_PL_REASON];
+    resi_pl_entry e;
+    int got = n > RESI_PL_MAX_LINE ? (snprintf(why, sizeof why, "line longer than %d bytes", RESI_PL_MAX_LINE), -1)
+                                   : resi_pl_parse_line(p, n, RESI_PL_AUTO, default_scheme, arena, &e, why);
+    if (got < 0) snprintf(c->why, RESI_PL_REASON, "\"proxies\" line %ld: %.*s", k, RESI_PL_REASON - 40, why);
+    if (got != 0 && sink(ud, got > 0 ? &e : NULL, line, got > 0 ? NULL : c->why, p, n)) {
+      rc = bad(c, "out of memory");
+    }
+    p = nl ? nl + 1 : end;
+  }
+  resi_pl_buf_free(&text);
+  return rc;
+}
+
 void resi_pl_json_init(resi_pl_json *j, int default_scheme) {
   memset(j, 0, sizeof *j);
   j->state = J_START;
@@ -394,6 +422,9 @@ long resi_pl_json_feed(resi_pl_json *j, const char *s, size_t n, int final, resi
       if ((rc = key(&c, &which))) break;
       if (which == F_PROXIES && *c.p == '[') {
         c.p++, j->state = J_VALUE, j->wrapped = 1;
+      } else if (which == F_PROXIES && *c.p == '"') {
+        if ((rc = proxies_string(&c, arena, j->default_scheme, sink, ud))) break;
+        j->state = J_WSEP;
       } else if ((rc = skip(&c, 1)) == OK) {
         j->state = J_WSEP;
       } else {

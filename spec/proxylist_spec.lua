@@ -140,6 +140,26 @@ describe("resi.proxylist", function()
         entries(proxylist.parse(wrapped, { format = "json" })))
     end)
 
+    it("reads a list or userpass answer, whose proxies is one string of lines", function()
+      -- what POST /proxies returns for format list (the default) and userpass, saved whole
+      local answer = json.encode { proxies = "proxy.resifactory.net:8000:user-country-us:p@ss\r\n"
+        .. "user-b:pw@proxy.resifactory.net:8001\nnot a proxy\n\n", count = 2, country = "us", is_demo = false,
+        format = "list" }
+      local list = proxylist.parse(answer)
+      assert.same({
+        { scheme = "http", host = "proxy.resifactory.net", port = 8000, user = "user-country-us", pass = "p@ss" },
+        { scheme = "http", host = "proxy.resifactory.net", port = 8001, user = "user-b", pass = "pw" },
+      }, entries(list))
+      assert.equal(1, #list.errors)
+      assert.same({ 1, "not a proxy" }, { list.errors[1].line, list.errors[1].text })
+      assert.truthy(list.errors[1].reason:find('^"proxies" line 3: '), list.errors[1].reason)
+      -- fed a byte at a time, the converter gives the same
+      local conv, out = proxylist.converter { to = "url" }, {}
+      for i = 1, #answer do out[#out + 1] = conv:feed(answer:sub(i, i)) end
+      out[#out + 1] = conv:finish()
+      assert.equal(list:format("url"), table.concat(out))
+    end)
+
     it("reports bad JSON objects by line and stops at a syntax error", function()
       local text = '[\n{"host":"a","port":1},\n{"host":"b"},\n{"host":"c","port":70000},\n{"host":"d","port":2}\n'
       local list = proxylist.parse(text)

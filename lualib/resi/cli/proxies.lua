@@ -19,8 +19,9 @@ Commands:
   check     fetch a URL through every proxy and report which work
 
 Formats: list (host:port:user:pass), userpass (user:pass@host:port),
-url (scheme://user:pass@host:port), json (ResiFactory's array of objects),
-hostport (host:port); input also "auto" (the default: detected per line).
+url (scheme://user:pass@host:port), json (ResiFactory's array of objects, or a
+whole POST /proxies answer in any format), hostport (host:port); input also
+"auto" (the default: detected per line).
 
 Run "resi proxies COMMAND --help" for a command's options.]]
 
