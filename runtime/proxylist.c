@@ -89,7 +89,7 @@ static int check_format(lua_State *L, int i, const char *def, int allow_auto) {
   const char *name = luaL_optstring(L, i, def);
   int f = resi_pl_format_id(name);
   if (f < 0 || (f == RESI_PL_AUTO && !allow_auto))
-    luaL_error(L, "resi.proxylist: unknown format '%s' (expected %slist, userpass, url, json or hostport)", name,
+    luaL_error(L, "resi.proxylist: unknown format '%s' (expected %slist, userpass, url, json, hostport or proxychains)", name,
                allow_auto ? "auto, " : "");
   return f;
 }
@@ -173,8 +173,9 @@ static int list_format(lua_State *L) {
   resi_pl_buf_free(&out);
   if (!ok && bad) {
     const resi_pl_entry *e = &l->e[bad - 1];
-    return luaL_error(L, "resi.proxylist: entry %d (%s:%d): %s", (int)bad,
-                      lua_pushlstring(L, l->arena.data + e->host, e->host_len), (int)e->port, why);
+    int v6 = (e->flags & RESI_PL_IPV6) != 0;
+    return luaL_error(L, "resi.proxylist: entry %d (%s%s%s:%d): %s", (int)bad, v6 ? "[" : "",
+                      lua_pushlstring(L, l->arena.data + e->host, e->host_len), v6 ? "]" : "", (int)e->port, why);
   }
   if (!ok) return luaL_error(L, "resi.proxylist: out of memory");
   return 1;

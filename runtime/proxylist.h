@@ -4,7 +4,7 @@
  * arena (one growing byte buffer); an entry holds offsets into it, so a list
  * of 250,000 proxies is two allocations, not 250,000 tables.
  *
- *   proxylist_parse.c   one text line -> entry (list, userpass, url, hostport, auto)
+ *   proxylist_parse.c   one text line -> entry (list, userpass, url, hostport, proxychains, auto)
  *   proxylist_json.c    ResiFactory's JSON array of objects -> entries, chunk by chunk
  *   proxylist_format.c  entry -> text in each format; the byte buffer helpers
  *   proxylist_stream.c  splits chunks into lines (CRLF, BOM, long lines)
@@ -16,7 +16,16 @@
 #include <stdint.h>
 
 /* Formats. AUTO only parses (it detects the format of each line). */
-enum { RESI_PL_AUTO, RESI_PL_LIST, RESI_PL_USERPASS, RESI_PL_URL, RESI_PL_JSON, RESI_PL_HOSTPORT, RESI_PL_NFORMATS };
+enum {
+  RESI_PL_AUTO,
+  RESI_PL_LIST,
+  RESI_PL_USERPASS,
+  RESI_PL_URL,
+  RESI_PL_JSON,
+  RESI_PL_HOSTPORT,
+  RESI_PL_PROXYCHAINS,
+  RESI_PL_NFORMATS
+};
 
 /* Schemes, in the order of resi_pl_scheme_names. */
 enum { RESI_PL_HTTP, RESI_PL_HTTPS, RESI_PL_SOCKS4, RESI_PL_SOCKS4A, RESI_PL_SOCKS5, RESI_PL_SOCKS5H, RESI_PL_NSCHEMES };

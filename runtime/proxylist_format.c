@@ -6,7 +6,11 @@
  * the username, whitespace or control characters in credentials, or a
  * username starting with '#' or ';' (userpass: it would read as a comment).
  * url and json carry everything. Formats without a scheme (list, userpass,
- * hostport) leave it out; hostport leaves out the credentials too. */
+ * hostport) leave it out; hostport leaves out the credentials too.
+ * proxychains has the types http, socks4 and socks5 only: socks4a and socks5h
+ * are written socks4 and socks5 (proxychains resolves names through the proxy
+ * when proxy_dns is set), https cannot be written; fields are split by
+ * spaces, so credentials cannot hold whitespace, nor a password be empty. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,10 +58,10 @@ static int has_unsafe(const char *s, size_t n) {
   return 0;
 }
 
-/* Checks that a colon-separated format can carry the credentials. */
+/* Checks that a line-based format can carry the credentials. */
 static int check_plain(const char *arena, const resi_pl_entry *e, int fmt, char *why) {
   const char *u = arena + e->user, *name = resi_pl_format_names[fmt];
-  if (resi_pl_find(u, u + e->user_len, ':')) {
+  if (fmt != RESI_PL_PROXYCHAINS && resi_pl_find(u, u + e->user_len, ':')) {
     snprintf(why, RESI_PL_REASON, "the %s format cannot carry a ':' in the username (use url or json)", name);
     return -1;
   }
@@ -66,12 +70,26 @@ static int check_plain(const char *arena, const resi_pl_entry *e, int fmt, char 
              "the %s format cannot carry spaces or control characters in credentials (use url or json)", name);
     return -1;
   }
+  if (fmt == RESI_PL_PROXYCHAINS && (e->flags & RESI_PL_HAS_PASS) && e->pass_len == 0) {
+    snprintf(why, RESI_PL_REASON, "the proxychains format cannot carry an empty password (use url or json)");
+    return -1;
+  }
   if (fmt == RESI_PL_USERPASS && (u[0] == '#' || u[0] == ';')) {
     snprintf(why, RESI_PL_REASON, "the userpass format cannot carry a username starting with '%c' (use url or json)",
              u[0]);
     return -1;
   }
   return 0;
+}
+
+/* Appends a port in decimal. */
+static void put_port(char **w, unsigned port) {
+  char digits[6], *p = *w;
+  int k = 0;
+  do digits[k++] = (char)('0' + port % 10), port /= 10;
+  while (port);
+  while (k) *p++ = digits[--k];
+  *w = p;
 }
 
 /* Appends the host ([v6] bracketed; zone '%' written %25 in URLs) and ":port". */
@@ -90,13 +108,8 @@ static void put_endpoint(char **w, const char *arena, const resi_pl_entry *e, in
     p += e->host_len;
   }
   *p++ = ':';
-  unsigned port = e->port;
-  char digits[6];
-  int k = 0;
-  do digits[k++] = (char)('0' + port % 10), port /= 10;
-  while (port);
-  while (k) *p++ = digits[--k];
   *w = p;
+  put_port(w, e->port);
 }
 
 /* Copies n bytes at *w. */
@@ -153,7 +166,13 @@ static void put_json_string(char **w, const char *s, size_t n) {
 
 int resi_pl_format(resi_pl_buf *out, const char *arena, const resi_pl_entry *e, int fmt, char *why) {
   int user = (e->flags & RESI_PL_HAS_USER) != 0, pass = (e->flags & RESI_PL_HAS_PASS) != 0;
-  if (user && (fmt == RESI_PL_LIST || fmt == RESI_PL_USERPASS) && check_plain(arena, e, fmt, why)) return -1;
+  if (user && (fmt == RESI_PL_LIST || fmt == RESI_PL_USERPASS || fmt == RESI_PL_PROXYCHAINS) &&
+      check_plain(arena, e, fmt, why))
+    return -1;
+  if (fmt == RESI_PL_PROXYCHAINS && e->scheme == RESI_PL_HTTPS) {
+    snprintf(why, RESI_PL_REASON, "the proxychains format has no https proxies (http, socks4, socks5 only)");
+    return -1;
+  }
   /* the most any format needs: json escapes take 6 bytes per byte */
   size_t need = 2 * (size_t)e->host_len + 64 + 6 * ((size_t)e->user_len + e->pass_len);
   if (!resi_pl_buf_reserve(out, need)) {
@@ -211,6 +230,19 @@ int resi_pl_format(resi_pl_buf *out, const char *arena, const resi_pl_entry *e, 
     break;
   }
   case RESI_PL_HOSTPORT: put_endpoint(&w, arena, e, 0); break;
+  case RESI_PL_PROXYCHAINS: {
+    const char *type = e->scheme == RESI_PL_SOCKS4A   ? "socks4"
+                       : e->scheme == RESI_PL_SOCKS5H ? "socks5"
+                                                      : resi_pl_scheme_names[e->scheme];
+    put(&w, type, strlen(type));
+    *w++ = ' ';
+    put(&w, arena + e->host, e->host_len); /* IPv6 bare: proxychains reads it so */
+    *w++ = ' ';
+    put_port(&w, e->port);
+    if (user) *w++ = ' ', put(&w, u, e->user_len);
+    if (pass) *w++ = ' ', put(&w, pw, e->pass_len);
+    break;
+  }
   default: snprintf(why, RESI_PL_REASON, "no such output format"); return -1;
   }
   out->len = (size_t)(w - out->data);

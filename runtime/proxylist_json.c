@@ -364,7 +364,7 @@ static int proxies_string(cursor *c, resi_pl_buf *arena, int default_scheme, res
   long line = c->line;
   resi_pl_buf text = {0};
   int rc = string(c, &text);
-  const char *p = text.data, *end = text.data + text.len;
+  const char *p = text.data, *end = p ? p + text.len : p; /* an empty string has no buffer */
   for (long k = 1; rc == OK && p < end; k++) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     size_t n = (size_t)((nl ? nl : end) - p);

@@ -5,6 +5,8 @@
  *   userpass  [user[:pass]@]host:port    (split at the last '@', then the first ':')
  *   url       scheme://[user[:pass]@]host:port[/]  (credentials percent-decoded)
  *   hostport  host:port
+ *   proxychains  type host port [user [pass]]  (proxychains.conf's [ProxyList]:
+ *             fields split by spaces or tabs, a bare IPv6 host allowed)
  *   auto      any of the above per line, plus user:pass:host:port and
  *             host:port@user:pass (decided by which side holds a valid port)
  * IPv6 hosts go in [brackets] (zone "%eth0", "%25eth0" in URLs). The first
@@ -18,7 +20,8 @@
 #include "proxylist.h"
 
 const char *const resi_pl_scheme_names[RESI_PL_NSCHEMES] = {"http", "https", "socks4", "socks4a", "socks5", "socks5h"};
-const char *const resi_pl_format_names[RESI_PL_NFORMATS] = {"auto", "list", "userpass", "url", "json", "hostport"};
+const char *const resi_pl_format_names[RESI_PL_NFORMATS] = {"auto",     "list",     "userpass",   "url",
+                                                           "json",     "hostport", "proxychains"};
 
 /* Whitespace that separates a proxy from its annotation. */
 static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
@@ -486,6 +489,53 @@ static int parse_list(const char *s, size_t n, int automatic, resi_pl_buf *arena
   return set_creds(u, (size_t)(uend - u), uend + 1, (size_t)(end - uend - 1), 1, arena, e, why);
 }
 
+/* type host port [user [pass]] (proxychains): n is the whole line, trimmed.
+ * "raw" (proxychains' direct connection) is refused: it is not a proxy. */
+static int parse_proxychains(const char *s, size_t n, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
+  const char *f[6], *p = s, *end = s + n;
+  size_t len[6];
+  int k = 0, control = 0;
+  while (p < end && k < 6) { /* a sixth field is only reported */
+    while (p < end && is_ws(*p)) p++;
+    if (p == end) break;
+    f[k] = p;
+    while (p < end && !is_ws(*p)) {
+      if ((unsigned char)*p < 0x20 || *p == 0x7f) control = 1;
+      p++;
+    }
+    len[k] = (size_t)(p - f[k]);
+    k++;
+  }
+  char buf[48];
+  int scheme = k ? resi_pl_scheme_id(f[0], len[0]) : -1;
+  if (k && scheme < 0) {
+    if (len[0] == 3 && lower(f[0][0]) == 'r' && lower(f[0][1]) == 'a' && lower(f[0][2]) == 'w')
+      snprintf(why, RESI_PL_REASON, "proxy type 'raw' is a direct connection, not a proxy");
+    else
+      snprintf(why, RESI_PL_REASON, "unknown proxy type '%s'", snippet(buf, sizeof buf, f[0], len[0]));
+    return -1;
+  }
+  if (control) {
+    snprintf(why, RESI_PL_REASON, "control character in the line");
+    return -1;
+  }
+  if (k < 3 || k > 5) {
+    snprintf(why, RESI_PL_REASON, k < 3 ? "expected TYPE HOST PORT [USER [PASS]]"
+                                        : "a field after the password (expected TYPE HOST PORT [USER [PASS]])");
+    return -1;
+  }
+  const char *host = f[1];
+  size_t hn = len[1];
+  int v6 = memchr(host, ':', hn) != NULL;
+  if (hn >= 2 && host[0] == '[' && host[hn - 1] == ']') host++, hn -= 2, v6 = 1;
+  int port = resi_pl_port(f[2], len[2], why);
+  if (port < 0 || room(arena, n, why) || resi_pl_set_host(host, hn, v6, arena, e, why)) return -1;
+  e->scheme = (uint8_t)scheme;
+  e->port = (uint16_t)port;
+  if (k >= 4 && set_creds(f[3], len[3], k == 5 ? f[4] : NULL, k == 5 ? len[4] : 0, k == 5, arena, e, why)) return -1;
+  return 0;
+}
+
 /* Finds "://" in s. */
 static const char *find_sep(const char *s, size_t n) {
   for (const char *q = s; q + 2 < s + n; q++) {
@@ -538,6 +588,13 @@ int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, res
     snprintf(why, RESI_PL_REASON, "line longer than %d bytes", RESI_PL_MAX_LINE);
     return -1;
   }
+  size_t mark = arena->len;
+  if (fmt == RESI_PL_PROXYCHAINS) {
+    memset(e, 0, sizeof *e);
+    if (parse_proxychains(s, n, arena, e, why) == 0) return 1;
+    arena->len = mark;
+    return -1;
+  }
   size_t t = 0;
   for (;;) { /* the token ends at whitespace; other control bytes belong to it */
     while (t + 8 <= n) { /* eight bytes at a time while none is <= ' ' */
@@ -559,11 +616,22 @@ int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, res
   }
   /* decoded credentials never outgrow their text; the host gets its own room */
   if (room(arena, t, why)) return -1;
-  size_t mark = arena->len;
   memset(e, 0, sizeof *e);
   e->scheme = (uint8_t)default_scheme;
   if (parse_token(s, t, fmt, arena, e, why) == 0) return 1;
   arena->len = mark;
+  /* "socks5 host port user pass": a proxy type, then fields (proxychains) */
+  if (fmt == RESI_PL_AUTO && t < n && memchr(s, ':', t) == NULL) {
+    char why2[RESI_PL_REASON];
+    memset(e, 0, sizeof *e);
+    int rc = parse_proxychains(s, n, arena, e, why2);
+    if (rc == 0) return 1;
+    arena->len = mark;
+    if (strncmp(why2, "unknown proxy type", 18) != 0) { /* it was one: its reason is the better one */
+      memcpy(why, why2, RESI_PL_REASON);
+      return -1;
+    }
+  }
   /* host:port|country|city: metadata after a '|' */
   const char *bar = memchr(s, '|', t);
   if (bar) {

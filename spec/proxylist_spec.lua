@@ -140,6 +140,29 @@ describe("resi.proxylist", function()
         entries(proxylist.parse(wrapped, { format = "json" })))
     end)
 
+    it("reads proxychains lines (type host port [user [pass]]) and says what is wrong with one", function()
+      local text = "# proxychains.conf [ProxyList]\nsocks5 192.168.67.78 1080 lamer secret\n"
+        .. "http\t10.0.0.1\t8080\nSOCKS4  fe80::1%eth0  9  u\nsocks5 [::1] 1080 u p:a@ss\n"
+        .. "raw 1.2.3.4 80\nsocks5 h 1080 u p extra\nsocks5 h 99999\n"
+      local list = proxylist.parse(text)
+      assert.same({
+        { scheme = "socks5", host = "192.168.67.78", port = 1080, user = "lamer", pass = "secret" },
+        { scheme = "http", host = "10.0.0.1", port = 8080 },
+        { scheme = "socks4", host = "fe80::1%eth0", port = 9, user = "u" },
+        { scheme = "socks5", host = "::1", port = 1080, user = "u", pass = "p:a@ss" },
+      }, entries(list))
+      assert.same({
+        { line = 6, text = "raw 1.2.3.4 80", reason = "proxy type 'raw' is a direct connection, not a proxy" },
+        { line = 7, text = "socks5 h 1080 u p extra",
+          reason = "a field after the password (expected TYPE HOST PORT [USER [PASS]])" },
+        { line = 8, text = "socks5 h 99999", reason = "port 99999 is out of range 1-65535" },
+      }, list.errors)
+      -- the explicit format reads nothing else, and names the type it does not know
+      assert.equal("unknown proxy type 'h.example:1'", reject("h.example:1", { format = "proxychains" }))
+      -- prose that starts like a type is still only a rejected line
+      assert.equal(1, #proxylist.parse("Socks5 proxies below: enjoy").errors)
+    end)
+
     it("reads a list or userpass answer, whose proxies is one string of lines", function()
       -- what POST /proxies returns for format list (the default) and userpass, saved whole
       local answer = json.encode { proxies = "proxy.resifactory.net:8000:user-country-us:p@ss\r\n"
@@ -229,6 +252,10 @@ describe("resi.proxylist", function()
         .. '{"host":"h.example","port":1,"username":"u","password":"p:a@s#s;w"},\n'
         .. '{"host":"2001:db8::1","port":80,"username":"v6","password":""}\n]\n', list:format("json"))
       assert.equal("[]\n", proxylist.from({}):format("json"))
+      assert.equal("http proxy.resifactory.net 8000 user-country-us-session-x pw\nhttp h.example 1 u p:a@s#s;w\n",
+        proxylist.from({ tricky[1], tricky[2] }):format("proxychains"))
+      assert.equal("socks5 h 1\nsocks4 ::1 2 u\n", proxylist.from({ { scheme = "socks5h", host = "h", port = 1 },
+        { scheme = "socks4a", host = "::1", port = 2, user = "u" } }):format("proxychains"))
       assert.equal('[\n{"scheme":"socks5h","host":"h","port":1}\n]\n',
         proxylist.from({ { scheme = "socks5h", host = "h", port = 1 } }):format("json"))
     end)
@@ -249,6 +276,11 @@ describe("resi.proxylist", function()
       -- formats without a scheme: the scheme comes back from opts.scheme
       local s5 = proxylist.from { { scheme = "socks5", host = "h", port = 1, user = "u", pass = "p" } }
       assert.same(entries(s5), entries(proxylist.parse(s5:format("list"), { format = "list", scheme = "socks5" })))
+      local pc = proxylist.from { tricky[1], tricky[2], tricky[3], tricky[5], tricky[6],
+        { scheme = "socks5", host = "::1", port = 3, user = "a:b", pass = "p" } }
+      local back = proxylist.parse(pc:format("proxychains"), { format = "proxychains" })
+      assert.equal(0, #back.errors)
+      assert.same(entries(pc), entries(back))
       local hp = proxylist.from { { host = "h", port = 1 }, { host = "::1", port = 2 } }
       assert.same(entries(hp), entries(proxylist.parse(hp:format("hostport"), { format = "hostport" })))
     end)
@@ -261,6 +293,15 @@ describe("resi.proxylist", function()
         "resi.proxylist: entry 1 (h:1): the userpass format cannot carry spaces or control characters in credentials (use url or json)")
       assert.has_error(function() proxylist.from({ { host = "h", port = 1, user = "#u", pass = "p" } }):format("userpass") end,
         "resi.proxylist: entry 1 (h:1): the userpass format cannot carry a username starting with '#' (use url or json)")
+      for _, case in ipairs {
+        { { scheme = "https", host = "h", port = 1 }, "the proxychains format has no https proxies (http, socks4, socks5 only)" },
+        { tricky[4], "the proxychains format cannot carry an empty password (use url or json)" },
+        { { host = "h", port = 1, user = "u", pass = "p q" },
+          "the proxychains format cannot carry spaces or control characters in credentials (use url or json)" },
+      } do
+        assert.has_error(function() proxylist.from({ case[1] }):format("proxychains") end,
+          ("resi.proxylist: entry 1 (%s): %s"):format(case[1].host:find(":") and "[" .. case[1].host .. "]:80" or "h:1", case[2]))
+      end
       local text, errs, count = proxylist.convert("http://a%3Ab:p@h:1\nh:2\n", { to = "userpass" })
       assert.equal("h:2\n", text)
       assert.equal(1, count)

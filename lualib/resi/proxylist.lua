@@ -13,9 +13,11 @@
 ---
 --- Formats: "list" host:port:user:pass, "userpass" user:pass@host:port,
 --- "url" scheme://user:pass@host:port (credentials percent-encoded), "json"
---- [{"host":..,"port":..,"username":..,"password":..}], "hostport" host:port;
+--- [{"host":..,"port":..,"username":..,"password":..}], "hostport" host:port,
+--- "proxychains" type host port [user [pass]] (proxychains.conf's ProxyList);
 --- "auto" (parsing only) detects the form of each line, and a JSON document.
---- list, userpass and hostport carry no scheme; hostport no credentials.
+--- list, userpass and hostport carry no scheme; hostport no credentials;
+--- proxychains no https, and socks4a/socks5h are written socks4/socks5.
 local core = require "resi.proxylist_core"
 
 local M = {}
@@ -24,7 +26,7 @@ local M = {}
 M.chunk_size = 1 << 20
 
 --- The output formats.
-M.formats = { "list", "userpass", "url", "json", "hostport" }
+M.formats = { "list", "userpass", "url", "json", "hostport", "proxychains" }
 
 --- The schemes an entry may have.
 M.schemes = { "http", "https", "socks4", "socks4a", "socks5", "socks5h" }

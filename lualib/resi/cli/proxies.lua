@@ -7,7 +7,7 @@ local task = require "resi.task"
 
 local help = {}
 
-help.main = [[
+help.main = [=[
 usage: resi proxies COMMAND [OPTIONS] [FILE...]
 
 Proxy-list utilities. FILEs are read in turn; with none (or "-") stdin is read.
@@ -20,27 +20,31 @@ Commands:
 
 Formats: list (host:port:user:pass), userpass (user:pass@host:port),
 url (scheme://user:pass@host:port), json (ResiFactory's array of objects, or a
-whole POST /proxies answer in any format), hostport (host:port); input also
-"auto" (the default: detected per line).
+whole POST /proxies answer in any format), hostport (host:port), proxychains
+(type host port [user [pass]], as in proxychains.conf); input also "auto"
+(the default: detected per line).
 
-Run "resi proxies COMMAND --help" for a command's options.]]
+Run "resi proxies COMMAND --help" for a command's options.]=]
 
 help.convert = [[
 usage: resi proxies convert --to FORMAT [--from FORMAT] [--scheme SCHEME] [-o FILE] [FILE...]
 
-Converts proxy lists to FORMAT (list, userpass, url, json, hostport). Always
+Converts proxy lists to FORMAT (list, userpass, url, json, hostport,
+proxychains). Always
 streams: input is read 1 MiB at a time and each chunk's output is written
 before the next is read, so memory stays bounded whatever the input size
 (JSON input is read object by object).
 
-  --from FORMAT    input format: auto (default), list, userpass, url, json, hostport
+  --from FORMAT    input format: auto (default), list, userpass, url, json, hostport,
+                   proxychains
   --to FORMAT      output format (required)
   --scheme SCHEME  scheme of lines that have none (default http)
   -o, --output F   write to F atomically (temp file + rename) instead of stdout
 
 Rejected lines are reported on stderr as FILE:LINE: reason and left out;
 the exit status is then 1. list, userpass and hostport carry no scheme;
-hostport carries no credentials.]]
+hostport carries no credentials; proxychains has no https and writes
+socks4a/socks5h as socks4/socks5 (proxychains' proxy_dns decides).]]
 
 help.dedupe = [[
 usage: resi proxies dedupe [--to FORMAT] [--from FORMAT] [--scheme SCHEME] [-o FILE] [FILE...]
@@ -148,8 +152,8 @@ local function format_opt(v, name, allow_auto)
   for _, f in ipairs(proxylist.formats) do
     if f == v then return v end
   end
-  usage(("--%s %s: unknown format (expected %slist, userpass, url, json or hostport)")
-    :format(name, v, allow_auto and "auto, " or ""))
+  usage(("--%s %s: unknown format (expected %s%s)"):format(name, v, allow_auto and "auto, " or "",
+    table.concat(proxylist.formats, ", ")))
 end
 
 -- Checks a scheme option.
