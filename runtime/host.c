@@ -148,6 +148,8 @@ static void set_paths(resi_host *h) {
   lua_setfield(L, -2, "resi.server_core");
   lua_pushcfunction(L, luaopen_resi_proxylist_core);
   lua_setfield(L, -2, "resi.proxylist_core");
+  lua_pushcfunction(L, luaopen_resi_fs_core);
+  lua_setfield(L, -2, "resi.fs_core");
   lua_pushcfunction(L, open_luv);
   lua_setfield(L, -2, "luv");
   lua_pop(L, 2); /* stack: (empty) */

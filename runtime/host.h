@@ -55,4 +55,7 @@ int luaopen_resi_server_core(lua_State *L);
 /* Registers resi.proxylist_core (the proxy-list codec); defined in proxylist.c. */
 int luaopen_resi_proxylist_core(lua_State *L);
 
+/* Registers resi.fs_core (advisory file locks); defined in fs_lock.c. */
+int luaopen_resi_fs_core(lua_State *L);
+
 #endif

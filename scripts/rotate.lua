@@ -30,9 +30,13 @@ Options:
   --threshold X       share of the limit that triggers a rotation (default 0.9)
   --grace MINUTES     how long an old token keeps working after its
                       replacement is published (default 60)
-  --state FILE        the rotation journal (default rotate-state.json, mode 0600)
+  --state FILE        the rotation journal (default rotate-state.json, mode 0600);
+                      one run at a time holds FILE.lock
+  --wait SECONDS      when another run holds the journal, wait this long for
+                      it (default 0: exit 1 at once)
   --out FILE          write every live credential as a proxy list to FILE
-  --format FMT        list | userpass | url | json | hostport (default list)
+  --format FMT        list | userpass | url | json | hostport | proxychains
+                      (default list)
   --manifest FILE     write every live credential as a JSON manifest to FILE
   --gateway P=H:PORT  the proxy gateway written for provider P (defaults:
                       unknownproxies=us.reserve.unknownproxies.com:10000,
@@ -48,8 +52,9 @@ local SPEC = {
   provider = { type = "list" }, threshold = { type = "number", default = 0.9 },
   grace = { type = "number", default = 60 }, state = { type = "string", default = "rotate-state.json" },
   out = { type = "string" }, manifest = { type = "string" }, gateway = { type = "list" },
-  format = { type = "string", default = "list", choices = { list = true, userpass = true, url = true, json = true, hostport = true } },
-  ["dry-run"] = { type = "flag" }, timeout = { type = "number", default = 30 },
+  format = { type = "string", default = "list",
+    choices = { list = true, userpass = true, url = true, json = true, hostport = true, proxychains = true } },
+  ["dry-run"] = { type = "flag" }, timeout = { type = "number", default = 30 }, wait = { type = "number", default = 0 },
 }
 
 local GATEWAYS = { unknownproxies = "us.reserve.unknownproxies.com:10000", oxylabs = "pr.oxylabs.io:7777" }
@@ -247,6 +252,19 @@ local function publish(creds, opts)
   end
 end
 
+-- Takes the journal's lock, waiting up to wait seconds: one run at a time
+-- per journal, since two (overlapping cron runs) would act on the same
+-- intents. The kernel drops the lock if this run is killed. nil when
+-- another run holds it (said on stderr).
+local function lock_journal(path, wait)
+  local lock, err = fs.lock(path .. ".lock", { wait = wait })
+  if not lock then
+    io.stderr:write(("rotate.lua: %s: another run is using the journal %s (--wait SECONDS waits for it)\n")
+      :format(err, path))
+  end
+  return lock
+end
+
 -- The whole run.
 local function main(opts)
   if opts.threshold <= 0 or opts.threshold > 1 then argparse.usage_error("--threshold must be in (0, 1]") end
@@ -265,6 +283,8 @@ local function main(opts)
     if #names == 0 then argparse.usage_error("no provider: pass --provider or set UNKNOWNPROXIES_USERNAME / OXYLABS_USERNAME") end
   end
   dry_run, state_path = opts.dry_run, opts.state
+  local lock <close> = not dry_run and lock_journal(state_path, opts.wait) or nil
+  if not dry_run and not lock then return require("resi.task").set_exit_status(1) end
   state = load_state(state_path)
   state.run = state.run + 1
   save()

@@ -193,7 +193,7 @@ describe("scripts/rotate.lua", function()
       resi.sleep(0.1)
     end
     assert.are.equal(2, n)
-    r = rotate { "--grace", "60" }
+    r = rotate { "--grace", "60" } -- the killed run's journal lock died with it
     assert.are.equal(0, r.status, r.stderr)
     assert.matches("found the replacement an earlier run created", r.stderr, 1, true)
     n = 0
@@ -203,6 +203,38 @@ describe("scripts/rotate.lua", function()
     local new = tokens()[state.rotations["unknownproxies:" .. a.token].new_id]
     assert.matches(new.username .. ":" .. new.password .. "@", read("proxies.txt"), 1, true)
   end)
+  it("runs one at a time per journal: a second run exits 1 or, with --wait, waits its turn", function()
+    local a = up:create_token { dataLimit = GB }
+    use(a.token, GB)
+    fault { route = "POST /resi/token/create", kind = "latency", ms = 800 } -- the first run holds the journal a while
+    local first = resi.spawn(rotate, { "--grace", "60" })
+    resi.sleep(0.3)
+    local second = rotate { "--grace", "60" }
+    assert.are.equal(1, second.status)
+    assert.matches("state.json.lock is locked by another process: another run is using the journal", second.stderr, 1, true)
+    assert.are.equal("", second.stdout) -- it did nothing
+    local r = first:wait()
+    assert.are.equal(0, r.status, r.stderr)
+    assert.matches("1 rotated", r.stdout, 1, true)
+    local n = 0
+    for _ in pairs(tokens()) do n = n + 1 end
+    assert.are.equal(2, n)
+    -- with --wait the second run starts when the first ends, and finds nothing left to do
+    local b = up:create_token { dataLimit = GB }
+    use(b.token, GB)
+    fault { route = "POST /resi/token/create", kind = "latency", ms = 800 }
+    first = resi.spawn(rotate, { "--grace", "60" })
+    resi.sleep(0.3)
+    second = rotate { "--grace", "60", "--wait", "20" }
+    r = first:wait()
+    assert.matches("1 rotated", r.stdout, 1, true)
+    assert.are.equal(0, second.status, second.stderr)
+    assert.matches("0 rotated", second.stdout, 1, true)
+    n = 0
+    for _ in pairs(tokens()) do n = n + 1 end
+    assert.are.equal(4, n) -- a, b and one replacement each
+  end)
+
   it("rotates Oxylabs sub-users too, publishing the password it chose", function()
     local oacct = sim.accounts.oxylabs[1]
     local oxy = require("resi.providers.oxylabs").new { username = oacct.username, password = oacct.password,

@@ -46,4 +46,30 @@ end
 --- True when path exists.
 function M.exists(path) return uv.fs_stat(path) ~= nil end
 
+---@class resi.fs.lock
+---@field unlock fun(self: resi.fs.lock)  releases it (also at exit, on collection and when a <close> variable ends)
+---@field held fun(self: resi.fs.lock): boolean
+
+--- Takes an exclusive advisory lock (flock) on path, creating the file
+--- (mode 0600) when missing. Returns the lock, or nil, message, code where
+--- code is "busy" (another process holds it) or "error". With opts.wait
+--- (seconds) it retries until then, suspending only this task. The kernel
+--- releases the lock when the process ends, even when it is killed.
+---@param path string
+---@param opts? {wait?: number}
+---@return resi.fs.lock|nil, string|nil, string|nil
+function M.lock(path, opts)
+  if type(path) ~= "string" then error("resi.fs.lock: path must be a string", 2) end
+  local core = require "resi.fs_core"
+  local wait = opts and opts.wait or 0
+  local deadline = uv.hrtime() / 1e9 + wait
+  local delay = 0.01
+  while true do
+    local lock, err, code = core.lock(path)
+    if lock or code ~= "busy" or uv.hrtime() / 1e9 >= deadline then return lock, err, code end
+    require("resi").sleep(math.min(delay, math.max(0, deadline - uv.hrtime() / 1e9)))
+    delay = math.min(delay * 2, 0.25)
+  end
+end
+
 return M

@@ -1,0 +1,87 @@
+/* fs_lock.c: resi.fs_core, advisory file locks (flock(2)) for scripts that
+ * must not run twice at once on the same state (rotate.lua's journal).
+ *
+ * Written by hand because neither luv nor Lua's io library exposes flock.
+ * The lock is taken without blocking (LOCK_NB): a waiting caller polls from
+ * Lua with resi.sleep, so the loop never stops. The kernel drops the lock
+ * when the process dies, however it dies, so a killed run never leaves a
+ * stale lock behind. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "host.h"
+
+#define LOCK_MT "resi.fs.lock"
+
+/* The userdata: the descriptor holding the lock, -1 once released. */
+typedef struct {
+  int fd;
+} file_lock;
+
+/* fs_core.lock(path) -> lock | nil, message, "busy" | nil, message, "error":
+ * creates path when missing (mode 0600) and takes an exclusive lock on it. */
+static int lock_take(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
+    lua_pushliteral(L, "error");
+    return 3; /* stack: nil, message, code */
+  }
+  int rc;
+  do rc = flock(fd, LOCK_EX | LOCK_NB);
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    int busy = errno == EWOULDBLOCK;
+    int err = errno;
+    close(fd);
+    lua_pushnil(L);
+    if (busy) lua_pushfstring(L, "%s is locked by another process", path);
+    else lua_pushfstring(L, "cannot lock %s: %s", path, strerror(err));
+    lua_pushstring(L, busy ? "busy" : "error");
+    return 3; /* stack: nil, message, code */
+  }
+  file_lock *lk = lua_newuserdatauv(L, sizeof *lk, 0); /* stack: lock */
+  lk->fd = fd;
+  luaL_setmetatable(L, LOCK_MT);
+  return 1;
+}
+
+/* lock:unlock(): releases the lock (also run by __gc and __close); a
+ * second call does nothing. */
+static int lock_release(lua_State *L) {
+  file_lock *lk = luaL_checkudata(L, 1, LOCK_MT);
+  if (lk->fd >= 0) {
+    flock(lk->fd, LOCK_UN);
+    close(lk->fd);
+    lk->fd = -1;
+  }
+  return 0;
+}
+
+/* lock:held() -> true while the lock is held. */
+static int lock_held(lua_State *L) {
+  file_lock *lk = luaL_checkudata(L, 1, LOCK_MT);
+  lua_pushboolean(L, lk->fd >= 0);
+  return 1;
+}
+
+int luaopen_resi_fs_core(lua_State *L) {
+  static const luaL_Reg methods[] = {{"unlock", lock_release}, {"held", lock_held}, {NULL, NULL}};
+  static const luaL_Reg meta[] = {{"__gc", lock_release}, {"__close", lock_release}, {NULL, NULL}};
+  luaL_newmetatable(L, LOCK_MT); /* stack: mt */
+  luaL_setfuncs(L, meta, 0);
+  luaL_newlib(L, methods); /* stack: mt, methods */
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, LOCK_MT);
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1); /* stack: (empty) */
+  lua_newtable(L); /* stack: fs_core */
+  lua_pushcfunction(L, lock_take);
+  lua_setfield(L, -2, "lock");
+  return 1;
+}
