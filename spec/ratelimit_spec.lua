@@ -419,6 +419,45 @@ describe("ratelimit hierarchies and groups", function()
     assert.same({ "a" }, tags(out))
   end)
 
+  it("lets keys waiting on a parent's concurrency take turns, so a busy key cannot starve the others", function()
+    local vc = ratelimit.virtual_clock()
+    local global = ratelimit.new { name = "global", concurrency = 1, clock = vc }
+    local keys = {}
+    for i, name in ipairs { "a", "b", "c" } do
+      keys[i] = ratelimit.new { name = name, concurrency = 10, clock = vc, parent = global }
+    end
+    local held = assert(global:acquire())
+    local out = {}
+    for i, name in ipairs { "a", "b", "c" } do -- a's four calls queue before b's and c's
+      for j = 1, 4 do waiter(vc, keys[i], out, name .. j, { hold = true }) end
+    end
+    vc:advance(0)
+    assert.equal(0, #out)
+    held:release()
+    for _ = 1, 12 do -- each granted call runs one at a time (global concurrency 1)
+      vc:advance(0)
+      out[#out].permit:release()
+    end
+    vc:advance(0)
+    assert.same({ "a1", "b1", "c1", "a2", "b2", "c2", "a3", "b3", "c3", "a4", "b4", "c4" }, tags(out))
+  end)
+
+  it("lets keys waiting on a parent's window take turns too", function()
+    local vc = ratelimit.virtual_clock()
+    local global = ratelimit.new { name = "global", limit = 1, window = 1, clock = vc }
+    local keys = {}
+    for i, name in ipairs { "a", "b", "c" } do
+      keys[i] = ratelimit.new { name = name, limit = 100, window = 1, clock = vc, parent = global }
+    end
+    local out = {}
+    for i, name in ipairs { "a", "b", "c" } do
+      for j = 1, 3 do waiter(vc, keys[i], out, name .. j) end
+    end
+    for _ = 1, 9 do vc:advance(1) end
+    assert.same({ "a1", "a2", "b1", "c1", "a3", "b2", "c2", "b3", "c3" }, tags(out))
+    for i = 2, 9 do assert.equal(i - 1, out[i].t, out[i].tag) end -- one a second, none lost
+  end)
+
   it("creates keyed limiters on demand and keeps memory flat over 100,000 keys", function()
     local vc = ratelimit.virtual_clock()
     local g = ratelimit.group { limit = 2, window = 1, idle = 5, clock = vc }

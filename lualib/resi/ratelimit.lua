@@ -20,9 +20,9 @@
 --- when idle). Hierarchies: ratelimit.new{..., parent = global}: a call takes
 --- its weight from every limiter up the chain at once, or waits. Waiters
 --- queue in the limiter they called (FIFO, priorities there); keys that wait
---- on the same parent each look again when it frees, so order across keys is
---- by who looks first, and a call made on the parent itself may go ahead of
---- a key's waiters.
+--- on a parent's concurrency take turns when it frees (round robin across
+--- keys, so a busy key cannot starve the others); a call made on the parent
+--- itself may go ahead of a key's waiters.
 --- Providers: ratelimit.profile("resifactory", api_key, "generate").
 local task = require "resi.task"
 local rules = require "resi.ratelimit.rules"
@@ -238,25 +238,25 @@ function Limiter:_not_before(now)
   return nil
 end
 
--- Seconds until `weight` fits every limiter of the chain: 0 now, huge when
--- a concurrency limit is full (and the limiter that is full), nil when the
--- weight can never fit.
+-- Seconds until `weight` fits every limiter of the chain, and the limiter
+-- that decides it: 0 now, huge when a concurrency limit is full, nil when
+-- the weight can never fit.
 function Limiter:_check(weight)
-  local d = 0
+  local d, who = 0, nil
   for _, l in ipairs(self.chain) do
     local now = l.now()
     if l.paused_until > now then
       local p = l.paused_until - now
-      if p > d then d = p end
+      if p > d then d, who = p, l end
     end
     if l.concurrency and l.in_flight >= l.concurrency then return huge, l end
     for _, r in ipairs(l.rules) do
       local rd = r:delay(now, weight)
       if rd == nil then return nil, l end
-      if rd > d then d = rd end
+      if rd > d then d, who = rd, l end
     end
   end
-  return d
+  return d, who
 end
 
 -- Takes `weight` from every limiter of the chain; returns the permit.
@@ -301,12 +301,31 @@ end
 -- ends, also when it ends with an error.
 function Permit:__close() self:release() end
 
--- Lets limiters that waited on this one's concurrency look again.
+-- Lets limiters that waited on this one (its concurrency, window or pause)
+-- look again, in the order they started waiting. One that is served goes behind those that
+-- were not, so keys sharing a parent take turns (round robin): a busy key
+-- cannot starve the others.
 function Limiter:_wake_children()
   local ch = self.children
-  if next(ch) == nil then return end
+  if #ch == 0 then return end
   self.children = EMPTY
-  for child in pairs(ch) do child:_dispatch() end
+  local served
+  for _, child in ipairs(ch) do
+    child.waits_on = nil
+    local before = child.st.granted
+    child:_dispatch()
+    if child.st.granted > before then
+      served = served or {}
+      served[child] = true
+    end
+  end
+  local now = self.children
+  if served and #now > 1 then
+    local order = {}
+    for _, c in ipairs(now) do if not served[c] then order[#order + 1] = c end end
+    for _, c in ipairs(now) do if served[c] then order[#order + 1] = c end end
+    self.children = order
+  end
   if self.queue.n > 0 then self:_dispatch() end
 end
 
@@ -359,9 +378,26 @@ function Limiter:_arm(delay)
   self.pump = pump
 end
 
+-- Starts (or moves earlier) the task that wakes the limiters waiting on
+-- this one's rules (a parent's window or pause) when their time comes.
+function Limiter:_arm_children(delay)
+  local at = self.now() + delay
+  if self.child_pump and self.child_pump_at <= at then return end
+  if self.child_pump then self.child_pump:cancel() end
+  self.child_pump_at = at
+  local pump
+  pump = task.spawn(function()
+    self.sleep(math.max(0, at - self.now()))
+    if self.child_pump == pump then self.child_pump, self.child_pump_at = nil, nil end
+    self:_wake_children()
+  end)
+  self.child_pump = pump
+end
+
 -- Grants waiters from the head of the line while the chain allows, then
--- arranges to look again: a timer for a time-based wait, a note on the
--- limiter whose concurrency is full otherwise.
+-- arranges to look again: its own timer when its own rules decide the wait,
+-- otherwise a place in the line of the parent that decides it (woken when
+-- the parent frees a slot or its window or pause ends).
 function Limiter:_dispatch()
   if self.dispatching then
     self.again = true
@@ -388,9 +424,13 @@ function Limiter:_dispatch()
           self:_remove(w)
           self.st.rejected = self.st.rejected + 1
           finish(w, nil, "too_heavy", ("weight %s exceeds a limit of %s"):format(w.weight, who.name))
-        elseif d == huge then
-          if who.children == EMPTY then who.children = {} end
-          who.children[self] = true
+        elseif d == huge or who ~= self then -- a parent decides: wait in its line
+          if self.waits_on ~= who then
+            if who.children == EMPTY then who.children = {} end
+            who.children[#who.children + 1] = self
+            self.waits_on = who
+          end
+          if d ~= huge then who:_arm_children(d) end
           break
         else
           self:_arm(d)
@@ -740,7 +780,7 @@ end
 ---@return boolean
 function Limiter:idle()
   local now = self.now()
-  if self.queue.n > 0 or #self.blocked > 0 or self.pump then return false end
+  if self.queue.n > 0 or #self.blocked > 0 or self.pump or self.child_pump then return false end
   if self.concurrency and self.in_flight > 0 then return false end
   if self.paused_until > now then return false end
   for _, r in ipairs(self.rules) do if not r:idle(now) then return false end end
