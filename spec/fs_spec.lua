@@ -19,6 +19,28 @@ describe("resi.fs", function()
     assert.equal("two", fs.read(dir .. "/a"))
   end)
 
+  it("streams through an atomic writer: nothing shows until commit, abort leaves the old file", function()
+    local path = dir .. "/out.txt"
+    fs.write_atomic(path, "old\n")
+    local w = fs.atomic_writer(path, { mode = 384, sync = false })
+    w:write("new ")
+    w.file:write("line\n") -- code that writes to a Lua file (a converter's pump) uses w.file
+    assert.equal("old\n", fs.read(path))
+    w:commit()
+    assert.equal("new line\n", fs.read(path))
+    assert.equal("600", proc.run({ "stat", "-c", "%a", path }).stdout:gsub("%s+$", ""))
+    assert.has_error(function() w:commit() end, "resi.fs: this writer is already committed or aborted")
+    w = fs.atomic_writer(path)
+    w:write("half")
+    w:abort()
+    w:abort()
+    assert.equal("new line\n", fs.read(path))
+    assert.equal("out.txt\n", proc.run({ "ls", dir }).stdout) -- no temp file left
+    local ok, err = pcall(fs.atomic_writer, dir .. "/missing/x")
+    assert.is_false(ok)
+    assert.truthy(err:find("cannot create " .. dir .. "/missing/x.tmp-", 1, true), err)
+  end)
+
   describe("lock", function()
     it("is exclusive, released by unlock, and waits when asked", function()
       local path = dir .. "/state.lock"

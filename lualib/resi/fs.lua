@@ -9,27 +9,78 @@ local function check(what, path, ok, err)
   return ok
 end
 
---- Writes data to path atomically: a temp file in the same directory,
---- fsync, then rename over the old file. mode defaults to 0644 (octal 420);
---- use 384 (0600) for files holding credentials.
+---@class resi.fs.atomic_writer
+---@field file file*  the temp file, for code that writes to a Lua file (e.g. a converter's pump)
+local Writer = {}
+Writer.__index = Writer
+
+--- Appends s to the temp file.
+---@param s string
+function Writer:write(s)
+  local ok, err = self.file:write(s)
+  if not ok then
+    self:abort()
+    error(("cannot write %s: %s"):format(self.tmp, tostring(err)), 0)
+  end
+end
+
+--- Flushes, fsyncs (unless opts.sync was false) and renames the temp file
+--- over the path. On failure the temp file is removed, the path is left as
+--- it was, and the error names the path.
+function Writer:commit()
+  if self.done then error("resi.fs: this writer is already committed or aborted", 2) end
+  self.done = true
+  local ok, err = self.file:flush()
+  if ok and self.sync then ok, err = uv.fs_fsync(self.fd) end
+  self.file:close()
+  uv.fs_close(self.fd)
+  if ok then ok, err = uv.fs_rename(self.tmp, self.path) end
+  if not ok then
+    uv.fs_unlink(self.tmp)
+    error(("cannot replace %s: %s"):format(self.path, tostring(err)), 0)
+  end
+end
+
+--- Drops the temp file; the path is left as it was. Safe to call twice.
+function Writer:abort()
+  if self.done then return end
+  self.done = true
+  pcall(self.file.close, self.file)
+  uv.fs_close(self.fd)
+  uv.fs_unlink(self.tmp)
+end
+
+--- A file replaced atomically: writes go to a temp file in the same
+--- directory (created with opts.mode, default 0644 = 420; use 384 = 0600
+--- for credentials), and commit() renames it over path after an fsync
+--- (opts.sync = false skips the fsync: a bulk output that may be lost in a
+--- power cut, as with cp or a shell redirect). Whatever fails, path holds
+--- either its old content or all of the new.
+---@param path string
+---@param opts? {mode?: integer, sync?: boolean}
+---@return resi.fs.atomic_writer
+function M.atomic_writer(path, opts)
+  opts = opts or {}
+  local tmp = ("%s.tmp-%d-%08x"):format(path, uv.os_getpid(), math.random(0, 0x7fffffff))
+  local fd = check("cannot create", tmp, uv.fs_open(tmp, "wx", opts.mode or 420))
+  local file, err = io.open(tmp, "r+b") -- buffered writes; fd is kept for fsync
+  if not file then
+    uv.fs_close(fd)
+    uv.fs_unlink(tmp)
+    error(("cannot open %s: %s"):format(tmp, tostring(err)), 0)
+  end
+  return setmetatable({ path = path, tmp = tmp, fd = fd, file = file, sync = opts.sync ~= false }, Writer)
+end
+
+--- Writes data to path atomically (see atomic_writer: temp file, fsync,
+--- rename). mode defaults to 0644 (420); use 384 (0600) for credentials.
 ---@param path string
 ---@param data string
 ---@param mode? integer
 function M.write_atomic(path, data, mode)
-  local tmp = ("%s.tmp-%d-%d"):format(path, uv.os_getpid(), math.random(0, 0x7fffffff))
-  local fd = check("cannot create", tmp, uv.fs_open(tmp, "w", mode or 420))
-  local ok, err = uv.fs_write(fd, data, 0)
-  if ok then ok, err = uv.fs_fsync(fd) end
-  uv.fs_close(fd)
-  if not ok then
-    uv.fs_unlink(tmp)
-    error(("cannot write %s: %s"):format(tmp, tostring(err)), 0)
-  end
-  ok, err = uv.fs_rename(tmp, path)
-  if not ok then
-    uv.fs_unlink(tmp)
-    error(("cannot replace %s: %s"):format(path, tostring(err)), 0)
-  end
+  local w = M.atomic_writer(path, { mode = mode })
+  w:write(data)
+  w:commit()
 end
 
 --- Reads a whole file; nil and a message when it cannot.

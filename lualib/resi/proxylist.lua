@@ -209,30 +209,7 @@ end
 function methods:save(path, fmt)
   if type(path) ~= "string" then bad("save expects a path") end
   local text = self:format(fmt or "list")
-  return M.write_atomic(path, text)
-end
-
---- Writes text to path through a temp file and a rename.
----@param path string
----@param text string
----@return boolean
-function M.write_atomic(path, text)
-  local tmp = ("%s.tmp.%s"):format(path, core.random_bytes(6):gsub(".", function(c)
-    return ("%02x"):format(c:byte())
-  end))
-  local f, err = io.open(tmp, "wb")
-  if not f then bad("cannot write " .. err, 3) end
-  local ok, werr = f:write(text)
-  local closed, cerr = f:close()
-  if not ok or not closed then
-    os.remove(tmp)
-    bad("cannot write " .. path .. ": " .. tostring(werr or cerr), 3)
-  end
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then
-    os.remove(tmp)
-    bad("cannot replace " .. path .. ": " .. tostring(rerr), 3)
-  end
+  require("resi.fs").write_atomic(path, text)
   return true
 end
 

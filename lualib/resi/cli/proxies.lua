@@ -2,6 +2,7 @@
 --- shell users. Input is the FILEs given, or stdin when none (or "-").
 --- Exit status: 0 success, 1 when lines were rejected or proxies failed,
 --- 2 a usage error.
+local fs = require "resi.fs"
 local proxylist = require "resi.proxylist"
 local task = require "resi.task"
 
@@ -183,42 +184,17 @@ local function num_opt(v, name)
   return n
 end
 
--- An output sink: stdout, or a file written atomically when closed.
+-- Where output goes: stdout, or a file replaced atomically when the command
+-- commits (written as it comes, so output of any size streams; no fsync, as
+-- with a shell redirect).
 local function output(path)
   if path == nil then
-    return { write = function(_, s) io.stdout:write(s) end, close = function() io.stdout:flush() end }
+    return { file = io.stdout, write = function(_, s) io.stdout:write(s) end, commit = function() io.stdout:flush() end,
+      abort = function() end }
   end
-  local parts = {}
-  return {
-    write = function(_, s) parts[#parts + 1] = s end,
-    close = function() proxylist.write_atomic(path, table.concat(parts)) end,
-  }
-end
-
--- Streams output for files into a temp file (convert: output of any size).
-local function stream_output(path)
-  if path == nil then
-    return { file = io.stdout, write = function(_, s) io.stdout:write(s) end, close = function() io.stdout:flush() end }
-  end
-  local tmp = path .. ".tmp." .. tostring(os.time()) .. "." .. tostring(math.random(1 << 30))
-  local f, err = io.open(tmp, "wb")
-  if not f then error("resi proxies: cannot write " .. err, 0) end
-  return {
-    file = f,
-    write = function(_, s) assert(f:write(s)) end,
-    close = function()
-      assert(f:close())
-      local ok, rerr = os.rename(tmp, path)
-      if not ok then
-        os.remove(tmp)
-        error("resi proxies: cannot replace " .. path .. ": " .. tostring(rerr), 0)
-      end
-    end,
-    abort = function()
-      f:close()
-      os.remove(tmp)
-    end,
-  }
+  local ok, w = pcall(fs.atomic_writer, path, { sync = false })
+  if not ok then error("resi proxies: " .. tostring(w), 0) end
+  return w
 end
 
 -- Reports rejected lines of one input; returns how many.
@@ -255,7 +231,7 @@ commands.convert = function(args)
   local conv = proxylist.converter {
     from = format_opt(opts.from, "from", true) or "auto", to = to, scheme = scheme_opt(opts.scheme),
   }
-  local out = stream_output(opts.output)
+  local out = output(opts.output)
   local rejected, count = 0, 0
   local ok, err = pcall(each_input, files, function(f, name)
     while true do -- C reads and writes the chunks: no Lua strings in between
@@ -272,9 +248,9 @@ commands.convert = function(args)
     text, errs, count = conv:finish()
     out:write(text)
     rejected = rejected + report(errs, "input")
-    out:close()
+    out:commit()
   else
-    if out.abort then out.abort() end
+    out:abort()
     error(err, 0)
   end
   if rejected > 0 then
@@ -308,9 +284,10 @@ commands.dedupe = function(args)
   local to = format_opt(opts.to, "to") or (from ~= "auto" and from) or "url"
   local list, rejected = load_all(files, { from = from, scheme = scheme_opt(opts.scheme) })
   local unique = list:dedupe()
+  local text = unique:format(to) -- before the output exists: a format error leaves no temp file
   local out = output(opts.output)
-  out:write(unique:format(to))
-  out:close()
+  out:write(text)
+  out:commit()
   io.stderr:write(("resi proxies: %d entries, %d unique\n"):format(#list, #unique))
   return rejected > 0 and 1 or 0
 end
@@ -337,9 +314,10 @@ commands.sticky = function(args)
   local to = format_opt(opts.to, "to") or "url"
   local ok, list = pcall(proxylist.sticky, o)
   if not ok then usage(tostring(list)) end
+  local text = list:format(to)
   local out = output(opts.output)
-  out:write(list:format(to))
-  out:close()
+  out:write(text)
+  out:commit()
   return 0
 end
 
