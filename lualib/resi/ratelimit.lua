@@ -361,38 +361,29 @@ function Limiter:_admit()
   end
 end
 
--- Starts (or moves earlier) the task that runs _dispatch when the head
--- waiter's time comes.
-function Limiter:_arm(delay)
-  local now = self.now()
-  local at = now + delay
-  if self.pump and self.pump_at <= at then return end
-  if self.pump then self.pump:cancel() end
-  self.pump_at = at
+-- Starts (or moves earlier) a timer task, kept in self[slot] with its time
+-- in self[at_slot], that calls self[method] when it fires.
+local function arm(self, slot, at_slot, delay, method)
+  local at = self.now() + delay
+  local current = self[slot]
+  if current and self[at_slot] <= at then return end
+  if current then current:cancel() end
+  self[at_slot] = at
   local pump
   pump = task.spawn(function()
     self.sleep(math.max(0, at - self.now()))
-    if self.pump == pump then self.pump, self.pump_at = nil, nil end
-    self:_dispatch()
+    if self[slot] == pump then self[slot], self[at_slot] = nil, nil end
+    self[method](self)
   end)
-  self.pump = pump
+  self[slot] = pump
 end
 
--- Starts (or moves earlier) the task that wakes the limiters waiting on
--- this one's rules (a parent's window or pause) when their time comes.
-function Limiter:_arm_children(delay)
-  local at = self.now() + delay
-  if self.child_pump and self.child_pump_at <= at then return end
-  if self.child_pump then self.child_pump:cancel() end
-  self.child_pump_at = at
-  local pump
-  pump = task.spawn(function()
-    self.sleep(math.max(0, at - self.now()))
-    if self.child_pump == pump then self.child_pump, self.child_pump_at = nil, nil end
-    self:_wake_children()
-  end)
-  self.child_pump = pump
-end
+-- Runs _dispatch when the head waiter's time comes.
+function Limiter:_arm(delay) arm(self, "pump", "pump_at", delay, "_dispatch") end
+
+-- Wakes the limiters waiting on this one's rules (a parent's window or
+-- pause) when their time comes.
+function Limiter:_arm_children(delay) arm(self, "child_pump", "child_pump_at", delay, "_wake_children") end
 
 -- Grants waiters from the head of the line while the chain allows, then
 -- arranges to look again: its own timer when its own rules decide the wait,
