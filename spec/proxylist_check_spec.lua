@@ -162,6 +162,24 @@ describe("resi.proxylist.check", function()
     assert.truthy(elapsed < 3, elapsed)
   end)
 
+  it("paces checks through a rate limiter", function()
+    local lim = require("resi.ratelimit").new { name = "gateway", limit = 2, window = 0.5 }
+    local same = {}
+    for i = 1, 6 do same[i] = list[1] end -- the working tinyproxy, six times
+    local t0 = resi.monotonic()
+    local results = proxylist.check(proxylist.from(same), { url = srv.url .. "/ok", concurrency = 6, timeout = 5,
+      limiter = lim })
+    local elapsed = resi.monotonic() - t0
+    for _, r in ipairs(results) do assert.is_true(r.ok, r.message) end
+    assert.equal(6, lim:stats().granted)
+    assert.truthy(elapsed >= 0.95, elapsed) -- 2 at 0, 2 at 0.5, 2 at 1.0 s
+    assert.has_error(function() proxylist.check(list, { url = srv.url, limiter = {} }) end,
+      "resi.proxylist.check: limiter must be a resi.ratelimit limiter")
+    local r = proc.resi { "proxies", "check", "--url", srv.url .. "/ok", "--rate", "two/1", "/dev/null" }
+    assert.equal(2, r.status)
+    assert.truthy(r.stderr:find("--rate two/1: expected N/SECONDS", 1, true), r.stderr)
+  end)
+
   it("rejects bad options with a clear message", function()
     assert.has_error(function() proxylist.check(list, {}) end,
       "resi.proxylist.check: opts.url is required (the URL to fetch through each proxy)")

@@ -84,6 +84,8 @@ with its password masked. A progress bar is drawn on stderr when it is a termina
   --url URL            the URL to fetch (https://, or http:// to loopback only)
   --concurrency N      proxies checked at once (default 20)
   --timeout S          seconds per proxy (default 10)
+  --rate N/SECONDS     start at most N checks per SECONDS (e.g. 50/1), for a
+                       gateway that limits new connections
   --from FORMAT        input format (default auto)
   --scheme SCHEME      scheme of lines that have none (default http)
   --json               one JSON object per line instead of text
@@ -104,7 +106,7 @@ local VALUED = {
   minutes = true, username = true, password = true, country = true, city = true, state = true,
   pool = true, port = true, template = true, host = true, charset = true, length = true,
   ["max-minutes"] = true, seed = true, url = true, concurrency = true, timeout = true, ok = true,
-  ["ca-file"] = true,
+  ["ca-file"] = true, rate = true,
 }
 
 -- Splits args into options (by name) and positional files.
@@ -322,7 +324,7 @@ commands.sticky = function(args)
 end
 
 commands.check = function(args)
-  local opts, files = parse_args(args, set([[url concurrency timeout from scheme json ok to ca-file progress
+  local opts, files = parse_args(args, set([[url concurrency timeout rate from scheme json ok to ca-file progress
     no-progress help h]]))
   if not opts.url then usage("check needs --url URL") end
   local list, rejected = load_all(files, {
@@ -334,9 +336,16 @@ commands.check = function(args)
   if opts["no-progress"] then progress = false end
   local concurrency = int_opt(opts.concurrency, "concurrency")
   if concurrency and concurrency < 1 then usage("--concurrency must be at least 1") end
+  local limiter
+  if opts.rate then
+    local n, per = opts.rate:match("^(%d+)/(%d*%.?%d+)$")
+    n, per = tonumber(n), tonumber(per)
+    if not n or not per or n < 1 or per <= 0 then usage(("--rate %s: expected N/SECONDS, e.g. 50/1"):format(opts.rate)) end
+    limiter = require("resi.ratelimit").new { name = "proxies check", limit = n, window = per }
+  end
   local ok, results = pcall(proxylist.check, list, {
     url = opts.url, concurrency = concurrency, timeout = num_opt(opts.timeout, "timeout"),
-    ca_file = opts["ca-file"], progress = progress,
+    ca_file = opts["ca-file"], progress = progress, limiter = limiter,
   })
   if not ok then
     if tostring(results):match("resi%.http: url") then usage(tostring(results)) end

@@ -1,7 +1,10 @@
 --- resi.proxylist.check: which proxies of a list work. Each proxy fetches
 --- opts.url through resi.http's proxy= option (HTTP, HTTPS and SOCKS proxies,
 --- with their credentials), in resi tasks, at most opts.concurrency at a time,
---- each within opts.timeout seconds.
+--- each within opts.timeout seconds, and, given opts.limiter (a
+--- resi.ratelimit limiter), each after taking a permit from it (a gateway
+--- that limits new connections per second; a 429 the target sends is
+--- observed, pausing the rest).
 ---
 --- A result per entry, in list order: {index=, proxy= (the URL with the
 --- password masked), ok=, latency= (seconds), status= (HTTP status or nil),
@@ -13,6 +16,7 @@
 ---   "resolve"  the proxy's host name does not resolve
 ---   "status"   the target answered with a status >= 400 (not 407)
 ---   "proxy"    another proxy failure (SOCKS errors, CONNECT refused)
+---   "ratelimit" opts.limiter gave no permit (a server-given pause too long)
 ---   "reset", "protocol", "error"  as resi.http reports them
 --- ok means a response with a status below 400 came back through the proxy.
 --- Before the proxies, the URL is fetched once directly (opts.preflight =
@@ -67,6 +71,15 @@ local function check_one(list, i, opts)
   local e = list[i]
   local proxy = assert(list:line(i, "url"))
   local result = { index = i, proxy = M.masked_url(e), scheme = e.scheme, host = e.host, port = e.port, user = e.user }
+  local permit
+  if opts.limiter then
+    local why
+    permit, why = opts.limiter:acquire()
+    if not permit then
+      result.ok, result.error, result.message, result.latency = false, "ratelimit", "no permit: " .. tostring(why), 0
+      return result
+    end
+  end
   local t0 = core.monotonic()
   local res, err, code = http.request {
     url = opts.url,
@@ -77,6 +90,10 @@ local function check_one(list, i, opts)
     max_body = opts.max_body or 1024 * 1024,
   }
   result.latency = core.monotonic() - t0
+  if permit then
+    opts.limiter:observe(res)
+    permit:release()
+  end
   if res then
     result.status = res.status
     if res.status == 407 or (res.status == 401 and e.user and opts.direct_status ~= 401) then
@@ -115,7 +132,7 @@ end
 
 --- Checks every entry of list; returns the results in list order.
 ---@param list userdata
----@param opts {url: string, concurrency?: integer, timeout?: number, connect_timeout?: number, ca_file?: string, progress?: boolean}
+---@param opts {url: string, concurrency?: integer, timeout?: number, connect_timeout?: number, ca_file?: string, progress?: boolean, limiter?: resi.ratelimit.limiter}
 ---@return table[] results
 function M.run(list, opts)
   local proxylist = require "resi.proxylist"
@@ -132,7 +149,11 @@ function M.run(list, opts)
     timeout = opts.timeout or 10,
     ca_file = opts.ca_file,
     max_body = opts.max_body,
+    limiter = opts.limiter,
   }
+  if o.limiter ~= nil and (type(o.limiter) ~= "table" or not o.limiter._is_limiter) then
+    error("resi.proxylist.check: limiter must be a resi.ratelimit limiter", 3)
+  end
   if type(o.timeout) ~= "number" or o.timeout <= 0 then
     error("resi.proxylist.check: timeout must be a positive number of seconds", 3)
   end
