@@ -449,6 +449,48 @@ describe("resi.proxylist", function()
       assert.equal(list:format("url"), again:format("url"))
     end)
 
+    it("refreshes the session ids of an existing list and keeps everything else", function()
+      local oxy = proxylist.sticky { provider = "oxylabs", username = "bob_1", password = "pw", sessions = 2,
+        country = "us", city = "new york", minutes = 30 }
+      local up = proxylist.sticky { provider = "unknownproxies", username = "abcd1234", password = "pw123456",
+        pool = "tickets-us-s", port = 14004, sessions = 2 }
+      local rotating = { host = "pr.oxylabs.io", port = 7777, user = "customer-bob_1-cc-US", pass = "pw" }
+      local other = { host = "h", port = 1, user = "u", pass = "p-123456789" } -- not an unknownproxies host
+      local list = proxylist.from { oxy[1], oxy[2], up[1], up[2], rotating, other }
+      local fresh, n = proxylist.refresh(list)
+      assert.equal(4, n)
+      assert.equal(6, #fresh)
+      for i = 1, 2 do
+        local before = oxy[i].user:match("sessid%-(%w+)")
+        local after = fresh[i].user:match("^customer%-bob_1%-cc%-US%-city%-new_york%-sessid%-(%w+)%-sesstime%-30$")
+        assert.truthy(after, fresh[i].user)
+        assert.equal(12, #after)
+        assert.are_not.equal(before, after)
+        assert.equal("pw", fresh[i].pass)
+        local p_before, p_after = up[i].pass, fresh[i + 2].pass
+        assert.truthy(p_after:match("^pw123456%-[1-9]%d%d%d%d%d%d%d%d$"), p_after)
+        assert.are_not.equal(p_before, p_after)
+        assert.equal(up[i].host, fresh[i + 2].host)
+      end
+      assert.are_not.equal(fresh[1].user, fresh[2].user)
+      assert.same({ rotating.host, rotating.port, rotating.user, rotating.pass },
+        { fresh[5].host, fresh[5].port, fresh[5].user, fresh[5].pass })
+      assert.equal("p-123456789", fresh[6].pass)
+      -- a new lifetime for Oxylabs sessions, added where there was none
+      local longer = proxylist.refresh(proxylist.from { oxy[1],
+        { host = "pr.oxylabs.io", port = 7777, user = "customer-bob_1-sessid-abc", pass = "pw" } }, { minutes = 90 })
+      assert.truthy(longer[1].user:match("%-sesstime%-90$"), longer[1].user)
+      assert.truthy(longer[2].user:match("^customer%-bob_1%-sessid%-%w+%-sesstime%-90$"), longer[2].user)
+      assert.has_error(function() proxylist.refresh(list, { minutes = 5 }) end,
+        "resi.proxylist.sticky: unknownproxies documents no session lifetime parameter: leave minutes out")
+      assert.has_error(function() proxylist.refresh(proxylist.from { oxy[1] }, { minutes = 2000 }) end,
+        "resi.proxylist.sticky: minutes must be 1..1440, got 2000")
+      -- what is not an Oxylabs username is left alone
+      for _, u in ipairs { "customer-a-cc", "customer-a--cc-US", "customer-a-cc-US-", "xcustomer-a-sessid-1" } do
+        assert.is_nil(require("resi.proxylist.sticky").parse_oxylabs(u), u)
+      end
+    end)
+
     it("fills a generic template", function()
       local list = proxylist.sticky { provider = "template", template = "user-{country}-session-{session}-ttl-{minutes}",
         password_template = "pw_session-{session}", country = "de", host = "gw.example.com", port = 1000,
@@ -504,10 +546,25 @@ describe("resi.proxylist", function()
         assert.truthy(line:match("^pr%.oxylabs%.io:7777:customer%-envuser%-sessid%-[a-z0-9]+%-sesstime%-20:envpass$"), line)
       end
       assert.equal(3, n)
+      -- the same list with new sessions, and one line that is not sticky copied as it is
+      local sticky = r.stdout
+      r = proc.resi({ "proxies", "refresh", "--minutes", "45" }, { stdin = sticky .. "h.example:8080:u:p\n" })
+      assert.equal(0, r.status, r.stderr)
+      assert.equal("resi proxies: 3 sessions refreshed, 1 entries copied unchanged\n", r.stderr)
+      local old_ids, lines = {}, {}
+      for id in sticky:gmatch("sessid%-(%w+)") do old_ids[id] = true end
+      for line in r.stdout:gmatch("[^\n]+") do lines[#lines + 1] = line end
+      assert.equal(4, #lines)
+      for i = 1, 3 do
+        local id = lines[i]:match("^http://customer%-envuser%-sessid%-(%w+)%-sesstime%-45:envpass@pr%.oxylabs%.io:7777$")
+        assert.truthy(id, lines[i])
+        assert.is_nil(old_ids[id])
+      end
+      assert.equal("http://u:p@h.example:8080", lines[4])
     end)
 
     it("has help and usage errors with exit status 2", function()
-      for _, cmd in ipairs { "convert", "dedupe", "sticky", "check" } do
+      for _, cmd in ipairs { "convert", "dedupe", "sticky", "refresh", "check" } do
         local r = proc.resi { "proxies", cmd, "--help" }
         assert.equal(0, r.status)
         assert.truthy(r.stdout:find("usage: resi proxies " .. cmd, 1, true), cmd)

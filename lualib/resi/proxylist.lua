@@ -218,6 +218,16 @@ end
 ---@return userdata list
 function M.sticky(opts) return require("resi.proxylist.sticky").build(opts) end
 
+--- New session ids for the sticky entries of a list (Oxylabs sessid,
+--- UnknownProxies session passwords); see resi.proxylist.sticky.refresh.
+---@param list userdata
+---@param opts? {minutes?: integer, seed?: integer}
+---@return userdata list, integer refreshed
+function M.refresh(list, opts)
+  if not M.is_list(list) then bad("refresh expects a proxy list") end
+  return require("resi.proxylist.sticky").refresh(list, opts)
+end
+
 --- Checks every proxy of a list through a URL; see resi.proxylist.check.
 ---@param list userdata
 ---@param opts {url: string, concurrency?: integer, timeout?: number}

@@ -17,6 +17,7 @@ Commands:
   convert   rewrite a list in another format (streams: any size, bounded memory)
   dedupe    drop repeated proxies (same scheme, host, port, user and password)
   sticky    generate a sticky-session list for a provider's username dialect
+  refresh   give the sticky entries of a list new session ids (new exit IPs)
   check     fetch a URL through every proxy and report which work
 
 Formats: list (host:port:user:pass), userpass (user:pass@host:port),
@@ -71,6 +72,21 @@ Generates N proxies, each with its own unique random session id.
   --seed N           reproducible ids (default: random)
   --scheme SCHEME    http (default), https, socks5, ...
   --to FORMAT        output format (default url)
+  -o, --output F     write to F atomically instead of stdout]]
+
+help.refresh = [[
+usage: resi proxies refresh [OPTIONS] [FILE...]
+
+Copies a proxy list, giving every sticky entry a new session id, unique in
+the list (the provider then picks a new exit IP): Oxylabs usernames with a
+sessid, UnknownProxies session passwords (PASS-9 digits on an unknownproxies
+host). Other entries are copied unchanged.
+
+  --minutes M        also set Oxylabs' session lifetime (sesstime, 1..1440)
+  --seed N           reproducible ids (default: random)
+  --from FORMAT      input format (default auto)
+  --scheme SCHEME    scheme of lines that have none (default http)
+  --to FORMAT        output format (default: --from when it names one, else url)
   -o, --output F     write to F atomically instead of stdout]]
 
 help.check = [[
@@ -321,6 +337,22 @@ commands.sticky = function(args)
   out:write(text)
   out:commit()
   return 0
+end
+
+commands.refresh = function(args)
+  local opts, files = parse_args(args, set "minutes seed from scheme to output o help h")
+  local from = format_opt(opts.from, "from", true)
+  local to = format_opt(opts.to, "to") or (from and from ~= "auto" and from) or "url"
+  local list, rejected = load_all(files, { from = from, scheme = scheme_opt(opts.scheme) })
+  local ok, fresh, n = pcall(proxylist.refresh, list, { minutes = int_opt(opts.minutes, "minutes"),
+    seed = int_opt(opts.seed, "seed") })
+  if not ok then usage(tostring(fresh)) end
+  local text = fresh:format(to)
+  local out = output(opts.output)
+  out:write(text)
+  out:commit()
+  io.stderr:write(("resi proxies: %d sessions refreshed, %d entries copied unchanged\n"):format(n, #list - n))
+  return rejected > 0 and 1 or 0
 end
 
 commands.check = function(args)

@@ -226,6 +226,78 @@ dialects.resifactory = function()
   bad("resifactory makes sticky sessions itself: use rf:generate{proxyType='sticky', sessionDuration=...}")
 end
 
+--- Reads an Oxylabs username (customer-USER[-KEY-VALUE]...) into
+--- {username=, params={{key, value}, ...}} in order, or nil when it is not
+--- one. Keys seen in the docs: cc, city, st, sessid, sesstime.
+---@param user string
+---@return table|nil
+function M.parse_oxylabs(user)
+  if type(user) ~= "string" then return nil end
+  local name, rest = user:match("^customer%-([%w_]+)(.*)$")
+  if not name then return nil end
+  local params = {}
+  for k, v in rest:gmatch("%-([%w_]+)%-([%w_]+)") do params[#params + 1] = { k, v } end
+  -- gmatch skips what does not match: the pairs must spell the whole username
+  local rebuilt = { "customer-", name }
+  for _, p in ipairs(params) do rebuilt[#rebuilt + 1] = "-" .. p[1] .. "-" .. p[2] end
+  if table.concat(rebuilt) ~= user then return nil end
+  return { username = name, params = params }
+end
+
+-- The 9-digit session suffix of an UnknownProxies session password, or nil.
+local function up_session(e)
+  if not (e.host and e.host:find("unknownproxies", 1, true) and e.pass) then return nil end
+  return e.pass:match("^(%w+)%-(%d%d%d%d%d%d%d%d%d)$")
+end
+
+--- A copy of list in which every sticky entry has a new session id, unique
+--- in the list: Oxylabs usernames with a sessid (and their sesstime set to
+--- opts.minutes when given, 1..1440), UnknownProxies session passwords
+--- (PASS-9 digits on an unknownproxies host). Other entries are copied
+--- unchanged. Returns the new list and how many entries got a new session.
+---@param list userdata
+---@param opts? {minutes?: integer, seed?: integer}
+---@return userdata list, integer refreshed
+function M.refresh(list, opts)
+  opts = opts or {}
+  local minutes = int_opt(opts, "minutes", 1, 1440)
+  local entries, oxy, up = {}, {}, {}
+  for i = 1, #list do
+    local e = list[i]
+    entries[i] = e
+    local parsed = M.parse_oxylabs(e.user)
+    if parsed then
+      for _, p in ipairs(parsed.params) do
+        if p[1] == "sessid" then
+          oxy[#oxy + 1] = { i = i, parsed = parsed }
+          break
+        end
+      end
+    elseif up_session(e) then
+      up[#up + 1] = i
+    end
+  end
+  local oxy_ids = session_ids(#oxy, CHARSETS.lower, 12, opts.seed)
+  for k, o in ipairs(oxy) do
+    local parts, has_time = { "customer-", o.parsed.username }, false
+    for _, p in ipairs(o.parsed.params) do
+      local key, value = p[1], p[2]
+      if key == "sessid" then value = oxy_ids[k] end
+      if key == "sesstime" and minutes then value, has_time = tostring(minutes), true end
+      parts[#parts + 1] = "-" .. key .. "-" .. value
+    end
+    if minutes and not has_time then parts[#parts + 1] = "-sesstime-" .. minutes end
+    entries[o.i].user = table.concat(parts)
+  end
+  if #up > 0 and minutes then bad("unknownproxies documents no session lifetime parameter: leave minutes out") end
+  local up_ids = session_ids(#up, CHARSETS.digits, 9, opts.seed and opts.seed + 1, true)
+  for k, i in ipairs(up) do
+    local base = up_session(entries[i])
+    entries[i].pass = base .. "-" .. up_ids[k]
+  end
+  return core.from(entries), #oxy + #up
+end
+
 --- The providers sticky knows.
 M.providers = { "oxylabs", "unknownproxies", "template" }
 
