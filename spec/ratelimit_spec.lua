@@ -458,6 +458,30 @@ describe("ratelimit hierarchies and groups", function()
     for i = 2, 9 do assert.equal(i - 1, out[i].t, out[i].tag) end -- one a second, none lost
   end)
 
+  it("keeps no timer for a key whose wait on a parent's window was given up", function()
+    local vc = ratelimit.virtual_clock()
+    local global = ratelimit.new { name = "global", limit = 1, window = 30, clock = vc }
+    local key = ratelimit.new { name = "k", limit = 100, window = 1, clock = vc, parent = global }
+    assert(key:acquire()):release()
+    local t = waiter(vc, key, {}, "late")
+    vc:advance(1)
+    assert.is_table(global.child_pump) -- the parent will wake the key at 30 s
+    t:cancel()
+    vc:advance(0)
+    assert.is_nil(global.child_pump) -- nobody waits: nothing keeps the process alive
+    assert.equal(0, #global.children)
+    -- the same as a script: it ends at once, not when the parent's window ends
+    local t0 = resi.monotonic()
+    local r = require("spec.support.proc").resi { "-e", [[
+      local rl = require "resi.ratelimit"
+      local key = rl.new { limit = 100, window = 1, parent = rl.new { limit = 1, window = 30 } }
+      assert(key:acquire()):release()
+      print(resi.timeout(0.1, function() return key:acquire() end))]] }
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("nil\ttimeout\ttimeout\n", r.stdout)
+    assert.truthy(resi.monotonic() - t0 < 10, "the process waited for the parent's 30 s window")
+  end)
+
   it("creates keyed limiters on demand and keeps memory flat over 100,000 keys", function()
     local vc = ratelimit.virtual_clock()
     local g = ratelimit.group { limit = 2, window = 1, idle = 5, clock = vc }

@@ -345,9 +345,28 @@ function Limiter:_remove(w)
       self.pump, self.pump_at = nil, nil
       pump:cancel()
     end
+    if self.waits_on then self.waits_on:_forget_child(self) end
   end
   self:_admit()
   return true
+end
+
+-- Takes a limiter with nobody waiting any more out of this one's line of
+-- waiting limiters; with the line empty, no timer is kept for it.
+function Limiter:_forget_child(child)
+  child.waits_on = nil
+  local ch = self.children
+  for i = #ch, 1, -1 do
+    if ch[i] == child then
+      table.remove(ch, i)
+      break
+    end
+  end
+  if #ch == 0 and self.child_pump then
+    local pump = self.child_pump
+    self.child_pump, self.child_pump_at = nil, nil
+    pump:cancel()
+  end
 end
 
 -- Lets the first producer held back by on_full = "block" try again when
