@@ -20,9 +20,9 @@
 --- when idle). Hierarchies: ratelimit.new{..., parent = global}: a call takes
 --- its weight from every limiter up the chain at once, or waits. Waiters
 --- queue in the limiter they called (FIFO, priorities there); keys that wait
---- on a parent's concurrency take turns when it frees (round robin across
---- keys, so a busy key cannot starve the others); a call made on the parent
---- itself may go ahead of a key's waiters.
+--- on a parent (its concurrency, window or pause) take turns when it allows
+--- (round robin across keys, so a busy key cannot starve the others); a call
+--- made on the parent itself may go ahead of a key's waiters.
 --- Providers: ratelimit.profile("resifactory", api_key, "generate").
 local task = require "resi.task"
 local rules = require "resi.ratelimit.rules"
@@ -302,9 +302,9 @@ end
 function Permit:__close() self:release() end
 
 -- Lets limiters that waited on this one (its concurrency, window or pause)
--- look again, in the order they started waiting. One that is served goes behind those that
--- were not, so keys sharing a parent take turns (round robin): a busy key
--- cannot starve the others.
+-- look again, in the order they started waiting. One that is served goes
+-- behind those that were not, so keys sharing a parent take turns (round
+-- robin): a busy key cannot starve the others.
 function Limiter:_wake_children()
   local ch = self.children
   if #ch == 0 then return end
@@ -436,6 +436,7 @@ function Limiter:_dispatch()
           finish(w, nil, "too_heavy", ("weight %s exceeds a limit of %s"):format(w.weight, who.name))
         elseif d == huge or who ~= self then -- a parent decides: wait in its line
           if self.waits_on ~= who then
+            if self.waits_on then self.waits_on:_forget_child(self) end -- one line at a time
             if who.children == EMPTY then who.children = {} end
             who.children[#who.children + 1] = self
             self.waits_on = who
