@@ -75,6 +75,7 @@ struct http_req {
   byte_buf body, head;
   size_t max_body;
   int too_large;
+  int head_done; /* the blank line that ends the response headers arrived */
   int fixed_set; /* the easy handle came with set_fixed_options applied */
   int reusable;  /* its options are all overwritten by the next configure: no reset needed */
   int task_ref;
@@ -276,7 +277,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *userp) {
 static size_t on_header(char *p, size_t size, size_t n, void *userp) {
   http_req *r = userp;
   size_t len = size * n;
-  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) r->head.len = 0;
+  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) r->head.len = 0, r->head_done = 0;
+  if ((len == 2 && p[0] == '\r' && p[1] == '\n') || (len == 1 && p[0] == '\n')) r->head_done = 1;
   return buf_add(&r->head, p, len) ? len : 0;
 }
 
@@ -455,7 +457,13 @@ static void complete(http_multi *m, http_req *r, CURLcode rc) {
   lua_State *L = m->L;
   untrack(m, r);
   int nargs;
-  if (rc == CURLE_OK) {
+  if (rc == CURLE_OK && !r->head_done) { /* curl takes EOF inside the headers for their end */
+    r->reusable = 0;
+    lua_pushnil(L);
+    lua_pushliteral(L, "the connection closed before the response headers ended");
+    lua_pushliteral(L, "truncated"); /* stack: nil, message, code */
+    nargs = 3;
+  } else if (rc == CURLE_OK) {
     push_response(L, r); /* stack: res */
     nargs = 1;
   } else {

@@ -348,6 +348,16 @@ describe("resi.http", function()
       assert.equal("truncated", code)
     end)
 
+    it("returns code truncated when the connection closes inside the headers", function()
+      -- libcurl takes that end of input for the end of the headers and reports success
+      local port, stop = sockets.scripted("HTTP/1.1 200 OK\r\nContent-Type: application/js")
+      local res, err, code = http.get("http://127.0.0.1:" .. port .. "/")
+      stop()
+      assert.is_nil(res)
+      assert.equal("truncated", code)
+      assert.equal("the connection closed before the response headers ended", err)
+    end)
+
     it("refuses a body larger than max_body", function()
       local res, err, code = http.get(srv.url .. "/big.bin", { max_body = 1024 * 1024 })
       assert.is_nil(res)
