@@ -361,6 +361,10 @@ static const char *failure_code(http_req *r, CURLcode rc) {
   case CURLE_SSL_SHUTDOWN_FAILED: return "tls";
   case CURLE_RECV_ERROR:
   case CURLE_SEND_ERROR:
+    /* libcurl 7.88 also reports two parse failures as receive errors (newer
+     * ones have CURLE_TOO_LARGE); only what is left is a reset */
+    if (strstr(r->errbuf, "chunked-encoding") || strstr(r->errbuf, "Too large response headers")) return "protocol";
+    return "reset";
   case CURLE_GOT_NOTHING: return "reset";
   case CURLE_PARTIAL_FILE: return "truncated";
   case CURLE_PROXY: return "proxy";

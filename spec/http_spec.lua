@@ -358,6 +358,19 @@ describe("resi.http", function()
       assert.equal("the connection closed before the response headers ended", err)
     end)
 
+    it("returns code protocol for a response it cannot parse, reset only for a socket error", function()
+      for _, reply in ipairs {
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",                        -- a bad chunk size
+        "HTTP/1.1 200 OK\r\n" .. ("X-A: " .. ("a"):rep(1000) .. "\r\n"):rep(400) .. "\r\n", -- 400 KB of headers
+      } do
+        local port, stop = sockets.scripted(reply)
+        local res, err, code = http.get("http://127.0.0.1:" .. port .. "/")
+        stop()
+        assert.is_nil(res)
+        assert.equal("protocol", code, err)
+      end
+    end)
+
     it("refuses a body larger than max_body", function()
       local res, err, code = http.get(srv.url .. "/big.bin", { max_body = 1024 * 1024 })
       assert.is_nil(res)
