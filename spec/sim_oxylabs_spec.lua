@@ -1045,4 +1045,32 @@ describe("resi sim: Oxylabs", function()
       assert.equal(200, (call(again.token, "GET", u .. "/client-stats")))
     end)
   end)
+
+  it("keeps per-target days only as far back as target stats can ask (memory stays bounded)", function()
+    local sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 5, traffic = true, speed = 0,
+      start = START, accounts = accounts() })
+    finally(function() sim:stop() end)
+    local c = client(sim, "main_one", "OneSecret_123")
+    assert.equal(200, c.login().status)
+    c.admin("/_sim/clock", { advance = 60 * 86400 }) -- two months of traffic, an hour bucket at a time
+    local days = 0
+    for _, su in pairs(sim.world.providers.oxylabs.sub_users) do
+      local n = 0
+      for _ in pairs(su.targets) do n = n + 1 end
+      days = math.max(days, n)
+    end
+    assert.truthy(days >= 30 and days <= 32, "days of target stats kept: " .. days)
+    assert.equal(200, c.login().status) -- the JWT expired with the hours
+    local open
+    for _, su in ipairs(c.call("GET", c.user("/sub-users")):json()) do
+      if su.username == "seed_b" then open = su end
+    end
+    local today = util.date(START + 60 * 86400)
+    local month_ago = util.date(START + 30 * 86400 + 86400) -- the oldest date target stats accept
+    for _, date in ipairs { today, month_ago } do
+      local res = c.call("GET", c.user("/sub-users/" .. open.id .. "/target-stats"), { query = { date = date } })
+      assert.equal(200, res.status, res.body)
+      assert.equal(5, #res:json().results, date)
+    end
+  end)
 end)

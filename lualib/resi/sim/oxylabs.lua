@@ -222,7 +222,15 @@ function P:record(su, t, bytes, target)
   local acct = su.account
   acct.monthly[mon] = (acct.monthly[mon] or 0) + bytes
   local per_target = su.targets[day]
-  if not per_target then per_target = {}; su.targets[day] = per_target end
+  if not per_target then
+    per_target = {}
+    su.targets[day] = per_target
+    -- target stats answer for the last 30 days only: older days are dropped
+    local oldest = util.date(t - 31 * 86400)
+    for d in pairs(su.targets) do
+      if d < oldest then su.targets[d] = nil end
+    end
+  end
   if target then
     per_target[target] = (per_target[target] or 0) + bytes
     return
