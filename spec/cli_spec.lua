@@ -140,4 +140,22 @@ describe("resi command line", function()
     assert.matches("^%d+\t%d+\n$", a)
     assert.are_not.equal(a, b)
   end)
+
+  it("resi test ends when the specs end, even when a failed spec left a server running", function()
+    proc.run { "mkdir", "-p", dir .. "/careless" }
+    script("careless/careless_spec.lua", [[
+describe("a careless spec", function()
+  it("fails and leaves its server running", function()
+    local srv = assert(require("resi.server").serve { handler = function() return { body = "x" } end })
+    assert.equal(1, 2)
+    srv:close()
+  end)
+  it("passes", function() assert.equal(1, 1) end)
+end)
+]])
+    -- timeout turns a runner that waits for the server into exit status 124
+    local r = proc.run { "timeout", "20", proc.resi_path(), "test", dir .. "/careless" }
+    assert.equal(1, r.status, r.stderr)
+    assert.truthy(r.stdout:find("1 passed, 1 failed\n$"), r.stdout)
+  end)
 end)

@@ -34,12 +34,12 @@ return function(...)
   local ok, err = pcall(require("busted.runner"), { standalone = false, output = "resi.test.output" })
   os.exit = real_exit
   if not ok then
-    if type(err) == "table" and err[exit_mark] then
-      local code = err.code
-      if code == true or code == nil then code = 0 elseif code == false then code = 1 end
-      task.set_exit_status(code)
-      return
-    end
-    error(err, 0)
+    if type(err) ~= "table" or not err[exit_mark] then error(err, 0) end
+    local code = err.code
+    if code == true or code == nil then code = 0 elseif code == false then code = 1 end
+    task.set_exit_status(code)
   end
+  -- the specs are over: what a failed spec left open (a server, a timer)
+  -- must not keep the runner waiting; the host closes it on the way out
+  require("resi.core").stop()
 end
