@@ -423,6 +423,20 @@ describe("resi sim: ResiFactory", function()
       assert.not_equal(a:json().proxies[1].username, c:json().proxies[1].username)
     end)
 
+    it("keeps only the latest MAX_BATCHES batches in its state", function()
+      local rf = require "resi.sim.resifactory"
+      local saved = rf.MAX_BATCHES
+      rf.MAX_BATCHES = 3
+      finally(function() rf.MAX_BATCHES = saved end)
+      for i = 1, 5 do
+        local h = { ["Idempotency-Key"] = "bounded-" .. i }
+        assert.equal(200, call(sim, "POST", "/proxies", { key = KEYS.second, headers = h, json = { quantity = 1 } }).status)
+      end
+      local kept = {}
+      for i, b in ipairs(batches("second")) do kept[i] = b.idempotency_key end
+      assert.same({ "bounded-3", "bounded-4", "bounded-5" }, kept)
+    end)
+
     it("compares bodies as JSON: key order and spacing do not matter", function()
       local h = { ["Idempotency-Key"] = "order-2" }
       local a = call(sim, "POST", "/proxies", { key = KEYS.second, headers = h,

@@ -80,6 +80,8 @@ M.PROXY_TYPES = { "rotating", "sticky", "mobile_rotating", "mobile_sticky" }
 M.STICKY = { sticky = true, mobile_sticky = true }
 M.MOBILE = { mobile_rotating = true, mobile_sticky = true }
 M.FORMATS = { "list", "json", "userpass" }
+--- Batches kept per key for /_sim/state (the oldest are dropped).
+M.MAX_BATCHES = 1000
 M.COUNTRIES = { "us", "gb", "de", "ca", "jp", "au", "fr", "nl", "es", "it", "br", "mx" }
 M.US_STATES = { "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA",
   "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND",
@@ -414,6 +416,7 @@ function P:generate(req, acct, ikey)
     session_minutes = o.session or json.null, format = o.format, is_demo = is_demo,
     created_at = self.world.clock:time(), idempotency_key = ikey or json.null }
   acct.batches[#acct.batches + 1] = batch
+  if #acct.batches > M.MAX_BATCHES then table.remove(acct.batches, 1) end -- /_sim/state shows the latest
   if not is_demo and not acct.in_use[pool.id] then acct.in_use[pool.id] = acct.balances[pool.id] end
   local delay = tonumber(self.world.config.generate_delay)
   if delay and delay > 0 then task.sleep(delay) end
