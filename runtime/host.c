@@ -123,6 +123,7 @@ static int open_luv(lua_State *L) {
    * luv's; it asserts on them, so it is replaced by a clear error */
   lua_pushcfunction(L, luv_walk_unavailable);
   lua_setfield(L, -2, "walk"); /* stack: luv */
+  resi_luv_track(L);            /* closed at exit: see luv_handles.c */
   return 1;
 }
 
@@ -308,6 +309,7 @@ static void close_walk_cb(uv_handle_t *handle, void *arg) {
 
 void resi_host_close(resi_host *h) {
   if (h->L) {
+    resi_luv_close_handles(h->L, &h->loop);
     /* modules release their C resources (curl handles, timers) in __gc */
     lua_close(h->L);
     h->L = NULL;

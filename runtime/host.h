@@ -55,6 +55,14 @@ int luaopen_resi_server_core(lua_State *L);
 /* Registers resi.proxylist_core (the proxy-list codec); defined in proxylist.c. */
 int luaopen_resi_proxylist_core(lua_State *L);
 
+/* Wraps luv's handle constructors (luv table at the stack top) so the
+ * handles they make are remembered; defined in luv_handles.c. */
+void resi_luv_track(lua_State *L);
+
+/* Closes the luv handles still open and runs their close callbacks, while
+ * the state they call into exists; defined in luv_handles.c. */
+void resi_luv_close_handles(lua_State *L, uv_loop_t *loop);
+
 /* Registers resi.fs_core (advisory file locks); defined in fs_lock.c. */
 int luaopen_resi_fs_core(lua_State *L);
 

@@ -141,6 +141,24 @@ describe("resi command line", function()
     assert.are_not.equal(a, b)
   end)
 
+  it("exits cleanly with resi.uv handles still open (unref'd), closing them while Lua still runs", function()
+    local r = resi_run { "-e", [[
+      local uv = resi.uv
+      local server = uv.new_tcp()
+      assert(server:bind("127.0.0.1", 0))
+      server:listen(8, function() end)
+      server:unref()
+      local timer = uv.new_timer()
+      timer:start(100000, 0, function() end)
+      timer:unref()
+      uv.new_timer():close()
+      print("done")]] }
+    assert.equal(0, r.status, r.stderr) -- it crashed (signal 11) in luv's close callback after lua_close
+    assert.equal(0, r.signal)
+    assert.equal("done\n", r.stdout)
+    assert.equal("", r.stderr)
+  end)
+
   it("resi test ends when the specs end, even when a failed spec left a server running", function()
     proc.run { "mkdir", "-p", dir .. "/careless" }
     script("careless/careless_spec.lua", [[
@@ -156,6 +174,26 @@ end)
     -- timeout turns a runner that waits for the server into exit status 124
     local r = proc.run { "timeout", "20", proc.resi_path(), "test", dir .. "/careless" }
     assert.equal(1, r.status, r.stderr)
+    assert.truthy(r.stdout:find("1 passed, 1 failed\n$"), r.stdout)
+  end)
+
+  it("resi test stops a test that waits longer than RESI_TEST_TIMEOUT, naming it", function()
+    proc.run { "mkdir", "-p", dir .. "/stuck" }
+    script("stuck/stuck_spec.lua", [[
+describe("a stuck spec", function()
+  it("passes first", function() assert.equal(1, 1) end)
+  it("waits on a server that never answers", function()
+    local uv = require "luv"
+    local srv = uv.new_tcp()
+    assert(srv:bind("127.0.0.1", 0))
+    srv:listen(8, function() srv:accept(uv.new_tcp()) end)
+    require("resi.http").get("http://127.0.0.1:" .. srv:getsockname().port .. "/")
+  end)
+end)
+]])
+    local r = proc.run({ "timeout", "20", proc.resi_path(), "test", dir .. "/stuck" }, { env = { "RESI_TEST_TIMEOUT=1" } })
+    assert.equal(1, r.status, r.stderr)
+    assert.truthy(r.stdout:find('resi test: "waits on a server that never answers" has waited for 1 s', 1, true), r.stdout)
     assert.truthy(r.stdout:find("1 passed, 1 failed\n$"), r.stdout)
   end)
 end)

@@ -9,7 +9,10 @@ usage: resi test [BUSTED OPTIONS] [PATHS...]
 Runs busted (Debian's lua-busted) inside resi: every spec runs in a task and
 may wait on timers and HTTP. PATHS default to ./spec. The last line printed is
 "N passed, N failed" (", N skipped" when some are pending); the exit status is
-0 when nothing failed, 1 otherwise.
+0 when nothing failed, 1 otherwise. A test that waits longer than
+RESI_TEST_TIMEOUT seconds (default 300; 0 turns the watchdog off) stops the
+run, named, with exit status 1; what a failed spec left open (a server, a
+timer) does not keep the run going after the last spec.
 
 Busted's options work as usual, for example:
   --filter=PATTERN     run only tests whose name matches
@@ -31,6 +34,7 @@ return function(...)
   local exit_mark = {}
   local real_exit = os.exit
   os.exit = function(code) error({ [exit_mark] = true, code = code }, 0) end
+  package.loaded["resi.test.exit"] = real_exit -- for the watchdog (resi.test.output), which must end the run
   local ok, err = pcall(require("busted.runner"), { standalone = false, output = "resi.test.output" })
   os.exit = real_exit
   if not ok then

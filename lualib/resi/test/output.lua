@@ -1,6 +1,30 @@
 --- resi.test.output: busted's terminal output plus the closing line
---- "N passed, N failed[, N skipped]" that make test and CI read.
+--- "N passed, N failed[, N skipped]" that make test and CI read, and a
+--- watchdog: a test that waits longer than RESI_TEST_TIMEOUT seconds
+--- (default 300, 0 turns it off) stops the run with its name and exit
+--- status 1, rather than leaving CI waiting on it.
 local term = require "term"
+
+-- Starts the watchdog; returns the function that notes the running test.
+local function watchdog(limit, counts)
+  local uv = require "luv"
+  local name, started
+  local timer = uv.new_timer()
+  timer:start(1000, 1000, function()
+    if not started or uv.now() - started < limit * 1000 then return end
+    io.stdout:write(("\n\nresi test: %q has waited for %d s (RESI_TEST_TIMEOUT); stopping the run\n\n")
+      :format(name, limit))
+    local passed, failed = counts()
+    io.stdout:write(("%d passed, %d failed\n"):format(passed, failed + 1))
+    io.stdout:flush();
+    (package.loaded["resi.test.exit"] or os.exit)(1) -- busted's os.exit is diverted while it runs
+  end)
+  timer:unref() -- the watchdog alone keeps nothing running
+  return function(running)
+    name = running
+    started = running and uv.now() or nil
+  end
+end
 
 return function(options)
   local busted = require "busted"
@@ -10,6 +34,18 @@ return function(options)
 
   handler.subscribe = function(h, opts)
     subscribe(h, opts)
+    local limit = tonumber(os.getenv("RESI_TEST_TIMEOUT") or "300") or 300
+    if limit > 0 then
+      local note = watchdog(limit, function() return h.successesCount, h.failuresCount + h.errorsCount end)
+      busted.subscribe({ "test", "start" }, function(element)
+        note(element.name)
+        return nil, true
+      end)
+      busted.subscribe({ "test", "end" }, function()
+        note(nil)
+        return nil, true
+      end)
+    end
     -- subscribed after the terminal handler, so this line comes last
     busted.subscribe({ "suite", "end" }, function()
       local failed = h.failuresCount + h.errorsCount
