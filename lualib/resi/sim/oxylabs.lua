@@ -329,6 +329,14 @@ function P:find(acct, params)
   return su
 end
 
+-- The caller's sub-user named in the path: authorized (JWT, user_id) and
+-- found, or nil and the error response.
+function P:authorized_sub_user(req, params)
+  local acct, res = self:authorize(req, params)
+  if not acct then return nil, res end
+  return self:find(acct, params)
+end
+
 -- A JWT-shaped token for an account, valid for JWT_TTL simulated seconds.
 function P:issue_token(acct, now)
   local iat = math.floor(now)
@@ -437,10 +445,8 @@ end
 
 -- GET /users/{userId}/sub-users/{id}?type=...
 function P:route_stats(req, params)
-  local acct, res = self:authorize(req, params)
-  if not acct then return res end
-  local su, fres = self:find(acct, params)
-  if not su then return fres end
+  local su, res = self:authorized_sub_user(req, params)
+  if not su then return res end
   local now = self.world.clock:now()
   local first, last, step = stats_window(req.query, su, now)
   if not first then return invalid(self, last) end
@@ -459,10 +465,8 @@ end
 
 -- PATCH /users/{userId}/sub-users/{id}
 function P:route_update(req, params)
-  local acct, res = self:authorize(req, params)
-  if not acct then return res end
-  local su, fres = self:find(acct, params)
-  if not su then return fres end
+  local su, res = self:authorized_sub_user(req, params)
+  if not su then return res end
   local body, err = util.json_body(req)
   if not body then return invalid(self, err) end
   if next(body) == nil then return invalid(self, "at least one of " .. names(PATCH_FIELDS) .. " must be given") end
@@ -498,12 +502,11 @@ end
 
 -- DELETE /users/{userId}/sub-users/{id}
 function P:route_delete(req, params)
-  local acct, res = self:authorize(req, params)
-  if not acct then return res end
-  local su, fres = self:find(acct, params)
-  if not su then return fres end
+  local su, res = self:authorized_sub_user(req, params)
+  if not su then return res end
   self.sub_users[su.id] = nil
   self.by_username[su.username] = nil
+  local acct = su.account
   for i, id in ipairs(acct.order) do
     if id == su.id then table.remove(acct.order, i) break end
   end
@@ -512,10 +515,8 @@ end
 
 -- GET /users/{userId}/sub-users/{id}/target-stats?date=YYYY-MM-DD
 function P:route_target_stats(req, params)
-  local acct, res = self:authorize(req, params)
-  if not acct then return res end
-  local su, fres = self:find(acct, params)
-  if not su then return fres end
+  local su, res = self:authorized_sub_user(req, params)
+  if not su then return res end
   local date = req.query.date
   if date == nil or date == "" then return invalid(self, "date is required (YYYY-MM-DD, within the last 30 days)") end
   local t = type(date) == "string" and #date == 10 and util.parse_date(date)
