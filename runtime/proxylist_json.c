@@ -357,27 +357,39 @@ static int object(cursor *c, resi_pl_buf *arena, resi_pl_entry *e, int default_s
   return OK;
 }
 
+/* Where the lines of a "proxies" string go (see proxies_string). */
+typedef struct {
+  resi_pl_buf *arena;
+  int default_scheme;
+  resi_pl_sink sink;
+  void *ud;
+  long line; /* where the string starts in the document */
+  char *why;
+} string_lines;
+
+/* Line callback for a "proxies" string: an entry or a rejected line to the
+ * sink; non-zero when the sink ran out of memory. */
+static int string_line(void *ud, const char *s, size_t n, long k) {
+  string_lines *sl = ud;
+  char why[RESI_PL_REASON];
+  resi_pl_entry e;
+  int got = resi_pl_parse_line(s, n, RESI_PL_AUTO, sl->default_scheme, sl->arena, &e, why);
+  if (got == 0) return 0;
+  if (got < 0) snprintf(sl->why, RESI_PL_REASON, "\"proxies\" line %ld: %.*s", k, RESI_PL_REASON - 40, why);
+  return sl->sink(sl->ud, got > 0 ? &e : NULL, sl->line, got > 0 ? NULL : sl->why, s, n);
+}
+
 /* Reads "proxies": "LINES" (the list and userpass formats' answer): the
- * string is decoded whole, then every line goes to sink as an entry or a
- * rejected line; line is where the string starts in the document. */
+ * string is decoded whole, then split into lines as text input is. */
 static int proxies_string(cursor *c, resi_pl_buf *arena, int default_scheme, resi_pl_sink sink, void *ud) {
-  long line = c->line;
+  string_lines sl = {arena, default_scheme, sink, ud, c->line, c->why};
   resi_pl_buf text = {0};
   int rc = string(c, &text);
-  const char *p = text.data, *end = p ? p + text.len : p; /* an empty string has no buffer */
-  for (long k = 1; rc == OK && p < end; k++) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    size_t n = (size_t)((nl ? nl : end) - p);
-    if (n && p[n - 1] == '\r') n--;
-    char why[RESI_PL_REASON];
-    resi_pl_entry e;
-    int got = n > RESI_PL_MAX_LINE ? (snprintf(why, sizeof why, "line longer than %d bytes", RESI_PL_MAX_LINE), -1)
-                                   : resi_pl_parse_line(p, n, RESI_PL_AUTO, default_scheme, arena, &e, why);
-    if (got < 0) snprintf(c->why, RESI_PL_REASON, "\"proxies\" line %ld: %.*s", k, RESI_PL_REASON - 40, why);
-    if (got != 0 && sink(ud, got > 0 ? &e : NULL, line, got > 0 ? NULL : c->why, p, n)) {
-      rc = bad(c, "out of memory");
-    }
-    p = nl ? nl + 1 : end;
+  if (rc == OK) {
+    resi_pl_lines lines = {0};
+    const char *data = text.data ? text.data : ""; /* an empty string has no buffer */
+    if (resi_pl_lines_feed(&lines, data, text.len, 1, string_line, &sl)) rc = bad(c, "out of memory");
+    resi_pl_buf_free(&lines.carry);
   }
   resi_pl_buf_free(&text);
   return rc;
