@@ -36,6 +36,8 @@ local CHARSETS = {
 
 local function bad(msg) error("resi.proxylist.sticky: " .. msg, 0) end
 
+local UP_NO_MINUTES = "unknownproxies documents no session lifetime parameter: leave minutes out"
+
 -- A source of random integers in [0, n): the kernel's generator, or a
 -- seeded splitmix64 when a seed is given (reproducible lists for tests).
 local function random_source(seed)
@@ -162,9 +164,7 @@ dialects.unknownproxies = function(opts, count)
   local pass = str_opt(opts, "password", "^%w+$", "letters and digits (the token's password)", true)
   local pool = str_opt(opts, "pool", "^[%w][%w-]*$", "a pool id such as tickets-us-s", true)
   local port = int_opt(opts, "port", 1, 65535, true)
-  if opts.minutes ~= nil then
-    bad("unknownproxies documents no session lifetime parameter: leave minutes out")
-  end
+  if opts.minutes ~= nil then bad(UP_NO_MINUTES) end
   local ids = session_ids(count, CHARSETS.digits, 9, opts.seed, true)
   local entries = {}
   for i, id in ipairs(ids) do
@@ -273,10 +273,12 @@ function M.refresh(list, opts)
           break
         end
       end
-    elseif up_session(e) then
-      up[#up + 1] = i
+    else
+      local base = up_session(e)
+      if base then up[#up + 1] = { i = i, base = base } end
     end
   end
+  if #up > 0 and minutes then bad(UP_NO_MINUTES) end
   local oxy_ids = session_ids(#oxy, CHARSETS.lower, 12, opts.seed)
   for k, o in ipairs(oxy) do
     local parts, has_time = { "customer-", o.parsed.username }, false
@@ -289,12 +291,8 @@ function M.refresh(list, opts)
     if minutes and not has_time then parts[#parts + 1] = "-sesstime-" .. minutes end
     entries[o.i].user = table.concat(parts)
   end
-  if #up > 0 and minutes then bad("unknownproxies documents no session lifetime parameter: leave minutes out") end
   local up_ids = session_ids(#up, CHARSETS.digits, 9, opts.seed and opts.seed + 1, true)
-  for k, i in ipairs(up) do
-    local base = up_session(entries[i])
-    entries[i].pass = base .. "-" .. up_ids[k]
-  end
+  for k, u in ipairs(up) do entries[u.i].pass = u.base .. "-" .. up_ids[k] end
   return core.from(entries), #oxy + #up
 end
 
