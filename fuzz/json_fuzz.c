@@ -1,7 +1,10 @@
 /* json_fuzz.c: libFuzzer target for resi.json (cjson's decoder plus resi's
  * integer/array fix-up walk, and resi's encoder). Any input: decode must
  * either fail cleanly or give a value whose encoding decodes and re-encodes
- * to the same text. Run from the repository root (it loads lualib/). */
+ * to the same text; and the same value with each null inside an array made a
+ * hole (nil) must encode as it does with its trailing nulls dropped, or
+ * raise "excessively sparse". Run from the repository root (it loads
+ * lualib/). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +24,24 @@ static const char check[] =
     "local back, err2 = json.safe_decode(once)\n"
     "if err2 then error('cannot decode our own output ' .. once .. ': ' .. err2) end\n"
     "local twice = json.encode(back, {sort_keys = true})\n"
-    "if once ~= twice then error('round trip differs: ' .. once .. ' vs ' .. twice) end\n";
+    "if once ~= twice then error('round trip differs: ' .. once .. ' vs ' .. twice) end\n"
+    "-- holes(v): arrays with nulls as nil; trimmed(v): trailing nulls dropped\n"
+    "local function is_list(t) return json.is_array(t) or (next(t) ~= nil and t[1] ~= nil) end\n"
+    "local function copy(t, holes)\n"
+    "  if type(t) ~= 'table' then return t end\n"
+    "  local out, list = {}, is_list(t)\n"
+    "  local n = list and #t or 0\n"
+    "  while list and n > 0 and t[n] == json.null do n = n - 1 end\n"
+    "  for k, x in pairs(t) do\n"
+    "    if not (list and x == json.null and (holes or k > n)) then out[k] = copy(x, holes) end\n"
+    "  end\n"
+    "  if list and next(out) == nil then json.array(out) end\n"
+    "  return out\n"
+    "end\n"
+    "local want = json.encode(copy(back, false), {sort_keys = true})\n"
+    "local ok2, got = pcall(json.encode, copy(back, true), {sort_keys = true})\n"
+    "if not ok2 and not got:find('excessively sparse', 1, true) then error('holes: ' .. got) end\n"
+    "if ok2 and got ~= want then error('holes differ: ' .. got .. ' vs ' .. want) end\n";
 
 static lua_State *L;
 static int check_ref;

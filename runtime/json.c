@@ -9,7 +9,9 @@
  * Encoding is written here: cjson 2.1.0 writes integers beyond 14 digits in
  * exponent form (123456789012345 -> 1.2345678901234e+14) and has no way to
  * mark an empty array; the fixes exist only in openresty's fork, which Debian
- * does not package. */
+ * does not package. A table whose keys are all positive integers is an
+ * array, holes written as null ({1, 2, nil, 4} -> [1,2,null,4]), within a
+ * sparseness bound (see SPARSE_SAFE). */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -319,34 +321,74 @@ static void encode_number(encoder *e, int idx) {
   put_str(e, buf);
 }
 
-/* Is the table at idx an array: marked, or keys exactly 1..n with n > 0?
- * Sets *n to its length. */
-static int table_is_array(encoder *e, int idx, lua_Integer *n) {
-  lua_State *L = e->L;
-  *n = 0;
-  if (lua_getmetatable(L, idx)) { /* stack: .., mt */
-    luaL_getmetatable(L, ARRAY_MT);
-    int marked = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    if (marked) {
-      *n = (lua_Integer)lua_rawlen(L, idx);
-      return 1;
-    }
-  }
-  lua_Integer count = 0, max = 0;
+/* Holes a Lua sequence may have and still encode as an array (with null in
+ * each hole, as JavaScript and Python write [1, , 4] / [1, None, 4]): any
+ * number up to index SPARSE_SAFE, beyond it at most one hole per value
+ * (cjson's encode_sparse_array defaults). A sparser table, such as
+ * {[1e9] = 1}, raises rather than write a billion nulls or silently become
+ * an object. */
+#define SPARSE_SAFE 10
+#define SPARSE_RATIO 2
+
+/* Is the table at idx marked with the array metatable? */
+static int is_marked(lua_State *L, int idx) {
+  if (!lua_getmetatable(L, idx)) return 0; /* stack: .. */
+  luaL_getmetatable(L, ARRAY_MT);          /* stack: .., mt, array_mt */
+  int marked = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return marked;
+}
+
+/* Scans the keys of the table at idx: returns 1 when every key is a
+ * positive integer, setting *max to the largest and *count to how many;
+ * returns 0 at the first other key, leaving it on top of the stack. */
+static int scan_indices(lua_State *L, int idx, lua_Integer *max, lua_Integer *count) {
+  *max = 0, *count = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) { /* stack: .., key, value */
-    lua_pop(L, 1);
-    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
-      lua_pop(L, 1);
-      return 0;
-    }
+    lua_pop(L, 1);           /* stack: .., key */
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) return 0;
     lua_Integer k = lua_tointeger(L, -1);
-    if (k > max) max = k;
-    count++;
+    if (k > *max) *max = k;
+    (*count)++;
   }
-  *n = max;
-  return count > 0 && count == max;
+  return 1; /* stack: .. */
+}
+
+/* Raises unless an array of n slots holding count values is dense enough. */
+static void check_sparse(encoder *e, lua_Integer n, lua_Integer count) {
+  if (n <= SPARSE_SAFE || n <= count * SPARSE_RATIO) return;
+  char what[160];
+  snprintf(what, sizeof what,
+           "excessively sparse array (largest index " LUA_INTEGER_FMT ", " LUA_INTEGER_FMT
+           " value%s; use string keys for a map)",
+           n, count, count == 1 ? "" : "s");
+  encode_error(e, what);
+}
+
+/* Is the table at idx an array? Marked ones are (any other key raises), and
+ * so are unmarked ones whose keys are all positive integers (a sequence,
+ * holes allowed within the sparseness bound); any other table, the empty
+ * unmarked one included, is an object. Sets *n to the array's length. */
+static int table_is_array(encoder *e, int idx, lua_Integer *n) {
+  lua_State *L = e->L;
+  lua_Integer count;
+  int marked = is_marked(L, idx);
+  if (!scan_indices(L, idx, n, &count)) { /* stack: .., key */
+    if (marked) {
+      char what[120]; /* lua_tostring may turn a number key into a string: we raise anyway */
+      if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)
+        snprintf(what, sizeof what, "json.array has a key that is not an index ('%.60s')", lua_tostring(L, -1));
+      else
+        snprintf(what, sizeof what, "json.array has a key that is not an index (a %s)", luaL_typename(L, -1));
+      encode_error(e, what);
+    }
+    lua_pop(L, 1); /* stack: .. */
+    return 0;
+  }
+  if (!marked && count == 0) return 0;
+  check_sparse(e, *n, count);
+  return 1;
 }
 
 /* Appends a newline and indentation in pretty mode. */

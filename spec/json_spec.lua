@@ -55,7 +55,61 @@ describe("resi.json", function()
 
   it("writes object keys sorted when asked and numeric keys as text", function()
     assert.equal('{"a":1,"b":2,"c":3}', json.encode({ c = 3, a = 1, b = 2 }, { sort_keys = true }))
-    assert.equal('{"1":"a","3":"c"}', json.encode({ [1] = "a", [3] = "c" }, { sort_keys = true }))
+    -- (a table of only positive integer keys is an array: see "sequences with holes")
+    assert.equal('{"0":"z","1":"a","3":"c"}', json.encode({ [0] = "z", [1] = "a", [3] = "c" }, { sort_keys = true }))
+  end)
+
+  it("writes a sequence with holes as an array with null in each hole", function()
+    assert.equal("[1,2,null,4]", json.encode({ 1, 2, nil, 4 }))
+    assert.equal("[null,2]", json.encode({ nil, 2 }))
+    assert.equal('["a",null,"c"]', json.encode({ [1] = "a", [3] = "c" }))
+    assert.equal('{"list":[1,null,[null,null,5]]}', json.encode({ list = { 1, nil, { nil, nil, 5 } } }))
+    -- it decodes back with json.null where the holes were
+    local back = json.decode(json.encode({ 1, 2, nil, 4 }))
+    assert.equal(json.null, back[3])
+    assert.equal(4, back[4])
+  end)
+
+  it("drops a trailing nil (Lua keeps no length past it) and keeps a trailing json.null", function()
+    assert.equal("[1]", json.encode({ 1, nil }))
+    assert.equal("[1,null]", json.encode({ 1, json.null }))
+    assert.equal("{}", json.encode({ nil, nil })) -- no keys at all: the empty table, an object
+    assert.equal("[]", json.encode(json.array { nil, nil }))
+  end)
+
+  it("allows any holes up to index 10, then at most one per value, and raises beyond", function()
+    assert.equal("[null,null,null,null,null,null,null,null,null,1]", json.encode({ [10] = 1 }))
+    assert.equal("[1,null,3,null,5,null,7,null,9,null,11,null]",
+      json.encode({ 1, nil, 3, nil, 5, nil, 7, nil, 9, nil, 11, [12] = json.null }))
+    assert.equal("[1,null,3,null,5,null,7,null,9,null,11]", json.encode({ 1, nil, 3, nil, 5, nil, 7, nil, 9, nil, 11 }))
+    assert.has_error(function() json.encode({ 1, nil, 3, nil, 5, nil, 7, nil, 9, nil, nil, nil, 13 }) end,
+      "resi.json.encode: excessively sparse array (largest index 13, 6 values; use string keys for a map) at $")
+    assert.has_error(function() json.encode({ [11] = 1 }) end,
+      "resi.json.encode: excessively sparse array (largest index 11, 1 value; use string keys for a map) at $")
+    assert.has_error(function() json.encode({ ids = { [1] = "a", [1000000000] = "b" } }) end,
+      "resi.json.encode: excessively sparse array (largest index 1000000000, 2 values; use string keys for a map) at $.ids")
+    -- a map keyed by ids is written with string keys
+    assert.equal('{"1":"a","1000000000":"b"}', json.encode({ ["1"] = "a", ["1000000000"] = "b" }, { sort_keys = true }))
+  end)
+
+  it("writes tables with any key other than a positive integer as objects", function()
+    assert.equal('{"1":1,"3":3,"x":true}', json.encode({ 1, nil, 3, x = true }, { sort_keys = true }))
+    assert.equal('{"-1":"m","1":"a"}', json.encode({ [-1] = "m", "a" }, { sort_keys = true }))
+    assert.equal('{"1":1,"1.5":2}', json.encode({ 1, [1.5] = 2 }, { sort_keys = true }))
+    assert.equal('{"1":1,"3":3,"n":3}', json.encode(table.pack(1, nil, 3), { sort_keys = true }))
+  end)
+
+  it("applies the same rules to json.array and rejects a key that is not an index", function()
+    assert.equal("[1,null,3]", json.encode(json.array { 1, nil, 3 }))
+    assert.equal("[null,null,7]", json.encode(json.array { [3] = 7 }))
+    assert.has_error(function() json.encode(json.array { [20] = 1 }) end,
+      "resi.json.encode: excessively sparse array (largest index 20, 1 value; use string keys for a map) at $")
+    assert.has_error(function() json.encode({ pools = json.array { "a", n = 1 } }) end,
+      "resi.json.encode: json.array has a key that is not an index ('n') at $.pools")
+    assert.has_error(function() json.encode(json.array { [0] = 1 }) end,
+      "resi.json.encode: json.array has a key that is not an index ('0') at $")
+    assert.has_error(function() json.encode(json.array { [true] = 1 }) end,
+      "resi.json.encode: json.array has a key that is not an index (a boolean) at $")
   end)
 
   it("decodes escaped object keys", function()

@@ -59,6 +59,17 @@ end
 --- Encodes a value. opts.sort_keys writes object keys in order (stable
 --- output); opts.indent pretty-prints. Raises on values JSON cannot hold,
 --- naming where they are (e.g. "cannot encode a function at $.a[2]").
+---
+--- Arrays: a table made by json.array, or one whose keys are all positive
+--- integers, is an array; a hole is written as null ({1, 2, nil, 4} ->
+--- [1,2,null,4]) and a trailing nil is not there at all (Lua keeps no length
+--- past the last value: write json.null to end with null). An array may have
+--- any holes up to index 10 and beyond that at most one hole per value; a
+--- sparser one ({[1e9] = 1}) raises "excessively sparse array" rather than
+--- write a billion nulls or turn into an object. Any other table is an
+--- object, numeric keys written as text ({[0] = 1, x = 2} -> {"0":1,"x":2});
+--- for a map keyed by ids, use string keys. The empty table is {}, an empty
+--- json.array is [], and a json.array with a key that is not an index raises.
 ---@param value any
 ---@param opts? {sort_keys?: boolean, indent?: boolean}
 ---@return string

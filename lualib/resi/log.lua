@@ -1,7 +1,12 @@
 --- resi.log: levelled logging to stderr. Text lines on a terminal, JSON lines
 --- otherwise (or as RESI_LOG_FORMAT=text|json says); the level comes from
---- RESI_LOG_LEVEL (debug|info|warn|error, default info). Fields named like
---- secrets (password, api_key, token, authorization ...) are masked.
+--- RESI_LOG_LEVEL (debug|info|warn|error, default info). Secrets are masked
+--- by resi.secret before anything is written: fields named like secrets
+--- (password, api_key, token, authorization ...) at any depth, and in every
+--- other string, the message included, what looks like a credential: a URL's
+--- password (http://user:…@host:80), user:pass@host, secret-named query
+--- parameters (?api_key=…) and Authorization headers (Basic …). A field value
+--- JSON cannot hold is written as a note saying why, never raised.
 local core = require "resi.core"
 local secret = require "resi.secret"
 
@@ -34,28 +39,50 @@ end
 ---@param level string
 function M.enabled(level) return (LEVELS[level] or 0) >= threshold end
 
+-- A value as JSON, or nil and why it cannot be.
+local function try_json(v, opts)
+  local ok, text = pcall(require("resi.json").encode, v, opts)
+  if ok then return text end
+  return nil, text
+end
+
 -- A field value as text for the text format.
 local function text_value(v)
+  if type(v) == "table" then
+    local text, err = try_json(v)
+    if text then return text end
+    v = "<" .. err .. ">"
+  end
   if type(v) == "string" then
     return v:find("[%s\"=]") and ("%q"):format(v) or v
-  elseif type(v) == "table" then
-    return require("resi.json").encode(v)
   end
   return tostring(v)
+end
+
+-- The record as one JSON line; a field JSON cannot hold becomes a note.
+local function json_line(rec)
+  local text = try_json(rec, { sort_keys = true })
+  if text then return text end
+  for k, v in pairs(rec) do
+    local _, err = try_json(v)
+    if err then rec[k] = "<" .. err .. ">" end
+  end
+  return (try_json(rec, { sort_keys = true })) or '{"msg":"resi.log: record not encodable"}'
 end
 
 -- Writes one record.
 local function write(level, msg, fields)
   if LEVELS[level] < threshold then return end
   fields = fields and secret.redact(fields) or nil
+  msg = secret.scrub(tostring(msg))
   local now = core.now()
   local stamp = os.date("!%Y-%m-%dT%H:%M:%S", math.floor(now)) .. ("%.3fZ"):format(now % 1):sub(2)
   if format == "json" then
-    local rec = { ts = stamp, level = level, msg = tostring(msg) }
+    local rec = { ts = stamp, level = level, msg = msg }
     if fields then for k, v in pairs(fields) do if rec[k] == nil then rec[k] = v end end end
-    sink:write(require("resi.json").encode(rec, { sort_keys = true }), "\n")
+    sink:write(json_line(rec), "\n")
   else
-    local parts = { stamp, level:upper(), tostring(msg) }
+    local parts = { stamp, level:upper(), msg }
     if fields then
       local keys = {}
       for k in pairs(fields) do keys[#keys + 1] = tostring(k) end
