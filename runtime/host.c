@@ -5,6 +5,7 @@
  * the loop until nothing is pending, and tears everything down in order. */
 #include "host.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -66,6 +67,59 @@ int resi_host_has_subcommand(const resi_host *h, const char *name) {
     if (!((*p >= 'a' && *p <= 'z') || *p == '_')) return 0;
   snprintf(probe, sizeof probe, "%s/resi/cli/%s.lua", h->lualib_dir, name);
   return file_exists(probe);
+}
+
+/* Levenshtein distance between two short words (at most 63 characters). */
+static size_t edit_distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b), row[64];
+  if (la > 63 || lb > 63) return (size_t)-1;
+  for (size_t j = 0; j <= lb; j++) row[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      diag = up, row[j] = best;
+    }
+  }
+  return row[lb];
+}
+
+/* How near word is to a command: its edit distance, or 0 when the two
+ * share their first four letters (`proxy` for `proxies`). */
+static size_t command_distance(const char *word, const char *command) {
+  size_t same = 0;
+  while (word[same] && word[same] == command[same]) same++;
+  if (same >= 4) return 0;
+  return edit_distance(word, command);
+}
+
+/* Keeps command in best when it is nearer to word than what best holds. */
+static void consider(const char *word, const char *command, char *best, size_t size, size_t *dist) {
+  size_t d = command_distance(word, command);
+  if (d < *dist) *dist = d, snprintf(best, size, "%s", command);
+}
+
+int resi_host_nearest_subcommand(const resi_host *h, const char *word, const char *const *builtins,
+                                 char *best, size_t size) {
+  size_t dist = 3; /* more than two edits away is not a typo */
+  char dir[PATH_MAX + 16];
+  best[0] = '\0';
+  for (const char *const *b = builtins; *b; b++) consider(word, *b, best, size, &dist);
+  snprintf(dir, sizeof dir, "%s/resi/cli", h->lualib_dir);
+  DIR *d = opendir(dir);
+  if (d == NULL) return best[0] != '\0';
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    char name[64];
+    size_t n = strlen(e->d_name);
+    if (n < 5 || n - 4 >= sizeof name || strcmp(e->d_name + n - 4, ".lua") != 0) continue;
+    memcpy(name, e->d_name, n - 4), name[n - 4] = '\0';
+    consider(word, name, best, size, &dist);
+  }
+  closedir(d);
+  return best[0] != '\0';
 }
 
 /* Message handler: adds a traceback to string errors, leaves objects as they are. */

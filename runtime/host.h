@@ -43,6 +43,12 @@ void resi_host_close(resi_host *h);
 /* Does a Lua command module resi/cli/<name>.lua exist? */
 int resi_host_has_subcommand(const resi_host *h, const char *name);
 
+/* Finds the subcommand nearest to word (a typo: at most two edits, or a
+ * prefix), among builtins (NULL-terminated) and the Lua ones; writes it to
+ * best and returns 1, or returns 0 when none is near. */
+int resi_host_nearest_subcommand(const resi_host *h, const char *word, const char *const *builtins,
+                                 char *best, size_t size);
+
 /* Registers resi.core (timers, the drain step, clocks); defined in core.c. */
 int luaopen_resi_core(lua_State *L);
 

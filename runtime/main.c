@@ -13,8 +13,11 @@ static const char usage_text[] =
     "usage: resi [FILE [ARGS...]]     run a script (FILE - reads it from stdin)\n"
     "       resi run FILE [ARGS...]   the same, explicitly\n"
     "       resi -e CODE [ARGS...]    run a chunk of Lua\n"
+    "       resi sim [OPTIONS]        the provider sandbox (UnknownProxies, Oxylabs, ResiFactory)\n"
+    "       resi proxies convert|dedupe|sticky|refresh|check [OPTIONS] [FILE...]\n"
+    "                                 proxy-list tools\n"
     "       resi test [BUSTED ARGS]   run busted specs inside resi\n"
-    "       resi version              print the version\n"
+    "       resi version              print the versions of resi, Lua, libuv and libcurl\n"
     "       resi COMMAND --help       help on one command\n"
     "\n"
     "Exit status: 0 success, 1 a script error (traceback on stderr), 2 a usage error.\n"
@@ -50,10 +53,42 @@ static int is_help(const char *a) {
   return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
 }
 
-/* Prints the version line of resi and its libraries. */
-static int print_version(void) {
-  printf("resi %s (%s, libuv %s)\n", RESI_VERSION, LUA_RELEASE, uv_version_string());
-  return 0;
+/* The commands main.c handles itself (the others are lualib/resi/cli/NAME.lua). */
+static const char *const builtin_commands[] = {"run", "version", "help", NULL};
+
+/* The version line: resi, Lua and libuv from here, libcurl from the HTTP
+ * module (loaded only for this, so other start-ups stay free of it). */
+static const char version_chunk[] =
+    "print(... .. ', libcurl ' .. require('resi.http').curl_version .. ')')";
+
+/* Sets inv up to print the version line of resi and its libraries. */
+static int print_version(resi_invocation *inv) {
+  static char line[128];
+  static char *args[1];
+  snprintf(line, sizeof line, "resi %s (%s, libuv %s", RESI_VERSION, LUA_RELEASE, uv_version_string());
+  args[0] = line;
+  inv->kind = RESI_RUN_CODE, inv->target = version_chunk, inv->arg0 = "version";
+  inv->argc = 1, inv->argv = args;
+  return -1;
+}
+
+/* Does a name look like a mistyped command rather than a script path? */
+static int looks_like_command(const char *a) {
+  if (access(a, F_OK) == 0) return 0;
+  for (const char *p = a; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || *p == '-' || *p == '_')) return 0;
+  return 1;
+}
+
+/* A name that is neither a file nor a command: a usage error that suggests
+ * the nearest command, or -1 to let the host report the missing file. */
+static int unknown_command(const resi_host *h, const char *a) {
+  char best[64];
+  if (!looks_like_command(a) || !resi_host_nearest_subcommand(h, a, builtin_commands, best, sizeof best))
+    return -1;
+  fprintf(stderr, "resi: '%s' is not a command or a script file; did you mean 'resi %s'?\n"
+                  "(see resi --help)\n", a, best);
+  return 2;
 }
 
 /* Lets one process hold many sockets (1,000 transfers in flight). */
@@ -85,7 +120,7 @@ static int parse_args(resi_host *h, int argc, char **argv, resi_invocation *inv)
   if (strcmp(a, "version") == 0 || strcmp(a, "--version") == 0 || strcmp(a, "-v") == 0) {
     if (argc > 2 && is_help(argv[2])) return fputs(version_help, stdout), 0;
     if (argc > 2) return usage_error("version takes no arguments (got '%s')", argv[2]);
-    return print_version();
+    return print_version(inv);
   }
   if (strcmp(a, "-e") == 0) {
     if (argc < 3) return usage_error("%s needs a chunk of code", "-e");
@@ -105,6 +140,8 @@ static int parse_args(resi_host *h, int argc, char **argv, resi_invocation *inv)
     inv->argc = argc - 2, inv->argv = argv + 2;
     return -1;
   }
+  int unknown = unknown_command(h, a);
+  if (unknown >= 0) return unknown;
   inv->kind = RESI_RUN_FILE, inv->target = a, inv->arg0 = a;
   inv->argc = argc - 2, inv->argv = argv + 2;
   return -1;

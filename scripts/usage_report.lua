@@ -23,35 +23,79 @@ Options:
                    default: the environment (UNKNOWNPROXIES_USERNAME/_PASSWORD,
                    OXYLABS_USERNAME/_PASSWORD, RF_API_KEY; RESI_*_URL for resi sim)
   --provider NAME  only these providers (repeatable or comma-separated)
-  --min-share X    only tokens that used at least this share of their limit]]
+  --min-share X    only tokens that used at least this share (0..1) of their limit]]
 
 local SPEC = {
   format = { type = "string", default = "table", choices = { table = true, json = true, csv = true } },
   accounts = { type = "string" }, provider = { type = "list" },
-  ["min-share"] = { type = "number" },
+  ["min-share"] = { type = "number", min = 0, max = 1 },
 }
 
 local COLUMNS = { "provider", "account", "id", "username", "status", "used_bytes", "limit_bytes", "used_pct", "expires_at",
   "balance_gb" }
 
--- The account list: from the file, or one per provider from the environment.
-local function account_specs(path)
-  if path then
-    local text, err = fs.read(path)
-    if not text then argparse.usage_error("cannot read " .. path .. ": " .. err) end
-    local doc, jerr = json.safe_decode(text)
-    if not doc then error(path .. ": " .. jerr, 0) end
-    local out = {}
-    for _, name in ipairs(providers.NAMES) do
-      local list = doc[name]
-      if list ~= nil and type(list) ~= "table" then error(("%s: %s must be an array of accounts"):format(path, name), 0) end
+-- The fields an accounts entry may have, per provider: the client's own
+-- (required ones first) and those `resi sim --accounts` reads, so one file
+-- serves both. Anything else is a misspelling and is refused by name.
+local FIELDS = {
+  unknownproxies = { required = { "username", "password" }, optional = { "base_url", "tokens" } },
+  oxylabs = { required = { "username", "password" }, optional = { "base_url", "user_id", "sub_users" } },
+  resifactory = { required = { "api_key" }, optional = { "base_url", "username", "scopes", "balances", "disabled" } },
+}
+local TOP_LEVEL = { unknownproxies = true, oxylabs = true, resifactory = true, pools = true }
+
+-- The problems of one accounts entry (path like "oxylabs[2]"), as messages.
+local function entry_problems(name, path, a)
+  if type(a) ~= "table" or a[1] ~= nil then return { path .. " must be an object" } end
+  local problems, known = {}, {}
+  for _, f in ipairs(FIELDS[name].required) do
+    known[f] = true
+    if type(a[f]) ~= "string" or a[f] == "" then problems[#problems + 1] = ("%s.%s is required (a string)"):format(path, f) end
+  end
+  for _, f in ipairs(FIELDS[name].optional) do known[f] = true end
+  local unknown = {}
+  for k in pairs(a) do if not known[k] then unknown[#unknown + 1] = tostring(k) end end
+  table.sort(unknown)
+  for _, k in ipairs(unknown) do
+    local allowed = table.concat(FIELDS[name].required, ", ") .. ", " .. table.concat(FIELDS[name].optional, ", ")
+    problems[#problems + 1] = ("%s.%s: unknown field (expected %s)"):format(path, k, allowed)
+  end
+  return problems
+end
+
+-- Reads and checks an accounts file; raises one usage error listing every
+-- problem (file: path: cause), so a misspelled field never falls back to
+-- the environment's account.
+local function accounts_file(path)
+  local text, err = fs.read(path)
+  if not text then argparse.usage_error("cannot read " .. path .. ": " .. err) end
+  local doc, jerr = json.safe_decode(text)
+  if type(doc) ~= "table" or doc[1] ~= nil or (next(doc) == nil and text:match("^%s*%[")) then
+    argparse.usage_error(("%s: %s"):format(path, doc == nil and ("not JSON: " .. tostring(jerr)) or "must be a JSON object"))
+  end
+  local problems, out = {}, {}
+  for k in pairs(doc) do
+    if not TOP_LEVEL[k] then problems[#problems + 1] = ("%s: unknown key (expected %s)"):format(tostring(k), table.concat(providers.NAMES, ", ")) end
+  end
+  for _, name in ipairs(providers.NAMES) do
+    local list = doc[name]
+    if list ~= nil and (type(list) ~= "table" or (next(list) ~= nil and list[1] == nil)) then
+      problems[#problems + 1] = name .. " must be an array of accounts"
+    else
       for i, a in ipairs(list or {}) do
-        if type(a) ~= "table" then error(("%s: %s[%d] must be an object"):format(path, name, i), 0) end
-        out[#out + 1] = { name = name, opts = a, label = a.username or ("key " .. providers.mask(a.api_key or "")) }
+        local mine = entry_problems(name, ("%s[%d]"):format(name, i), a)
+        table.move(mine, 1, #mine, #problems + 1, problems)
+        if #mine == 0 then out[#out + 1] = { name = name, opts = a, label = a.username or ("key " .. providers.mask(a.api_key)) } end
       end
     end
-    return out
   end
+  if #problems > 0 then argparse.usage_error(path .. ": " .. table.concat(problems, "\n" .. path .. ": ")) end
+  return out
+end
+
+-- The account list: from the file, or one per provider from the environment.
+local function account_specs(path)
+  if path then return accounts_file(path) end
   local out = {}
   if os.getenv("UNKNOWNPROXIES_USERNAME") then out[#out + 1] = { name = "unknownproxies", label = os.getenv("UNKNOWNPROXIES_USERNAME") } end
   if os.getenv("OXYLABS_USERNAME") then out[#out + 1] = { name = "oxylabs", label = os.getenv("OXYLABS_USERNAME") } end

@@ -24,7 +24,9 @@ describe("resi command line", function()
   it("prints its version", function()
     local r = resi_run { "version" }
     assert.equal(0, r.status)
-    assert.truthy(r.stdout:match("^resi %d+%.%d+%.%d+ %(Lua 5%.4%.%d+, libuv %d+%.%d+%.%d+%)\n$"), r.stdout)
+    assert.truthy(r.stdout:match("^resi %d+%.%d+%.%d+ %(Lua 5%.4%.%d+, libuv %d+%.%d+%.%d+, libcurl %d+%.%d+%.%d+%)\n$"),
+      r.stdout)
+    assert.truthy(r.stdout:find("libcurl " .. require("resi.http").curl_version .. ")", 1, true))
     assert.equal(r.stdout, resi_run({ "--version" }).stdout)
   end)
 
@@ -32,6 +34,11 @@ describe("resi command line", function()
     local top = resi_run { "--help" }
     assert.equal(0, top.status)
     assert.truthy(top.stdout:find("usage: resi [FILE [ARGS...]]", 1, true))
+    -- every command is listed in the top-level help
+    for _, cmd in ipairs { "resi run", "resi -e", "resi sim", "resi proxies", "resi test", "resi version" } do
+      assert.truthy(top.stdout:find(cmd, 1, true), cmd)
+    end
+    assert.truthy(top.stdout:find("convert|dedupe|sticky|refresh|check", 1, true), top.stdout)
     for _, args in ipairs { { "run", "--help" }, { "-e", "--help" }, { "version", "--help" }, { "test", "--help" } } do
       local r = resi_run(args)
       assert.equal(0, r.status, table.concat(args, " "))
@@ -52,6 +59,52 @@ describe("resi command line", function()
       assert.equal(2, r.status, case[2])
       assert.truthy(r.stderr:find(case[2], 1, true), r.stderr)
     end
+  end)
+
+  it("suggests the nearest command for a typo that is not a file", function()
+    for typo, cmd in pairs { proxy = "proxies", tset = "test", simm = "sim", vesion = "version" } do
+      local r = resi_run { typo, "x" }
+      assert.equal(2, r.status, typo)
+      assert.truthy(r.stderr:find(("'%s' is not a command or a script file; did you mean 'resi %s'?"):format(typo, cmd), 1, true),
+        r.stderr)
+    end
+    -- a path, or a word far from every command, is a missing script
+    for _, name in ipairs { "./proxy", "xyzzy" } do
+      local r = resi_run { name }
+      assert.equal(2, r.status)
+      assert.truthy(r.stderr:find("cannot open script '" .. name .. "'", 1, true), r.stderr)
+    end
+    -- an existing file with a command-like name runs as a script
+    local path = script("proxy", "print('a script named proxy')\n")
+    local r = proc.run({ proc.resi_path(), "proxy" }, { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("a script named proxy\n", r.stdout)
+    assert.truthy(path)
+  end)
+
+  it("resi test: a bad busted flag is a usage error (exit 2)", function()
+    local r = resi_run { "test", "--bogus-flag" }
+    assert.equal(2, r.status)
+    assert.truthy(r.stderr:find("unknown/bad flag: --bogus-flag", 1, true), r.stderr)
+  end)
+
+  it("resi test: an error in a task nobody waited for is a failure of the test that left it, named", function()
+    proc.run { "mkdir", "-p", dir .. "/orphan" }
+    script("orphan/orphan_spec.lua", [[
+describe("orphans", function()
+  it("leaves a failing task", function()
+    resi.spawn(function() error("lost in a spec task") end)
+    resi.sleep(0.01)
+    assert.equal(1, 1)
+  end)
+  it("passes", function() assert.equal(1, 1) end)
+end)
+]])
+    local r = proc.run { proc.resi_path(), "test", dir .. "/orphan" }
+    assert.equal(1, r.status, r.stderr)
+    assert.truthy(r.stdout:find("2 passed, 1 failed\n$"), r.stdout) -- the closing line agrees with the status
+    assert.truthy(r.stdout:find('orphan_spec.lua:3), in "orphans leaves a failing task"', 1, true), r.stdout)
+    assert.truthy(r.stderr:find("lost in a spec task", 1, true), r.stderr)
   end)
 
   it("runs a script with arguments via run, directly, and -e", function()

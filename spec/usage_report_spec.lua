@@ -76,4 +76,45 @@ describe("scripts/usage_report.lua", function()
     assert.are.equal(2, r.status)
     assert.matches("--format must be one of csv, json, table", r.stderr, 1, true)
   end)
+
+  -- Writes text to a scratch accounts file; returns its path.
+  local function accounts_file(text)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(text)
+    f:close()
+    return path
+  end
+
+  it("refuses an accounts entry with a misspelled field instead of using the environment's account", function()
+    local path = accounts_file('{"unknownproxies":[{"user":"x","password":"Hunter2Secret"}],"oxylabs":{"username":"a"}}')
+    local r = report { "--format", "json", "--accounts", path }
+    os.remove(path)
+    assert.are.equal(2, r.status)
+    assert.are.equal("", r.stdout) -- nothing reported: not the environment's account either
+    assert.truthy(r.stderr:find(path .. ": unknownproxies[1].username is required", 1, true), r.stderr)
+    assert.truthy(r.stderr:find(path .. ": unknownproxies[1].user: unknown field", 1, true), r.stderr)
+    assert.truthy(r.stderr:find(path .. ": oxylabs must be an array of accounts", 1, true), r.stderr)
+    assert.is_nil(r.stderr:find("Hunter2Secret", 1, true))
+    assert.is_nil(r.stderr:find("traceback", 1, true))
+  end)
+
+  it("names a file that is not JSON or not an object, in one line without a traceback", function()
+    for _, text in ipairs { '{"unknownproxies": [', "[]", '"x"' } do
+      local path = accounts_file(text)
+      local r = report { "--accounts", path }
+      os.remove(path)
+      assert.are.equal(2, r.status, text)
+      assert.truthy(r.stderr:find(path .. ": ", 1, true), r.stderr)
+      assert.is_nil(r.stderr:find("traceback", 1, true), r.stderr)
+    end
+  end)
+
+  it("refuses a share outside 0..1", function()
+    for _, v in ipairs { "2", "-0.1" } do
+      local r = report { "--min-share", v }
+      assert.are.equal(2, r.status)
+      assert.truthy(r.stderr:find("--min-share must be between 0 and 1, got " .. v, 1, true), r.stderr)
+    end
+  end)
 end)

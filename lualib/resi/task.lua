@@ -45,6 +45,7 @@ local draining = false
 local next_id = 0
 local exit_status = 0
 local unobserved = setmetatable({}, { __mode = "k" }) -- failed tasks nobody waited for
+local orphans = {} -- descriptions of the unobserved failures reported since take_orphans()
 
 -- Queues a ready task and makes sure the loop will drain the queue.
 local function push(t)
@@ -68,6 +69,12 @@ local function report(t, label)
   t.observed = true
   unobserved[t] = nil
   exit_status = 1
+end
+
+-- Reports a failed task that nobody waited for, and remembers it for take_orphans().
+local function report_orphan(t)
+  orphans[#orphans + 1] = describe(t)
+  report(t, "error in " .. describe(t) .. " (never waited for)")
 end
 
 -- Records how a task ended, wakes its waiters and handles the main task.
@@ -300,9 +307,7 @@ function Task:__tostring() return describe(self) end
 
 -- A failed task that nobody waited for is reported when it is collected.
 function Task:__gc()
-  if self.state == "failed" and not self.observed then
-    report(self, "error in " .. describe(self) .. " (never waited for)")
-  end
+  if self.state == "failed" and not self.observed then report_orphan(self) end
 end
 
 --- Suspends the current task for `seconds` (fractions allowed).
@@ -468,9 +473,22 @@ function M.finish()
     exit_status = 1
   end
   for t in pairs(unobserved) do
-    if not t.observed then report(t, "error in " .. describe(t) .. " (never waited for)") end
+    if not t.observed then report_orphan(t) end
   end
   return exit_status
+end
+
+--- Reports now every failed task nobody has waited for (each once, as at
+--- exit) and returns the descriptions of those reported since the last call:
+--- how `resi test` charges such an error to the test that left it.
+---@return string[]
+function M.take_orphans()
+  for t in pairs(unobserved) do
+    if not t.observed then report_orphan(t) end
+  end
+  local list = orphans
+  orphans = {}
+  return list
 end
 
 return M

@@ -21,13 +21,33 @@ Busted's options work as usual, for example:
   --shuffle            randomize test order
   --busted-help        busted's full option list]]
 
+-- Checks busted's options the way busted will; returns its message for a bad
+-- one (an unknown flag), so that a usage error exits 2 as everywhere in resi.
+local function usage_problem(args)
+  local cli = require("busted.modules.cli")({ standalone = false, output = "resi.test.output" })
+  cli:set_name("resi test")
+  local argv = { [0] = "resi test", table.unpack(args) }
+  local parsed, err = cli:parse(argv)
+  if parsed then return nil end
+  return err
+end
+
 return function(...)
   local args = { ... }
   if args[1] == "--help" or args[1] == "-h" then
     io.stdout:write(help, "\n")
     return
   end
-  if args[1] == "--busted-help" then args[1] = "--help" end
+  if args[1] == "--busted-help" then
+    args[1] = "--help"
+  else
+    local problem = usage_problem(args)
+    if problem then
+      io.stderr:write(problem, "\n")
+      task.set_exit_status(2)
+      return
+    end
+  end
   -- busted reads the global arg; arg[0] names the program in its messages
   _G.arg = { [0] = "resi test", table.unpack(args) }
   -- busted ends with os.exit; unwind instead, so the host shuts down cleanly

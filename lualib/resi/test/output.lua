@@ -26,6 +26,26 @@ local function watchdog(limit, counts)
   end
 end
 
+-- Charges errors in tasks nobody waited for to the test that was running
+-- (or to the gap between tests): each is one more failure, named at the end.
+local function orphan_ledger()
+  local task = require "resi.task"
+  local lines = {}
+  local ledger = {}
+  function ledger.close(test_name)
+    for _, what in ipairs(task.take_orphans()) do
+      lines[#lines + 1] = ("  %s, in %s"):format(what, test_name and ("%q"):format(test_name) or "no test")
+    end
+  end
+  function ledger.count() return #lines end
+  function ledger.write(out)
+    if #lines == 0 then return end
+    out:write("\nresi test: ", #lines, " error(s) in tasks nobody waited for (counted as failures):\n",
+      table.concat(lines, "\n"), "\n")
+  end
+  return ledger
+end
+
 return function(options)
   local busted = require "busted"
   local tty = io.type(io.stdout) == "file" and term.isatty(io.stdout)
@@ -34,9 +54,16 @@ return function(options)
 
   handler.subscribe = function(h, opts)
     subscribe(h, opts)
+    local orphans = orphan_ledger()
+    busted.subscribe({ "test", "end" }, function(element)
+      orphans.close(h.getFullName and h.getFullName(element) or element.name)
+      return nil, true
+    end)
     local limit = tonumber(os.getenv("RESI_TEST_TIMEOUT") or "300") or 300
     if limit > 0 then
-      local note = watchdog(limit, function() return h.successesCount, h.failuresCount + h.errorsCount end)
+      local note = watchdog(limit, function()
+        return h.successesCount, h.failuresCount + h.errorsCount + orphans.count()
+      end)
       busted.subscribe({ "test", "start" }, function(element)
         note(element.name)
         return nil, true
@@ -48,7 +75,9 @@ return function(options)
     end
     -- subscribed after the terminal handler, so this line comes last
     busted.subscribe({ "suite", "end" }, function()
-      local failed = h.failuresCount + h.errorsCount
+      orphans.close(nil)
+      orphans.write(io.stdout)
+      local failed = h.failuresCount + h.errorsCount + orphans.count()
       local line = ("%d passed, %d failed"):format(h.successesCount, failed)
       if h.pendingsCount > 0 then line = line .. (", %d skipped"):format(h.pendingsCount) end
       io.stdout:write("\n", line, "\n")
