@@ -13,13 +13,22 @@ local M = {}
 -- Raises a usage error.
 local function usage(msg) error({ usage = msg }, 0) end
 
+-- Raises a usage error when a number is outside the option's min..max.
+local function check_range(name, s, v)
+  if (s.min and v < s.min) or (s.max and v > s.max) then
+    local range = s.min and s.max and ("between %s and %s"):format(s.min, s.max)
+      or s.min and ("at least %s"):format(s.min) or ("at most %s"):format(s.max)
+    usage(("--%s must be %s, got %s"):format(name, range, tostring(v)))
+  end
+end
+
 --- Raises a usage error from a script's main (exit status 2, no traceback).
 M.usage_error = usage
 
 --- Parses args against spec; returns the options (dashes in names become
 --- underscores) and the positional arguments.
 ---@param args string[]
----@param spec table<string, {type: "string"|"number"|"integer"|"flag"|"list", default?: any, choices?: table}>
+---@param spec table<string, {type: "string"|"number"|"integer"|"flag"|"list", default?: any, choices?: table, min?: number, max?: number}>
 ---@return table opts, string[] rest
 function M.parse(args, spec)
   local opts, rest = {}, {}
@@ -58,6 +67,7 @@ function M.parse(args, spec)
             usage(("--%s expects %s, got %q"):format(name, s.type == "integer" and "an integer" or "a number", v))
           end
           v = s.type == "integer" and math.tointeger(n) or n
+          check_range(name, s, v)
         end
         if s.choices and not s.choices[v] then
           local names = {}

@@ -22,8 +22,10 @@ local M = {
   version = "0.1.0",
 }
 
--- Modules loaded on first access: resi.json, resi.http, resi.log, resi.uv, resi.ratelimit.
-local lazy = { json = "resi.json", http = "resi.http", log = "resi.log", uv = "luv", ratelimit = "resi.ratelimit" }
+-- Modules loaded on first access: resi.json, resi.http, resi.log, resi.uv, resi.ratelimit, resi.fs.
+local lazy = {
+  json = "resi.json", http = "resi.http", log = "resi.log", uv = "luv", ratelimit = "resi.ratelimit", fs = "resi.fs",
+}
 
 return setmetatable(M, {
   __index = function(t, k)
