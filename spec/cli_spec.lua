@@ -107,6 +107,25 @@ end)
     assert.truthy(r.stderr:find("lost in a spec task", 1, true), r.stderr)
   end)
 
+  it("resi test: log lines are kept out of the progress marks and shown for the test that failed", function()
+    proc.run { "mkdir", "-p", dir .. "/logs" }
+    script("logs/logs_spec.lua", [[
+describe("logs", function()
+  it("passes quietly", function() require("resi.log").info("quiet line") assert.equal(1, 1) end)
+  it("fails loudly", function() require("resi.log").warn("loud line") assert.equal(1, 2) end)
+end)
+]])
+    local r = proc.run { proc.resi_path(), "test", dir .. "/logs" }
+    assert.equal(1, r.status)
+    assert.is_nil((r.stdout .. r.stderr):find("quiet line", 1, true))
+    local marks = r.stdout:find("+-", 1, true)
+    local shown = r.stdout:find('resi.log lines of "logs fails loudly":\n{"level":"warn","msg":"loud line"', 1, true)
+    assert.truthy(marks and shown and shown > marks, r.stdout)
+    assert.truthy(r.stdout:find("1 passed, 1 failed\n$"), r.stdout)
+    local live = proc.run({ proc.resi_path(), "test", dir .. "/logs" }, { env = { "RESI_TEST_LOG=stderr" } })
+    assert.truthy(live.stderr:find("quiet line", 1, true), live.stderr)
+  end)
+
   it("runs a script with arguments via run, directly, and -e", function()
     local path = script("args.lua", "print(#resi.args, resi.args[1], resi.args[2], arg[0], ...)\n")
     local a = resi_run { "run", path, "one", "two" }

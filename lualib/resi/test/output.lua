@@ -46,6 +46,26 @@ local function orphan_ledger()
   return ledger
 end
 
+-- Captures resi.log's lines per test, so JSON log lines do not land between
+-- busted's progress marks; the lines of a test that failed are printed at
+-- the end, under its name. RESI_TEST_LOG=stderr keeps them on stderr as
+-- they happen.
+local function log_capture()
+  local lines, kept = {}, {}
+  local capture = {}
+  local sink = { write = function(_, ...) lines[#lines + 1] = table.concat({ ... }) end, flush = function() end }
+  if os.getenv("RESI_TEST_LOG") ~= "stderr" then require("resi.log").configure { file = sink } end
+  function capture.start() lines = {} end
+  function capture.close(test_name, failed)
+    if failed and #lines > 0 then kept[#kept + 1] = { name = test_name, text = table.concat(lines) } end
+    lines = {}
+  end
+  function capture.write(out)
+    for _, k in ipairs(kept) do out:write(("\nresi.log lines of %q:\n"):format(k.name), k.text) end
+  end
+  return capture
+end
+
 return function(options)
   local busted = require "busted"
   local tty = io.type(io.stdout) == "file" and term.isatty(io.stdout)
@@ -54,9 +74,16 @@ return function(options)
 
   handler.subscribe = function(h, opts)
     subscribe(h, opts)
-    local orphans = orphan_ledger()
-    busted.subscribe({ "test", "end" }, function(element)
-      orphans.close(h.getFullName and h.getFullName(element) or element.name)
+    local orphans, logs = orphan_ledger(), log_capture()
+    busted.subscribe({ "test", "start" }, function()
+      logs.start()
+      return nil, true
+    end)
+    busted.subscribe({ "test", "end" }, function(element, _, status)
+      local name = h.getFullName and h.getFullName(element) or element.name
+      local before = orphans.count()
+      orphans.close(name)
+      logs.close(name, status == "failure" or status == "error" or orphans.count() > before)
       return nil, true
     end)
     local limit = tonumber(os.getenv("RESI_TEST_TIMEOUT") or "300") or 300
@@ -76,6 +103,7 @@ return function(options)
     -- subscribed after the terminal handler, so this line comes last
     busted.subscribe({ "suite", "end" }, function()
       orphans.close(nil)
+      logs.write(io.stdout)
       orphans.write(io.stdout)
       local failed = h.failuresCount + h.errorsCount + orphans.count()
       local line = ("%d passed, %d failed"):format(h.successesCount, failed)
