@@ -27,6 +27,51 @@ local function background(cmd, args)
   end
 end
 
+-- Starts resi with args, calling on_stderr(text so far) as its stderr
+-- arrives. Returns the process handle and a function that waits for the
+-- exit and returns {status=, signal=, stdout=, stderr=}.
+local function resi_async(args, on_stderr)
+  local out, err = uv.new_pipe(), uv.new_pipe()
+  local result, chunks, pending, waiter = {}, { stdout = {}, stderr = {} }, 3, nil
+  local function step()
+    pending = pending - 1
+    if pending == 0 and waiter then waiter() end
+  end
+  local handle
+  handle = uv.spawn(proc.resi_path(), { args = args, stdio = { nil, out, err } }, function(code, signal)
+    result.status, result.signal = code, signal
+    handle:close()
+    step()
+  end)
+  assert(handle, "cannot start resi")
+  for name, pipe in pairs { stdout = out, stderr = err } do
+    pipe:read_start(function(_, data)
+      if data then
+        chunks[name][#chunks[name] + 1] = data
+        if name == "stderr" and on_stderr then on_stderr(table.concat(chunks.stderr)) end
+      else
+        pipe:close()
+        result[name] = table.concat(chunks[name])
+        step()
+      end
+    end)
+  end
+  return handle, function()
+    if pending > 0 then resi.await(function(done) waiter = done end) end
+    return result
+  end
+end
+
+-- Waits (polling) until pred() is true, for at most seconds.
+local function wait_until(pred, seconds)
+  local t0 = resi.monotonic()
+  while not pred() do
+    if resi.monotonic() - t0 > seconds then return false end
+    resi.sleep(0.02)
+  end
+  return true
+end
+
 -- Waits until something accepts TCP connections on 127.0.0.1:port.
 local function wait_port(port)
   for _ = 1, 200 do
@@ -51,8 +96,10 @@ describe("resi.proxylist.check", function()
     dir = proc.run({ "mktemp", "-d", "/tmp/resi-proxies.XXXXXX" }).stdout:gsub("%s+$", "")
     tp_port, ms_port = sockets.closed_port(), sockets.closed_port()
     local f = assert(io.open(dir .. "/tinyproxy.conf", "w"))
-    f:write(("Port %d\nListen 127.0.0.1\nTimeout 10\nMaxClients 50\nLogLevel Error\nBasicAuth %s %s\n")
-      :format(tp_port, TP_USER, TP_PASS))
+    -- names under .resi-check.test (no DNS: a plain-http target that is not
+    -- loopback) go on to nginx, as to an upstream proxy
+    f:write(("Port %d\nListen 127.0.0.1\nTimeout 10\nMaxClients 50\nLogLevel Error\nBasicAuth %s %s\n"
+      .. "Upstream http %s \".resi-check.test\"\n"):format(tp_port, TP_USER, TP_PASS, srv.url:match("//(.*)$")))
     f:close()
     stop_tp = background("tinyproxy", { "-d", "-c", dir .. "/tinyproxy.conf" })
     stop_ms = background("microsocks", { "-i", "127.0.0.1", "-p", tostring(ms_port), "-u", MS_USER, "-P", MS_PASS })
@@ -215,6 +262,132 @@ describe("resi.proxylist.check", function()
     assert.equal(TP_PASS, ok[1].pass) -- the --ok file is data: real credentials
     assert.equal(MS_PASS, ok[2].pass)
     assert.equal("socks5h", ok[3].scheme)
+  end)
+
+  it("draws progress as checks complete, whatever their order in the list", function()
+    -- a silent proxy first, the working ones after it: all start at once,
+    -- the last three finish at once and the first only at its timeout
+    local tp = list[1]
+    local mixed = proxylist.from { { host = "127.0.0.1", port = silent_port, user = "u", pass = "p" }, tp, tp, tp }
+    local draws, t0 = {}, resi.monotonic()
+    local stream = { write = function(_, s) draws[#draws + 1] = { s, resi.monotonic() - t0 } end, flush = function() end }
+    local results = proxylist.check(mixed, { url = srv.url .. "/ok", concurrency = 4, timeout = 1.5, progress = true,
+      progress_stream = stream })
+    assert.equal("timeout", results[1].error)
+    local seen
+    for _, d in ipairs(draws) do
+      if d[1]:find("3/4  ok 3  failed 0", 1, true) then seen = seen or d[2] end
+    end
+    assert.truthy(seen, "no draw showed the three finished checks")
+    assert.truthy(seen < 1.0, seen) -- drawn while the silent one was still in flight
+    assert.truthy(draws[#draws - 1][1]:find("4/4  ok 3  failed 1", 1, true), draws[#draws - 1][1])
+    assert.equal("\n", draws[#draws][1])
+  end)
+
+  it("writes what was checked when interrupted by SIGINT or SIGTERM, and says so", function()
+    local tp = ("http://%s:%s@127.0.0.1:%d"):format(TP_USER, TP_PASS, tp_port)
+    local silent = ("http://u:SilentPW9@127.0.0.1:%d"):format(silent_port)
+    local input = dir .. "/interrupt.txt"
+    local f = assert(io.open(input, "w"))
+    f:write(table.concat({ silent, tp, silent, tp, tp }, "\n"), "\n")
+    f:close()
+    for _, sig in ipairs { { "sigint", 130, "SIGINT" }, { "sigterm", 143, "SIGTERM" } } do
+      local ok_file = dir .. "/interrupted-ok.txt"
+      f = assert(io.open(ok_file, "w"))
+      f:write("stale\n") -- from an earlier run: replaced
+      f:close()
+      local stderr = ""
+      local t0 = resi.monotonic()
+      local handle, wait = resi_async({ "proxies", "check", "--url", srv.url .. "/ok", "--timeout", "30",
+        "--concurrency", "5", "--progress", "--ok", ok_file, input }, function(text) stderr = text end)
+      assert.truthy(wait_until(function() return stderr:find("3/5  ok 3", 1, true) end, 10), stderr)
+      handle:kill(sig[1])
+      local r = wait()
+      assert.truthy(resi.monotonic() - t0 < 10, "the checks in flight were waited for, not abandoned")
+      assert.equal(sig[2], r.status, r.stderr)
+      assert.truthy(r.stderr:find(("interrupted (%s): 3 of 5 checked, 3 ok, 0 failed, 2 not checked"):format(sig[3]), 1,
+        true), r.stderr)
+      assert.truthy(r.stderr:find(ok_file .. " has the 3 that work", 1, true), r.stderr)
+      local lines = {}
+      for line in r.stdout:gmatch("[^\n]+") do lines[#lines + 1] = line end
+      assert.equal(3, #lines, r.stdout)
+      for _, line in ipairs(lines) do assert.truthy(line:match("^ok "), line) end
+      local ok = proxylist.load(ok_file)
+      assert.equal(3, #ok)
+      for i = 1, 3 do
+        assert.equal(tp_port, ok[i].port)
+        assert.equal(TP_PASS, ok[i].pass) -- the --ok file is data: real credentials
+      end
+      for _, out in ipairs { r.stdout, r.stderr } do
+        assert.falsy(out:find(TP_PASS, 1, true), out)
+        assert.falsy(out:find("SilentPW9", 1, true), out)
+      end
+    end
+  end)
+
+  it("says when the input holds no proxies, exit status 1", function()
+    local ok_file = dir .. "/empty-ok.txt"
+    for _, text in ipairs { "", "# only a comment\n\n" } do
+      local r = proc.resi({ "proxies", "check", "--url", srv.url .. "/ok", "--ok", ok_file }, { stdin = text })
+      assert.equal(1, r.status, r.stderr)
+      assert.equal("resi proxies check: no proxies in input\n", r.stderr)
+      assert.equal("", r.stdout)
+    end
+    local r = proc.resi({ "proxies", "check", "--url", srv.url .. "/ok" }, { stdin = "h.example:notaport:u:Secr3tPW\n" })
+    assert.equal(1, r.status)
+    assert.truthy(r.stderr:find("no proxies in input (1 lines rejected)", 1, true), r.stderr)
+    assert.falsy(r.stderr:find("Secr3tPW", 1, true), r.stderr)
+    assert.falsy(io.open(ok_file), "an --ok file was written for empty input")
+  end)
+
+  it("checks a plain-http target that is not loopback through a proxy, and refuses it directly", function()
+    local http = require "resi.http"
+    local url = "http://target.resi-check.test/ok" -- tinyproxy hands it on to nginx
+    local results = proxylist.check(proxylist.from { list[1] }, { url = url, timeout = 5 })
+    assert.is_true(results[1].ok, tostring(results[1].error) .. " " .. tostring(results[1].message))
+    assert.equal(200, results[1].status)
+    -- without a proxy the rule holds: refused, also after the proxied request
+    -- passed, and allow_plain_http alone changes nothing
+    local refused = 'resi.http: url refuses plain http:// to "target.resi-check.test": use https://'
+    assert.has_error(function() http.get(url) end, refused .. " (plain HTTP is allowed only to loopback "
+      .. "addresses: 127.0.0.0/8, ::1, localhost)")
+    local ok, err = pcall(http.get, url, { allow_plain_http = true })
+    assert.is_false(ok)
+    assert.truthy(err:find(refused, 1, true), err)
+    assert.truthy(err:find("allow_plain_http applies only to requests through a proxy", 1, true), err)
+    ok = pcall(http.request, { url = url, proxy = "", allow_plain_http = true })
+    assert.is_false(ok)
+    -- through the proxy, and only with the option
+    local res = http.get(url, { proxy = list:line(1, "url"), allow_plain_http = true, timeout = 5 })
+    assert.equal(200, res.status)
+    assert.has_error(function() http.get(url, { proxy = list:line(1, "url") }) end)
+    -- from the command line
+    local input = dir .. "/plain.txt"
+    local f = assert(io.open(input, "w"))
+    f:write(list:line(1, "url"), "\n")
+    f:close()
+    local r = proc.resi { "proxies", "check", "--url", url, "--timeout", "5", input }
+    assert.equal(0, r.status, r.stderr)
+    assert.truthy(r.stdout:match("^ok "), r.stdout)
+    assert.equal("resi proxies: 1 checked, 1 ok, 0 failed\n", r.stderr)
+  end)
+
+  it("names a bad URL without internal file paths", function()
+    local r = proc.resi({ "proxies", "check", "--url", "ftp://example.com/x", "/dev/null" })
+    assert.equal(2, r.status)
+    assert.equal('resi proxies check: --url: scheme "ftp" is not supported (use https:// or http://)\n'
+      .. "(see resi proxies check --help)\n", r.stderr)
+    r = proc.resi({ "proxies", "check", "--url", "not a url", "/dev/null" })
+    assert.equal(2, r.status)
+    assert.falsy(r.stderr:find(".lua", 1, true), r.stderr)
+    assert.truthy(r.stderr:find("--url: must be an absolute http:// or https:// URL", 1, true), r.stderr)
+    -- in Lua the error points at the caller's line, not into resi
+    local ok, err = pcall(function()
+      local results = proxylist.check(list, { url = "ftp://example.com/x" })
+      return results
+    end)
+    assert.is_false(ok)
+    assert.truthy(err:find("proxylist_check_spec.lua:%d+: resi.proxylist.check: url scheme \"ftp\""), err)
   end)
 
   it("refuses a check without --url as a usage error", function()

@@ -2,7 +2,8 @@
 --- inside resi's loop; a request suspends its task until the response is in.
 ---
 --- Rules: HTTPS with certificate verification always on; plain http:// only
---- to loopback hosts (127.0.0.0/8, ::1, localhost); redirects are not followed
+--- to loopback hosts (127.0.0.0/8, ::1, localhost), or to any host through a
+--- proxy when the request says allow_plain_http = true; redirects are not followed
 --- unless asked; a status >= 400 is a normal response; a transport failure
 --- returns nil, message, code with code one of "timeout", "resolve",
 --- "connect", "tls", "reset", "truncated", "proxy", "protocol", "too_large",
@@ -119,16 +120,22 @@ end
 -- when it grows past URL_CACHE_MAX so that varying URLs cannot grow it forever.
 local checked_urls, checked_count, URL_CACHE_MAX = {}, 0, 512
 
--- Checks the URL's scheme and host against the transport rules.
-local function check_url(url)
+-- Checks the URL's scheme and host against the transport rules. via_proxy
+-- (allow_plain_http with a proxy) lets plain http:// reach any host: the
+-- rule protects resi's own API traffic (credentials, tokens), and a target
+-- fetched through a proxy, such as a proxy check, carries none of it. Such a
+-- URL is not cached, so the same URL asked for directly is still refused.
+local function check_url(url, via_proxy, asked)
   if checked_urls[url] then return end
   local scheme, host = M.split_url(url)
   if not scheme then bad("url", ("must be an absolute http(s) URL, got %q"):format(url)) end
   if scheme ~= "https" then
     if scheme ~= "http" then bad("url", ("scheme %q is not supported (use https://)"):format(scheme)) end
     if not M.is_loopback(host) then
+      if via_proxy then return end
       bad("url", ("refuses plain http:// to %q: use https:// (plain HTTP is allowed only to "
-        .. "loopback addresses: 127.0.0.0/8, ::1, localhost)"):format(host))
+        .. "loopback addresses: 127.0.0.0/8, ::1, localhost%s)"):format(host,
+          asked and "; allow_plain_http applies only to requests through a proxy" or ""))
     end
   end
   if checked_count >= URL_CACHE_MAX then checked_urls, checked_count = {}, 0 end
@@ -254,7 +261,8 @@ local function request(opts, url, method)
     local q = M.encode_query(query)
     if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
   end
-  check_url(url)
+  local via_proxy = opts.allow_plain_http == true and type(opts.proxy) == "string" and opts.proxy ~= ""
+  check_url(url, via_proxy, opts.allow_plain_http)
   method = method_name(method or "GET")
   local body, headers, lines = opts.body, opts.headers, nil
   if headers ~= nil or body ~= nil or opts.json ~= nil then
@@ -294,7 +302,7 @@ local function request(opts, url, method)
     end
     local from = spec.url
     spec.url = M.resolve_url(from, res.headers.location)
-    check_url(spec.url)
+    check_url(spec.url, via_proxy)
     if spec.headers and select(2, M.split_url(spec.url)) ~= select(2, M.split_url(from)) then
       spec.headers = strip_credentials(spec.headers) -- never hand credentials to another host
     end
@@ -309,7 +317,10 @@ end
 --- Sends a request and waits for the response. Redirects are followed only
 --- with follow=true (up to 10) or follow=N, and every hop obeys the same URL
 --- rules (so a redirect can never downgrade to plain HTTP off loopback).
----@param opts {method?: string, url: string, headers?: table, query?: table, body?: string, json?: any, timeout?: number, connect_timeout?: number, proxy?: string, follow?: boolean|integer, max_body?: integer, gzip?: boolean, ca_file?: string}
+--- allow_plain_http = true, together with proxy=, allows http:// to any host
+--- (a target fetched through a proxy, e.g. a proxy check, carries no resi
+--- secret); without proxy= it changes nothing.
+---@param opts {method?: string, url: string, headers?: table, query?: table, body?: string, json?: any, timeout?: number, connect_timeout?: number, proxy?: string, allow_plain_http?: boolean, follow?: boolean|integer, max_body?: integer, gzip?: boolean, ca_file?: string}
 ---@return resi.http.response|nil res, string|nil err, string|nil code
 function M.request(opts)
   if type(opts) ~= "table" then bad("request", "expects a table of options") end

@@ -60,13 +60,23 @@ usage: resi proxies sticky --provider NAME --sessions N [OPTIONS]
 
 Generates N proxies, each with its own unique random session id.
 
+The list carries the credentials you give: a sub-user's (Oxylabs) or a
+token's (UnknownProxies). They are never taken from $OXYLABS_USERNAME /
+$UNKNOWNPROXIES_USERNAME: those are the account's API login, which would
+give whoever gets the list the whole account. Options a provider does not
+take are refused.
+
   --provider NAME    oxylabs, unknownproxies or template
   --sessions N       number of sessions (1..1000000)
   --minutes M        session lifetime (oxylabs: 1..1440; unknownproxies: not supported)
-  --username U       account user (default: $OXYLABS_USERNAME / $UNKNOWNPROXIES_USERNAME)
-  --password P       account password (default: $OXYLABS_PASSWORD / $UNKNOWNPROXIES_PASSWORD)
+  --username U       the proxy user (required): an Oxylabs sub-user, or an
+                     UnknownProxies token's username
+  --password P       its password (required): the sub-user's, or the token's
   --country CC --city NAME --state NAME     oxylabs targeting
-  --pool ID --port N                        unknownproxies pool and its port
+  --pool ID          unknownproxies pool (required): ]] .. table.concat(require("resi.proxylist.sticky").pool_names(), ", ") .. [[
+
+  --port N           the gateway's port (unknownproxies: the pool's by default)
+  --host H           another gateway host (unknownproxies: instead of --pool, with --port)
   --template T --host H --port N --charset SET --length N --max-minutes M
                                             template: username with {session}, {minutes}
   --seed N           reproducible ids (default: random)
@@ -97,7 +107,10 @@ prints one line per proxy: ok or failed, the failure class (auth, connect,
 timeout, tls, resolve, status, proxy, ...), HTTP status, latency and the proxy
 with its password masked. A progress bar is drawn on stderr when it is a terminal.
 
-  --url URL            the URL to fetch (https://, or http:// to loopback only)
+  --url URL            the URL to fetch through each proxy: https://, or plain
+                       http:// to any host (e.g. http://ip-api.com/json; a check
+                       target carries no resi secret; the direct preflight
+                       request is skipped for plain http:// off loopback)
   --concurrency N      proxies checked at once (default 20)
   --timeout S          seconds per proxy (default 10)
   --rate N/SECONDS     start at most N checks per SECONDS (e.g. 50/1), for a
@@ -110,7 +123,12 @@ with its password masked. A progress bar is drawn on stderr when it is a termina
   --ca-file FILE       CA bundle for https targets and proxies
   --progress, --no-progress   force the progress bar on or off
 
-Exit status: 0 when every proxy works, 1 when any failed, 2 a usage error.]]
+Ctrl-C (SIGINT) or SIGTERM stops the run: no new checks start, the ones in
+flight are abandoned, the proxies checked so far are reported (and written
+to --ok), and the summary says it was interrupted.
+
+Exit status: 0 when every proxy works, 1 when any failed or the input holds
+no proxies, 2 a usage error, 130 (SIGINT) or 143 (SIGTERM) when interrupted.]]
 
 -- A usage error: message and hint on stderr, exit status 2.
 local Usage = {}
@@ -310,25 +328,106 @@ commands.dedupe = function(args)
   return rejected > 0 and 1 or 0
 end
 
+-- sticky's options that name a Lua option of a different spelling.
+local STICKY_LUA = { ["max-minutes"] = "max_minutes" }
+-- How a missing sticky option is named in a usage error.
+local STICKY_FLAG = {
+  provider = "--provider NAME", sessions = "--sessions N", username = "--username U", password = "--password P",
+  pool = "--pool ID", template = "--template T", host = "--host H", port = "--port N",
+}
+-- The API login variables of each provider (never used as proxy credentials).
+local API_LOGIN = { oxylabs = "OXYLABS", unknownproxies = "UNKNOWNPROXIES" }
+
+-- The sticky options the user gave (by CLI name) that the provider does
+-- not take, sorted.
+local function sticky_extra(opts, provider)
+  local spec = require("resi.proxylist.sticky").options[provider]
+  if not spec or spec.any then return {} end
+  local takes = set("provider sessions to output help h")
+  for _, name in ipairs(spec.takes) do takes[(name:gsub("_", "-"))] = true end
+  for name in pairs(spec.refuses or {}) do takes[name] = true end -- refused by the builder, with its reason
+  local extra = {}
+  for name in pairs(opts) do
+    if not takes[name] then extra[#extra + 1] = "--" .. name end
+  end
+  table.sort(extra)
+  return extra
+end
+
+-- The required sticky options missing from opts, as usage text.
+local function sticky_missing(opts)
+  local missing = {}
+  if not opts.provider then missing[1] = STICKY_FLAG.provider end
+  if not opts.sessions then missing[#missing + 1] = STICKY_FLAG.sessions end
+  local spec = require("resi.proxylist.sticky").options[opts.provider]
+  for _, name in ipairs(spec and spec.required or {}) do
+    if opts[name] == nil then missing[#missing + 1] = STICKY_FLAG[name] or ("--" .. name) end
+  end
+  if opts.provider == "unknownproxies" and not opts.pool and not opts.host then missing[#missing + 1] = STICKY_FLAG.pool end
+  return missing
+end
+
+-- Lines that explain the missing credentials and pool of a sticky usage
+-- error ("" when neither is missing).
+local function sticky_hints(opts)
+  local provider, env, hints = opts.provider, API_LOGIN[opts.provider], {}
+  if env and (not opts.username or not opts.password) then
+    hints[1] = ("--username and --password are the proxy user's (%s), never the account's API login in "
+      .. "$%s_USERNAME/$%s_PASSWORD"):format(provider == "oxylabs" and "an Oxylabs sub-user"
+        or "the token's username and password", env, env)
+  end
+  if provider == "unknownproxies" and not opts.pool and not opts.host then
+    local pools = require("resi.proxylist.sticky").pool_names()
+    hints[#hints + 1] = "--pool is one of " .. table.concat(pools, ", ") .. " (or give --host and --port)"
+  end
+  if #hints == 0 then return "" end
+  return "\n  " .. table.concat(hints, "\n  ")
+end
+
+-- Checks sticky's options as a whole: a known provider, every required
+-- option there (all missing ones named in one error), none it does not
+-- take, a known --pool. Usage errors; never echoes a password.
+local function sticky_check(opts)
+  local sticky = require "resi.proxylist.sticky"
+  local provider = opts.provider
+  if provider and not sticky.options[provider] then
+    usage(("--provider %s: unknown provider (expected %s)"):format(provider, table.concat(sticky.providers, ", ")))
+  end
+  local missing = sticky_missing(opts)
+  if #missing > 0 then usage("missing " .. table.concat(missing, ", ") .. sticky_hints(opts)) end
+  local extra = sticky_extra(opts, provider)
+  if #extra > 0 then usage(("%s do%s not apply to --provider %s"):format(table.concat(extra, ", "),
+    #extra == 1 and "es" or "", provider)) end
+  if provider == "unknownproxies" and opts.pool and not opts.host and not sticky.unknownproxies_pools[opts.pool:lower()] then
+    usage(("--pool %s: unknown unknownproxies pool (known: %s; for another gateway give --host and --port)")
+      :format(opts.pool, table.concat(sticky.pool_names(), ", ")))
+  end
+end
+
+-- Warns when the proxy user given is the account's API login: a list for
+-- customers should carry a sub-user's (or token's) credentials.
+local function warn_api_login(opts)
+  local env = API_LOGIN[opts.provider]
+  local login = env and os.getenv(env .. "_USERNAME")
+  if login and login ~= "" and opts.username == login then
+    io.stderr:write(("resi proxies sticky: warning: --username is the account's API login ($%s_USERNAME); "
+      .. "a list for customers should carry a sub-user's credentials\n"):format(env))
+  end
+end
+
 commands.sticky = function(args)
   local opts, files = parse_args(args, set([[provider sessions minutes username password country city state pool
     port template host charset length max-minutes seed scheme to output o help h]]))
   if #files > 0 then usage("sticky reads no files (got " .. files[1] .. ")") end
-  if not opts.provider then usage("sticky needs --provider (oxylabs, unknownproxies or template)") end
-  if not opts.sessions then usage("sticky needs --sessions N") end
-  local env = ({ oxylabs = "OXYLABS", unknownproxies = "UNKNOWNPROXIES" })[opts.provider]
-  local o = {
-    provider = opts.provider,
-    sessions = int_opt(opts.sessions, "sessions"),
-    minutes = int_opt(opts.minutes, "minutes"),
-    username = opts.username or (env and os.getenv(env .. "_USERNAME")),
-    password = opts.password or (env and os.getenv(env .. "_PASSWORD")),
-    country = opts.country, city = opts.city, state = opts.state, pool = opts.pool,
-    port = int_opt(opts.port, "port"), template = opts.template, host = opts.host,
-    charset = opts.charset, length = int_opt(opts.length, "length"),
-    max_minutes = int_opt(opts["max-minutes"], "max-minutes"), seed = int_opt(opts.seed, "seed"),
-    scheme = scheme_opt(opts.scheme),
-  }
+  sticky_check(opts)
+  warn_api_login(opts)
+  local o = {}
+  for name, value in pairs(opts) do
+    if name ~= "to" and name ~= "output" then o[STICKY_LUA[name] or name] = value end
+  end
+  for _, name in ipairs { "sessions", "minutes", "port", "length", "seed" } do o[name] = int_opt(o[name], name) end
+  o.max_minutes = int_opt(o.max_minutes, "max-minutes")
+  o.scheme = scheme_opt(o.scheme)
   local to = format_opt(opts.to, "to") or "url"
   local ok, list = pcall(proxylist.sticky, o)
   if not ok then usage(tostring(list)) end
@@ -355,14 +454,12 @@ commands.refresh = function(args)
   return rejected > 0 and 1 or 0
 end
 
-commands.check = function(args)
-  local opts, files = parse_args(args, set([[url concurrency timeout rate from scheme json ok to ca-file progress
-    no-progress help h]]))
+-- check's options, checked before any input is read: the options for
+-- proxylist.check, and the --ok format.
+local function check_options(opts)
   if not opts.url then usage("check needs --url URL") end
-  local list, rejected = load_all(files, {
-    from = format_opt(opts.from, "from", true), scheme = scheme_opt(opts.scheme),
-  })
-  local to = format_opt(opts.to, "to") or "url"
+  local url_ok, why = require("resi.proxylist.check").check_url(opts.url)
+  if not url_ok then usage("--url: " .. why:gsub("^url ", "")) end
   local progress = nil
   if opts.progress then progress = true end
   if opts["no-progress"] then progress = false end
@@ -375,35 +472,128 @@ commands.check = function(args)
     if not n or not per or n < 1 or per <= 0 then usage(("--rate %s: expected N/SECONDS, e.g. 50/1"):format(opts.rate)) end
     limiter = require("resi.ratelimit").new { name = "proxies check", limit = n, window = per }
   end
-  local ok, results = pcall(proxylist.check, list, {
+  return {
     url = opts.url, concurrency = concurrency, timeout = num_opt(opts.timeout, "timeout"),
     ca_file = opts["ca-file"], progress = progress, limiter = limiter,
-  })
-  if not ok then
-    if tostring(results):match("resi%.http: url") then usage(tostring(results)) end
-    error(results, 0)
-  end
-  local json = opts.json and require "resi.json"
-  local good, failed = {}, 0
-  for _, r in ipairs(results) do
-    if r.ok then good[#good + 1] = r.index else failed = failed + 1 end
-    if json then
-      io.stdout:write(json.encode({
-        index = r.index, proxy = r.proxy, ok = r.ok, error = r.error, status = r.status,
-        latency_ms = math.floor(r.latency * 1000 + 0.5), message = r.message,
-      }, { sort_keys = true }), "\n")
-    else
-      io.stdout:write(("%-6s %-8s %3s %6d ms  %s%s\n"):format(r.ok and "ok" or "failed", r.error or "-",
-        r.status and tostring(r.status) or "-", math.floor(r.latency * 1000 + 0.5), r.proxy,
-        r.message and ("  (" .. r.message .. ")") or ""))
+  }, format_opt(opts.to, "to") or "url"
+end
+
+-- Signal numbers, for the exit status of an interrupted run (128 + N).
+local SIGNUM = { sigint = 2, sigterm = 15 }
+
+-- Watches SIGINT and SIGTERM (resi.uv signal handles, so the loop keeps
+-- running); on the first one, on_signal(name) runs in a task of its own.
+-- The handles are closed then, so a second Ctrl-C ends the process at once
+-- (libuv restores the default action). Returns a function that stops
+-- watching.
+local function watch_signals(on_signal)
+  local uv = require "luv"
+  local handles, got, notify = {}, nil, nil
+  local function close()
+    for _, h in ipairs(handles) do
+      if not h:is_closing() then h:stop(); h:close() end
     end
   end
+  for _, name in ipairs { "sigint", "sigterm" } do
+    local h = uv.new_signal()
+    h:start(name, function()
+      if got then return end
+      got = name
+      close()
+      if notify then notify() end
+    end)
+    handles[#handles + 1] = h
+  end
+  local watcher = task.spawn(function()
+    if not got then task.await(function(done) notify = done end) end
+    on_signal(got)
+  end)
+  return function()
+    watcher:cancel()
+    close()
+  end
+end
+
+-- Runs proxylist.check in a task of its own that SIGINT/SIGTERM cancel
+-- (no new checks start, the ones in flight are aborted). Returns the
+-- results finished so far, by list index, and the signal's name when
+-- interrupted.
+local function run_checks(list, o)
+  local results, interrupted = {}, nil
+  o.on_result = function(r) results[r.index] = r end
+  local checker = task.spawn(proxylist.check, list, o)
+  local stop = watch_signals(function(name)
+    interrupted = name
+    checker:cancel()
+  end)
+  local ok, err = pcall(checker.wait, checker)
+  stop()
+  if not ok and not (interrupted and task.is_cancelled(err)) then error(err, 0) end
+  return results, interrupted
+end
+
+-- Writes one result line (text or JSON) to stdout.
+local function print_result(r, json)
+  if json then
+    io.stdout:write(json.encode({
+      index = r.index, proxy = r.proxy, ok = r.ok, error = r.error, status = r.status,
+      latency_ms = math.floor(r.latency * 1000 + 0.5), message = r.message,
+    }, { sort_keys = true }), "\n")
+  else
+    io.stdout:write(("%-6s %-8s %3s %6d ms  %s%s\n"):format(r.ok and "ok" or "failed", r.error or "-",
+      r.status and tostring(r.status) or "-", math.floor(r.latency * 1000 + 0.5), r.proxy,
+      r.message and ("  (" .. r.message .. ")") or ""))
+  end
+end
+
+-- Prints the results there are, in list order; returns the indexes of
+-- the working proxies, how many were checked and how many failed.
+local function print_results(list, results, json)
+  local good, checked, failed = {}, 0, 0
+  for i = 1, #list do
+    local r = results[i]
+    if r then
+      checked = checked + 1
+      if r.ok then good[#good + 1] = i else failed = failed + 1 end
+      print_result(r, json)
+    end
+  end
+  io.stdout:flush()
+  return good, checked, failed
+end
+
+commands.check = function(args)
+  local opts, files = parse_args(args, set([[url concurrency timeout rate from scheme json ok to ca-file progress
+    no-progress help h]]))
+  local o, to = check_options(opts)
+  local list, rejected = load_all(files, {
+    from = format_opt(opts.from, "from", true), scheme = scheme_opt(opts.scheme),
+  })
+  if #list == 0 then
+    io.stderr:write("resi proxies check: no proxies in input",
+      rejected > 0 and (" (%d lines rejected)"):format(rejected) or "", "\n")
+    return 1
+  end
+  local results, interrupted = run_checks(list, o)
+  local good, checked, failed = print_results(list, results, opts.json and require "resi.json")
   if opts.ok then
     local ok_list = require("resi.proxylist_core").pick(list, good)
-    ok_list:save(opts.ok, to)
+    ok_list:save(opts.ok, to) -- atomic (resi.fs): a temp file, then rename
   end
-  io.stderr:write(("resi proxies: %d checked, %d ok, %d failed\n"):format(#results, #good, failed))
+  if interrupted then
+    io.stderr:write(("resi proxies: interrupted (%s): %d of %d checked, %d ok, %d failed, %d not checked%s\n")
+      :format(interrupted:upper(), checked, #list, #good, failed, #list - checked,
+        opts.ok and ("; " .. opts.ok .. " has the " .. #good .. " that work") or ""))
+    return 128 + SIGNUM[interrupted]
+  end
+  io.stderr:write(("resi proxies: %d checked, %d ok, %d failed\n"):format(checked, #good, failed))
   return (failed > 0 or rejected > 0) and 1 or 0
+end
+
+-- An error message without a leading Lua position ("x.lua:12: "): what a
+-- user reads names the fault, not a file inside resi.
+local function clean(msg)
+  return (tostring(msg):gsub("^[^\n]-%.lua:%d+: ", ""))
 end
 
 return function(...)
@@ -434,11 +624,11 @@ return function(...)
   local ok, status = pcall(command, rest)
   if not ok then
     if getmetatable(status) == Usage then
-      io.stderr:write("resi proxies ", name, ": ", status.msg, "\n(see resi proxies ", name, " --help)\n")
+      io.stderr:write("resi proxies ", name, ": ", clean(status.msg), "\n(see resi proxies ", name, " --help)\n")
       task.set_exit_status(2)
       return
     end
-    io.stderr:write(tostring(status), "\n")
+    io.stderr:write(clean(status), "\n")
     task.set_exit_status(1)
     return
   end

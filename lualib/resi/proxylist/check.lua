@@ -23,6 +23,11 @@
 --- false skips it): a 401 through a proxy counts as "auth" unless the target
 --- itself answers 401, because some proxies (tinyproxy 1.11) answer wrong
 --- credentials with 401 instead of 407.
+--- The URL may be https:// or plain http:// to any host (an IP-echo service
+--- such as http://ip-api.com/json): it is fetched through the proxies, and
+--- resi.http's HTTPS-only rule exists to protect resi's own API traffic,
+--- which a check target never carries. The direct preflight obeys the rule,
+--- so it is skipped for plain http:// off loopback.
 --- Passwords never reach the results, messages or the progress bar.
 local http = require "resi.http"
 local task = require "resi.task"
@@ -84,6 +89,7 @@ local function check_one(list, i, opts)
   local res, err, code = http.request {
     url = opts.url,
     proxy = proxy,
+    allow_plain_http = true, -- through the proxy: see M.check_url
     timeout = opts.timeout,
     connect_timeout = opts.connect_timeout,
     ca_file = opts.ca_file,
@@ -130,74 +136,139 @@ local function stderr_is_tty()
   return ok and uv.guess_handle(2) == "tty"
 end
 
---- Checks every entry of list; returns the results in list order.
----@param list userdata
----@param opts {url: string, concurrency?: integer, timeout?: number, connect_timeout?: number, ca_file?: string, progress?: boolean, limiter?: resi.ratelimit.limiter}
----@return table[] results
-function M.run(list, opts)
-  local proxylist = require "resi.proxylist"
-  if not proxylist.is_list(list) then error("resi.proxylist.check: expects a proxy list", 3) end
-  if type(opts) ~= "table" or type(opts.url) ~= "string" then
-    error("resi.proxylist.check: opts.url is required (the URL to fetch through each proxy)", 3)
+--- Is url one that check can fetch through a proxy? Returns true, or false
+--- and the reason. https:// anywhere; plain http:// anywhere too, because a
+--- check target is reached through the proxy and carries no resi secret
+--- (resi.http's HTTPS-only rule protects resi's own API traffic). The reason
+--- names the scheme only: a URL may carry a key in its query.
+---@param url any
+---@return boolean ok, string|nil reason
+function M.check_url(url)
+  if type(url) ~= "string" then return false, "url is required (the URL to fetch through each proxy)" end
+  local scheme = http.split_url(url)
+  if not scheme then return false, "url must be an absolute http:// or https:// URL" end
+  if scheme ~= "http" and scheme ~= "https" then
+    return false, ("url scheme %q is not supported (use https:// or http://)"):format(scheme)
   end
-  local concurrency = opts.concurrency or 20
-  if math.type(concurrency) ~= "integer" or concurrency < 1 then
-    error("resi.proxylist.check: concurrency must be an integer >= 1", 3)
-  end
-  local o = {
-    url = opts.url,
-    timeout = opts.timeout or 10,
-    ca_file = opts.ca_file,
-    max_body = opts.max_body,
-    limiter = opts.limiter,
-  }
-  if o.limiter ~= nil and (type(o.limiter) ~= "table" or not o.limiter._is_limiter) then
-    error("resi.proxylist.check: limiter must be a resi.ratelimit limiter", 3)
-  end
-  if type(o.timeout) ~= "number" or o.timeout <= 0 then
-    error("resi.proxylist.check: timeout must be a positive number of seconds", 3)
-  end
-  o.connect_timeout = math.min(opts.connect_timeout or o.timeout, o.timeout)
-  -- What the target answers without a proxy: a 401 through a proxy then
-  -- tells a refused login (tinyproxy 1.11 answers bad credentials with 401,
-  -- not 407) from a target that wants its own login.
-  if opts.preflight ~= false then
-    local direct = http.request { url = o.url, timeout = o.timeout, ca_file = o.ca_file, max_body = 1024 * 1024 }
-    o.direct_status = direct and direct.status
-  end
-  local progress = opts.progress
-  if progress == nil then progress = stderr_is_tty() end
-  local out = opts.progress_stream or io.stderr
+  return true
+end
 
-  local n, results, next_i, done, ok = #list, {}, 0, 0, 0
-  local last_draw = -1
+-- May the URL be fetched directly (the preflight)? resi.http's rule:
+-- https://, or plain http:// to loopback only.
+local function direct_allowed(url)
+  local scheme, host = http.split_url(url)
+  return scheme == "https" or http.is_loopback(host)
+end
+
+local this_file = debug.getinfo(1, "S").source
+
+-- Raises an option error positioned at the caller's line (the first stack
+-- level outside this file).
+local function fail(msg)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info or info.source ~= this_file then break end
+    level = level + 1
+  end
+  error("resi.proxylist.check: " .. msg, level)
+end
+
+-- Checks run's options; returns the per-check options.
+local function check_options(list, opts)
+  local proxylist = require "resi.proxylist"
+  if not proxylist.is_list(list) then fail("expects a proxy list") end
+  if type(opts) ~= "table" or opts.url == nil then fail("opts.url is required (the URL to fetch through each proxy)") end
+  local url_ok, why = M.check_url(opts.url)
+  if not url_ok then fail(why) end
+  local concurrency = opts.concurrency or 20
+  if math.type(concurrency) ~= "integer" or concurrency < 1 then fail("concurrency must be an integer >= 1") end
+  local o = { url = opts.url, timeout = opts.timeout or 10, ca_file = opts.ca_file, max_body = opts.max_body,
+    limiter = opts.limiter, concurrency = concurrency }
+  if o.limiter ~= nil and (type(o.limiter) ~= "table" or not o.limiter._is_limiter) then
+    fail("limiter must be a resi.ratelimit limiter")
+  end
+  if type(o.timeout) ~= "number" or o.timeout <= 0 then fail("timeout must be a positive number of seconds") end
+  if opts.on_result ~= nil and type(opts.on_result) ~= "function" then fail("on_result must be a function") end
+  o.connect_timeout = math.min(opts.connect_timeout or o.timeout, o.timeout)
+  return o
+end
+
+-- What the target answers without a proxy: a 401 through a proxy then tells
+-- a refused login (tinyproxy 1.11 answers bad credentials with 401, not 407)
+-- from a target that wants its own login. Skipped for a plain http:// URL
+-- off loopback, which resi never fetches directly.
+local function preflight(o)
+  if not direct_allowed(o.url) then return nil end
+  local direct = http.request { url = o.url, timeout = o.timeout, ca_file = o.ca_file, max_body = 1024 * 1024 }
+  return direct and direct.status
+end
+
+-- A progress bar on out: draw(false) after each completion is throttled to
+-- 10 draws a second, and a draw skipped by the throttle is made up by a
+-- ticker task, so the bar never lags behind the completions for long.
+-- Returns draw and close (ends the ticker and the bar's line, also when
+-- the check is cancelled: the bar then shows how far it got).
+local function progress_bar(out, state)
+  local last, dirty = -1, false
   local function draw(force)
-    if not progress then return end
     local now = core.monotonic()
-    if force or now - last_draw >= 0.1 then
-      last_draw = now
-      out:write(M.progress_line(done, n, ok))
+    if force or now - last >= 0.1 then
+      last, dirty = now, false
+      out:write(M.progress_line(state.done, state.total, state.ok))
       out:flush()
+    else
+      dirty = true
     end
   end
+  local ticker = task.spawn(function()
+    while true do
+      task.sleep(0.1)
+      if dirty then draw(true) end
+    end
+  end)
+  return draw, function()
+    ticker:cancel()
+    draw(true)
+    out:write("\n")
+    out:flush()
+  end
+end
+
+--- Checks every entry of list; returns the results in list order. Checks run
+--- concurrently; opts.on_result(result), when given, is called as each one
+--- completes (in completion order), so a caller that cancels the task
+--- running check still has every finished result (`resi proxies check` on
+--- SIGINT). Cancelling aborts the checks in flight and starts no others.
+---@param list userdata
+---@param opts {url: string, concurrency?: integer, timeout?: number, connect_timeout?: number, ca_file?: string, progress?: boolean, limiter?: resi.ratelimit.limiter, on_result?: fun(r: table), preflight?: boolean}
+---@return table[] results
+function M.run(list, opts)
+  local o = check_options(list, opts)
+  if opts.preflight ~= false then o.direct_status = preflight(o) end
+  local progress = opts.progress
+  if progress == nil then progress = stderr_is_tty() end
+  local state = { total = #list, done = 0, ok = 0 }
+  local draw, close = function() end, function() end
+  if progress then draw, close = progress_bar(opts.progress_stream or io.stderr, state) end
+  local _ <close> = setmetatable({}, { __close = function() close() end })
+  local results, next_i, on_result = {}, 0, opts.on_result
+  -- takes the next unchecked entry until none is left
   local function worker()
-    while next_i < n do
+    while next_i < state.total do
       next_i = next_i + 1
       local r = check_one(list, next_i, o)
       results[r.index] = r
-      done = done + 1
-      if r.ok then ok = ok + 1 end
+      state.done = state.done + 1
+      if r.ok then state.ok = state.ok + 1 end
+      if on_result then on_result(r) end
       draw(false)
     end
   end
   local workers = {}
-  for w = 1, math.min(concurrency, n) do workers[w] = worker end
+  for w = 1, math.min(o.concurrency, state.total) do workers[w] = worker end
   draw(true)
   if #workers > 0 then task.all(workers) end
-  if progress then
-    draw(true)
-    out:write("\n")
-  end
   return results
 end
 

@@ -15,10 +15,20 @@
 ---   ids collision-free and readable). minutes: 1..1440 (sesstime), omitted
 ---   = the provider's default (10 minutes).
 --- * unknownproxies: host <pool>.reserve2.resi.unknownproxies.com, port of
----   the pool (required: each pool has its own, e.g. 14004), username the
----   token's, password the token's + "-" + 9 digits (the session, as observed
----   in public code; nothing is documented). No lifetime parameter is known,
----   so minutes is refused rather than silently ignored.
+---   the pool, username the token's, password the token's + "-" + 9 digits
+---   (the session, as observed in public code; nothing is documented). The
+---   pool must be one of M.unknownproxies_pools, the gateways seen in public
+---   code with their ports (providers.md §1.6); port defaults to the pool's.
+---   For a gateway not in that table give host and port instead of pool. No
+---   lifetime parameter is known, so minutes is refused rather than
+---   silently ignored.
+---
+--- Credentials are always the caller's: the proxy user (an Oxylabs
+--- sub-user, an UnknownProxies token), never the account's API login, and
+--- never read from the environment. A list is handed to customers; the API
+--- login would give them the whole account. Every missing required option
+--- is named in one error, and an option the dialect does not know is an
+--- error, not silently ignored.
 --- * template: username (and optionally password) from a template with
 ---   {session}, {minutes} and any targeting field ({country}, {city}, ...,
 ---   or opts.vars); charset "alnum", "lower", "digits", "hex" or a literal
@@ -37,6 +47,74 @@ local CHARSETS = {
 local function bad(msg) error("resi.proxylist.sticky: " .. msg, 0) end
 
 local UP_NO_MINUTES = "unknownproxies documents no session lifetime parameter: leave minutes out"
+
+--- UnknownProxies gateway pools resi knows, with their ports (seen in
+--- public code, providers.md §1.6; nothing is documented). Add to it for a
+--- pool of your own, or give host and port.
+M.unknownproxies_pools = { ["tickets-us-s"] = 14004, ["tickets-fr-s"] = 14018 }
+
+--- The options of each dialect: required ones, every one it takes
+--- (provider and sessions are common to all) and ones it refuses with a
+--- reason. template takes any option (each is a {name} the template can use).
+M.options = {
+  oxylabs = { required = { "username", "password" }, who = "a sub-user's",
+    takes = { "username", "password", "minutes", "country", "city", "state", "host", "port", "seed", "scheme" } },
+  unknownproxies = { required = { "username", "password" }, who = "the token's",
+    takes = { "username", "password", "pool", "port", "host", "seed", "scheme" }, refuses = { minutes = UP_NO_MINUTES } },
+  template = { required = { "template", "host", "port" }, any = true },
+}
+
+--- The names of the known UnknownProxies pools, sorted.
+---@return string[]
+function M.pool_names()
+  local names = {}
+  for name in pairs(M.unknownproxies_pools) do names[#names + 1] = name end
+  table.sort(names)
+  return names
+end
+
+-- Joins names as "a", "a and b" or "a, b and c".
+local function and_list(names)
+  if #names == 1 then return names[1] end
+  return table.concat(names, ", ", 1, #names - 1) .. " and " .. names[#names]
+end
+
+-- Raises naming every required option the dialect misses, and any option
+-- it does not take.
+local function check_present(opts, provider)
+  local spec = M.options[provider]
+  if not spec then return end
+  local missing = {}
+  if opts.sessions == nil then missing[1] = "sessions" end
+  for _, name in ipairs(spec.required) do
+    if opts[name] == nil then missing[#missing + 1] = name end
+  end
+  local no_pool = provider == "unknownproxies" and opts.pool == nil and opts.host == nil
+  if no_pool then missing[#missing + 1] = "pool" end
+  if #missing > 0 then
+    local notes = {}
+    if spec.who and (opts.username == nil or opts.password == nil) then
+      notes[1] = ("username and password: %s, never the account's API login"):format(spec.who)
+    end
+    if no_pool then notes[#notes + 1] = "pool: " .. table.concat(M.pool_names(), " or ") .. ", or give host and port" end
+    bad(and_list(missing) .. (#missing == 1 and " is" or " are") .. " required"
+      .. (#notes > 0 and (" (" .. table.concat(notes, "; ") .. ")") or ""))
+  end
+  for name, why in pairs(spec.refuses or {}) do
+    if opts[name] ~= nil then bad(why) end
+  end
+  if spec.any then return end
+  local takes = { provider = true, sessions = true }
+  for _, name in ipairs(spec.takes) do takes[name] = true end
+  local unknown = {}
+  for k in pairs(opts) do
+    if not takes[k] then unknown[#unknown + 1] = tostring(k) end
+  end
+  table.sort(unknown)
+  if #unknown > 0 then
+    bad(("%s does not take %s (it takes %s)"):format(provider, and_list(unknown), table.concat(spec.takes, ", ")))
+  end
+end
 
 -- A source of random integers in [0, n): the kernel's generator, or a
 -- seeded splitmix64 when a seed is given (reproducible lists for tests).
@@ -159,19 +237,34 @@ dialects.oxylabs = function(opts, count)
   return entries
 end
 
+-- The gateway host and port of an UnknownProxies list: the pool's, or the
+-- host and port given for a gateway resi does not know.
+local function up_gateway(opts)
+  local port = int_opt(opts, "port", 1, 65535, opts.host ~= nil)
+  if opts.host ~= nil then
+    if type(opts.host) ~= "string" or opts.host == "" then bad("host must be a host name") end
+    return opts.host, port
+  end
+  local pool = str_opt(opts, "pool", "^[%w][%w-]*$", "a pool id such as tickets-us-s", true):lower()
+  local known = M.unknownproxies_pools[pool]
+  if not known then
+    bad(("pool %q is not a known unknownproxies pool (known: %s; for another gateway give host and port)")
+      :format(opts.pool, table.concat(M.pool_names(), ", ")))
+  end
+  return pool .. ".reserve2.resi.unknownproxies.com", port or known
+end
+
 dialects.unknownproxies = function(opts, count)
   local user = str_opt(opts, "username", "^%w+$", "letters and digits (the token's username)", true)
   local pass = str_opt(opts, "password", "^%w+$", "letters and digits (the token's password)", true)
-  local pool = str_opt(opts, "pool", "^[%w][%w-]*$", "a pool id such as tickets-us-s", true)
-  local port = int_opt(opts, "port", 1, 65535, true)
-  if opts.minutes ~= nil then bad(UP_NO_MINUTES) end
+  local host, port = up_gateway(opts)
   local ids = session_ids(count, CHARSETS.digits, 9, opts.seed, true)
   local entries = {}
   for i, id in ipairs(ids) do
     entries[i] = {
       user = user,
       pass = pass .. "-" .. id,
-      host = opts.host or (pool:lower() .. ".reserve2.resi.unknownproxies.com"),
+      host = host,
       port = port,
       scheme = opts.scheme,
     }
@@ -300,9 +393,11 @@ end
 M.providers = { "oxylabs", "unknownproxies", "template" }
 
 --- Builds n sticky-session entries: opts.provider, opts.sessions (n,
---- 1..1,000,000), opts.minutes, credentials and targeting per dialect,
---- opts.host/port/scheme to override the gateway, opts.seed for a
---- reproducible list. Returns a proxy list.
+--- 1..1,000,000), opts.minutes, credentials (the proxy user's: required,
+--- never the API login) and targeting per dialect (M.options), opts.pool
+--- for unknownproxies (one of M.unknownproxies_pools), opts.host/port/scheme
+--- to override the gateway, opts.seed for a reproducible list. Returns a
+--- proxy list.
 ---@param opts table
 ---@return userdata list
 function M.build(opts)
@@ -311,6 +406,7 @@ function M.build(opts)
   if dialect == nil then
     bad(("unknown provider %q (expected %s)"):format(tostring(opts.provider), table.concat(M.providers, ", ")))
   end
+  check_present(opts, opts.provider)
   local count = int_opt(opts, "sessions", 1, 1000000, true)
   local ok, list = pcall(core.from, dialect(opts, count))
   if not ok then bad((tostring(list):gsub("^resi%.proxylist: ", ""))) end
