@@ -655,21 +655,38 @@ describe("ratelimit learning from responses", function()
     assert.equal(100, fixed:stats().rules[1].limit)
   end)
 
-  it("adaptive limiters halve on a bare 429 and climb back after quiet windows", function()
+  it("adaptive limiters halve once per 429 episode, step back per success, probe after quiet windows", function()
     local vc = ratelimit.virtual_clock()
     local lim = ratelimit.new { limit = 8, window = 10, clock = vc, adaptive = true, max_limit = 9 }
+    local function limit() return lim:stats().rules[1].limit end
     assert(lim:acquire())
     lim:observe(res(429))
-    assert.equal(4, lim:stats().rules[1].limit)
-    lim:observe(res(429, { ["retry-after"] = "1" })) -- says when, not how much: still halves
-    assert.equal(2, lim:stats().rules[1].limit)
-    lim:set_limit(4)
+    assert.equal(4, limit())
+    lim:observe(res(429, { ["retry-after"] = "1" })) -- the same episode: paused again, not halved again
+    assert.equal(4, limit())
+    assert.equal(1, lim:stats().paused_for)
+    lim:observe(res(200)) -- a success: one step (8 / 20 -> 1) back
+    assert.equal(5, limit())
+    vc.t = 9
+    lim:observe(res(429)) -- still the episode (one window from the halving)
+    assert.equal(5, limit())
     vc.t = 11
+    lim:observe(res(429)) -- a new episode: halved, but never below a quarter of 8
+    assert.equal(2, limit())
+    assert.same({ base = 8, floor = 2, step = 1, episode = 10 }, lim:stats().adaptive)
+    vc.t = 12
+    for _ = 1, 10 do lim:observe(res(200)) end -- back to the base, not beyond
+    assert.equal(8, limit())
+    local s = lim:stats()
+    assert.equal(2, s.episodes); assert.equal(2, s.lowered); assert.equal(7, s.raised)
+    vc.t = 23 -- a quiet window since the last 429 and the last raise: probe one above the base
     assert(lim:acquire())
-    assert.equal(5, lim:stats().rules[1].limit)
-    vc.t = 25
+    assert.equal(9, limit())
+    vc.t = 40
     assert(lim:acquire())
-    assert.equal(6, lim:stats().rules[1].limit)
+    assert.equal(9, limit()) -- max_limit
+    lim:set_limit(6) -- the caller's limit is the new base
+    assert.equal(6, lim:stats().adaptive.base)
   end)
 end)
 

@@ -32,6 +32,7 @@ local queue = require "resi.ratelimit.queue"
 local retry = require "resi.ratelimit.retry"
 local profiles = require "resi.ratelimit.profiles"
 local group = require "resi.ratelimit.group"
+local adaptive = require "resi.ratelimit.adaptive"
 
 local huge = math.huge
 local wake = task.wake
@@ -42,6 +43,7 @@ M.headers = headers
 M.rules = rules
 M.retry = retry
 M.profiles = profiles
+M.adaptive = adaptive
 M.backoff = retry.backoff
 M.budget = retry.budget
 --- A virtual clock for deterministic specs: ratelimit.new{clock = vc}.
@@ -61,6 +63,7 @@ Limiter._is_limiter = true
 ---@class resi.ratelimit.permit
 ---@field weight number
 ---@field waited number  seconds spent waiting for it
+---@field after_throttle? boolean  a retry of a call that was throttled (set by lim:call)
 local Permit = {}
 Permit.__index = Permit
 Permit.__name = "resi.ratelimit.permit"
@@ -70,7 +73,8 @@ local ON_LONG = { sleep = true, ["return"] = true }
 
 -- Counter names for stats(); counters start at 0 without being stored.
 local COUNTERS = { "granted", "waited", "waits", "max_wait", "rejected", "dropped", "cancelled",
-  "timeouts", "handed_back", "seen_429", "seen_503", "retries", "retries_denied", "pauses", "capped" }
+  "timeouts", "handed_back", "seen_429", "seen_503", "retries", "retries_denied", "pauses", "capped",
+  "episodes", "lowered", "raised" }
 local ZERO = { __index = function() return 0 end }
 
 -- Shared read-only stand-ins for per-limiter tables that most limiters
@@ -109,6 +113,14 @@ local function config(opts, level)
   cfg.default_pause = opts.default_pause or 1
   cfg.adaptive = opts.adaptive and true or false
   cfg.min_limit = opts.min_limit or 1
+  cfg.adaptive_floor = opts.adaptive_floor or adaptive.FLOOR
+  if type(cfg.adaptive_floor) ~= "number" or cfg.adaptive_floor < 0 or cfg.adaptive_floor > 1 then
+    error("resi.ratelimit.new: adaptive_floor must be a share of the limit from 0 to 1", level)
+  end
+  cfg.adaptive_step = opts.adaptive_step
+  if cfg.adaptive_step ~= nil and (type(cfg.adaptive_step) ~= "number" or cfg.adaptive_step <= 0) then
+    error("resi.ratelimit.new: adaptive_step must be a positive number of units", level)
+  end
   cfg.max_limit = opts.max_limit or huge
   cfg.retry_opts = opts.retry or {}
   cfg.retry_budget = opts.retry_budget or retry.budget(opts.retry_budget_opts)
@@ -150,6 +162,7 @@ local function instance(cfg, name)
   local rs = {}
   for i, spec in ipairs(cfg.rule_specs) do rs[i] = rules.from_spec(spec) end
   self.rules = rs
+  self.adapt = adaptive.state(cfg, rs[1])
   -- the chain: this limiter and every ancestor, each once
   local chain = { self }
   if #cfg.parents > 0 then
@@ -186,7 +199,9 @@ end
 ---@field retry_after_max? number  cap on a server-imposed pause (default 120)
 ---@field on_long_wait? "sleep"|"return"
 ---@field default_pause? number    pause after a 429 that says nothing (default 1, doubles)
----@field adaptive? boolean        halve on a bare 429, +1 per quiet window
+---@field adaptive? boolean        AIMD: halve once per 429 episode, step back up per success (resi.ratelimit.adaptive)
+---@field adaptive_floor? number   adaptive: never below this share of the base limit (default 0.25)
+---@field adaptive_step? number    adaptive: units a success adds back (default base / 20, at least 1)
 ---@field min_limit? number
 ---@field max_limit? number
 ---@field retry? table             defaults for lim:call (attempts, base, cap)
@@ -208,9 +223,13 @@ end
 --- "auto" | "delta" | "epoch" | "epoch_ms"; `retry_after_max` (default
 --- 120 s) caps a server-imposed pause and `on_long_wait` says what happens
 --- above it: "sleep" (wait the cap) or "return" (acquire returns nil,
---- "not_before", epoch). `adaptive`: halve the limit on a 429 that says
---- nothing about limits, raise it again after quiet windows (`min_limit`,
---- `max_limit`). Time: `clock` (a virtual clock, or a function) and `sleep`.
+--- "not_before", epoch). `adaptive`: AIMD for servers that state no
+--- limits: a 429 that says nothing about limits halves the limit once per
+--- throttle episode (not per retry), never below `adaptive_floor` (0.25) of
+--- the base nor `min_limit`; each success then adds `adaptive_step` back
+--- until the base is reached, and quiet windows probe above it up to
+--- `max_limit` (resi.ratelimit.adaptive). Time: `clock` (a virtual clock,
+--- or a function) and `sleep`.
 ---@param opts resi.ratelimit.options
 ---@return resi.ratelimit.limiter
 function M.new(opts)
@@ -266,7 +285,7 @@ function Limiter:_commit(weight, waited)
     local now = l.now()
     l.in_flight = l.in_flight + 1
     for _, r in ipairs(l.rules) do p.entries[#p.entries + 1] = { r, r:commit(now, weight), l } end
-    l:_adapt_up(now)
+    adaptive.probe(l, now)
     if l.group then l.group:_used(l) end
   end
   local st = self.st
@@ -628,32 +647,6 @@ function Limiter:pause(seconds, why)
   self:_dispatch()
 end
 
--- Adaptive limiters: another quiet window raises the limit by one.
-function Limiter:_adapt_up(now)
-  if not self.adaptive then return end
-  local r = self:_primary()
-  if not r or r.limit >= self.max_limit then return end
-  local since = math.max(self.last_throttle or -huge, self.last_raise or -huge)
-  if since == -huge then self.last_raise = now return end
-  if now - since >= r.window then
-    r:set_limit(math.min(self.max_limit, r.limit + 1), now)
-    self.last_raise = now
-  end
-end
-
--- Adaptive limiters: a 429 without rate headers halves the limit.
-function Limiter:_adapt_down(now)
-  self.last_throttle = now
-  if not self.adaptive then return end
-  local r = self:_primary()
-  if not r then return end
-  local new = math.max(self.min_limit, math.floor(r.limit / 2))
-  if new ~= r.limit then
-    r:set_limit(new, now)
-    log().debug("ratelimit: limit lowered after a 429", { limiter = self.name, limit = new })
-  end
-end
-
 -- The local rule a server-reported window maps to (or the primary rule).
 function Limiter:_rule_for(window)
   if window == nil then return self:_primary() end
@@ -672,6 +665,7 @@ function Limiter:_learn_limit(limit, window, now, name)
       log().debug("ratelimit: limit learned from the server",
         { limiter = self.name, limit = limit, was = r.limit, window = r.window })
       r:set_limit(limit, now)
+      adaptive.rebase(self, r, limit)
     end
     return r
   end
@@ -690,11 +684,16 @@ end
 --- over any RateLimit field), else the RateLimit reset, else a growing
 --- default; RateLimit-Limit / RateLimit-Policy limits are adopted (learn =
 --- true) and a RateLimit-Remaining below what the limiter thinks is left is
---- counted as someone else's use. Returns what was read from the headers.
+--- counted as someone else's use. An adaptive limiter also adapts its limit
+--- (resi.ratelimit.adaptive); `permit`, the one the call went out on, tells
+--- it whether this was a retry of a call throttled already (lim:call passes
+--- it and marks permit.after_throttle). Returns what was read from the headers.
 ---@param res {status: integer, headers: table<string,string>}|nil
+---@param permit? resi.ratelimit.permit
 ---@return table|nil info
-function Limiter:observe(res)
+function Limiter:observe(res, permit)
   if type(res) ~= "table" or type(res.status) ~= "number" then return nil end
+  if type(permit) ~= "table" or permit.lim ~= self then permit = nil end
   local now = self.now()
   local info = headers.parse(res.headers or {}, self.wall(), { reset_unit = self.reset_unit })
   local status = res.status
@@ -709,6 +708,7 @@ function Limiter:observe(res)
     st.seen_503 = st.seen_503 + 1
   elseif status < 400 then
     self.consecutive_429 = 0
+    adaptive.succeeded(self, now)
   end
   local l = self.learned or {}
   self.learned = l
@@ -732,7 +732,7 @@ function Limiter:observe(res)
       local d = math.min(self.default_pause * 2 ^ (self.consecutive_429 - 1), self.retry_after_max)
       self:pause(d, "429 without Retry-After")
     end
-    if info.limit == nil then self:_adapt_down(now) else self.last_throttle = now end
+    if info.limit == nil then adaptive.throttled(self, now, permit) else adaptive.noted(self, now) end
   elseif info.remaining and info.retry_after == nil then
     if rule then
       local left = rule.limit - rule:used(now)
@@ -752,9 +752,11 @@ end
 --- Counters and state: queued (and by priority), in_flight, granted, waits,
 --- waited (seconds in total), max_wait, rejected, dropped, cancelled,
 --- timeouts, handed_back, seen_429, seen_503, retries, retries_denied,
---- pauses, capped, paused_for (seconds left), rules ({limit, window, used,
---- kind}), learned ({limit, remaining, reset, window, retry_after}) and
---- retry_budget (tokens left).
+--- pauses, capped, episodes, lowered, raised (adaptive: 429 episodes, and
+--- how often the limit went down and up), paused_for (seconds left), rules
+--- ({limit, window, used, kind}), learned ({limit, remaining, reset, window,
+--- retry_after}), retry_budget (tokens left) and, when adaptive, adaptive
+--- ({base, floor, step, episode}).
 ---@return table
 function Limiter:stats()
   local now = self.now()
@@ -776,6 +778,7 @@ function Limiter:stats()
   for k, v in pairs(self.learned or {}) do l[k] = v end
   out.learned = l
   out.retry_budget = self.retry_budget.tokens
+  out.adaptive = adaptive.stats(self, now)
   return out
 end
 
@@ -799,13 +802,15 @@ function Limiter:idle()
 end
 
 --- Changes the limit of the primary rule (or of the rule with `window`) at
---- run time, keeping what is in the window.
+--- run time, keeping what is in the window. An adaptive limiter takes it
+--- as its new base (what it recovers to after a 429 episode).
 ---@param limit number
 ---@param window? number
 function Limiter:set_limit(limit, window)
   local r = self:_rule_for(window)
   if not r then error("resi.ratelimit: no rule with that window", 2) end
   r:set_limit(limit, self.now())
+  adaptive.rebase(self, r, limit)
   self:_dispatch()
 end
 

@@ -7,7 +7,9 @@
 --- RateLimit-Reset as a Unix timestamp; 429 carries Retry-After in seconds.
 --- UnknownProxies and Oxylabs document no limits: they start conservative
 --- (120 calls a minute, 4 at a time) and adapt: whatever limit the server
---- reports is adopted, a 429 halves the rate and quiet windows raise it again.
+--- reports is adopted; a burst of 429s halves the rate once (not once per
+--- retry), never below 30 a minute, and successes bring it back to 120
+--- (resi.ratelimit.adaptive has the whole policy).
 local M = {}
 
 M.resifactory = {
@@ -25,10 +27,12 @@ M.resifactory = {
 }
 
 -- Undocumented limits: 2 calls a second on average and 4 at a time, which a
--- rotation of a few hundred tokens fits in; a 429 halves it, quiet windows
--- raise it again, and any limit the server states is adopted.
+-- rotation of a few hundred tokens fits in. A 429 episode halves it once,
+-- never below a quarter (30 a minute); each success adds a twentieth of
+-- the base (6) back up to 120; quiet windows probe above it up to 600; any
+-- limit the server states is adopted as the new base.
 local conservative = { limit = 120, window = 60, concurrency = 4, adaptive = true, min_limit = 1, max_limit = 600,
-  learn = "any" }
+  adaptive_floor = 0.25, learn = "any" }
 
 M.unknownproxies = {
   reset_unit = "auto",

@@ -141,17 +141,19 @@ function M.call(self, fn, opts)
   end
   local attempt = 0
   local backoff_n = 0
+  local throttled = false -- an earlier attempt was throttled: its 429s are one signal
   while true do
     attempt = attempt + 1
     local permit, why, info = self:acquire(opts.weight or 1, opts)
     if not permit then return nil, why, info end
+    permit.after_throttle = throttled
     local r = table.pack(pcall(fn, attempt))
     if not r[1] then
       permit:release()
       error(r[2], 0)
     end
     local r1 = r[2]
-    if type(r1) == "table" and type(r1.status) == "number" then self:observe(r1) end
+    if type(r1) == "table" and type(r1.status) == "number" then self:observe(r1, permit) end
     permit:release()
     local decision = retryable(r[2], r[3], r[4])
     if not decision then
@@ -171,6 +173,7 @@ function M.call(self, fn, opts)
       return table.unpack(r, 2, r.n)
     end
     self.st.retries = self.st.retries + 1
+    throttled = throttled or decision == "throttled"
     if decision ~= "throttled" then
       backoff_n = backoff_n + 1
       local d = M.backoff(backoff_n, base, cap, opts.rand)
