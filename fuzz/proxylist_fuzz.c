@@ -2,11 +2,14 @@
  * byte picks the input format and how the input is cut into chunks; the
  * rest is the text. Every accepted entry must format in each format that
  * can carry it, and parsing that line back (in that format) must give the
- * same entry; JSON objects go through the chunked JSON reader. */
+ * same entry; JSON objects go through the chunked JSON reader. A rejected
+ * line's reason must quote nothing of the line, and its masked text
+ * (list.errors[i].text) must keep no field but a scheme or proxy type. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proxylist.h"
 
@@ -45,20 +48,63 @@ static void round_trip(const char *arena, const resi_pl_entry *e) {
   }
 }
 
-/* Line callback: parse, then round-trip what was accepted. */
+/* Checks that a reason quotes nothing but its own fixed words: with those
+ * taken out, no quote is left. */
+static void check_reason(const char *why, const char *s, size_t n) {
+  static const char *const fixed[] = {"'raw'", "'..'", "'#'", "'%'", "'['", "']'", "'.'", "','",
+                                      "'}'",   "':'",  "'-'", "'_'", "'@'"};
+  char rest[RESI_PL_REASON];
+  snprintf(rest, sizeof rest, "%s", why);
+  for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++)
+    for (char *at; (at = strstr(rest, fixed[k])) != NULL;) memset(at, ' ', strlen(fixed[k]));
+  if (strchr(rest, '\'') != NULL) {
+    fprintf(stderr, "reason quotes the line: %s (line %.*s)\n", why, (int)n, s);
+    abort();
+  }
+}
+
+/* Is c a letter or digit? */
+static int alnum(char c) { return ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || (c >= '0' && c <= '9'); }
+
+/* Checks the masked text of a rejected line (or JSON object): at most
+ * 3n + 2 bytes; for a text line, printable and no word but a type. */
+static void check_mask(const char *s, size_t n) {
+  size_t k = 0;
+  while (k < n && (s[k] == ' ' || s[k] == '\t' || s[k] == '\r' || s[k] == '\v' || s[k] == '\f' || s[k] == '\n')) k++;
+  int json = k < n && s[k] == '{';
+  char *out = malloc(3 * n + 2 + 1);
+  size_t len = resi_pl_mask(s, n, out, 3 * n + 2);
+  for (size_t i = 0; i < len && !json;) {
+    size_t j = i;
+    while (j < len && alnum(out[j])) j++;
+    int type = resi_pl_scheme_id(out + i, j - i) >= 0 || (j - i == 3 && strncasecmp(out + i, "raw", 3) == 0);
+    if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] > 0x7e || (j > i && !type)) {
+      fprintf(stderr, "masked text keeps a field: %.*s (line %.*s)\n", (int)len, out, (int)n, s);
+      abort();
+    }
+    i = j > i ? j : i + 1;
+  }
+  free(out);
+}
+
+/* Line callback: parse, then round-trip what was accepted, or check what
+ * the rejection says. */
 static int on_line(void *ud, const char *s, size_t n, long line) {
   state *st = ud;
   char why[RESI_PL_REASON];
   resi_pl_entry e;
   st->arena.len = 0;
-  if (resi_pl_parse_line(s, n, st->fmt, RESI_PL_HTTP, &st->arena, &e, why) == 1) round_trip(st->arena.data, &e);
+  int rc = resi_pl_parse_line(s, n, st->fmt, RESI_PL_HTTP, &st->arena, &e, why);
+  if (rc == 1) round_trip(st->arena.data, &e);
+  if (rc < 0) check_reason(why, s, n), check_mask(s, n > 200 ? 200 : n);
   return 0;
 }
 
-/* JSON callback: round-trip every accepted object. */
+/* JSON callback: round-trip every accepted object, check rejected ones. */
 static int on_object(void *ud, const resi_pl_entry *e, long line, const char *why, const char *text, size_t len) {
   state *st = ud;
   if (e && !why) round_trip(st->arena.data, e);
+  if (why) check_reason(why, text, len), check_mask(text, len > 200 ? 200 : len);
   return 0;
 }
 

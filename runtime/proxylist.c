@@ -18,7 +18,7 @@
 #define LIST_MT "resi.proxylist.list"
 #define READER_MT "resi.proxylist.reader"
 #define MAX_PENDING (64 * 1024 * 1024) /* largest JSON object (or "proxies" string) held while reading */
-#define ERR_TEXT 200                   /* bytes of a rejected line kept in list.errors */
+#define ERR_TEXT 200                   /* bytes of a rejected line masked into list.errors */
 #define PUMP_CHUNK (1024 * 1024)       /* bytes read at a time by reader:pump */
 
 typedef struct {
@@ -445,14 +445,15 @@ typedef struct {
   int broken;             /* a JSON syntax error was reported for this input */
 } pl_reader;
 
-/* Adds {line=, text=, reason=} to the errors table. */
+/* Adds {line=, text=, reason=} to the errors table; text is the line (or
+ * JSON object) with its credentials masked (resi_pl_mask). */
 static void add_error(pl_reader *r, long line, const char *text, size_t len, const char *why) {
   lua_State *L = r->L;
   lua_createtable(L, 0, 3); /* stack: .., err */
   lua_pushinteger(L, line);
   lua_setfield(L, -2, "line");
-  while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t' || text[len - 1] == '\r')) len--;
-  lua_pushlstring(L, text, len > ERR_TEXT ? ERR_TEXT : len);
+  char masked[3 * ERR_TEXT + 2]; /* the line may hold a password: credentials never leave as text */
+  lua_pushlstring(L, masked, resi_pl_mask(text, len > ERR_TEXT ? ERR_TEXT : len, masked, sizeof masked));
   lua_setfield(L, -2, "text");
   lua_pushstring(L, why);
   lua_setfield(L, -2, "reason");

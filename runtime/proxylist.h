@@ -87,6 +87,16 @@ void resi_pl_buf_free(resi_pl_buf *b);
  * (or memory ran out). */
 int resi_pl_format(resi_pl_buf *out, const char *arena, const resi_pl_entry *e, int fmt, char *why);
 
+/* Writes s[0..n) (a rejected line, or a JSON object's text) to out with
+ * everything that may be a credential masked, for list.errors: a text line
+ * keeps its separators (whitespace, ':', '@', '/', '[', ']', '|'), a scheme
+ * before "://" and a proxy type first on the line, and shows every other
+ * field as "***"; a JSON object keeps its keys, its structure and the
+ * values of "host", "port" and "scheme", and shows every other value as
+ * "***". Writes at most cap bytes (3 * n + 2 is always enough) and
+ * returns how many; a text line comes out as printable ASCII. */
+size_t resi_pl_mask(const char *s, size_t n, char *out, size_t cap);
+
 /* ---- proxylist_parse.c ---- */
 
 /* Format number for a name ("list", "auto"...), or -1. */

@@ -248,3 +248,114 @@ int resi_pl_format(resi_pl_buf *out, const char *arena, const resi_pl_entry *e, 
   out->len = (size_t)(w - out->data);
   return 0;
 }
+
+/* ---- a rejected line as list.errors shows it ---- */
+
+/* Where a masked copy goes: bytes that do not fit are left out whole. */
+typedef struct {
+  char *p;
+  size_t len, cap;
+  int full;
+} mask_out;
+
+/* Appends n bytes, or stops the copy when they do not fit. */
+static void emit(mask_out *o, const char *s, size_t n) {
+  if (o->full || o->len + n > o->cap) {
+    o->full = 1;
+    return;
+  }
+  memcpy(o->p + o->len, s, n);
+  o->len += n;
+}
+
+/* Whitespace (written as one space). */
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' || c == '\n'; }
+
+/* The separators a masked text line keeps. */
+static int text_sep(char c) {
+  return is_space(c) || c == ':' || c == '@' || c == '/' || c == '[' || c == ']' || c == '|';
+}
+
+/* Is s[0..n) a scheme or proxychains type name ("raw" too)? */
+static int is_type(const char *s, size_t n) {
+  return resi_pl_scheme_id(s, n) >= 0 || (n == 3 && (s[0] | 0x20) == 'r' && (s[1] | 0x20) == 'a' && (s[2] | 0x20) == 'w');
+}
+
+/* Masks a text line: separators stay, a scheme before "://" and a type
+ * first on the line (proxychains) stay, every other field is "***". */
+static void mask_text(mask_out *o, const char *s, size_t n) {
+  int first = 1;
+  for (size_t i = 0; i < n;) {
+    if (text_sep(s[i])) {
+      emit(o, is_space(s[i]) ? " " : s + i, 1);
+      i++;
+      continue;
+    }
+    size_t j = i;
+    while (j < n && !text_sep(s[j])) j++;
+    int keep = is_type(s + i, j - i) &&
+               ((j + 3 <= n && memcmp(s + j, "://", 3) == 0) || (first && j < n && is_space(s[j])));
+    emit(o, keep ? s + i : "***", keep ? j - i : 3);
+    first = 0;
+    i = j;
+  }
+}
+
+/* Is s[0..n) printable ASCII? */
+static int printable(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) return 0;
+  return 1;
+}
+
+/* The structure a masked JSON object keeps. */
+static int json_sep(char c) {
+  return is_space(c) || c == '{' || c == '}' || c == '[' || c == ']' || c == ',' || c == ':';
+}
+
+/* Is the JSON key s[0..n) (quotes included) one whose value is never a
+ * credential? */
+static int open_key(const char *s, size_t n) {
+  return (n == 6 && memcmp(s, "\"host\"", 6) == 0) || (n == 6 && memcmp(s, "\"port\"", 6) == 0) ||
+         (n == 8 && memcmp(s, "\"scheme\"", 8) == 0);
+}
+
+/* Masks a JSON object's text: keys, structure and the values of "host",
+ * "port" and "scheme" stay, every other value is "***" (in quotes for a
+ * string). */
+static void mask_json(mask_out *o, const char *s, size_t n) {
+  int open = 0; /* the value being read belongs to an open key */
+  for (size_t i = 0; i < n;) {
+    char c = s[i];
+    size_t j = i + 1;
+    if (c == '"') {
+      while (j < n && s[j] != '"') j += s[j] == '\\' ? 2 : 1;
+      size_t end = j < n ? j + 1 : n, k = end;
+      while (k < n && is_space(s[k])) k++;
+      int key = j < n && k < n && s[k] == ':';
+      if ((key || open) && printable(s + i, end - i)) emit(o, s + i, end - i);
+      else emit(o, end - i == 2 ? "\"\"" : "\"***\"", end - i == 2 ? 2 : 5);
+      open = key && open_key(s + i, end - i);
+      i = end;
+    } else if (json_sep(c)) {
+      emit(o, is_space(c) ? " " : s + i, 1);
+      if (c == ',' || c == '{' || c == '[') open = 0;
+      i = j;
+    } else { /* a number, true, false, null or garbage */
+      while (j < n && !json_sep(s[j]) && s[j] != '"') j++;
+      if (open && printable(s + i, j - i)) emit(o, s + i, j - i);
+      else emit(o, "***", 3);
+      open = 0;
+      i = j;
+    }
+  }
+}
+
+size_t resi_pl_mask(const char *s, size_t n, char *out, size_t cap) {
+  mask_out o = {out, 0, cap, 0};
+  while (n > 0 && is_space(*s)) s++, n--;
+  while (n > 0 && is_space(s[n - 1])) n--;
+  if (n > 0 && s[0] == '{') mask_json(&o, s, n);
+  else mask_text(&o, s, n);
+  return o.len;
+}

@@ -9,9 +9,25 @@
  *             fields split by spaces or tabs, a bare IPv6 host allowed)
  *   auto      any of the above per line, plus user:pass:host:port and
  *             host:port@user:pass (decided by which side holds a valid port)
- * IPv6 hosts go in [brackets] (zone "%eth0", "%25eth0" in URLs). The first
- * whitespace-separated token is the proxy; what follows is an annotation.
- * Reasons never quote a username or password. */
+ * IPv6 hosts go in [brackets] (zone "%eth0", "%25eth0" in URLs).
+ *
+ * Annotations. In every form but proxychains the proxy is the line's first
+ * whitespace-separated token. What may follow it, after whitespace, is an
+ * annotation, and only these are:
+ *   - a comment: text starting with '#' or ';' (anything may follow);
+ *   - the status columns of public free-proxy lists (clarketm/proxy-list,
+ *     spys.me): "CC-A[!][-S][!]" and an optional "+" or "-", as in
+ *     "200.2.125.90:8080 AR-N-S! +".
+ * A proxy may also carry metadata after a '|' ("host:port|Ireland|Dublin",
+ * monosans' geolocation lists) when the whole token is not a proxy.
+ * Anything else after the proxy rejects the line: it may be a username or
+ * a password ("host:port user pass") that the line's form has no place for,
+ * and a field is never dropped without a word.
+ *
+ * Reasons never quote the line: a line read in the wrong form (or with an
+ * unexpected separator) puts a password in any field, the host's included
+ * ("h@user|pass:80"), so a reason names the field and what is wrong with it,
+ * and the line number says where. */
 #include <stdio.h>
 #include <string.h>
 
@@ -39,15 +55,6 @@ static int hex(char c) {
   return -1;
 }
 
-/* Copies up to 40 printable bytes of s into a quoted snippet for a reason. */
-static const char *snippet(char *buf, size_t size, const char *s, size_t n) {
-  size_t j = 0;
-  for (size_t i = 0; i < n && j + 4 < size && i < 40; i++) buf[j++] = (s[i] >= 32 && s[i] < 127) ? s[i] : '?';
-  if (n > 40 && j + 4 < size) buf[j++] = '.', buf[j++] = '.', buf[j++] = '.';
-  buf[j] = '\0';
-  return buf;
-}
-
 int resi_pl_format_id(const char *name) {
   for (int i = 0; i < RESI_PL_NFORMATS; i++)
     if (strcmp(name, resi_pl_format_names[i]) == 0) return i;
@@ -56,7 +63,7 @@ int resi_pl_format_id(const char *name) {
 
 int resi_pl_scheme_id(const char *s, size_t n) {
   char low[8];
-  if (n == 0 || n >= sizeof low) return -1;
+  if (n == 0 || n >= sizeof low || memchr(s, '\0', n)) return -1; /* "https\0x" is not https */
   for (size_t i = 0; i < n; i++) low[i] = lower(s[i]);
   low[n] = '\0';
   if (strcmp(low, "socks") == 0) return RESI_PL_SOCKS5;
@@ -72,16 +79,16 @@ int resi_pl_port(const char *s, size_t n, char *why) {
   }
   long v = 0;
   for (size_t i = 0; i < n; i++) {
-    if (!is_digit(s[i])) {
-      char b[48];
-      snprintf(why, RESI_PL_REASON, "port '%s' is not a number", snippet(b, sizeof b, s, n));
+    if (!is_digit(s[i])) { /* the field may be a password: say what it holds, not what it is */
+      snprintf(why, RESI_PL_REASON, memchr(s, '@', n) ? "port is not a number (the field holds a '@': is the line "
+                                                        "user:pass@host:port?)"
+                                                      : "port is not a number");
       return -1;
     }
     if (v < 100000) v = v * 10 + (s[i] - '0');
   }
   if (v < 1 || v > 65535) {
-    char b[48];
-    snprintf(why, RESI_PL_REASON, "port %s is out of range 1-65535", snippet(b, sizeof b, s, n));
+    snprintf(why, RESI_PL_REASON, "port is out of range 1-65535");
     return -1;
   }
   return (int)v;
@@ -112,26 +119,24 @@ static int room(resi_pl_buf *a, size_t n, char *why) {
 static int check_ipv4(const char *s, size_t n, char *why) {
   int parts = 0;
   size_t i = 0;
-  char b[48];
   while (i <= n) {
     size_t start = i;
     int v = 0;
     while (i < n && is_digit(s[i]) && i - start < 4) v = v * 10 + (s[i++] - '0');
     size_t len = i - start;
     if (len == 0 || len > 3 || v > 255 || (i < n && s[i] != '.')) {
-      snprintf(why, RESI_PL_REASON, "host '%s' is not a valid IPv4 address", snippet(b, sizeof b, s, n));
+      snprintf(why, RESI_PL_REASON, "host is not a valid IPv4 address (four numbers 0-255 and dots)");
       return -1;
     }
     if (len > 1 && s[start] == '0') {
-      snprintf(why, RESI_PL_REASON, "IPv4 address '%s' has a leading zero (octal or decimal?)",
-               snippet(b, sizeof b, s, n));
+      snprintf(why, RESI_PL_REASON, "host is an IPv4 address with a leading zero (octal or decimal?)");
       return -1;
     }
     parts++;
     i++; /* the dot, or past the end */
   }
   if (parts != 4) {
-    snprintf(why, RESI_PL_REASON, "host '%s' is not a valid IPv4 address", snippet(b, sizeof b, s, n));
+    snprintf(why, RESI_PL_REASON, "host is not a valid IPv4 address (four numbers 0-255 and dots)");
     return -1;
   }
   return 0;
@@ -139,7 +144,7 @@ static int check_ipv4(const char *s, size_t n, char *why) {
 
 /* Checks an IPv6 address with an optional zone ("fe80::1%eth0"). */
 static int check_ipv6(const char *s, size_t n, char *why) {
-  char addr[64], b[48];
+  char addr[64];
   const char *pct = memchr(s, '%', n);
   size_t alen = pct ? (size_t)(pct - s) : n;
   unsigned char bin[16];
@@ -156,14 +161,14 @@ static int check_ipv6(const char *s, size_t n, char *why) {
   }
   return 0;
 bad:
-  snprintf(why, RESI_PL_REASON, "host '%s' is not a valid IPv6 address", snippet(b, sizeof b, s, n));
+  snprintf(why, RESI_PL_REASON, "host is not a valid IPv6 address");
   return -1;
 }
 
 /* Checks a DNS name: letters, digits, '-', '_', non-empty labels of <= 63. */
 static int check_hostname(const char *s, size_t n, char *why) {
-  char b[48];
   size_t label = 0;
+  const char *fault = "an empty label: '..', or a '.' at an end";
   for (size_t i = 0; i < n; i++) {
     char c = s[i];
     if (c == '.') {
@@ -171,13 +176,19 @@ static int check_hostname(const char *s, size_t n, char *why) {
       label = 0;
       continue;
     }
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' || c == '_')) goto bad;
-    if (++label > 63) goto bad;
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' || c == '_')) {
+      fault = "letters, digits, '-', '_' and '.' only";
+      goto bad;
+    }
+    if (++label > 63) {
+      fault = "a label longer than 63 characters";
+      goto bad;
+    }
   }
   if (label == 0) goto bad;
   return 0;
 bad:
-  snprintf(why, RESI_PL_REASON, "host '%s' is not a valid host name", snippet(b, sizeof b, s, n));
+  snprintf(why, RESI_PL_REASON, "host is not a valid host name (%s)", fault);
   return -1;
 }
 
@@ -362,11 +373,9 @@ static int decode(const char *s, size_t n, const char *what, resi_pl_buf *arena,
 
 /* scheme://[user[:pass]@]host:port[/] */
 static int parse_url(const char *s, size_t n, const char *sep, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
-  char b[48];
   int scheme = resi_pl_scheme_id(s, (size_t)(sep - s));
-  if (scheme < 0) {
-    snprintf(why, RESI_PL_REASON, "unknown scheme '%s' (expected http, https, socks4, socks4a, socks5, socks5h)",
-             snippet(b, sizeof b, s, (size_t)(sep - s)));
+  if (scheme < 0) { /* not quoted: "h:1:u:pa://ss" puts a password before the "://" */
+    snprintf(why, RESI_PL_REASON, "unknown scheme (expected http, https, socks4, socks4a, socks5, socks5h)");
     return -1;
   }
   e->scheme = (uint8_t)scheme;
@@ -506,13 +515,16 @@ static int parse_proxychains(const char *s, size_t n, resi_pl_buf *arena, resi_p
     len[k] = (size_t)(p - f[k]);
     k++;
   }
-  char buf[48];
   int scheme = k ? resi_pl_scheme_id(f[0], len[0]) : -1;
   if (k && scheme < 0) {
     if (len[0] == 3 && lower(f[0][0]) == 'r' && lower(f[0][1]) == 'a' && lower(f[0][2]) == 'w')
       snprintf(why, RESI_PL_REASON, "proxy type 'raw' is a direct connection, not a proxy");
-    else
-      snprintf(why, RESI_PL_REASON, "unknown proxy type '%s'", snippet(buf, sizeof buf, f[0], len[0]));
+    else /* not quoted: a line in another form is one field, credentials and all */
+      snprintf(why, RESI_PL_REASON, memchr(f[0], ':', len[0])
+                                        ? "unknown proxy type (the first field holds a ':': a host:port line? "
+                                          "expected TYPE HOST PORT [USER [PASS]])"
+                                        : "unknown proxy type (expected TYPE HOST PORT [USER [PASS]], TYPE "
+                                          "http, socks4 or socks5)");
     return -1;
   }
   if (control) {
@@ -534,6 +546,63 @@ static int parse_proxychains(const char *s, size_t n, resi_pl_buf *arena, resi_p
   e->port = (uint16_t)port;
   if (k >= 4 && set_creds(f[3], len[3], k == 5 ? f[4] : NULL, k == 5 ? len[4] : 0, k == 5, arena, e, why)) return -1;
   return 0;
+}
+
+/* ASCII upper case letter? */
+static int is_upper(char c) { return c >= 'A' && c <= 'Z'; }
+
+/* Is s[0..n) a free-proxy list's status column, "CC-A[!][-S][!]" (CC a
+ * country code or nothing, A the anonymity N, A or H, -S HTTPS support, '!'
+ * a different outgoing address)? */
+static int is_status(const char *s, size_t n) {
+  size_t i = n >= 2 && is_upper(s[0]) && is_upper(s[1]) ? 2 : 0;
+  if (i + 2 > n || s[i] != '-' || (s[i + 1] != 'N' && s[i + 1] != 'A' && s[i + 1] != 'H')) return 0;
+  i += 2;
+  if (i < n && s[i] == '!') i++;
+  if (i + 2 <= n && s[i] == '-' && s[i + 1] == 'S') i += 2;
+  if (i < n && s[i] == '!') i++;
+  return i == n;
+}
+
+/* Is s[0..n), after whitespace, a comment ('#' or ';' first)? */
+static int is_note(const char *s, size_t n) {
+  while (n > 0 && is_ws(*s)) s++, n--;
+  return n > 0 && (*s == '#' || *s == ';');
+}
+
+/* Counts the whitespace-separated fields of s[0..n) and returns the first
+ * in *f, *fn (the second in *g, *gn). */
+static int fields(const char *s, size_t n, const char **f, size_t *fn, const char **g, size_t *gn) {
+  int k = 0;
+  for (size_t i = 0; i < n;) {
+    while (i < n && is_ws(s[i])) i++;
+    if (i == n) break;
+    size_t start = i;
+    while (i < n && !is_ws(s[i])) i++;
+    if (k == 0) *f = s + start, *fn = i - start;
+    if (k == 1) *g = s + start, *gn = i - start;
+    k++;
+  }
+  return k;
+}
+
+/* Checks what follows the proxy on its line (s[0..n), after the token): an
+ * annotation (see the top of the file) or nothing. Returns 0, or -1 with
+ * why set, naming how many fields there are, never what they hold. */
+static int after_proxy(const char *s, size_t n, const resi_pl_entry *e, char *why) {
+  const char *f = NULL, *g = NULL;
+  size_t fn = 0, gn = 0;
+  int k = fields(s, n, &f, &fn, &g, &gn);
+  if (k == 0 || is_note(s, n)) return 0;
+  if (is_status(f, fn) && (k == 1 || (k == 2 && gn == 1 && (g[0] == '+' || g[0] == '-')))) return 0;
+  if (e->flags & RESI_PL_HAS_USER)
+    snprintf(why, RESI_PL_REASON, "%d field%s after the proxy (a note after a proxy starts with '#')", k,
+             k == 1 ? "" : "s");
+  else
+    snprintf(why, RESI_PL_REASON,
+             "%d field%s after the proxy (credentials? write host:port:user:pass; a note starts with '#')", k,
+             k == 1 ? "" : "s");
+  return -1;
 }
 
 /* Finds "://" in s. */
@@ -618,8 +687,17 @@ int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, res
   if (room(arena, t, why)) return -1;
   memset(e, 0, sizeof *e);
   e->scheme = (uint8_t)default_scheme;
-  if (parse_token(s, t, fmt, arena, e, why) == 0) return 1;
+  if (parse_token(s, t, fmt, arena, e, why) == 0) {
+    if (after_proxy(s + t, n - t, e, why) == 0) return 1;
+    arena->len = mark;
+    return -1;
+  }
   arena->len = mark;
+  if (t < n && find_sep(s, t) && memchr(s + t, '@', n - t) && !is_note(s + t, n - t)) {
+    /* "http://bob:my pass@h:1": the URL goes on after the space */
+    snprintf(why, RESI_PL_REASON, "whitespace inside a URL (write a space in a username or password as %%20)");
+    return -1;
+  }
   /* "socks5 host port user pass": a proxy type, then fields (proxychains) */
   if (fmt == RESI_PL_AUTO && t < n && memchr(s, ':', t) == NULL) {
     char why2[RESI_PL_REASON];
@@ -638,7 +716,8 @@ int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, res
     char why2[RESI_PL_REASON];
     memset(e, 0, sizeof *e);
     e->scheme = (uint8_t)default_scheme;
-    if (parse_token(s, (size_t)(bar - s), fmt, arena, e, why2) == 0) return 1;
+    if (parse_token(s, (size_t)(bar - s), fmt, arena, e, why2) == 0 && after_proxy(s + t, n - t, e, why) == 0)
+      return 1;
     arena->len = mark;
   }
   return -1;

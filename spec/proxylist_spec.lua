@@ -55,7 +55,7 @@ describe("resi.proxylist", function()
         assert.equal(s, one(s:upper() .. "://h:1").scheme)
       end
       assert.equal("socks5", one("socks://h:1").scheme)
-      assert.equal("unknown scheme 'ftp' (expected http, https, socks4, socks4a, socks5, socks5h)", reject "ftp://h:1")
+      assert.equal("unknown scheme (expected http, https, socks4, socks4a, socks5, socks5h)", reject "ftp://h:1")
       assert.equal("socks5", one("h:1", { scheme = "socks5" }).scheme)
       assert.has_error(function() proxylist.parse("h:1", { scheme = "gopher" }) end)
     end)
@@ -70,14 +70,16 @@ describe("resi.proxylist", function()
     end)
 
     it("checks ports and hosts", function()
-      assert.equal("port 0 is out of range 1-65535", reject "h:0")
-      assert.equal("port 65536 is out of range 1-65535", reject "h:65536")
+      assert.equal("port is out of range 1-65535", reject "h:0")
+      assert.equal("port is out of range 1-65535", reject "h:65536")
       assert.equal(65535, one("h:65535").port)
-      assert.equal("port 'http' is not a number", reject("h:http", { format = "hostport" }))
+      assert.equal("port is not a number", reject("h:http", { format = "hostport" }))
       assert.equal("missing port", reject("http://h", { format = "url" }))
-      assert.equal("IPv4 address '010.1.1.1' has a leading zero (octal or decimal?)", reject "010.1.1.1:80")
-      assert.equal("host '1.2.3' is not a valid IPv4 address", reject "1.2.3:80")
-      assert.equal("host 'bad!host' is not a valid host name", reject "bad!host:80")
+      assert.equal("host is an IPv4 address with a leading zero (octal or decimal?)", reject "010.1.1.1:80")
+      assert.equal("host is not a valid IPv4 address (four numbers 0-255 and dots)", reject "1.2.3:80")
+      assert.equal("host is not a valid host name (letters, digits, '-', '_' and '.' only)", reject "bad!host:80")
+      assert.equal("host is not a valid host name (an empty label: '..', or a '.' at an end)", reject "a..b:80")
+      assert.equal("host is not a valid host name (a label longer than 63 characters)", reject(("x"):rep(64) .. ".a:80"))
       assert.equal("example.com", one("EXAMPLE.Com:80").host)
     end)
 
@@ -91,20 +93,20 @@ describe("resi.proxylist", function()
       assert.same({ 80, 81, 82, 83 }, { list[1].port, list[2].port, list[3].port, list[4].port })
     end)
 
-    it("reports every rejected line with its number, text and reason", function()
+    it("reports every rejected line with its number, masked text and reason", function()
       local text = "1.1.1.1:80\nIP address:Port CountryCode-Anonymity\nh:99999\n\n# c\nftp://x:1\nh:1:u:p\n"
       local list = proxylist.parse(text)
       assert.equal(2, #list)
       assert.same({
-        { line = 2, text = "IP address:Port CountryCode-Anonymity", reason = "missing port (expected host:port:user:pass)" },
-        { line = 3, text = "h:99999", reason = "port 99999 is out of range 1-65535" },
-        { line = 6, text = "ftp://x:1", reason = "unknown scheme 'ftp' (expected http, https, socks4, socks4a, socks5, socks5h)" },
+        { line = 2, text = "*** ***:*** ***", reason = "missing port (expected host:port:user:pass)" },
+        { line = 3, text = "***:***", reason = "port is out of range 1-65535" },
+        { line = 6, text = "***://***:***", reason = "unknown scheme (expected http, https, socks4, socks4a, socks5, socks5h)" },
       }, list.errors)
       local ok, err = pcall(proxylist.parse, text, { strict = true })
       assert.is_false(ok)
       assert.truthy(err:find("resi.proxylist: 3 rejected line(s): text line 2: missing port (expected "
-        .. "host:port:user:pass); text line 3: port 99999 is out of range 1-65535; text line 6: unknown scheme "
-        .. "'ftp' (expected http, https, socks4, socks4a, socks5, socks5h)", 1, true), err)
+        .. "host:port:user:pass); text line 3: port is out of range 1-65535; text line 6: unknown scheme "
+        .. "(expected http, https, socks4, socks4a, socks5, socks5h)", 1, true), err)
     end)
 
     it("splits credentials where each format allows ':' and '@' in passwords", function()
@@ -152,13 +154,16 @@ describe("resi.proxylist", function()
         { scheme = "socks5", host = "::1", port = 1080, user = "u", pass = "p:a@ss" },
       }, entries(list))
       assert.same({
-        { line = 6, text = "raw 1.2.3.4 80", reason = "proxy type 'raw' is a direct connection, not a proxy" },
-        { line = 7, text = "socks5 h 1080 u p extra",
+        { line = 6, text = "raw *** ***", reason = "proxy type 'raw' is a direct connection, not a proxy" },
+        { line = 7, text = "socks5 *** *** *** *** ***",
           reason = "a field after the password (expected TYPE HOST PORT [USER [PASS]])" },
-        { line = 8, text = "socks5 h 99999", reason = "port 99999 is out of range 1-65535" },
+        { line = 8, text = "socks5 *** ***", reason = "port is out of range 1-65535" },
       }, list.errors)
-      -- the explicit format reads nothing else, and names the type it does not know
-      assert.equal("unknown proxy type 'h.example:1'", reject("h.example:1", { format = "proxychains" }))
+      -- the explicit format reads nothing else, and says what the first field is not (never quoting it)
+      assert.equal("unknown proxy type (the first field holds a ':': a host:port line? expected TYPE HOST PORT "
+        .. "[USER [PASS]])", reject("h.example:1", { format = "proxychains" }))
+      assert.equal("unknown proxy type (expected TYPE HOST PORT [USER [PASS]], TYPE http, socks4 or socks5)",
+        reject("gopher h.example 1", { format = "proxychains" }))
       -- prose that starts like a type is still only a rejected line
       assert.equal(1, #proxylist.parse("Socks5 proxies below: enjoy").errors)
     end)
@@ -174,7 +179,7 @@ describe("resi.proxylist", function()
         { scheme = "http", host = "proxy.resifactory.net", port = 8001, user = "user-b", pass = "pw" },
       }, entries(list))
       assert.equal(1, #list.errors)
-      assert.same({ 1, "not a proxy" }, { list.errors[1].line, list.errors[1].text })
+      assert.same({ 1, "*** *** ***" }, { list.errors[1].line, list.errors[1].text })
       assert.truthy(list.errors[1].reason:find('^"proxies" line 3: '), list.errors[1].reason)
       -- fed a byte at a time, the converter gives the same
       local conv, out = proxylist.converter { to = "url" }, {}
@@ -189,7 +194,8 @@ describe("resi.proxylist", function()
       assert.same({ "a", "d" }, { list[1].host, list[2].host })
       assert.equal(3, #list.errors)
       assert.same({ 3, 'missing "port"' }, { list.errors[1].line, list.errors[1].reason })
-      assert.same({ 4, "port 70000 is out of range 1-65535" }, { list.errors[2].line, list.errors[2].reason })
+      assert.same({ 4, "port is out of range 1-65535" }, { list.errors[2].line, list.errors[2].reason })
+      assert.equal('{"host":"c","port":70000}', list.errors[2].text)
       assert.same({ 6, "JSON: the document ends early" }, { list.errors[3].line, list.errors[3].reason })
       list = proxylist.parse('[{"host":"a","port":1} {"host":"b","port":2}]')
       assert.equal(1, #list)
@@ -305,7 +311,7 @@ describe("resi.proxylist", function()
       local text, errs, count = proxylist.convert("http://a%3Ab:p@h:1\nh:2\n", { to = "userpass" })
       assert.equal("h:2\n", text)
       assert.equal(1, count)
-      assert.same({ { line = 1, text = "http://a%3Ab:p@h:1",
+      assert.same({ { line = 1, text = "http://***:***@***:***",
         reason = "the userpass format cannot carry a ':' in the username (use url or json)" } }, errs)
     end)
   end)
@@ -537,8 +543,9 @@ describe("resi.proxylist", function()
       assert.equal(0, r.status, r.stderr)
       assert.equal("h:1:u:p\nh:2\n", r.stdout)
       assert.equal("resi proxies: 3 entries, 2 unique\n", r.stderr)
-      r = proc.resi({ "proxies", "sticky", "--provider", "oxylabs", "--sessions", "3", "--minutes", "20", "--to", "list" },
-        { env = { "OXYLABS_USERNAME=envuser", "OXYLABS_PASSWORD=envpass" } })
+      -- the sub-user's credentials come from the options, never from the API login's environment (sticky_spec.lua)
+      r = proc.resi({ "proxies", "sticky", "--provider", "oxylabs", "--sessions", "3", "--minutes", "20", "--to", "list",
+        "--username", "envuser", "--password", "envpass" }, { env = { "OXYLABS_USERNAME=apilogin", "OXYLABS_PASSWORD=apipass" } })
       assert.equal(0, r.status, r.stderr)
       local n = 0
       for line in r.stdout:gmatch("[^\n]+") do

@@ -8,8 +8,19 @@
 --- ("http" when the line has none, or opts.scheme), host without IPv6
 --- brackets, port an integer, user/pass decoded (nil when absent). A list is a
 --- read-only userdata: #list, list[i], ipairs(list), list.errors; operations
---- return new lists. Parsing never drops a line silently: every rejected line
---- is in list.errors as {line=, text=, reason=}.
+--- return new lists. Parsing never drops a line, or a field, silently: every
+--- rejected line is in list.errors as {line=, text=, reason=}. A reason names
+--- the field and the fault and never quotes the line (a line in the wrong
+--- format puts a password in any field); text is the line with every field
+--- that may hold a credential shown as *** ("http://***:***@***:***"; a JSON
+--- object keeps its keys and its host, port and scheme values).
+---
+--- Annotations: in the line formats the proxy is the first word of its line;
+--- after it, past whitespace, may come only a comment ("# ..." or "; ...")
+--- or a free-proxy list's status columns ("200.2.125.90:8080 AR-N-S! +").
+--- host:port|metadata (monosans' "|Country|Region|City") is read as host:port.
+--- Any other word after the proxy rejects the line ("host:port user pass":
+--- write host:port:user:pass), so no credential is dropped unsaid.
 ---
 --- Formats: "list" host:port:user:pass, "userpass" user:pass@host:port,
 --- "url" scheme://user:pass@host:port (credentials percent-encoded), "json"
@@ -63,7 +74,8 @@ end
 
 --- Parses text (any size) into a list. opts.format: "auto" (default) or one
 --- format; opts.scheme: the scheme for lines without one (default "http");
---- opts.strict: raise when any line is rejected (the message names the lines).
+--- opts.strict: raise when any line is rejected (the message names the lines
+--- and their reasons, never their text).
 ---@param text string
 ---@param opts? {format?: string, scheme?: string, strict?: boolean}
 ---@return userdata list
