@@ -87,7 +87,7 @@ describe("resi sim command", function()
     f:write('{"unknownproxies":[{"username":"x"}]}')
     f:close()
     r = proc.run { RESI, "sim", "--accounts", path }
-    assert.matches("unknownproxies%[1%]%.password must be a non%-empty string", r.stderr)
+    assert.matches("unknownproxies[1].password is required (a non-empty string)", r.stderr, 1, true)
     os.remove(path)
     r = proc.run { RESI, "sim", "--accounts", "/nonexistent/accounts.json" }
     assert.are.equal(2, r.status)
@@ -106,6 +106,41 @@ describe("resi sim command", function()
     r = proc.run { RESI, "sim", "--help" }
     assert.are.equal(0, r.status)
     assert.matches("usage: resi sim", r.stdout)
+    assert.matches("--tls", r.stdout, 1, true)
+  end)
+
+  it("names the option that is wrong, each one, and only those", function()
+    for _, case in ipairs {
+      { { "--speed", "-1" }, "--speed must be a finite number >= 0", "rate-window" },
+      { { "--speed=1e999" }, "--speed must be a finite number >= 0", "rate-window" },
+      { { "--rate-window", "0" }, "--rate-window must be a finite number of seconds > 0", "speed" },
+      { { "--rate-window", "-3" }, "--rate-window must be a finite number of seconds > 0", "speed" },
+      { { "--traffic-rate", "-0.5" }, "--traffic-rate must be a finite number >= 0", "speed" },
+      { { "--seed", "1.5" }, "--seed expects an integer", "speed" },
+      { { "--ports", "8401,8401,8403" }, "--ports: port 8401 is given twice", "speed" },
+      { { "--ports", "1,2,3,4" }, "--ports expects three ports UP,OXY,RF, got 4", "speed" },
+      { { "--ports", "1,x,3" }, '--ports: "x" is not a port (0..65535)', "speed" },
+      { { "--host", "my-laptop" }, "--host must be an IP address", "speed" },
+      { { "--host", "300.1.1.1" }, "--host must be an IP address", "speed" },
+      { { "extra" }, 'resi sim takes no arguments, got "extra"', "speed" },
+      { { "--speed" }, "--speed needs a value", "rate-window" },
+    } do
+      local r = proc.run { RESI, "sim", table.unpack(case[1]) }
+      assert.are.equal(2, r.status, table.concat(case[1], " "))
+      assert.matches(case[2], r.stderr, 1, true)
+      assert.is_nil(r.stderr:find("--" .. case[3], 1, true), r.stderr) -- no other option is blamed
+      assert.is_nil(r.stderr:find("traceback", 1, true))
+    end
+    -- several wrong options: every one is named
+    local r = proc.run { RESI, "sim", "--speed", "-1", "--rate-window", "0", "--traffic-rate", "-1", "--host", "x" }
+    assert.are.equal(2, r.status)
+    for _, name in ipairs { "--speed", "--rate-window", "--traffic-rate", "--host" } do
+      assert.matches(name .. " must be", r.stderr, 1, true)
+    end
+    -- the bounds themselves are fine: speed 0 holds the clock, rate 0 stops traffic
+    local lines, stop = start_sim({ "--ports", "0,0,0", "--speed", "0", "--traffic-rate", "0", "--rate-window", "0.5" }, 3)
+    assert.matches("^RESI_UNKNOWNPROXIES_URL=", lines[1])
+    assert.are.equal(0, stop())
   end)
 
   it("reports a port in use", function()
@@ -115,6 +150,51 @@ describe("resi sim command", function()
     assert.are.equal(1, r.status)
     assert.matches("cannot listen for oxylabs", r.stderr)
     sim:stop()
+  end)
+end)
+
+describe("resi sim defaults", function()
+  -- Usage shares (and statuses) of the generated tokens and limited
+  -- sub-users after `real` seconds of the README's `--speed 600`.
+  local function shares_after(real)
+    local sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, speed = 0 }) -- the default seed and traffic
+    sim.world.clock:advance(real * 600)
+    sim.world:tick()
+    local state = sim.world
+    local out = {}
+    local up = state.providers.unknownproxies
+    for _, t in pairs(up.tokens) do out[#out + 1] = { share = t.dataUsage / t.dataLimit, dead = t.status ~= "active" } end
+    for _, a in ipairs(state.providers.oxylabs:snapshot().accounts) do
+      for _, su in ipairs(a.sub_users) do
+        if su.traffic_limit ~= json.null then
+          local share = su.period_bytes / (su.traffic_limit * 1e9)
+          out[#out + 1] = { share = share, dead = su.status ~= "active" or share >= 1 }
+        end
+      end
+    end
+    sim:stop()
+    return out
+  end
+
+  -- Counts tokens that are exhausted, at 85%..100% and alive, and healthy (< 80%).
+  local function mix(list)
+    local n = { dead = 0, near = 0, healthy = 0 }
+    for _, t in ipairs(list) do
+      if t.dead then n.dead = n.dead + 1
+      elseif t.share >= 0.85 then n.near = n.near + 1
+      elseif t.share < 0.8 then n.healthy = n.healthy + 1 end
+    end
+    return n
+  end
+
+  it("leave a newcomer a mix of healthy, near-90% and exhausted tokens for minutes at --speed 600", function()
+    assert.are.equal(0.015, require("resi.sim").TRAFFIC_RATE)
+    local at30, at90, at120 = mix(shares_after(30)), mix(shares_after(90)), mix(shares_after(120))
+    assert.is_true(at30.near >= 2, "some tokens near 90% after 30 s")
+    assert.is_true(at30.healthy >= 2, "most still healthy after 30 s")
+    assert.is_true(at90.dead >= 1 and at90.dead <= 3, "a few exhausted after 90 s")
+    assert.is_true(at120.healthy >= 2, "healthy tokens left after 2 minutes")
+    assert.is_true(at120.dead <= 3, "not everything dead after 2 minutes")
   end)
 end)
 

@@ -30,11 +30,11 @@ end
 -- POST /_sim/clock
 local function clock(world, body)
   if body.advance ~= nil then
-    if type(body.advance) ~= "number" or body.advance < 0 then return bad("advance must be a non-negative number of seconds") end
+    if type(body.advance) ~= "number" or body.advance < 0 or body.advance == math.huge then return bad("advance must be a non-negative number of seconds") end
     world.clock:advance(body.advance)
   end
   if body.speed ~= nil then
-    if type(body.speed) ~= "number" or body.speed < 0 then return bad("speed must be a non-negative number") end
+    if type(body.speed) ~= "number" or body.speed < 0 or body.speed == math.huge then return bad("speed must be a non-negative number") end
     world.clock:set_speed(body.speed)
   end
   world:tick() -- expiry and usage follow the new time at once
@@ -64,7 +64,9 @@ local function traffic(world, body)
     world.config.traffic = body.enabled
   end
   if body.rate ~= nil then
-    if type(body.rate) ~= "number" or body.rate < 0 then return bad("rate must be a non-negative fraction of each limit per simulated hour") end
+    if type(body.rate) ~= "number" or body.rate < 0 or body.rate == math.huge then
+      return bad("rate must be a non-negative fraction of each limit per simulated hour")
+    end
     world.config.traffic_rate = body.rate
   end
   return reply(200, { enabled = world.config.traffic, rate = world.config.traffic_rate })
@@ -84,12 +86,21 @@ local function config(world, body)
   return reply(200, world.config)
 end
 
+-- 403: the admin API is not for this client.
+local function forbidden(message) return reply(403, { error = { code = "forbidden", message = message } }) end
+
 --- Answers one admin request; `provider` names the port it came in on.
+--- `relayed` is true for requests that came through the TLS front of a
+--- non-loopback --host: their address is the relay's (127.0.0.1), so they
+--- are refused whatever it says.
+---@param relayed? boolean
 ---@return table response
-function M.handle(world, req, path, provider)
-  if not util.from_loopback(req) then
-    return reply(403, { error = { code = "forbidden", message = "the /_sim/ admin API answers loopback clients only" } })
+function M.handle(world, req, path, provider, relayed)
+  if relayed then
+    return forbidden("the /_sim/ admin API answers loopback clients only, and this request came through the TLS "
+      .. "front of a non-loopback --host; on the sandbox's machine use the admin URLs resi sim printed on stderr")
   end
+  if not util.from_loopback(req) then return forbidden("the /_sim/ admin API answers loopback clients only") end
   local route = req.method .. " " .. path
   if route == "GET /_sim/state" then return reply(200, state(world)) end
   if route == "GET /_sim/faults" then return reply(200, { faults = json.array(world.faults:list()) }) end

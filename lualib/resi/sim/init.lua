@@ -60,10 +60,12 @@ local function send_truncated(req, res)
 end
 
 -- The handler for one provider's port: admin routes, faults, then the API.
-local function handler_for(world, p, base)
+-- `relayed`: the port is the TLS front's backend for a non-loopback host
+-- (every client looks like 127.0.0.1 there, so the admin API is refused).
+local function handler_for(world, p, base, relayed)
   return function(req)
     local path = req.path
-    if path:sub(1, 6) == "/_sim/" or path == "/_sim" then return admin.handle(world, req, path, p.name) end
+    if path:sub(1, 6) == "/_sim/" or path == "/_sim" then return admin.handle(world, req, path, p.name, relayed) end
     if path:sub(1, #base + 1) ~= base .. "/" then return p:error(404, "not_found", "no such path: " .. path) end
     local rel = path:sub(#base + 1)
     world:tick()
@@ -96,29 +98,100 @@ end
 ---@field urls table<string, string>  provider name -> base URL
 ---@field accounts table              the accounts in use (generated or loaded)
 ---@field world resi.sim.world
+---@field ca_file string|nil          with tls: the CA bundle clients must trust
+---@field admin_urls table<string, string>|nil  with tls on a non-loopback host: loopback admin URLs
+---@field failed string|nil           set when the TLS front died on its own
 local Sim = {}
 Sim.__index = Sim
 
---- Lines `NAME=URL` for each provider, in port order.
+--- Lines `NAME=URL` for each provider, in port order; with tls, then
+--- `SSL_CERT_FILE=...` (the CA bundle to trust).
 function Sim:exports()
   local out = {}
   for _, def in ipairs(M.PROVIDERS) do out[#out + 1] = def.env .. "=" .. self.urls[def.name] end
+  if self.ca_file then out[#out + 1] = "SSL_CERT_FILE=" .. self.ca_file end
   return out
 end
 
---- Stops serving and the traffic generator.
+--- Stops serving, the traffic generator and the TLS front (which removes
+--- its certificates).
 function Sim:stop()
   if self.ticker then self.ticker:cancel(); self.ticker = nil end
   for _, srv in ipairs(self.servers) do srv:close() end
   self.servers = {}
+  if self.front then self.front:stop(); self.front = nil end
 end
+
+--- Is host a loopback address (where every client is on this machine)?
+---@param host string
+function M.is_loopback(host)
+  return host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
+end
+
+-- The URL clients on this machine use for a server: a wildcard listener
+-- (0.0.0.0, ::) is reached over loopback, which resi's clients allow.
+local function local_url(srv, host)
+  if host == "0.0.0.0" then return "http://127.0.0.1:" .. srv.port end
+  if host == "::" then return "http://[::1]:" .. srv.port end
+  return srv.url
+end
+
+-- Creates the world (clock, generator, config) from start options.
+local function new_world(opts, rng)
+  return setmetatable({
+    clock = clock.new(opts.speed or 1, opts.start), rng = rng, faults = faults.new(), providers = {},
+    config = { traffic = opts.traffic ~= false, traffic_rate = opts.traffic_rate or M.TRAFFIC_RATE,
+      rate_window = opts.rate_window or 60, generate_limit = 20, read_limit = 120 },
+  }, World)
+end
+
+-- Listens for one provider; the server, or nil and a message.
+local function listen(world, p, def, host, port, relayed)
+  local srv, err = server.serve{ host = host, port = port, handler = handler_for(world, p, def.base, relayed) }
+  if not srv then return nil, ("cannot listen for %s on %s:%s: %s"):format(def.name, host, port, err) end
+  return srv
+end
+
+-- Puts the TLS front before the backends (self.servers, 127.0.0.1) and
+-- points urls at it; with a non-loopback host, also opens loopback admin
+-- listeners. True or nil, message.
+function Sim:_start_tls(host, ports)
+  local backends, names = {}, {}
+  for i, def in ipairs(M.PROVIDERS) do backends[i], names[i] = self.servers[i].port, def.name end
+  local front, err = require("resi.sim.tls").start{ host = host, ports = ports, backends = backends, names = names,
+    on_exit = function(msg) self.failed = msg end }
+  if not front then return nil, err end
+  self.front, self.ca_file, self.tls_names = front, front.ca_file, front.names
+  for i, def in ipairs(M.PROVIDERS) do self.urls[def.name] = front.urls[i] .. def.base end
+  if M.is_loopback(host) then return true end
+  self.admin_urls = {}
+  for _, def in ipairs(M.PROVIDERS) do
+    local srv, lerr = listen(self.world, self.world.providers[def.name], def, "127.0.0.1", 0, false)
+    if not srv then return nil, lerr end
+    self.servers[#self.servers + 1] = srv
+    self.admin_urls[def.name] = srv.url .. "/_sim"
+  end
+  return true
+end
+
+--- Default share of each token's limit the traffic generator uses per
+--- simulated hour, times a per-token factor in 0.5..1.5: 1.5%, so a full
+--- token lasts about 3 simulated days. At the README's --speed 600 (10
+--- simulated hours a real minute) that is 15% x factor a real minute: the
+--- generated tokens (20%, 60%, 85%; sub-users 42%, 82%, unlimited) show
+--- some crossing 90% in the first minute, the first ones exhausted after
+--- about one, and the others healthy for several more, where 0.5 used up
+--- every token within 15 s.
+M.TRAFFIC_RATE = 0.015
 
 --- Starts the sandbox. Options: host ("127.0.0.1"), ports ({up, oxy, rf};
 --- 0 picks a free port), accounts (a table shaped like --accounts FILE; when
 --- absent they are generated from seed), seed (integer), speed (simulated
 --- seconds per real second), traffic (false turns the generator off),
---- traffic_rate (share of each limit used per simulated hour), rate_window
---- (ResiFactory's window in seconds, 60), start (simulated epoch at start).
+--- traffic_rate (share of each limit used per simulated hour, M.TRAFFIC_RATE),
+--- rate_window (ResiFactory's window in seconds, 60), start (simulated epoch
+--- at start), tls (true: HTTPS on host:ports through resi.sim.tls, the
+--- sandbox itself on 127.0.0.1; needs openssl and stunnel4).
 ---@return resi.sim|nil, string|nil
 function M.start(opts)
   opts = opts or {}
@@ -128,13 +201,10 @@ function M.start(opts)
   if accounts == nil then accounts = accounts_mod.generate(rng) end
   local ok, err = accounts_mod.check(accounts)
   if not ok then return nil, err end
-  local world = setmetatable({
-    clock = clock.new(opts.speed or 1, opts.start), rng = rng, faults = faults.new(), providers = {},
-    config = { traffic = opts.traffic ~= false, traffic_rate = opts.traffic_rate or 0.5,
-      rate_window = opts.rate_window or 60, generate_limit = 20, read_limit = 120 },
-  }, World)
+  local world = new_world(opts, rng)
   local self = setmetatable({ world = world, accounts = accounts, urls = {}, servers = {} }, Sim)
-  local ports = opts.ports or M.DEFAULT_PORTS
+  local host, ports = opts.host or "127.0.0.1", opts.ports or M.DEFAULT_PORTS
+  local relayed = opts.tls and not M.is_loopback(host)
   for i, def in ipairs(M.PROVIDERS) do
     local made, p = pcall(require(def.module).new, world, accounts)
     if not made then -- a provider refused its accounts (a bad seed): say why, listen nowhere
@@ -143,14 +213,20 @@ function M.start(opts)
     end
     p.name = def.name
     world.providers[def.name] = p
-    local srv, serr = server.serve{ host = opts.host or "127.0.0.1", port = ports[i] or 0,
-      handler = handler_for(world, p, def.base) }
+    local srv, serr = listen(world, p, def, opts.tls and "127.0.0.1" or host, opts.tls and 0 or (ports[i] or 0), relayed)
     if not srv then
       self:stop()
-      return nil, ("cannot listen for %s on %s:%s: %s"):format(def.name, opts.host or "127.0.0.1", ports[i], serr)
+      return nil, serr
     end
     self.servers[#self.servers + 1] = srv
-    self.urls[def.name] = srv.url .. def.base
+    self.urls[def.name] = local_url(srv, host) .. def.base
+  end
+  if opts.tls then
+    local started, terr = self:_start_tls(host, ports)
+    if not started then
+      self:stop()
+      return nil, terr
+    end
   end
   world.last_tick = world.clock:now()
   self.ticker = task.spawn(function()

@@ -194,6 +194,10 @@ local function check_bool(field, v)
   return nil
 end
 
+--- The documented field rules, for checking seeded sub-users in an accounts
+--- file (resi.sim.accounts): each returns nil or a message naming the field.
+M.check_username, M.check_password, M.check_limit, M.check_bool = check_username, check_password, check_limit, check_bool
+
 -- The first field of body that is not in allowed (sorted, so the message is stable).
 local function unknown_field(body, allowed)
   local bad = {}

@@ -62,11 +62,11 @@ local function refresh(t, now)
   t.status = (out_of_data or out_of_time) and "expired" or "active"
 end
 
--- Checks dataLimit; nil when fine, else the message.
+-- Checks dataLimit; nil when fine, else the message (1e300 is integer-valued
+-- but no Lua integer: refused like "lots", never compared as nil).
 local function check_limit(v)
-  if math.type(v) ~= "integer" then
-    if util.is_int(v) then v = math.tointeger(v) else return "dataLimit must be an integer number of bytes" end
-  end
+  v = util.is_int(v) and math.tointeger(v)
+  if not v then return "dataLimit must be an integer number of bytes" end
   if v < GB then return "dataLimit must be at least 1000000000 (1 GB)" end
   if v % GB ~= 0 then return "dataLimit must be a whole number of gigabytes (a multiple of 1000000000)" end
   return nil
@@ -86,6 +86,10 @@ local function check_eight(field, v)
   if v:find("[%s:@]") then return field .. " must not contain spaces, ':' or '@'" end
   return nil
 end
+
+--- The documented field rules, for checking seeded tokens in an accounts
+--- file (resi.sim.accounts): each returns nil or a message naming the field.
+M.check_limit, M.check_hours, M.check_eight = check_limit, check_hours, check_eight
 
 -- The reseller account for a request's Basic credentials, or nil.
 function P:account_for(req)
