@@ -59,6 +59,23 @@ describe("resi sim command", function()
     stop2()
   end)
 
+  it("--env-file: the same lines as shell exports, whole once listening (0600), removed on stop", function()
+    local path = os.tmpname()
+    os.remove(path)
+    local lines, stop = start_sim({ "--ports", "0,0,0", "--env-file", path }, 8)
+    local st = assert(uv.fs_stat(path)) -- written before stdout, so it is there now
+    assert.are.equal(tonumber("600", 8), st.mode & tonumber("777", 8))
+    local r = proc.run { "bash", "-c", ". " .. path .. " && env | grep -E '^(RESI_|UNKNOWNPROXIES_|OXYLABS_|RF_)' | sort" }
+    table.sort(lines)
+    assert.are.equal(table.concat(lines, "\n") .. "\n", r.stdout)
+    assert.are.equal(0, stop())
+    assert.is_nil(uv.fs_stat(path))
+    r = proc.run { RESI, "sim", "--ports", "0,0,0", "--env-file", "/nonexistent/dir/sim.env" }
+    assert.are.equal(1, r.status)
+    assert.are.equal("", r.stdout)
+    assert.truthy(r.stderr:find("--env-file /nonexistent/dir/sim.env: ", 1, true), r.stderr)
+  end)
+
   it("serves the accounts of an --accounts file and prints no credentials", function()
     local path = os.tmpname()
     local f = assert(io.open(path, "w"))

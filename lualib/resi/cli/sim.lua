@@ -10,7 +10,7 @@ local task = require "resi.task"
 local help = [[
 usage: resi sim [--host 127.0.0.1] [--ports UP,OXY,RF] [--accounts FILE]
                 [--speed X] [--seed N] [--no-traffic] [--traffic-rate R]
-                [--rate-window SECONDS] [--tls]
+                [--rate-window SECONDS] [--tls] [--env-file FILE]
 
 A stateful local sandbox of the UnknownProxies, Oxylabs and ResiFactory APIs,
 one port each, with the real APIs' path layout. On start it prints
@@ -41,6 +41,10 @@ Options:
                        file is printed as SSL_CERT_FILE=... and removed on
                        exit. Needed for resi clients on other machines: they
                        refuse plain http:// to any host but loopback.
+  --env-file FILE      also write the same lines, as `export NAME='value'`,
+                       to FILE (mode 0600) once every port is listening: it
+                       appears whole, so `until [ -e FILE ]` waits for it;
+                       removed when the sandbox stops
 
 Admin API on every port, loopback clients only: GET /_sim/state,
 POST /_sim/clock, POST /_sim/usage, GET|POST|DELETE /_sim/faults,
@@ -52,6 +56,7 @@ local SPEC = {
   host = { type = "string" }, ports = { type = "string" }, accounts = { type = "string" },
   seed = { type = "integer" }, speed = { type = "number" }, ["no-traffic"] = { type = "flag" },
   ["traffic-rate"] = { type = "number" }, ["rate-window"] = { type = "number" }, tls = { type = "flag" },
+  ["env-file"] = { type = "string" },
 }
 
 -- Checks --host: a numeric address (localhost becomes 127.0.0.1). Returns
@@ -170,6 +175,19 @@ local function output_lines(sim, opts)
   return out
 end
 
+-- Writes the output lines to path as shell exports, atomically (the file
+-- appears whole or not at all), mode 0600: it holds sandbox credentials.
+local function write_env_file(path, lines)
+  local out = {}
+  for i, line in ipairs(lines) do
+    local name, value = line:match("^([%w_]+)=(.*)$")
+    out[i] = ("export %s='%s'"):format(name, value:gsub("'", "'\\''"))
+  end
+  local ok, err = pcall(require("resi.fs").write_atomic, path, table.concat(out, "\n") .. "\n", 384)
+  if ok then return true end
+  return nil, (tostring(err):gsub("^[^:]*%.lua:%d+: ", ""))
+end
+
 -- Starts the sandbox, prints the exports, serves until a signal.
 local function main(o, rest)
   local opts = start_options(o, rest)
@@ -179,11 +197,22 @@ local function main(o, rest)
     task.set_exit_status(1)
     return
   end
-  io.stdout:write(table.concat(output_lines(sim, opts), "\n"), "\n")
+  local lines = output_lines(sim, opts)
+  if o.env_file then
+    local ok, werr = write_env_file(o.env_file, lines)
+    if not ok then
+      sim:stop()
+      io.stderr:write("resi sim: --env-file ", o.env_file, ": ", tostring(werr), "\n")
+      task.set_exit_status(1)
+      return
+    end
+  end
+  io.stdout:write(table.concat(lines, "\n"), "\n")
   io.stdout:flush()
   host_notes(sim, opts)
   local sig = wait_for_signal(sim)
   sim:stop()
+  if o.env_file then os.remove(o.env_file) end
   if sim.failed then
     io.stderr:write("resi sim: ", sim.failed, "\n")
     task.set_exit_status(1)
