@@ -4,17 +4,34 @@
 -- Starts the provider sandbox in this process (10 simulated minutes per real
 -- second, traffic flowing on every token and sub-user), then every couple of
 -- seconds shows each token's usage and runs scripts/rotate.lua as a separate
--- process, exactly as cron or `resi jobs` would: tokens that cross 90% get a
+-- process, exactly as a cron job would: tokens that cross 90% get a
 -- replacement, the new credentials are published to a proxy list, and the old
 -- tokens are deleted after a short grace period on a later run.
 --
---   ./resi examples/rotation_demo.lua [ROUNDS]
+--   ./resi examples/rotation_demo.lua [ROUNDS] [--keep DIR]
+--
+-- rotate.lua's files (the proxy list, the manifest and the journal) hold the
+-- sandbox's passwords in plain text, as real ones would. They go to a new
+-- temporary directory that is removed when the demo ends, however it ends
+-- (an error, Ctrl-C); --keep DIR writes them to DIR instead and leaves them
+-- there to look at.
+local argparse = require "resi.argparse"
 local json = require "resi.json"
 local providers = require "resi.providers"
 local uv = resi.uv
 
-local rounds = tonumber(resi.args[1]) or 12
-local providers_used = { "unknownproxies", "oxylabs" }
+local help = [[
+usage: resi examples/rotation_demo.lua [ROUNDS] [--keep DIR]
+
+Runs scripts/rotate.lua against resi sim for ROUNDS rounds (default 12).
+  --keep DIR   write rotate.lua's files to DIR (a new or empty directory) and
+               keep them; they hold the sandbox's passwords in plain text.
+               Without it they go to a temporary directory removed at exit.]]
+
+local SPEC = { keep = { type = "string" } }
+local PROVIDERS = { "unknownproxies", "oxylabs" }
+-- scripts/rotate.lua next to this file's directory, wherever the demo is run from.
+local ROTATE = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/../scripts/rotate.lua"
 
 -- Runs a command with extra environment; returns exit code, stdout, stderr.
 local function run(argv, env)
@@ -43,29 +60,86 @@ local function bar(share)
   return ("[%s%s]"):format(string.rep("#", n), string.rep(".", 20 - n))
 end
 
-local sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 42, speed = 600, traffic_rate = 0.2 })
-local dir = os.tmpname()
-os.remove(dir)
-assert(uv.fs_mkdir(dir, 448))
-local env = {
-  RESI_UNKNOWNPROXIES_URL = sim.urls.unknownproxies, RESI_OXYLABS_URL = sim.urls.oxylabs,
-  UNKNOWNPROXIES_USERNAME = sim.accounts.unknownproxies[1].username,
-  UNKNOWNPROXIES_PASSWORD = sim.accounts.unknownproxies[1].password,
-  OXYLABS_USERNAME = sim.accounts.oxylabs[1].username, OXYLABS_PASSWORD = sim.accounts.oxylabs[1].password,
-}
-print(("resi sim is serving UnknownProxies at %s and Oxylabs at %s"):format(sim.urls.unknownproxies, sim.urls.oxylabs))
-print("traffic is flowing: 10 simulated minutes per second\n")
-
-local accounts = {}
-for _, name in ipairs(providers_used) do
-  accounts[name] = providers.open(name, name == "unknownproxies"
-    and { username = env.UNKNOWNPROXIES_USERNAME, password = env.UNKNOWNPROXIES_PASSWORD, base_url = env.RESI_UNKNOWNPROXIES_URL }
-    or { username = env.OXYLABS_USERNAME, password = env.OXYLABS_PASSWORD, base_url = env.RESI_OXYLABS_URL })
+-- The directory for rotate.lua's files: DIR of --keep (made when missing,
+-- mode 0700; it must be empty, since a journal of another sandbox would
+-- not match this one), or a new temporary directory.
+local function work_dir(keep)
+  if not keep then
+    return assert(uv.fs_mkdtemp((os.getenv("TMPDIR") or "/tmp") .. "/resi-rotation-demo.XXXXXX"))
+  end
+  local st = uv.fs_stat(keep)
+  if not st then
+    local ok, err = uv.fs_mkdir(keep, 448)
+    if not ok then argparse.usage_error(("--keep %s: cannot create it: %s"):format(keep, err)) end
+  elseif st.type ~= "directory" then
+    argparse.usage_error(("--keep %s: not a directory"):format(keep))
+  elseif uv.fs_scandir_next(assert(uv.fs_scandir(keep))) then
+    argparse.usage_error(("--keep %s: not empty (the demo starts a new journal: give a new or empty directory)"):format(keep))
+  end
+  return keep
 end
 
-for round = 1, rounds do
-  print(("── round %d ─────────────────────────────────────────────"):format(round))
-  for _, name in ipairs(providers_used) do
+-- Removes dir and the files in it (all made by this demo and rotate.lua:
+-- the directory was new or empty).
+local function remove_dir(dir)
+  local scan = uv.fs_scandir(dir)
+  for name in function() return scan and uv.fs_scandir_next(scan) end do uv.fs_unlink(dir .. "/" .. name) end
+  uv.fs_rmdir(dir)
+end
+
+-- A to-be-closed guard that, when the demo ends (normally, by an error or
+-- after Ctrl-C), stops what ctx holds (the sandbox, the signal watchers)
+-- and removes the directory, or says where it was kept and why.
+local function cleanup_guard(dir, keep, ctx)
+  return setmetatable({}, { __close = function()
+    for _, s in ipairs(ctx.signals or {}) do if not s:is_closing() then s:close() end end
+    if ctx.sim then ctx.sim:stop() end
+    if keep then
+      print(("\nkept %s (--keep): state.json, proxies.txt and manifest.json hold the sandbox's passwords in plain"
+        .. " text (mode 0600); remove the directory when done"):format(dir))
+    else
+      remove_dir(dir)
+      print(("\nremoved %s (rotate.lua's files; pass --keep DIR to keep them)"):format(dir))
+    end
+  end })
+end
+
+-- Watches SIGINT and SIGTERM: either sets state.interrupted, so the demo
+-- stops after the current step and still cleans up.
+local function watch_signals(state)
+  local out = {}
+  for _, name in ipairs({ "sigint", "sigterm" }) do
+    local s = uv.new_signal()
+    s:start(name, function() state.interrupted = name end)
+    out[#out + 1] = s
+  end
+  return out
+end
+
+-- The rotate.lua environment for the sandbox's first accounts.
+local function sandbox_env(sim)
+  return {
+    RESI_UNKNOWNPROXIES_URL = sim.urls.unknownproxies, RESI_OXYLABS_URL = sim.urls.oxylabs,
+    UNKNOWNPROXIES_USERNAME = sim.accounts.unknownproxies[1].username,
+    UNKNOWNPROXIES_PASSWORD = sim.accounts.unknownproxies[1].password,
+    OXYLABS_USERNAME = sim.accounts.oxylabs[1].username, OXYLABS_PASSWORD = sim.accounts.oxylabs[1].password,
+  }
+end
+
+-- One account per provider, on the sandbox.
+local function open_accounts(env)
+  local accounts = {}
+  for _, name in ipairs(PROVIDERS) do
+    accounts[name] = providers.open(name, name == "unknownproxies"
+      and { username = env.UNKNOWNPROXIES_USERNAME, password = env.UNKNOWNPROXIES_PASSWORD, base_url = env.RESI_UNKNOWNPROXIES_URL }
+      or { username = env.OXYLABS_USERNAME, password = env.OXYLABS_PASSWORD, base_url = env.RESI_OXYLABS_URL })
+  end
+  return accounts
+end
+
+-- Prints every token's usage.
+local function show_usage(accounts)
+  for _, name in ipairs(PROVIDERS) do
     local ok, tokens = pcall(accounts[name].tokens, accounts[name])
     if ok then
       for _, t in ipairs(tokens) do
@@ -77,19 +151,60 @@ for round = 1, rounds do
       print(("  %-15s unavailable: %s"):format(name, tostring(tokens)))
     end
   end
-  local code, out, err = run({ uv.exepath(), "run", "scripts/rotate.lua", "--provider", table.concat(providers_used, ","),
+end
+
+-- Runs rotate.lua once, as cron would, and shows what it said.
+local function rotate_once(dir, env)
+  local code, out, err = run({ uv.exepath(), "run", ROTATE, "--provider", table.concat(PROVIDERS, ","),
     "--state", dir .. "/state.json", "--out", dir .. "/proxies.txt", "--manifest", dir .. "/manifest.json",
     "--grace", "0.05" }, env)
   for line in out:gmatch("[^\n]+") do print("  rotate.lua: " .. line) end
   if code ~= 0 then
     for line in err:gmatch("[^\n]+") do print("  rotate.lua (stderr): " .. line) end
   end
-  resi.sleep(1)
 end
 
-local manifest = json.decode(assert(io.open(dir .. "/manifest.json")):read("a"))
-print(("\npublished %d live credentials to %s (passwords masked here):"):format(#manifest.credentials, dir .. "/proxies.txt"))
-for _, c in ipairs(manifest.credentials) do
-  print(("  %-15s %s:…@%s:%d%s"):format(c.provider, c.username, c.host, c.port, c.replaces and ("  (replaces " .. c.replaces .. ")") or ""))
+-- Prints the published credentials without their passwords.
+local function show_published(dir)
+  local f = io.open(dir .. "/manifest.json")
+  if not f then
+    print("\nnothing was published")
+    return
+  end
+  local manifest = json.decode(f:read("a"))
+  f:close()
+  print(("\nrotate.lua published %d live credentials (passwords not shown):"):format(#manifest.credentials))
+  for _, c in ipairs(manifest.credentials) do
+    print(("  %-15s %s:…@%s:%d%s"):format(c.provider, c.username, c.host, c.port, c.replaces and ("  (replaces " .. c.replaces .. ")") or ""))
+  end
 end
-sim:stop()
+
+-- The demo.
+local function main(opts, rest)
+  local rounds = math.tointeger(tonumber(rest[1] or "12"))
+  if not rounds or rounds < 1 then argparse.usage_error(("ROUNDS must be a whole number >= 1, got %q"):format(rest[1])) end
+  local dir, state = work_dir(opts.keep), {}
+  local _ <close> = cleanup_guard(dir, opts.keep, state)
+  state.signals = watch_signals(state)
+  state.sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 42, speed = 600, traffic = true,
+    traffic_rate = 0.2 })
+  local sim = state.sim
+  local env = sandbox_env(sim)
+  print(("resi sim is serving UnknownProxies at %s and Oxylabs at %s"):format(sim.urls.unknownproxies, sim.urls.oxylabs))
+  print(("traffic is flowing: 10 simulated minutes per second; rotate.lua's files are in %s\n"):format(dir))
+  local accounts = open_accounts(env)
+  for round = 1, rounds do
+    if state.interrupted then break end
+    print(("── round %d ─────────────────────────────────────────────"):format(round))
+    show_usage(accounts)
+    rotate_once(dir, env)
+    if not state.interrupted then resi.sleep(1) end
+  end
+  show_published(dir)
+  if state.interrupted then
+    print(("\ninterrupted (%s)"):format(state.interrupted))
+    require("resi.task").set_exit_status(state.interrupted == "sigint" and 130 or 143)
+  end
+end
+
+argparse.run(resi.args, SPEC, help, main)

@@ -1,5 +1,7 @@
 /* fs_lock.c: resi.fs_core, advisory file locks (flock(2)) for scripts that
- * must not run twice at once on the same state (rotate.lua's journal).
+ * must not run twice at once on the same state (rotate.lua's journal), and
+ * the start time of a process (how resi.fs tells a dead writer's temp file
+ * from a live one when the writer's PID has been reused).
  *
  * Written by hand because neither luv nor Lua's io library exposes flock.
  * The lock is taken without blocking (LOCK_NB): a waiting caller polls from
@@ -8,8 +10,11 @@
  * stale lock behind. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "host.h"
@@ -70,6 +75,42 @@ static int lock_held(lua_State *L) {
   return 1;
 }
 
+/* Reads up to cap-1 bytes of a small file (procfs) into buf; -1 on error. */
+static ssize_t read_small(const char *path, char *buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n;
+  do n = read(fd, buf, cap - 1);
+  while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n >= 0) buf[n] = '\0';
+  return n;
+}
+
+/* A timespec in seconds. */
+static double seconds(struct timespec ts) { return (double)ts.tv_sec + ts.tv_nsec / 1e9; }
+
+/* fs_core.process_start(pid) -> epoch seconds the process started, or nil
+ * (no such process, or no /proc): field 22 of /proc/PID/stat is clock ticks
+ * since boot, the same clock as CLOCK_BOOTTIME. The command name (field 2)
+ * may hold spaces and ')', so fields are counted from the last ')'. */
+static int process_start(lua_State *L) {
+  lua_Integer pid = luaL_checkinteger(L, 1);
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+  const char *p = read_small(path, buf, sizeof buf) > 0 ? strrchr(buf, ')') : NULL;
+  for (int field = 2; p && field < 22; field++) p = strchr(p + 1, ' ');
+  long ticks = sysconf(_SC_CLK_TCK);
+  struct timespec wall, boot;
+  if (!p || ticks <= 0 || clock_gettime(CLOCK_REALTIME, &wall) < 0 || clock_gettime(CLOCK_BOOTTIME, &boot) < 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  double since_boot = strtod(p + 1, NULL) / (double)ticks;
+  lua_pushnumber(L, seconds(wall) - (seconds(boot) - since_boot)); /* stack: seconds */
+  return 1;
+}
+
 int luaopen_resi_fs_core(lua_State *L) {
   static const luaL_Reg methods[] = {{"unlock", lock_release}, {"held", lock_held}, {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", lock_release}, {"__close", lock_release}, {NULL, NULL}};
@@ -83,5 +124,7 @@ int luaopen_resi_fs_core(lua_State *L) {
   lua_newtable(L); /* stack: fs_core */
   lua_pushcfunction(L, lock_take);
   lua_setfield(L, -2, "lock");
+  lua_pushcfunction(L, process_start);
+  lua_setfield(L, -2, "process_start"); /* stack: fs_core */
   return 1;
 }

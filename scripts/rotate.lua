@@ -10,6 +10,17 @@
 --- before it creates anything, so one token never gets two replacements and
 --- a credential that was created is never lost. Works with any provider of
 --- resi.providers that manages tokens (UnknownProxies, Oxylabs).
+---
+--- A rotation's phases, in the journal: intent (username chosen) ->
+--- created (the token exists) -> ready (its parameters, allowedPools
+--- included, are applied and checked) -> published (written out) ->
+--- retired (the old token deleted). Only a ready replacement is published,
+--- and the old token stays in the list until it is: a replacement never has
+--- wider access than the token it replaces, whatever interrupted the run.
+---
+--- The replacement's username is derived from the account, the old token's
+--- id and a counter (skipping names in use), so a --dry-run names the same
+--- usernames the real run then creates.
 local argparse = require "resi.argparse"
 local fs = require "resi.fs"
 local json = require "resi.json"
@@ -45,8 +56,10 @@ Options:
                       looked up before it is tried again
   --dry-run           show what would happen; change nothing
 Credentials and API URLs come from the environment (UNKNOWNPROXIES_USERNAME,
-OXYLABS_USERNAME, ..., RESI_*_URL to use resi sim). Exit status 1 when a
-step failed (the next run picks up where this one stopped).]]
+OXYLABS_USERNAME, ..., RESI_*_URL to use resi sim). The directories of
+--state, --out and --manifest are checked before any API call. Exit status
+1 when a step failed (the next run picks up where this one stopped) or a
+file cannot be used; 2 for a bad option.]]
 
 local SPEC = {
   provider = { type = "list" }, threshold = { type = "number", default = 0.9 },
@@ -60,53 +73,108 @@ local SPEC = {
 local GATEWAYS = { unknownproxies = "us.reserve.unknownproxies.com:10000", oxylabs = "pr.oxylabs.io:7777" }
 local ENV = { unknownproxies = "UNKNOWNPROXIES_USERNAME", oxylabs = "OXYLABS_USERNAME" }
 local ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+local LOWER_DIGITS = "abcdefghijklmnopqrstuvwxyz0123456789"
 
--- A random string of n characters from charset.
-local function random_string(n, charset)
+-- A user error: the run ends with this one line on stderr and exit status 1.
+local UserError = {}
+UserError.__tostring = function(e) return e.message end
+
+-- Raises a user error (a file that cannot be used, not a bug: no traceback).
+---@param msg string
+local function fail(msg) error(setmetatable({ message = msg }, UserError), 0) end
+
+-- FNV-1a (64-bit, wrapping) of s: a stable hash, not a secret one.
+local function fnv1a(s)
+  local h = -3750763034362895579 -- 0xcbf29ce484222325
+  for i = 1, #s do h = (h ~ s:byte(i)) * 0x100000001b3 end
+  return h
+end
+
+-- n characters from charset, derived from seed.
+local function derived_string(seed, n, charset)
   local out = {}
   for i = 1, n do
-    local k = math.random(#charset)
+    local k = fnv1a(seed .. "\0" .. i) % #charset + 1
     out[i] = charset:sub(k, k)
   end
   return table.concat(out)
 end
 
--- The username a replacement will get, in the provider's rules.
-local function new_username(provider)
-  if provider == "unknownproxies" then return random_string(8, ALNUM) end -- exactly 8
-  return "r" .. random_string(11, "abcdefghijklmnopqrstuvwxyz0123456789") -- letters, digits, _
+-- The n-th candidate username for the replacement of token old_id, in the
+-- provider's rules. Derived, not random, so a dry run and the real run
+-- name the same one; it is no secret (the password is).
+---@param acct table
+---@param old_id string
+---@param n integer
+local function new_username(acct, old_id, n)
+  local seed = table.concat({ acct.name, acct.client.username or "", old_id, tostring(n) }, "\0")
+  if acct.name == "unknownproxies" then return derived_string(seed, 8, ALNUM) end -- exactly 8
+  return "r" .. derived_string(seed, 11, LOWER_DIGITS) -- letters, digits, _
 end
 
--- Reads the journal; a new one when the file does not exist.
+-- The first candidate username for old_id's replacement from attempt n on
+-- that taken (a set) does not hold; returns it and its attempt number.
+local function free_username(acct, old_id, n, taken)
+  while taken[new_username(acct, old_id, n)] do n = n + 1 end
+  return new_username(acct, old_id, n), n
+end
+
+-- Reads the journal; a new one when the file does not exist. A journal
+-- that cannot be read is a user error naming the file.
 local function load_state(path)
-  local text = fs.read(path)
-  if not text then return { version = 1, run = 0, rotations = {} } end
+  local text, rerr = fs.read(path)
+  if not text then
+    if fs.exists(path) then fail(("--state %s: cannot read it: %s"):format(path, tostring(rerr))) end
+    return { version = 1, run = 0, rotations = {} }
+  end
   local st, err = json.safe_decode(text)
-  if not st then error(("%s: %s (fix or move the file; it records rotations in progress)"):format(path, err), 0) end
-  if type(st.rotations) ~= "table" then error(path .. ": rotations must be an object", 0) end
+  local hint = " (fix or move the file; it records rotations in progress)"
+  if type(st) ~= "table" then fail(("--state %s: not a journal: %s%s"):format(path, err or "not a JSON object", hint)) end
+  if type(st.rotations) ~= "table" then fail(("--state %s: rotations must be an object%s"):format(path, hint)) end
   st.run = math.tointeger(st.run) or 0
   return st
 end
 
 local state_path, state, dry_run
 
+-- Writes data to path atomically (mode 0600); a failure is a user error
+-- naming the option and the file.
+local function write_out(option, path, data)
+  local ok, err = pcall(fs.write_atomic, path, data, 384)
+  if not ok then fail(("%s %s: %s"):format(option, path, tostring(err))) end
+end
+
 -- Writes the journal atomically (mode 0600: it holds new passwords).
 local function save()
   if dry_run then return end
-  fs.write_atomic(state_path, json.encode(state, { sort_keys = true, indent = 2 }) .. "\n", 384)
+  write_out("--state", state_path, json.encode(state, { sort_keys = true, indent = 2 }) .. "\n")
 end
 
 -- "12.3%" for a share.
 local function pct(x) return ("%.1f%%"):format(x * 100) end
 
--- Creates the replacement recorded in rotation r (intent already saved).
-local function create_replacement(acct, r)
-  local new = acct:create_token { limit_bytes = r.limit_bytes, unlimited = r.unlimited or nil, hours = r.hours,
-    username = r.new_username, password = r.new_password, like = r.like }
-  r.new_id, r.new_password = new.id, new.password or r.new_password
+-- The parameters a replacement must have: those of the token it replaces.
+local function wanted(r)
+  return { limit_bytes = r.limit_bytes, unlimited = r.unlimited or nil, hours = r.hours, like = r.like }
+end
+
+-- Applies and checks the replacement's parameters (allowedPools included:
+-- a create cannot set them, and a create whose answer was lost, or a run
+-- killed between the create and the change, leaves them unset). Repeating
+-- it is harmless. current: the token's record when known. Marks r ready.
+local function make_ready(acct, r, current)
+  acct:apply(r.new_id, wanted(r), current)
+  r.phase, r.ready_at = "ready", os.time()
+  save()
+end
+
+-- Records that rotation r's replacement exists (token record t), then
+-- makes it ready.
+local function created(acct, r, t)
+  r.new_id, r.new_password = t.id, t.password or r.new_password
   r.phase, r.created_at = "created", os.time()
   save()
-  log.info("rotate: created replacement", { provider = r.provider, old = r.old_id, new = r.new_id, username = r.new_username })
+  make_ready(acct, r, t)
 end
 
 -- Token ids already claimed as some rotation's replacement.
@@ -116,27 +184,73 @@ local function claimed_ids()
   return ids
 end
 
--- Finishes rotations whose create may or may not have happened.
+-- Usernames no new replacement may take: every token's and every rotation's.
+local function taken_usernames(tokens)
+  local taken = {}
+  for _, r in pairs(state.rotations) do taken[r.new_username] = true end
+  for _, t in ipairs(tokens) do taken[t.username] = true end
+  return taken
+end
+
+-- The token with r's username when it is this account's and no other
+-- rotation's: the replacement an earlier attempt made. Otherwise nil, and
+-- r moves on to the next free username (saved), since the name belongs to
+-- a deleted token, another account, or another rotation.
+local function own_or_next(acct, r, found)
+  found = found or acct:find(r.new_username)
+  if found and not claimed_ids()[acct.name .. ":" .. found.id] then return found end
+  log.warn("rotate: replacement username already taken; choosing another", { provider = r.provider, old = r.old_id })
+  r.new_username, r.name_attempt = free_username(acct, r.old_id, (r.name_attempt or 0) + 1, taken_usernames(acct:tokens()))
+  save()
+  return nil
+end
+
+-- Creates the replacement recorded in rotation r (intent already saved).
+-- A create refused as a conflict (the username is taken) is looked up, and
+-- tried once more under the next username when the name is not ours.
+local function create_replacement(acct, r)
+  for try = 1, 2 do
+    local w = wanted(r)
+    w.username, w.password = r.new_username, r.new_password
+    local ok, t = pcall(acct.create_token, acct, w)
+    if not ok and (try == 2 or type(t) ~= "table" or t.kind ~= "conflict") then error(t, 0) end
+    if not ok then t = own_or_next(acct, r) end
+    if t then
+      created(acct, r, t)
+      log.info("rotate: created replacement", { provider = r.provider, old = r.old_id, new = r.new_id, username = r.new_username })
+      return
+    end
+  end
+end
+
+-- Finishes a rotation whose create may or may not have happened.
+local function reconcile_intent(acct, r)
+  local found = acct:find(r.new_username)
+  -- a name that belongs to another rotation's replacement is never taken over
+  if found then found = own_or_next(acct, r, found) end
+  if dry_run then
+    print(("would %s: %s %s -> new token %s"):format(found and "finish" or "retry", r.provider, r.old_id, r.new_username))
+  elseif found then
+    log.info("rotate: found the replacement an earlier run created", { provider = r.provider, old = r.old_id, new = found.id })
+    created(acct, r, found)
+  else
+    create_replacement(acct, r)
+  end
+end
+
+-- Finishes rotations a run left before their replacement was ready: an
+-- intent (the create may or may not have happened) or a created token
+-- whose parameters may not be applied.
 local function reconcile(acct, counts)
   for _, r in pairs(state.rotations) do
     if r.provider == acct.name and r.phase == "intent" then
-      local found = acct:find(r.new_username)
-      if found and claimed_ids()[acct.name .. ":" .. found.id] then
-        -- the name belongs to another rotation's replacement: never take it over
-        log.warn("rotate: replacement username already taken; choosing another", { provider = r.provider, old = r.old_id })
-        r.new_username = new_username(acct.name)
-        save()
-        found = nil
-      end
-      if found then
-        r.new_id, r.new_password = found.id, found.password or r.new_password
-        r.phase, r.created_at = "created", os.time()
-        save()
-        log.info("rotate: found the replacement an earlier run created", { provider = r.provider, old = r.old_id, new = r.new_id })
-      elseif dry_run then
-        print(("would retry: %s %s -> new token %s"):format(r.provider, r.old_id, r.new_username))
+      reconcile_intent(acct, r)
+      counts.rotated = counts.rotated + 1
+    elseif r.provider == acct.name and r.phase == "created" then
+      if dry_run then
+        print(("would finish: %s %s -> token %s (apply its parameters)"):format(r.provider, r.old_id, r.new_id))
       else
-        create_replacement(acct, r)
+        make_ready(acct, r, nil)
       end
       counts.rotated = counts.rotated + 1
     end
@@ -145,26 +259,17 @@ end
 
 -- Starts a rotation for every token over the threshold.
 local function rotate_over(acct, tokens, threshold, counts)
-  local rotating, taken = {}, {}
-  for _, r in pairs(state.rotations) do
-    rotating[r.provider .. ":" .. r.old_id] = true
-    taken[r.new_username] = true
-  end
-  for _, t in ipairs(tokens) do taken[t.username] = true end
-  -- a fresh username no token or rotation uses
-  local function fresh()
-    local u
-    repeat u = new_username(acct.name) until not taken[u]
-    taken[u] = true
-    return u
-  end
+  local rotating, taken = {}, taken_usernames(tokens)
+  for _, r in pairs(state.rotations) do rotating[r.provider .. ":" .. r.old_id] = true end
   for _, t in ipairs(tokens) do
     local share = providers.used_share(t)
     if share and share >= threshold and t.status ~= "deleted" and not rotating[acct.name .. ":" .. t.id] then
+      local username, attempt = free_username(acct, t.id, 0, taken)
+      taken[username] = true
       local r = { provider = acct.name, old_id = t.id, old_username = t.username, share = share,
         limit_bytes = t.limit_bytes, unlimited = t.unlimited, hours = t.hours,
         like = { allowedPools = t.raw.allowedPools, auto_disable = t.raw.auto_disable, lifetime = t.raw.lifetime },
-        new_username = fresh(), phase = "intent", intent_at = os.time() }
+        new_username = username, name_attempt = attempt, phase = "intent", intent_at = os.time() }
       if acct.name == "oxylabs" then r.new_password = providers.oxylabs_password() end
       print(("%s%s token %s (%s) at %s of %d bytes -> replacement %s"):format(dry_run and "would rotate: " or "rotate: ",
         acct.name, t.id, t.username, pct(share), t.limit_bytes, r.new_username))
@@ -202,21 +307,26 @@ local function retire(acct, counts)
   end
 end
 
+-- Phases in which a replacement may be published (its parameters applied).
+local READY = { ready = true, published = true, retired = true }
+
 -- Every live credential of an account: tokens not being retired, with the
--- passwords the API returns or the journal knows.
+-- passwords the API returns or the journal knows. A replacement that is not
+-- ready yet is left out (it may have wider access than the token it
+-- replaces), and the token it replaces stays in.
 local function live_credentials(acct, gateway)
-  local known, retiring = {}, {}
+  local known, retiring, unready = {}, {}, {}
   for _, r in pairs(state.rotations) do
     if r.provider == acct.name then
       if r.new_id then known[r.new_id] = r end
-      if r.phase ~= "intent" then retiring[r.old_id] = true end
+      if READY[r.phase] then retiring[r.old_id] = true else unready[r.new_username] = true end
     end
   end
   local host, port = gateway:match("^(.+):(%d+)$")
   local out = {}
   for _, t in ipairs(acct:tokens()) do
-    if t.status == "active" and not retiring[t.id] then
-      local r = known[t.id]
+    local r = known[t.id]
+    if t.status == "active" and not retiring[t.id] and not unready[t.username] and not (r and not READY[r.phase]) then
       local user = t.username
       if acct.name == "oxylabs" then user = "customer-" .. user end
       out[#out + 1] = { provider = acct.name, id = t.id, username = user, password = t.password or (r and r.new_password),
@@ -244,25 +354,45 @@ local function publish(creds, opts)
     elseif opts.format ~= "url" then
       error("--format " .. opts.format .. " needs resi.proxylist", 0)
     end
-    fs.write_atomic(opts.out, text, 384)
+    write_out("--out", opts.out, text)
   end
   if opts.manifest then
-    fs.write_atomic(opts.manifest, json.encode({ generated_at = os.time(), credentials = json.array(creds) },
-      { sort_keys = true, indent = 2 }) .. "\n", 384)
+    write_out("--manifest", opts.manifest, json.encode({ generated_at = os.time(), credentials = json.array(creds) },
+      { sort_keys = true, indent = 2 }) .. "\n")
   end
 end
 
 -- Takes the journal's lock, waiting up to wait seconds: one run at a time
 -- per journal, since two (overlapping cron runs) would act on the same
 -- intents. The kernel drops the lock if this run is killed. nil when
--- another run holds it (said on stderr).
+-- another run holds it (said on stderr); a lock file that cannot be made or
+-- opened is a user error naming it and the cause.
 local function lock_journal(path, wait)
-  local lock, err = fs.lock(path .. ".lock", { wait = wait })
+  local lock, err, code = fs.lock(path .. ".lock", { wait = wait })
+  if not lock and code ~= "busy" then fail(("--state %s: %s (the journal's lock)"):format(path, err)) end
   if not lock then
     io.stderr:write(("rotate.lua: %s: another run is using the journal %s (--wait SECONDS waits for it)\n")
       :format(err, path))
   end
   return lock
+end
+
+-- Removes the temp files (with passwords in them) that killed runs left
+-- next to the journal, the list and the manifest.
+local function remove_stale_temps(opts)
+  for _, path in ipairs({ opts.state, opts.out or false, opts.manifest or false }) do
+    if path then fs.remove_stale_temps(path) end
+  end
+end
+
+-- Checks, before any API call, that every file the run writes can be
+-- written (its directory exists and is writable): a user error otherwise.
+local function check_paths(opts)
+  for _, o in ipairs({ { "--state", opts.state }, { "--out", opts.out }, { "--manifest", opts.manifest } }) do
+    local ok, why = true, nil
+    if o[2] then ok, why = fs.check_writable(o[2]) end
+    if not ok then fail(("%s %s: %s"):format(o[1], o[2], why)) end
+  end
 end
 
 -- The whole run.
@@ -283,8 +413,10 @@ local function main(opts)
     if #names == 0 then argparse.usage_error("no provider: pass --provider or set UNKNOWNPROXIES_USERNAME / OXYLABS_USERNAME") end
   end
   dry_run, state_path = opts.dry_run, opts.state
+  check_paths(opts)
   local lock <close> = not dry_run and lock_journal(state_path, opts.wait) or nil
   if not dry_run and not lock then return require("resi.task").set_exit_status(1) end
+  if not dry_run then remove_stale_temps(opts) end
   state = load_state(state_path)
   state.run = state.run + 1
   save()
@@ -310,7 +442,7 @@ local function main(opts)
   if not dry_run and failed == 0 then
     publish(creds, opts)
     for _, r in pairs(state.rotations) do
-      if r.phase == "created" then
+      if r.phase == "ready" then
         r.phase, r.published_run, r.retire_after = "published", state.run, os.time() + math.floor(opts.grace * 60)
       end
     end
@@ -334,4 +466,22 @@ local function main(opts)
   if failed > 0 then require("resi.task").set_exit_status(1) end
 end
 
-argparse.run(resi.args, SPEC, help, main)
+-- Runs main: a user error (fail) becomes one line on stderr and exit
+-- status 1; a usage error goes on to argparse (exit status 2); anything
+-- else is a bug and keeps its traceback.
+local function run(opts, rest)
+  local ok, err = xpcall(main, function(e)
+    if getmetatable(e) == UserError or (type(e) == "table" and e.usage) then return e end
+    return debug.traceback(tostring(e), 2)
+  end, opts, rest)
+  if ok then return end
+  if getmetatable(err) ~= UserError then
+    if type(err) == "table" then error(err, 0) end
+    io.stderr:write("resi: error: ", err, "\n")
+  else
+    io.stderr:write("rotate.lua: ", err.message, "\n")
+  end
+  require("resi.task").set_exit_status(1)
+end
+
+argparse.run(resi.args, SPEC, help, run)

@@ -41,6 +41,54 @@ describe("resi.fs", function()
     assert.truthy(err:find("cannot create " .. dir .. "/missing/x.tmp-", 1, true), err)
   end)
 
+  describe("stale temp files", function()
+    -- Makes a temp file by name in dir (content "secret"), optionally dated.
+    local function temp(name, date)
+      local f = assert(io.open(dir .. "/" .. name, "w"))
+      f:write("secret")
+      f:close()
+      if date then proc.run { "touch", "-d", date, dir .. "/" .. name } end
+    end
+
+    -- The names in dir, sorted, one per line.
+    local function names() return proc.run({ "ls", dir }).stdout end
+
+    it("are removed when their writer is gone, and kept while it lives", function()
+      local dead = proc.run({ "true" }).pid -- exited and reaped: no such process now
+      local me = require("luv").os_getpid()
+      temp(("state.json.tmp-%d-0badf00d"):format(dead)) -- a killed writer's
+      temp(("state.json.tmp-%d-00c0ffee"):format(me)) -- a live writer's (this process)
+      temp("state.json.tmp-1-0000beef", "2000-01-01") -- PID 1 is alive, but started after this was written: reused
+      temp(("state.json.tmp-%d-0000abcd"):format(me), "2000-01-01") -- the same for this process's PID
+      temp(("other.json.tmp-%d-0badf00d"):format(dead)) -- another target's: not this writer's business
+      temp(("state.json.tmp-%d-notahex!"):format(dead)) -- not a temp file name
+      fs.write_atomic(dir .. "/state.json", "{}", 384)
+      assert.equal(("other.json.tmp-%d-0badf00d\nstate.json\nstate.json.tmp-%d-00c0ffee\nstate.json.tmp-%d-notahex!\n")
+        :format(dead, me, dead), names())
+      assert.equal("{}", fs.read(dir .. "/state.json"))
+    end)
+
+    it("are found by remove_stale_temps for any path, also a bare name", function()
+      local dead = proc.run({ "true" }).pid
+      temp(("out.txt.tmp-%d-12345678"):format(dead))
+      temp("out.txt.tmp-1-12345678") -- PID 1, written after it started: kept
+      local removed = fs.remove_stale_temps(dir .. "/out.txt")
+      assert.same({ ("out.txt.tmp-%d-12345678"):format(dead) }, removed)
+      assert.equal("out.txt.tmp-1-12345678\n", names())
+      assert.same({}, fs.remove_stale_temps(dir .. "/no/such/dir/x"))
+    end)
+  end)
+
+  it("checks up front that a path can be written", function()
+    assert.is_true(fs.check_writable(dir .. "/new.txt"))
+    local ok, why = fs.check_writable(dir .. "/missing/x.txt")
+    assert.is_nil(ok)
+    assert.equal("directory " .. dir .. "/missing does not exist", why)
+    fs.write_atomic(dir .. "/file", "x")
+    assert.equal(dir .. "/file is not a directory", select(2, fs.check_writable(dir .. "/file/x")))
+    assert.equal("it is a directory", select(2, fs.check_writable(dir)))
+  end)
+
   describe("lock", function()
     it("is exclusive, released by unlock, and waits when asked", function()
       local path = dir .. "/state.lock"
@@ -71,6 +119,21 @@ describe("resi.fs", function()
       assert.is_nil(none)
       assert.equal("error", code)
       assert.truthy(err:find("No such file or directory", 1, true), err)
+    end)
+
+    it("tells a lock held by another from one it cannot take at all", function()
+      fs.write_atomic(dir .. "/plain", "x")
+      assert(proc.run({ "mkdir", dir .. "/adir" }).status == 0)
+      local cases = { { dir .. "/plain/x", "Not a directory" }, { dir .. "/adir", "Is a directory" },
+        { dir .. "/none/x", "No such file or directory" } }
+      for _, c in ipairs(cases) do
+        local t0 = resi.monotonic()
+        local none, err, code = fs.lock(c[1], { wait = 0.3 })
+        assert.is_true(resi.monotonic() - t0 < 0.2) -- said at once
+        assert.is_nil(none)
+        assert.equal("error", code) -- not "busy": waiting would not help
+        assert.equal("cannot open " .. c[1] .. ": " .. c[2], err)
+      end
     end)
 
     it("holds against another process, and dies with it", function()

@@ -139,6 +139,27 @@ describe("resi.providers.unknownproxies", function()
     assert.is_true(#up:list_tokens() >= 3)
   end)
 
+  it("names the create, not the lookup made for it, when a create fails in transport", function()
+    local acct = sim.accounts.unknownproxies[1]
+    local quick = { retry = { base = 0.01, cap = 0.02 } } -- retries without long backoffs
+    -- a host that does not resolve: the create never left, so nothing is looked up
+    local nowhere = up_mod.new { username = acct.username, password = acct.password, ratelimit = quick,
+      base_url = "https://resi-spec-no-such-host.invalid/api/v1" }
+    local err = raises(nowhere.create_token, nowhere, { dataLimit = GB })
+    assert.are.equal("transport", err.kind)
+    assert.matches("^POST /resi/token/create: ", err.message)
+    assert.is_nil(err.message:find("/resi/tokens", 1, true), err.message)
+    -- the create's answer is lost and the lookup fails too: the create is named, the lookup is context
+    local lost = up_mod.new { username = acct.username, password = acct.password, ratelimit = quick,
+      base_url = sim.urls.unknownproxies }
+    fault { route = "POST /resi/token/create", kind = "commit_lost" }
+    fault { route = "GET /resi/tokens", kind = "error", status = 500, count = 0 }
+    err = raises(lost.create_token, lost, { dataLimit = GB })
+    assert.are.equal("transport", err.kind)
+    assert.matches("^POST /resi/token/create: ", err.message)
+    assert.matches("; looking for what it may have made failed too: unknownproxies: server (HTTP 500)", err.message, 1, true)
+  end)
+
   it("treats a delete whose first answer was lost as done", function()
     local t = up:create_token { dataLimit = GB }
     fault { route = "DELETE /resi/token", kind = "commit_lost" }

@@ -235,6 +235,163 @@ describe("scripts/rotate.lua", function()
     assert.are.equal(4, n) -- a, b and one replacement each
   end)
 
+  -- The usernames a run's output names as replacements, in order.
+  local function replacements_named(out)
+    local names = {}
+    for u in out:gmatch("%-> replacement (%S+)") do names[#names + 1] = u end
+    return names
+  end
+
+  it("names in a dry run the usernames the real run then creates", function()
+    local olds = {}
+    for i = 1, 3 do
+      olds[i] = up:create_token { dataLimit = GB }
+      use(olds[i].token, GB)
+    end
+    local dry = rotate { "--dry-run" }
+    assert.are.equal(0, dry.status, dry.stderr)
+    local named = replacements_named(dry.stdout)
+    assert.are.equal(3, #named, dry.stdout)
+    local again = rotate { "--dry-run" }
+    assert.are.same(named, replacements_named(again.stdout)) -- a dry run is repeatable
+    local r = rotate { "--grace", "60" }
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.same(named, replacements_named(r.stdout))
+    local state, by_name = json.decode(read("state.json")), {}
+    for _, t in pairs(tokens()) do by_name[t.username] = t end
+    for _, o in ipairs(olds) do
+      local rot = state.rotations["unknownproxies:" .. o.token]
+      assert.is_true(by_name[rot.new_username] ~= nil and by_name[rot.new_username].token == rot.new_id)
+    end
+    for _, u in ipairs(named) do assert.is_table(by_name[u], u) end
+  end)
+
+  it("publishes a replacement only once its allowedPools are those of the token it replaces", function()
+    local a = up:create_token { dataLimit = 2 * GB }
+    up:modify_token(a.token, { allowedPools = { "us-s", "us-r" } })
+    local b = up:create_token { dataLimit = GB }
+    use(a.token, 2 * GB)
+    -- the create commits but its answer is lost; every PATCH of the pools fails, in two runs
+    fault { route = "POST /resi/token/create", kind = "commit_lost" }
+    fault { route = "PATCH /resi/token", kind = "error", status = 503, count = 2 * 4 }
+    for run = 1, 2 do
+      local r = rotate { "--grace", "60" }
+      assert.are.equal(1, r.status, r.stdout .. r.stderr)
+      local rot = json.decode(read("state.json")).rotations["unknownproxies:" .. a.token]
+      -- "created" already in run 1 when libcurl replayed the create on a fresh connection (a 409, then found)
+      assert.is_true(rot.phase == "created" or (run == 1 and rot.phase == "intent"), rot.phase)
+      local new
+      for _, t in pairs(tokens()) do if t.username == rot.new_username then new = t end end
+      assert.is_table(new) -- made, but with every pool open
+      assert.are.same({}, { table.unpack(new.allowedPools) })
+      local list = read("proxies.txt")
+      assert.is_true(list == nil or not list:find(new.username, 1, true), list)
+    end
+    local r = rotate { "--grace", "60" }
+    assert.are.equal(0, r.status, r.stdout .. r.stderr)
+    local rot = json.decode(read("state.json")).rotations["unknownproxies:" .. a.token]
+    assert.are.equal("published", rot.phase)
+    local new = tokens()[rot.new_id]
+    local pools = { table.unpack(new.allowedPools) }
+    table.sort(pools)
+    assert.are.same({ "us-r", "us-s" }, pools)
+    local list = read("proxies.txt")
+    assert.matches(new.username .. ":" .. new.password .. "@", list, 1, true)
+    assert.matches(b.username .. ":", list, 1, true)
+  end)
+
+  it("applies the pools of a replacement whose create answered garbage, or that a kill left created", function()
+    local a = up:create_token { dataLimit = GB }
+    up:modify_token(a.token, { allowedPools = { "us-s" } })
+    use(a.token, GB)
+    fault { route = "POST /resi/token/create", kind = "malformed" } -- committed, then not JSON
+    local r = rotate { "--grace", "60" }
+    assert.are.equal(1, r.status, r.stdout .. r.stderr)
+    r = rotate { "--grace", "60" }
+    assert.are.equal(0, r.status, r.stdout .. r.stderr)
+    local state = json.decode(read("state.json"))
+    local rot = state.rotations["unknownproxies:" .. a.token]
+    assert.are.same({ "us-s" }, { table.unpack(tokens()[rot.new_id].allowedPools) })
+    -- a run killed after recording "created" (as an older rotate.lua left it): the pools are applied first
+    local b = up:create_token { dataLimit = GB }
+    up:modify_token(b.token, { allowedPools = { "us-r" } })
+    local nb = up:create_token { dataLimit = GB }
+    state.rotations["unknownproxies:" .. b.token] = { provider = "unknownproxies", old_id = b.token, phase = "created",
+      new_id = nb.token, new_username = nb.username, limit_bytes = GB, hours = 0, like = { allowedPools = { "us-r" } } }
+    local f = assert(io.open(dir .. "/state.json", "w"))
+    f:write(json.encode(state))
+    f:close()
+    r = rotate { "--grace", "60" }
+    assert.are.equal(0, r.status, r.stdout .. r.stderr)
+    assert.are.same({ "us-r" }, { table.unpack(tokens()[nb.token].allowedPools) })
+    assert.are.equal("published", json.decode(read("state.json")).rotations["unknownproxies:" .. b.token].phase)
+    assert.matches(nb.username .. ":", read("proxies.txt"), 1, true)
+    assert.is_nil(read("proxies.txt"):find(b.username .. ":", 1, true))
+  end)
+
+  -- Asserts that a run failed with one line on stderr that has every
+  -- fragment in it, and did nothing at the provider.
+  local function says_one_line(r, status, ...)
+    assert.are.equal(status, r.status, r.stdout .. r.stderr)
+    assert.are.equal(1, select(2, r.stderr:gsub("\n", "")), r.stderr)
+    for _, frag in ipairs({ ... }) do assert.matches(frag, r.stderr, 1, true) end
+    assert.is_nil(r.stderr:find("traceback", 1, true), r.stderr)
+    assert.is_nil(r.stderr:find("another run", 1, true), r.stderr)
+  end
+
+  it("says in one line which file cannot be used, before any API call", function()
+    local a = up:create_token { dataLimit = GB }
+    use(a.token, GB)
+    local before = sim.servers[1]:stats().requests
+    local base = { proc.resi_path(), "run", SCRIPT, "--provider", "unknownproxies" }
+    -- Runs the script with extra arguments.
+    local function run(...)
+      local argv = { table.unpack(base) }
+      for _, x in ipairs({ ... }) do argv[#argv + 1] = x end
+      return proc.run(argv, { env = env })
+    end
+    says_one_line(run("--state", "/nonexistent/dir/s.json"), 1, "rotate.lua: --state /nonexistent/dir/s.json: ",
+      "directory /nonexistent/dir does not exist")
+    says_one_line(run("--state", dir .. "/s.json", "--out", "/nonexistent/dir/p.txt"), 1,
+      "rotate.lua: --out /nonexistent/dir/p.txt: directory /nonexistent/dir does not exist")
+    says_one_line(run("--state", dir .. "/s.json", "--manifest", dir .. "/none/m.json", "--dry-run"), 1,
+      "rotate.lua: --manifest " .. dir .. "/none/m.json: directory " .. dir .. "/none does not exist")
+    says_one_line(run("--state", dir), 1, "rotate.lua: --state " .. dir .. ": it is a directory")
+    local f = assert(io.open(dir .. "/bad.json", "w"))
+    f:write("{bad")
+    f:close()
+    says_one_line(run("--state", dir .. "/bad.json"), 1, "rotate.lua: --state " .. dir .. "/bad.json: not a journal: ",
+      "fix or move the file")
+    -- a lock file that cannot be opened is not "another run"
+    assert.are.equal(0, proc.run({ "mkdir", dir .. "/s2.json.lock" }).status)
+    says_one_line(run("--state", dir .. "/s2.json"), 1, "rotate.lua: --state " .. dir .. "/s2.json: cannot open "
+      .. dir .. "/s2.json.lock: Is a directory")
+    assert.are.equal(before, sim.servers[1]:stats().requests)
+    local usage = run("--threshold", "2")
+    assert.are.equal(2, usage.status)
+    assert.matches("^%-%-threshold must be in %(0, 1%]\n", usage.stderr)
+    assert.is_nil(read("s.json"))
+  end)
+
+  it("removes the temp files (with passwords) that killed runs left, even when it publishes nothing", function()
+    local dead = proc.run({ "true" }).pid -- exited: like a run killed with kill -9
+    local mine = resi.uv.os_getpid() -- alive: not a dead writer's
+    local names = { ("state.json.tmp-%d-1a2b3c4d"):format(dead), ("proxies.txt.tmp-%d-00000001"):format(dead),
+      ("manifest.json.tmp-%d-0000abcd"):format(dead), ("proxies.txt.tmp-%d-00000002"):format(mine) }
+    for _, n in ipairs(names) do
+      local f = assert(io.open(dir .. "/" .. n, "w"))
+      f:write("http://u:Secr3t@h:1\n")
+      f:close()
+    end
+    fault { route = "GET /resi/tokens", kind = "error", status = 400 } -- the run fails: nothing is published
+    local r = rotate { "--grace", "60" }
+    assert.are.equal(1, r.status, r.stdout .. r.stderr)
+    assert.is_nil(read("proxies.txt"))
+    for i, n in ipairs(names) do
+      if i < 4 then assert.is_nil(read(n), n) else assert.is_string(read(n), n) end
+    end
+  end)
+
   it("rotates Oxylabs sub-users too, publishing the password it chose", function()
     local oacct = sim.accounts.oxylabs[1]
     local oxy = require("resi.providers.oxylabs").new { username = oacct.username, password = oacct.password,

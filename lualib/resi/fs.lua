@@ -50,17 +50,76 @@ function Writer:abort()
   uv.fs_unlink(self.tmp)
 end
 
+--- Seconds of clock slack when comparing a process's start with a file's
+--- mtime (the start time comes from boot time plus clock ticks).
+M.START_SLACK = 2
+
+-- The directory and the last component of a path ("." for a bare name).
+local function split_path(path)
+  local dir, base = path:match("^(.*)/([^/]*)$")
+  if not dir then return ".", path end
+  return dir == "" and "/" or dir, base
+end
+
+-- The PID in a temp file name of base ("base.tmp-PID-HEX"), or nil.
+local function temp_pid(name, base)
+  if name:sub(1, #base + 5) ~= base .. ".tmp-" then return nil end
+  local pid = name:sub(#base + 6):match("^(%d+)%-%x+$")
+  pid = pid and math.tointeger(tonumber(pid))
+  return pid and pid > 0 and pid <= 0x7fffffff and pid or nil -- never 0 or a group
+end
+
+-- True when the writer of a temp file is gone: its PID has no process
+-- (ESRCH), or the process that has the PID now started after the file was
+-- last written, so it is a later process that reused the PID (the writer
+-- wrote the file, then died, then the PID was given out again).
+local function writer_gone(pid, file)
+  local ok, _, code = uv.kill(pid, 0)
+  if not ok then return code == "ESRCH" end -- EPERM: alive, someone else's
+  local st = uv.fs_stat(file)
+  local started = require("resi.fs_core").process_start(pid)
+  return st ~= nil and started ~= nil and started > st.mtime.sec + M.START_SLACK
+end
+
+--- Removes the temp files that killed writers left for path (they may
+--- hold credentials): "path.tmp-PID-*" whose writer is gone (see
+--- writer_gone). Temp files of live writers, ours included, are kept.
+--- Returns the names removed.
+---@param path string
+---@return string[]
+function M.remove_stale_temps(path)
+  local dir, base = split_path(path)
+  local removed = {}
+  local scan = uv.fs_scandir(dir)
+  if not scan then return removed end
+  for name in function() return uv.fs_scandir_next(scan) end do
+    local pid = temp_pid(name, base)
+    local file = dir .. "/" .. name
+    if pid and writer_gone(pid, file) and uv.fs_unlink(file) then removed[#removed + 1] = name end
+  end
+  return removed
+end
+
+-- Targets swept of stale temp files by this process (once each).
+local swept = {}
+
 --- A file replaced atomically: writes go to a temp file in the same
 --- directory (created with opts.mode, default 0644 = 420; use 384 = 0600
 --- for credentials), and commit() renames it over path after an fsync
 --- (opts.sync = false skips the fsync: a bulk output that may be lost in a
 --- power cut, as with cp or a shell redirect). Whatever fails, path holds
---- either its old content or all of the new.
+--- either its old content or all of the new. The first writer of a path in
+--- a process also removes the temp files killed writers left for it
+--- (remove_stale_temps).
 ---@param path string
 ---@param opts? {mode?: integer, sync?: boolean}
 ---@return resi.fs.atomic_writer
 function M.atomic_writer(path, opts)
   opts = opts or {}
+  if not swept[path] then
+    swept[path] = true
+    M.remove_stale_temps(path)
+  end
   local tmp = ("%s.tmp-%d-%08x"):format(path, uv.os_getpid(), math.random(0, 0x7fffffff))
   local fd = check("cannot create", tmp, uv.fs_open(tmp, "wx", opts.mode or 420))
   local file, err = io.open(tmp, "r+b") -- buffered writes; fd is kept for fsync
@@ -97,14 +156,34 @@ end
 --- True when path exists.
 function M.exists(path) return uv.fs_stat(path) ~= nil end
 
+--- Checks, before any work is done, that a file can be written at path
+--- (atomically: a temp file is made next to it): its directory exists, is
+--- a directory and is writable, and path itself is not a directory.
+--- Returns true, or nil and the cause ("directory /x does not exist").
+---@param path string
+---@return true|nil, string|nil
+function M.check_writable(path)
+  local dir = split_path(path)
+  local st = uv.fs_stat(dir)
+  if not st then return nil, ("directory %s does not exist"):format(dir) end
+  if st.type ~= "directory" then return nil, ("%s is not a directory"):format(dir) end
+  if not uv.fs_access(dir, "W") then return nil, ("directory %s is not writable"):format(dir) end
+  local target = uv.fs_stat(path)
+  if target and target.type == "directory" then return nil, "it is a directory" end
+  return true
+end
+
 ---@class resi.fs.lock
 ---@field unlock fun(self: resi.fs.lock)  releases it (also at exit, on collection and when a <close> variable ends)
 ---@field held fun(self: resi.fs.lock): boolean
 
 --- Takes an exclusive advisory lock (flock) on path, creating the file
 --- (mode 0600) when missing. Returns the lock, or nil, message, code where
---- code is "busy" (another process holds it) or "error". With opts.wait
---- (seconds) it retries until then, suspending only this task. The kernel
+--- code is "busy" (another process holds it) or "error" (the file cannot be
+--- opened or locked at all: ENOENT, EACCES, EISDIR...; the message names the
+--- path and the cause, and waiting would not help, so it is said at once).
+--- With opts.wait (seconds) a busy lock is retried until then, suspending
+--- only this task. The kernel
 --- releases the lock when the process ends, even when it is killed.
 ---@param path string
 ---@param opts? {wait?: number}

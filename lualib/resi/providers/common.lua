@@ -126,6 +126,27 @@ end
 -- Reasons resi.ratelimit gives when it will not let a call go.
 local REFUSED = { timeout = true, queue_full = true, dropped = true, not_before = true, too_heavy = true }
 
+-- Transport failures where the request never left: nothing can have been
+-- made, so there is nothing to look for.
+local NOT_SENT = { connect = true, resolve = true }
+
+-- The error of a call that failed in transport: it names the call (not a
+-- lookup made on its behalf); context, when given, says what else failed.
+local function transport_error(self, spec, err, code, context)
+  return M.error { kind = "transport", provider = self.provider, code = code,
+    message = ("%s %s: %s%s"):format(spec.method, spec.path, err, context and ("; " .. context) or "") }
+end
+
+-- Runs spec.reconcile (looks for what a call whose answer was lost made).
+-- When the lookup fails too, raises the call's own error, with the
+-- lookup's failure as context: the call is what the caller asked for.
+local function lookup(self, spec, err, code)
+  local ok, found = pcall(spec.reconcile)
+  if ok then return found end
+  error(transport_error(self, spec, err, code,
+    "looking for what it may have made failed too: " .. tostring(found)), 0)
+end
+
 --- Sends one API call through the account's rate limiter and returns the
 --- decoded body and the response, or raises an error object. spec:
 --- {method, path, query?, json?, headers?, safe? (may be repeated after a
@@ -154,17 +175,14 @@ function Client:call(spec)
         and math.max(0, code - os.time()) or nil,
         message = ("%s %s was not sent: the rate limiter said %s"):format(spec.method, spec.path, err) }, 0)
     end
-    if spec.reconcile then
+    if spec.reconcile and not NOT_SENT[code] then
       -- an unsafe call whose outcome is unknown: look for what it made
-      local found = spec.reconcile()
+      local found = lookup(self, spec, err, code)
       if found ~= nil then return found, nil end
       tries_left = tries_left - 1
       if tries_left <= 0 or not (code == "timeout" or code == "reset" or code == "truncated") then spec.reconcile = nil end
     end
-    if not spec.reconcile then
-      error(M.error { kind = "transport", provider = self.provider, code = code,
-        message = ("%s %s: %s"):format(spec.method, spec.path, err) }, 0)
-    end
+    if not spec.reconcile or NOT_SENT[code] then error(transport_error(self, spec, err, code), 0) end
   end
 end
 

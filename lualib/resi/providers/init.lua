@@ -11,7 +11,9 @@
 --- invalid at UnknownProxies. Oxylabs traffic is GB (1 GB = 10^9 bytes here)
 --- and it never returns passwords (nil, except from create_token).
 --- acct.capabilities says what a provider supports; other calls raise an
---- error of kind "unsupported".
+--- error of kind "unsupported". acct:apply(id, want) makes a token's
+--- parameters those create_token was asked for and checks them (what a
+--- create could not set, or a create whose answer was lost left unset).
 local common = require "resi.providers.common"
 local json = require "resi.json"
 
@@ -58,17 +60,66 @@ function UP:tokens()
   return out
 end
 function UP:token(id) return up_record(self.client:get_token(id)) end
+
+-- True when two lists of pool ids hold the same ids (order aside).
+local function same_pools(a, b)
+  local seen, n = {}, 0
+  for _, p in ipairs(a) do
+    if not seen[p] then seen[p], n = true, n + 1 end
+  end
+  for _, p in ipairs(b) do
+    if not seen[p] then return false end
+    if seen[p] == true then seen[p], n = "matched", n - 1 end
+  end
+  return n == 0
+end
+
+-- The fields of an UnknownProxies token that differ from want (the
+-- create_token options), as a modify_token body (empty when none).
+local function up_diff(t, want)
+  local d = {}
+  local pools = want.like and want.like.allowedPools
+  if type(pools) == "table" and not same_pools(pools, type(t.allowedPools) == "table" and t.allowedPools or {}) then
+    d.allowedPools = pools
+  end
+  if want.hours and (math.tointeger(t.durationHours) or 0) ~= want.hours then d.durationHours = want.hours end
+  if want.limit_bytes and math.tointeger(t.dataLimit) ~= want.limit_bytes then d.dataLimit = want.limit_bytes end
+  return d
+end
+
+-- Raises the error for a parameter a provider did not take.
+local function not_applied(provider, id, field)
+  error(common.error { kind = "protocol", provider = provider, code = "not_applied", field = field,
+    message = ("token %s: %s is still not what was asked for after changing it"):format(id, field) }, 0)
+end
+
 function UP:create_token(opts)
   opts = opts or {}
   if opts.unlimited then common.invalid("unknownproxies", "unlimited", "is not possible: every token has a data limit") end
   local t = self.client:create_token { dataLimit = opts.limit_bytes, durationHours = opts.hours,
     username = opts.username }
-  local pools = opts.like and opts.like.allowedPools
-  if type(pools) == "table" and #pools > 0 then
-    t = self.client:modify_token(t.token, { allowedPools = pools }) -- create cannot set them
-  end
+  return self:apply(t.token, opts, up_record(t)) -- create cannot set allowedPools
+end
+
+--- Makes a token's parameters those of want (create_token's options:
+--- limit_bytes, hours, like.allowedPools) and checks them: changes only
+--- what differs, so repeating it is harmless. current is the token's
+--- record when the caller has it (saves a read). Returns the record.
+---@param id string
+---@param want? {limit_bytes?: integer, hours?: integer, like?: {allowedPools?: string[]}}
+---@param current? table
+---@return table
+function UP:apply(id, want, current)
+  want = want or {}
+  local t = (current or self:token(id)).raw
+  local d = up_diff(t, want)
+  if next(d) == nil then return current or up_record(t) end
+  t = self.client:modify_token(id, d)
+  local still = next(up_diff(t, want))
+  if still then not_applied("unknownproxies", id, still) end
   return up_record(t)
 end
+
 function UP:set_limit(id, bytes) return up_record(self.client:modify_token(id, { dataLimit = bytes })) end
 function UP:delete_token(id) return self.client:delete_token(id) end
 function UP:find(username)
@@ -122,6 +173,58 @@ function OXY:create_token(opts)
   r.username = r.username or username
   return r
 end
+
+-- The fields of an Oxylabs sub-user that differ from want (the
+-- create_token options), as an update_sub_user body (empty when none).
+local function oxy_diff(s, want)
+  local d, like = {}, want.like or {}
+  local unlimited = s.traffic_limit == nil or s.traffic_limit == json.null
+  if want.unlimited and not unlimited then d.traffic_limit = json.null end
+  if not want.unlimited and want.limit_bytes and (unlimited or gb_bytes(s.traffic_limit) ~= want.limit_bytes) then
+    d.traffic_limit = want.limit_bytes / GB
+  end
+  for _, f in ipairs({ "auto_disable", "lifetime" }) do
+    local v = want[f]
+    if v == nil then v = like[f] end
+    if type(v) == "boolean" and s[f] ~= v then d[f] = v end
+  end
+  return d
+end
+
+-- A sub-user object with every field apply compares: s itself, or the
+-- list's copy when an answer left some out (a create may answer {id}).
+local function oxy_full(self, id, s)
+  if s.traffic_limit ~= nil and s.auto_disable ~= nil and s.lifetime ~= nil then return s end
+  return self:token(id).raw
+end
+
+--- The sub-user's record (from the list: Oxylabs has no read of one).
+function OXY:token(id)
+  for _, s in ipairs(self.client:sub_users()) do
+    if tostring(s.id) == tostring(id) then return oxy_record(s) end
+  end
+  error(common.error { kind = "not_found", provider = "oxylabs", code = "not_found",
+    message = ("no sub-user %s"):format(tostring(id)) }, 0)
+end
+
+--- Makes a sub-user's parameters those of want (create_token's options:
+--- limit_bytes or unlimited, like.auto_disable, like.lifetime) and checks
+--- them; changes only what differs. current: its record, when known.
+---@param id string
+---@param want? {limit_bytes?: integer, unlimited?: boolean, auto_disable?: boolean, like?: {auto_disable?: boolean, lifetime?: boolean}}
+---@param current? table
+---@return table
+function OXY:apply(id, want, current)
+  want = want or {}
+  local s = oxy_full(self, id, (current or self:token(id)).raw)
+  local d = oxy_diff(s, want)
+  if next(d) == nil then return current or oxy_record(s) end
+  s = oxy_full(self, id, self.client:update_sub_user(id, d))
+  local still = next(oxy_diff(s, want))
+  if still then not_applied("oxylabs", id, still) end
+  return oxy_record(s)
+end
+
 function OXY:set_limit(id, bytes) return oxy_record(self.client:update_sub_user(id, { traffic_limit = bytes / GB })) end
 function OXY:disable(id) return oxy_record(self.client:update_sub_user(id, { status = "disabled" })) end
 function OXY:delete_token(id) return self.client:delete_sub_user(id) end
@@ -147,7 +250,8 @@ function RF:generate(opts) return self.client:generate(opts) end
 local CLASSES = { unknownproxies = UP, oxylabs = OXY, resifactory = RF }
 
 -- Every operation of the model raises "unsupported" unless a provider has it.
-for _, op in ipairs({ "tokens", "token", "create_token", "set_limit", "disable", "delete_token", "balance", "find", "generate" }) do
+for _, op in ipairs({ "tokens", "token", "create_token", "apply", "set_limit", "disable", "delete_token", "balance", "find",
+  "generate" }) do
   for name, class in pairs(CLASSES) do
     if class[op] == nil then class[op] = function() unsupported(name, op) end end
   end
