@@ -1,0 +1,64 @@
+-- README.md's runnable shell blocks, run as a reader would paste them: every
+-- ```sh block preceded by the line <!-- runnable --> runs with bash (set -e,
+-- pipefail) in a scratch directory that holds ./resi, scripts/ and examples/,
+-- and must exit 0. The README cannot drift from what resi does.
+local proc = require "spec.support.proc"
+
+local MARK = "<!-- runnable -->"
+
+-- The repository root (this spec runs from it or names it in its path).
+local function repo_root()
+  local bin = proc.resi_path()
+  return (bin:match("^(.*)/[^/]+$"))
+end
+
+-- The runnable blocks of the README: {line=, code=}.
+local function runnable_blocks(text)
+  local blocks, marked, code, start = {}, false, nil, nil
+  local n = 0
+  for line in (text .. "\n"):gmatch("(.-)\n") do
+    n = n + 1
+    if code then
+      if line:match("^```%s*$") then
+        blocks[#blocks + 1] = { line = start, code = table.concat(code, "\n") .. "\n" }
+        code = nil
+      else
+        code[#code + 1] = line
+      end
+    elseif line:match("^```sh%s*$") and marked then
+      code, start, marked = {}, n + 1, false
+    elseif line == MARK then
+      marked = true
+    elseif line:match("%S") then
+      marked = false
+    end
+  end
+  return blocks
+end
+
+describe("README.md", function()
+  local root = repo_root()
+  local f = assert(io.open(root .. "/README.md"))
+  local text = f:read("a")
+  f:close()
+  local blocks = runnable_blocks(text)
+
+  it("marks its everyday commands as runnable", function()
+    assert.is_true(#blocks >= 3, ("%d runnable blocks"):format(#blocks))
+  end)
+
+  for _, block in ipairs(blocks) do
+    it(("runs the shell block at line %d"):format(block.line), function()
+      local dir = proc.run({ "mktemp", "-d", "/tmp/resi-readme.XXXXXX" }).stdout:gsub("%s+$", "")
+      for _, name in ipairs { "resi", "scripts", "examples" } do
+        assert.equal(0, proc.run({ "ln", "-s", root .. "/" .. name, dir .. "/" .. name }).status)
+      end
+      -- what a block starts in the background (resi sim) ends with it, pass or fail
+      local code = 'trap \'kill $(jobs -p) 2>/dev/null || true; wait\' EXIT\n' .. block.code
+      local r = proc.run({ "timeout", "120", "bash", "-euo", "pipefail", "-c", code }, { cwd = dir })
+      proc.run { "rm", "-rf", dir }
+      assert.equal(0, r.status, ("README.md:%d exited %s\n--- stdout\n%s\n--- stderr\n%s"):format(block.line,
+        tostring(r.status), r.stdout, r.stderr))
+    end)
+  end
+end)
