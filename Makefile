@@ -67,8 +67,9 @@ $(BUILD)/obj/%.o: runtime/%.c runtime/*.h | $(BUILD)/obj
 $(BIN): $(HOST_OBJS)
 	$(CC) $(EXTRA_LDFLAGS) -o $@ $(HOST_OBJS) $(HOST_LIBS) -Wl,--export-dynamic
 
-$(HTTP_MOD): runtime/http_client.c runtime/*.h | $(BUILD)/cmod/resi
-	$(CC) $(MOD_CFLAGS) $(EXTRA_CFLAGS) -shared -Wl,-z,nodelete -o $@ $< $(CURL_LIBS) $(EXTRA_LDFLAGS)
+# a module links its own copy of the shared helpers (lutil.c), never the host's symbols
+$(HTTP_MOD): runtime/http_client.c runtime/lutil.c runtime/*.h | $(BUILD)/cmod/resi
+	$(CC) $(MOD_CFLAGS) $(EXTRA_CFLAGS) -shared -Wl,-z,nodelete -Wl,-Bsymbolic -o $@ runtime/http_client.c runtime/lutil.c $(CURL_LIBS) $(EXTRA_LDFLAGS)
 
 $(BUILD)/obj $(BUILD)/cmod/resi:
 	mkdir -p $@

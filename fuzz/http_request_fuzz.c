@@ -22,11 +22,11 @@ static int feed(resi_req *r, const char *data, size_t len) {
     }
     if (st == RESI_REQ_COMPLETE) {
       /* touch everything the server would hand to Lua */
-      volatile size_t n = strlen(resi_req_method(r)) + strlen(resi_req_url(r)) + r->body_len;
+      volatile size_t n = strlen(resi_req_method(r)) + strlen(resi_req_url(r)) + r->body.len;
       for (size_t i = 0; i < r->nheaders; i++)
         n += strlen(resi_req_header_name(r, i)) + strlen(resi_req_header_value(r, i));
       (void)n;
-      if (r->body_len > r->max_body) abort();
+      if (r->body.len > r->max_body) abort();
       resi_req_next(r);
     }
     data += used, len -= used;

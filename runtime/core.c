@@ -2,10 +2,11 @@
  *
  * The scheduler itself (task objects, the ready queue, cancellation) is Lua
  * in lualib/resi/task.lua. This file gives it what only C can: the drain
- * step run from the loop, one-shot timers that wake a task, clocks, and a
- * way to stop the loop. Waking never resumes Lua code directly: it calls the
- * scheduler's wake function, which only queues the task; the queue is run
- * from drain_cb, one place, on the main thread. */
+ * step run from the loop, one-shot timers that wake a task, clocks, a way
+ * to stop the loop, random bytes, and how an error becomes text. Waking
+ * never resumes Lua code directly: it calls the scheduler's wake function,
+ * which only queues the task; the queue is run from drain_cb, one place, on
+ * the main thread. */
 #include <math.h>
 #include <stdlib.h>
 #include <time.h>
@@ -13,6 +14,7 @@
 #include "host.h"
 
 #define CORE_STATE "resi.core.state"
+#define STATE_MT "resi.core.drain_step"
 #define TIMER_MT "resi.core.timer"
 
 /* The drain step: an idle handle started whenever tasks are ready. */
@@ -30,10 +32,6 @@ typedef struct {
   lua_Integer token;
   void **owner; /* the userdata slot that points here, cleared on release */
 } wake_timer;
-
-/* Frees a handle's memory once libuv is done with it (no Lua here: this can
- * run after the state is closed). */
-static void free_on_close(uv_handle_t *handle) { free(handle); }
 
 /* Idle callback: stops itself and runs the scheduler's ready queue. */
 static void drain_cb(uv_idle_t *idle) {
@@ -60,7 +58,7 @@ static core_state *get_state(lua_State *L) {
 static int state_gc(lua_State *L) {
   core_state **slot = lua_touserdata(L, 1);
   if (*slot) {
-    uv_close((uv_handle_t *)&(*slot)->idle, free_on_close);
+    uv_close((uv_handle_t *)&(*slot)->idle, resi_free_on_close);
     *slot = NULL;
   }
   return 0;
@@ -93,7 +91,7 @@ static void timer_release(wake_timer *t, int wake) {
   } else {
     luaL_unref(t->L, LUA_REGISTRYINDEX, t->task_ref);
   }
-  uv_close((uv_handle_t *)&t->timer, free_on_close);
+  uv_close((uv_handle_t *)&t->timer, resi_free_on_close);
 }
 
 /* Timer callback: the sleep is over, queue the task. */
@@ -106,8 +104,7 @@ static int core_timer(lua_State *L) {
   lua_Integer token = luaL_checkinteger(L, 3);
   if (!(ms >= 0)) ms = 0; /* also catches NaN */
   if (ms > 1e15) ms = 1e15;
-  void **ud = lua_newuserdatauv(L, sizeof(void *), 0); /* stack: .., ud */
-  luaL_setmetatable(L, TIMER_MT);
+  void **ud = resi_new_handle(L, TIMER_MT); /* stack: .., ud */
   wake_timer *t = malloc(sizeof *t);
   if (t == NULL) return luaL_error(L, "resi: out of memory");
   uv_timer_init(resi_loop(L), &t->timer);
@@ -154,11 +151,29 @@ static int core_stop(lua_State *L) {
 /* core.add_failure(): counts an error reported outside task:wait; the
  * process then exits non-zero. */
 static int core_add_failure(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, "resi.failed");
-  lua_Integer n = lua_tointeger(L, -1);
-  lua_pushinteger(L, n + 1);
-  lua_setfield(L, LUA_REGISTRYINDEX, "resi.failed");
+  resi_add_failure(L);
   return 0;
+}
+
+/* core.random_bytes(n) -> n bytes from the kernel's generator (for secrets,
+ * keys and ids: never math.random). */
+static int core_random_bytes(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 0, 1, "must not be negative");
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, (size_t)n);
+  if (!resi_random_bytes(p, (size_t)n)) return luaL_error(L, "resi.core.random_bytes: getrandom failed");
+  luaL_pushresultsize(&b, (size_t)n); /* stack: n, bytes */
+  return 1;
+}
+
+/* core.error_text(err [, thread [, level]]) -> the text err becomes, with a
+ * traceback of thread (resi_push_error_text: the one rule, also the host's). */
+static int core_error_text(lua_State *L) {
+  lua_State *co = lua_isthread(L, 2) ? lua_tothread(L, 2) : L;
+  int level = (int)luaL_optinteger(L, 3, co == L ? 1 : 0);
+  resi_push_error_text(L, co, 1, level); /* stack: err, .., text */
+  return 1;
 }
 
 /* core.isatty(fd): is the descriptor a terminal? */
@@ -175,27 +190,20 @@ static const luaL_Reg core_funcs[] = {
     {"now", core_now},
     {"stop", core_stop},
     {"add_failure", core_add_failure},
+    {"random_bytes", core_random_bytes},
+    {"error_text", core_error_text},
     {"isatty", core_isatty},
     {NULL, NULL},
 };
 
 int luaopen_resi_core(lua_State *L) {
-  if (luaL_newmetatable(L, TIMER_MT)) { /* stack: mt */
-    lua_pushcfunction(L, timer_stop);
-    lua_setfield(L, -2, "stop");
-    lua_pushcfunction(L, timer_stop);
-    lua_setfield(L, -2, "__gc");
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
-
+  static const luaL_Reg timer_methods[] = {{"stop", timer_stop}, {NULL, NULL}};
+  static const luaL_Reg timer_meta[] = {{"__gc", timer_stop}, {NULL, NULL}};
+  static const luaL_Reg state_meta[] = {{"__gc", state_gc}, {NULL, NULL}};
+  resi_new_class(L, TIMER_MT, timer_methods, timer_meta);
+  resi_new_class(L, STATE_MT, NULL, state_meta);
   if (get_state(L) == NULL) {
-    core_state **slot = lua_newuserdatauv(L, sizeof *slot, 0); /* stack: slot */
-    lua_newtable(L);                                           /* stack: slot, mt */
-    lua_pushcfunction(L, state_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
+    core_state **slot = resi_new_handle(L, STATE_MT); /* stack: slot */
     core_state *cs = calloc(1, sizeof *cs);
     if (cs == NULL) return luaL_error(L, "resi: out of memory");
     uv_idle_init(resi_loop(L), &cs->idle);

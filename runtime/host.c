@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -122,25 +121,12 @@ int resi_host_nearest_subcommand(const resi_host *h, const char *word, const cha
   return best[0] != '\0';
 }
 
-/* Message handler: adds a traceback to string errors, leaves objects as they are. */
-static int traceback(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (msg == NULL && !lua_isnoneornil(L, 1)) return 1; /* an error object */
-  luaL_traceback(L, L, msg ? msg : "(error object is nil)", 1);
-  return 1;
-}
-
 /* Reports an error raised outside any task (a luv callback, start-up). */
 static void report_error(lua_State *L, const char *where) {
-  /* stack: err */
-  const char *msg = luaL_tolstring(L, -1, NULL); /* stack: err, msg */
-  fprintf(stderr, "resi: %s: %s\n", where, msg);
+  /* stack: err (text made by resi_msghandler, unless the handler failed) */
+  fprintf(stderr, "resi: %s: %s\n", where, luaL_tolstring(L, -1, NULL)); /* stack: err, text */
   lua_pop(L, 2);
-  lua_getfield(L, LUA_REGISTRYINDEX, "resi.failed"); /* stack: failed */
-  lua_Integer failures = lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  lua_pushinteger(L, failures + 1);
-  lua_setfield(L, LUA_REGISTRYINDEX, "resi.failed");
+  resi_add_failure(L);
 }
 
 /* luv's callback runner: a protected call with a traceback; an error is
@@ -148,7 +134,7 @@ static void report_error(lua_State *L, const char *where) {
 static int luv_callback_pcall(lua_State *L, int nargs, int nresults, int flags) {
   (void)flags;
   int base = lua_gettop(L) - nargs; /* the function's index */
-  lua_pushcfunction(L, traceback);
+  lua_pushcfunction(L, resi_msghandler);
   lua_insert(L, base); /* stack: handler, fn, args.. */
   int status = lua_pcall(L, nargs, nresults, base);
   lua_remove(L, base);
@@ -181,7 +167,19 @@ static int open_luv(lua_State *L) {
   return 1;
 }
 
-/* Sets package.path/cpath so resi's library comes first, then Debian's. */
+/* The C modules linked into the binary, preloaded by name. */
+static const luaL_Reg preloads[] = {
+    {"resi.core", luaopen_resi_core},
+    {"resi.json_core", luaopen_resi_json_core},
+    {"resi.server_core", luaopen_resi_server_core},
+    {"resi.proxylist_core", luaopen_resi_proxylist_core},
+    {"resi.fs_core", luaopen_resi_fs_core},
+    {"luv", open_luv},
+    {NULL, NULL},
+};
+
+/* Sets package.path/cpath so resi's library comes first, then Debian's
+ * (and preloads resi's linked C modules). */
 static void set_paths(resi_host *h) {
   lua_State *L = h->L;
   lua_getglobal(L, "package"); /* stack: package */
@@ -195,18 +193,7 @@ static void set_paths(resi_host *h) {
   lua_setfield(L, -3, "cpath");
   lua_pop(L, 1);
   lua_getfield(L, -1, "preload"); /* stack: package, preload */
-  lua_pushcfunction(L, luaopen_resi_core);
-  lua_setfield(L, -2, "resi.core");
-  lua_pushcfunction(L, luaopen_resi_json_core);
-  lua_setfield(L, -2, "resi.json_core");
-  lua_pushcfunction(L, luaopen_resi_server_core);
-  lua_setfield(L, -2, "resi.server_core");
-  lua_pushcfunction(L, luaopen_resi_proxylist_core);
-  lua_setfield(L, -2, "resi.proxylist_core");
-  lua_pushcfunction(L, luaopen_resi_fs_core);
-  lua_setfield(L, -2, "resi.fs_core");
-  lua_pushcfunction(L, open_luv);
-  lua_setfield(L, -2, "luv");
+  luaL_setfuncs(L, preloads, 0);
   lua_pop(L, 2); /* stack: (empty) */
 }
 
@@ -216,7 +203,7 @@ static void set_paths(resi_host *h) {
  * and scripts draw usernames and ids from it. */
 static void seed_random(lua_State *L) {
   lua_Integer seed[2] = {0, 0};
-  if (getrandom(seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
+  if (!resi_random_bytes(seed, sizeof seed)) {
     seed[0] = (lua_Integer)time(NULL) ^ (lua_Integer)getpid();
     seed[1] = (lua_Integer)(uintptr_t)&seed;
   }
@@ -312,7 +299,7 @@ static int load_main(lua_State *L, const resi_invocation *inv) {
 
 int resi_host_run(resi_host *h, const resi_invocation *inv) {
   lua_State *L = h->L;
-  lua_pushcfunction(L, traceback); /* stack: handler */
+  lua_pushcfunction(L, resi_msghandler); /* stack: handler */
   int handler = lua_gettop(L);
 
   /* the scheduler: resi.task.main(chunk, args) -> starts the main task */
@@ -349,8 +336,7 @@ int resi_host_run(resi_host *h, const resi_invocation *inv) {
   } else {
     fprintf(stderr, "resi: %s\n", lua_tostring(L, -1));
   }
-  lua_getfield(L, LUA_REGISTRYINDEX, "resi.failed");
-  if (lua_tointeger(L, -1) > 0 && status == 0) status = 1;
+  if (resi_failures(L) > 0 && status == 0) status = 1;
   lua_settop(L, 0);
   return status;
 }

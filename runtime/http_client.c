@@ -25,16 +25,11 @@
 #include "resi.h"
 
 #define MULTI_KEY "resi.http.multi"
+#define MULTI_MT "resi.http.multi_handle"
 #define REQUEST_MT "resi.http.transfer"
 #define EASY_POOL_MAX 64
 
 typedef struct http_req http_req;
-
-/* A growable byte buffer (response body, response headers). */
-typedef struct {
-  char *data;
-  size_t len, cap;
-} byte_buf;
 
 /* One multi handle per Lua state, with the loop handles that drive it. */
 typedef struct {
@@ -72,7 +67,7 @@ struct http_req {
   http_multi *m;
   CURL *easy;
   struct curl_slist *headers;
-  byte_buf body, head;
+  resi_buf body, head; /* response body and header block */
   size_t max_body;
   int too_large;
   int head_done; /* the blank line that ends the response headers arrived */
@@ -86,24 +81,6 @@ struct http_req {
 };
 
 static void check_done(http_multi *m);
-
-/* Appends n bytes to a buffer; returns 0 when memory runs out. */
-static int buf_add(byte_buf *b, const char *p, size_t n) {
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + n) cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (d == NULL) return 0;
-    b->data = d, b->cap = cap;
-  }
-  memcpy(b->data + b->len, p, n);
-  b->len += n;
-  return 1;
-}
-
-/* Frees a handle's memory once libuv has closed it (no Lua: may run after
- * the state is gone). */
-static void free_on_close(uv_handle_t *handle) { free(handle); }
 
 /* Close callback of the multi's own handles: frees the multi after the last. */
 static void multi_handle_closed(uv_handle_t *handle) {
@@ -148,7 +125,7 @@ static void sock_drop(http_multi *m, curl_socket_t fd) {
   sock_ctx *sc = sock_get(m, fd);
   if (sc == NULL) return;
   m->socks[fd] = NULL;
-  uv_close((uv_handle_t *)&sc->poll, free_on_close);
+  uv_close((uv_handle_t *)&sc->poll, resi_free_on_close);
 }
 
 /* Translates libuv poll events into a curl socket action. */
@@ -182,7 +159,7 @@ static sock_ctx *sock_new(http_multi *m, curl_socket_t fd) {
   sc->fd = fd, sc->m = m;
   uv_unref((uv_handle_t *)&sc->poll); /* idle keep-alive sockets never hold the process */
   if (!sock_set(m, fd, sc)) {
-    uv_close((uv_handle_t *)&sc->poll, free_on_close);
+    uv_close((uv_handle_t *)&sc->poll, resi_free_on_close);
     return NULL;
   }
   return sc;
@@ -265,11 +242,11 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
 static size_t on_body(char *p, size_t size, size_t n, void *userp) {
   http_req *r = userp;
   size_t len = size * n;
-  if (r->body.len + len > r->max_body) {
+  if (len > r->max_body - r->body.len) {
     r->too_large = 1;
     return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
   }
-  return buf_add(&r->body, p, len) ? len : 0;
+  return resi_buf_add(&r->body, p, len) ? len : 0;
 }
 
 /* CURLOPT_HEADERFUNCTION: keeps the header block of the last response
@@ -279,7 +256,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *userp) {
   size_t len = size * n;
   if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) r->head.len = 0, r->head_done = 0;
   if ((len == 2 && p[0] == '\r' && p[1] == '\n') || (len == 1 && p[0] == '\n')) r->head_done = 1;
-  return buf_add(&r->head, p, len) ? len : 0;
+  return resi_buf_add(&r->head, p, len) ? len : 0;
 }
 
 /* Links a transfer into the multi's in-flight list and keeps the loop up. */
@@ -319,8 +296,8 @@ static void req_free(http_req *r) {
     }
   }
   curl_slist_free_all(r->headers);
-  free(r->body.data);
-  free(r->head.data);
+  resi_buf_free(&r->body);
+  resi_buf_free(&r->head);
   free(r);
 }
 
@@ -393,7 +370,7 @@ static void push_lower(lua_State *L, const char *p, size_t n) {
 
 /* Pushes the response headers as a table with lower-case names; repeated
  * headers are joined with ", ". */
-static void push_headers(lua_State *L, const byte_buf *head) {
+static void push_headers(lua_State *L, const resi_buf *head) {
   lua_createtable(L, 0, 8); /* stack: headers (sized for a typical response) */
   const char *p = head->data, *end = head->data + head->len;
   if (p == NULL) return;
@@ -436,8 +413,7 @@ static void push_response(lua_State *L, http_req *r) {
   curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
   curl_easy_getinfo(r->easy, CURLINFO_PRIMARY_IP, &ip);
   lua_createtable(L, 0, 10); /* stack: res */
-  lua_pushinteger(L, status);
-  lua_setfield(L, -2, "status");
+  resi_set_integer(L, "status", status);
   push_headers(L, &r->head); /* stack: res, headers */
   lua_setfield(L, -2, "headers");
   lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
@@ -448,8 +424,7 @@ static void push_response(lua_State *L, http_req *r) {
   lua_setfield(L, -2, "time");
   lua_pushboolean(L, num_connects == 0);
   lua_setfield(L, -2, "reused");
-  lua_pushinteger(L, local_port);
-  lua_setfield(L, -2, "local_port");
+  resi_set_integer(L, "local_port", local_port);
   lua_pushstring(L, ip ? ip : "");
   lua_setfield(L, -2, "remote_ip");
   lua_pushstring(L, version == CURL_HTTP_VERSION_2_0 ? "2" : version == CURL_HTTP_VERSION_1_0 ? "1.0" : "1.1");
@@ -463,25 +438,18 @@ static void complete(http_multi *m, http_req *r, CURLcode rc) {
   int nargs;
   if (rc == CURLE_OK && !r->head_done) { /* curl takes EOF inside the headers for their end */
     r->reusable = 0;
-    lua_pushnil(L);
-    lua_pushliteral(L, "the connection closed before the response headers ended");
-    lua_pushliteral(L, "truncated"); /* stack: nil, message, code */
-    nargs = 3;
+    nargs = resi_push_fail(L, "truncated", "the connection closed before the response headers ended");
   } else if (rc == CURLE_OK) {
     push_response(L, r); /* stack: res */
     nargs = 1;
   } else {
     r->reusable = 0; /* reset a failed transfer's handle before reuse */
     const char *code = failure_code(r, rc);
-    lua_pushnil(L);
-    if (r->too_large) {
-      lua_pushfstring(L, "response body larger than %I bytes", (lua_Integer)r->max_body);
-    } else {
-      lua_pushstring(L, r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
-    }
-    lua_pushstring(L, code); /* stack: nil, message, code */
-    nargs = 3;
-  }
+    if (r->too_large)
+      nargs = resi_push_fail(L, code, "response body larger than %I bytes", (lua_Integer)r->max_body);
+    else
+      nargs = resi_push_fail(L, code, "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+  } /* stack: res | nil, message, code */
   int task_ref = r->task_ref;
   lua_Integer token = r->token;
   req_free(r);
@@ -642,9 +610,7 @@ static int http_request(lua_State *L) {
   luaL_checkany(L, 2);
   lua_Integer token = luaL_checkinteger(L, 3);
   http_multi *m = get_multi(L);
-  http_req **slot = lua_newuserdatauv(L, sizeof *slot, 0); /* stack: opts, task, token, handle */
-  *slot = NULL;
-  luaL_setmetatable(L, REQUEST_MT);
+  http_req **slot = resi_new_handle(L, REQUEST_MT); /* stack: opts, task, token, handle */
   http_req *r = calloc(1, sizeof *r);
   if (r == NULL) return luaL_error(L, "resi.http: out of memory");
   r->m = m;
@@ -681,12 +647,9 @@ static int transfer_cancel(lua_State *L) {
 static int http_stats(lua_State *L) {
   http_multi *m = get_multi(L);
   lua_createtable(L, 0, 3); /* stack: stats */
-  lua_pushinteger(L, m->in_flight);
-  lua_setfield(L, -2, "in_flight");
-  lua_pushinteger(L, m->sockets_opened);
-  lua_setfield(L, -2, "sockets_opened");
-  lua_pushinteger(L, m->transfers_started);
-  lua_setfield(L, -2, "transfers_started");
+  resi_set_integer(L, "in_flight", m->in_flight);
+  resi_set_integer(L, "sockets_opened", m->sockets_opened);
+  resi_set_integer(L, "transfers_started", m->transfers_started);
   return 1;
 }
 
@@ -710,11 +673,7 @@ static int multi_gc(lua_State *L) {
 
 /* Creates the per-state multi handle and its loop handles. */
 static void create_multi(lua_State *L) {
-  http_multi **slot = lua_newuserdatauv(L, sizeof *slot, 0); /* stack: slot */
-  lua_newtable(L);                                           /* stack: slot, mt */
-  lua_pushcfunction(L, multi_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
+  http_multi **slot = resi_new_handle(L, MULTI_MT); /* stack: slot */
   http_multi *m = calloc(1, sizeof *m);
   if (m == NULL) luaL_error(L, "resi.http: out of memory");
   m->multi = curl_multi_init();
@@ -747,19 +706,15 @@ static const luaL_Reg http_funcs[] = {
 };
 
 int luaopen_resi_http_core(lua_State *L) {
+  static const luaL_Reg multi_meta[] = {{"__gc", multi_gc}, {NULL, NULL}};
+  static const luaL_Reg transfer_methods[] = {{"cancel", transfer_cancel}, {NULL, NULL}};
+  static const luaL_Reg transfer_meta[] = {{"__gc", transfer_cancel}, {NULL, NULL}};
+  resi_new_class(L, MULTI_MT, NULL, multi_meta);
+  resi_new_class(L, REQUEST_MT, transfer_methods, transfer_meta);
   if (get_multi(L) == NULL) {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return luaL_error(L, "resi.http: curl_global_init failed");
     create_multi(L);
   }
-  if (luaL_newmetatable(L, REQUEST_MT)) { /* stack: mt */
-    lua_pushcfunction(L, transfer_cancel);
-    lua_setfield(L, -2, "cancel");
-    lua_pushcfunction(L, transfer_cancel);
-    lua_setfield(L, -2, "__gc");
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
   luaL_newlib(L, http_funcs); /* stack: core */
   lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
   lua_setfield(L, -2, "curl_version");

@@ -6,19 +6,7 @@
  * at a time, in order. */
 #include "http_request.h"
 
-#include <stdlib.h>
 #include <string.h>
-
-/* Grows a buffer to hold need bytes; returns 0 when memory runs out. */
-static int reserve(char **buf, size_t *cap, size_t need) {
-  if (need <= *cap) return 1;
-  size_t c = *cap ? *cap : 256;
-  while (c < need) c *= 2;
-  char *p = realloc(*buf, c);
-  if (p == NULL) return 0;
-  *buf = p, *cap = c;
-  return 1;
-}
 
 /* Marks the request as refused with an HTTP status and stops the parser. */
 static int refuse(resi_req *r, int status, const char *reason) {
@@ -27,35 +15,50 @@ static int refuse(resi_req *r, int status, const char *reason) {
   return -1;
 }
 
-/* Appends bytes to the arena, counting them against the header limit. */
+/* Header record i (the records are an array in r->headers). */
+static resi_req_header *header_at(const resi_req *r, size_t i) { return (resi_req_header *)r->headers.data + i; }
+
+/* Appends bytes to the arena, counting them against the header limit; the
+ * arena stays NUL-terminated. */
 static int arena_add(resi_req *r, const char *p, size_t n, int lower) {
+  if (n > r->max_header - r->header_bytes) return refuse(r, 431, "request header fields too large");
   r->header_bytes += n;
-  if (r->header_bytes > r->max_header) return refuse(r, 431, "request header fields too large");
-  if (!reserve(&r->arena, &r->arena_cap, r->arena_len + n + 1)) return refuse(r, 500, "out of memory");
-  char *dst = r->arena + r->arena_len;
+  resi_buf *a = &r->arena;
+  if (!resi_buf_reserve(a, n + 1)) return refuse(r, 500, "out of memory");
+  char *dst = a->data + a->len;
   for (size_t i = 0; i < n; i++) {
     char c = p[i];
     dst[i] = (lower && c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
   }
-  r->arena_len += n;
-  r->arena[r->arena_len] = '\0';
+  a->len += n;
+  a->data[a->len] = '\0';
   return 0;
 }
 
 /* Ends the current arena string (the NUL after it becomes part of it). */
 static int arena_end(resi_req *r) {
-  if (!reserve(&r->arena, &r->arena_cap, r->arena_len + 2)) return refuse(r, 500, "out of memory");
-  r->arena[r->arena_len++] = '\0';
-  r->arena[r->arena_len] = '\0';
+  resi_buf *a = &r->arena;
+  if (!resi_buf_reserve(a, 2)) return refuse(r, 500, "out of memory");
+  a->data[a->len++] = '\0';
+  a->data[a->len] = '\0';
   return 0;
 }
 
+/* Starts a header record whose name begins at the arena's end. */
+static int header_begin(resi_req *r) {
+  resi_req_header h = {r->arena.len, 0};
+  if (!resi_buf_add(&r->headers, &h, sizeof h)) return refuse(r, 500, "out of memory");
+  r->nheaders++;
+  return 0;
+}
+
+/* The request a parser callback is assembling. */
 static resi_req *from(http_parser *p) { return p->data; }
 
 /* on_message_begin: a new request starts. */
 static int on_begin(http_parser *p) {
   resi_req *r = from(p);
-  r->arena_len = 0, r->nheaders = 0, r->body_len = 0, r->header_bytes = 0;
+  r->arena.len = 0, r->headers.len = 0, r->nheaders = 0, r->body.len = 0, r->header_bytes = 0;
   r->in_value = 0, r->complete = 0;
   r->url = 0;
   return 0;
@@ -69,16 +72,7 @@ static int on_url(http_parser *p, const char *at, size_t n) { return arena_add(f
 static int on_field(http_parser *p, const char *at, size_t n) {
   resi_req *r = from(p);
   if (r->nheaders == 0 || r->in_value) {
-    if (arena_end(r) != 0) return -1; /* ends the URL or the previous value */
-    if (r->nheaders == r->headers_cap) {
-      size_t cap = r->headers_cap ? r->headers_cap * 2 : 16;
-      resi_req_header *h = realloc(r->headers, cap * sizeof *h);
-      if (h == NULL) return refuse(r, 500, "out of memory");
-      r->headers = h, r->headers_cap = cap;
-    }
-    r->headers[r->nheaders].name = r->arena_len;
-    r->headers[r->nheaders].value = 0;
-    r->nheaders++;
+    if (arena_end(r) != 0 || header_begin(r) != 0) return -1; /* ends the URL or the previous value */
     r->in_value = 0;
   }
   return arena_add(r, at, n, 1);
@@ -89,7 +83,7 @@ static int on_value(http_parser *p, const char *at, size_t n) {
   resi_req *r = from(p);
   if (!r->in_value) {
     if (arena_end(r) != 0) return -1; /* ends the name */
-    r->headers[r->nheaders - 1].value = r->arena_len;
+    header_at(r, r->nheaders - 1)->value = r->arena.len;
     r->in_value = 1;
   }
   return arena_add(r, at, n, 0);
@@ -100,7 +94,7 @@ static int on_headers(http_parser *p) {
   resi_req *r = from(p);
   if (arena_end(r) != 0) return -1;
   if (p->http_major != 1) return refuse(r, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
-  if (r->nheaders > 0 && !r->in_value) r->headers[r->nheaders - 1].value = r->arena_len - 1;
+  if (r->nheaders > 0 && !r->in_value) header_at(r, r->nheaders - 1)->value = r->arena.len - 1;
   if ((p->flags & F_CONTENTLENGTH) && p->content_length > r->max_body)
     return refuse(r, 413, "request body too large");
   return 0;
@@ -109,10 +103,8 @@ static int on_headers(http_parser *p) {
 /* on_body: pieces of the body (chunked bodies arrive decoded). */
 static int on_body(http_parser *p, const char *at, size_t n) {
   resi_req *r = from(p);
-  if (r->body_len + n > r->max_body) return refuse(r, 413, "request body too large");
-  if (!reserve(&r->body, &r->body_cap, r->body_len + n + 1)) return refuse(r, 500, "out of memory");
-  memcpy(r->body + r->body_len, at, n);
-  r->body_len += n;
+  if (n > r->max_body - r->body.len) return refuse(r, 413, "request body too large");
+  if (!resi_buf_add(&r->body, at, n)) return refuse(r, 500, "out of memory");
   return 0;
 }
 
@@ -144,10 +136,9 @@ void resi_req_init(resi_req *r, size_t max_header, size_t max_body) {
 }
 
 void resi_req_free(resi_req *r) {
-  free(r->arena);
-  free(r->headers);
-  free(r->body);
-  r->arena = NULL, r->headers = NULL, r->body = NULL;
+  resi_buf_free(&r->arena);
+  resi_buf_free(&r->headers);
+  resi_buf_free(&r->body);
 }
 
 resi_req_state resi_req_feed(resi_req *r, const char *data, size_t len, size_t *consumed) {
@@ -170,6 +161,6 @@ void resi_req_next(resi_req *r) {
 }
 
 const char *resi_req_method(const resi_req *r) { return http_method_str((enum http_method)r->parser.method); }
-const char *resi_req_url(const resi_req *r) { return r->arena + r->url; }
-const char *resi_req_header_name(const resi_req *r, size_t i) { return r->arena + r->headers[i].name; }
-const char *resi_req_header_value(const resi_req *r, size_t i) { return r->arena + r->headers[i].value; }
+const char *resi_req_url(const resi_req *r) { return r->arena.data + r->url; }
+const char *resi_req_header_name(const resi_req *r, size_t i) { return r->arena.data + header_at(r, i)->name; }
+const char *resi_req_header_value(const resi_req *r, size_t i) { return r->arena.data + header_at(r, i)->value; }

@@ -8,6 +8,8 @@
 
 #include <http_parser.h>
 
+#include "lutil.h"
+
 typedef enum {
   RESI_REQ_MORE,     /* all bytes consumed, the request is not complete yet */
   RESI_REQ_COMPLETE, /* one request is complete; *consumed says where it ended */
@@ -25,13 +27,11 @@ typedef struct {
   size_t max_body;   /* bytes (413 beyond) */
 
   /* the request being assembled */
-  char *arena; /* url, header names and values, NUL-separated */
-  size_t arena_len, arena_cap;
-  size_t url;               /* offset of the URL in the arena */
-  resi_req_header *headers;
-  size_t nheaders, headers_cap;
-  char *body;
-  size_t body_len, body_cap;
+  resi_buf arena;   /* url, header names and values, NUL-separated */
+  size_t url;       /* offset of the URL in the arena */
+  resi_buf headers; /* resi_req_header records */
+  size_t nheaders;
+  resi_buf body;
   size_t header_bytes; /* counted against max_header */
   int in_value;        /* the last header callback was a value */
   int complete;

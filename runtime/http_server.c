@@ -8,6 +8,7 @@
  * pipelined requests are answered in order. Malformed requests are answered
  * 400 (431, 413 for the limits, 505 for other HTTP versions) and the
  * connection is closed. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,8 +37,7 @@ struct conn {
   uv_tcp_t tcp; /* first member */
   listener *srv;
   resi_req req;
-  char *pending; /* bytes read but not parsed yet */
-  size_t pending_len, pending_cap;
+  resi_buf pending; /* bytes read but not parsed yet */
   int busy;      /* a request is with Lua, not answered yet */
   int closing;
   void **exchange; /* the Lua exchange handle's slot while busy */
@@ -61,7 +61,7 @@ static void conn_read(conn *c);
 static void conn_closed(uv_handle_t *h) {
   conn *c = (conn *)h;
   resi_req_free(&c->req);
-  free(c->pending);
+  resi_buf_free(&c->pending);
   free(c);
 }
 
@@ -185,7 +185,7 @@ static void push_request(lua_State *L, conn *c) {
     lua_rawset(L, -3);
   }
   lua_setfield(L, -2, "headers"); /* stack: req */
-  lua_pushlstring(L, r->body ? r->body : "", r->body_len);
+  lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
   lua_setfield(L, -2, "body");
   lua_pushfstring(L, "%d.%d", r->parser.http_major, r->parser.http_minor);
   lua_setfield(L, -2, "http_version");
@@ -201,10 +201,9 @@ static void conn_deliver(conn *c) {
   lua_State *L = s->L;
   s->requests++;
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->dispatch_ref); /* stack: dispatch */
-  void **ex = lua_newuserdatauv(L, sizeof(void *), 0); /* stack: dispatch, exchange */
+  void **ex = resi_new_handle(L, EXCHANGE_MT); /* stack: dispatch, exchange */
   *ex = c;
   c->exchange = ex;
-  luaL_setmetatable(L, EXCHANGE_MT);
   push_request(L, c); /* stack: dispatch, exchange, req */
   if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
     fprintf(stderr, "resi: server dispatcher failed: %s\n", lua_tostring(L, -1));
@@ -218,9 +217,8 @@ static void conn_process(conn *c) {
   while (!c->busy && !c->closing) {
     size_t used = 0;
     resi_req_state st = RESI_REQ_MORE;
-    if (c->pending_len > 0) st = resi_req_feed(&c->req, c->pending, c->pending_len, &used);
-    memmove(c->pending, c->pending + used, c->pending_len - used);
-    c->pending_len -= used;
+    if (c->pending.len > 0) st = resi_req_feed(&c->req, c->pending.data, c->pending.len, &used);
+    resi_buf_drop(&c->pending, used);
     if (st == RESI_REQ_ERROR) {
       conn_refuse(c);
       return;
@@ -238,19 +236,13 @@ static void conn_process(conn *c) {
 
 /* Allocation callback: reads go straight into the pending buffer. */
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  conn *c = (conn *)h;
-  size_t want = suggested < 16384 ? 16384 : suggested;
-  if (c->pending_cap - c->pending_len < want) {
-    size_t cap = c->pending_cap ? c->pending_cap : 16384;
-    while (cap - c->pending_len < want) cap *= 2;
-    char *p = realloc(c->pending, cap);
-    if (p == NULL) {
-      *buf = uv_buf_init(NULL, 0);
-      return;
-    }
-    c->pending = p, c->pending_cap = cap;
+  resi_buf *p = &((conn *)h)->pending;
+  if (!resi_buf_reserve(p, suggested < 16384 ? 16384 : suggested)) {
+    *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS: the connection closes */
+    return;
   }
-  *buf = uv_buf_init(c->pending + c->pending_len, (unsigned)(c->pending_cap - c->pending_len));
+  size_t room = p->cap - p->len;
+  *buf = uv_buf_init(p->data + p->len, room > UINT_MAX ? UINT_MAX : (unsigned)room);
 }
 
 /* Read callback: appends to pending and parses. */
@@ -261,7 +253,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     conn_close(c, 0);
     return;
   }
-  c->pending_len += (size_t)nread;
+  c->pending.len += (size_t)nread;
   /* a client that keeps sending while we cannot parse more cannot grow memory
    * beyond the limits: the parser refuses oversized headers and bodies */
   conn_process(c);
@@ -406,9 +398,6 @@ static listener *check_listener(lua_State *L) {
   return *ud;
 }
 
-/* Frees a listener once its socket is closed. */
-static void listener_closed(uv_handle_t *h) { free(h); }
-
 /* Stops listening; idle connections close now, busy ones after answering. */
 static void listener_stop(lua_State *L, listener *s) {
   if (s->closing) return;
@@ -423,7 +412,7 @@ static void listener_stop(lua_State *L, listener *s) {
   s->conns = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, s->dispatch_ref);
   if (s->owner) *s->owner = NULL;
-  uv_close((uv_handle_t *)&s->tcp, listener_closed);
+  uv_close((uv_handle_t *)&s->tcp, resi_free_on_close);
 }
 
 /* server:close(): graceful stop (see listener_stop). */
@@ -459,12 +448,9 @@ static int listener_stats(lua_State *L) {
   lua_Integer open = 0;
   for (conn *c = s->conns; c; c = c->next) open++;
   lua_createtable(L, 0, 3); /* stack: stats */
-  lua_pushinteger(L, open);
-  lua_setfield(L, -2, "connections");
-  lua_pushinteger(L, s->accepted);
-  lua_setfield(L, -2, "accepted");
-  lua_pushinteger(L, s->requests);
-  lua_setfield(L, -2, "requests");
+  resi_set_integer(L, "connections", open);
+  resi_set_integer(L, "accepted", s->accepted);
+  resi_set_integer(L, "requests", s->requests);
   return 1;
 }
 
@@ -479,20 +465,15 @@ static int server_listen(lua_State *L) {
   if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) != 0 &&
       uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr) != 0)
     return luaL_argerror(L, 1, "not an IP address");
-  void **ud = lua_newuserdatauv(L, sizeof(void *), 0); /* stack: .., server */
-  *ud = NULL;
-  luaL_setmetatable(L, LISTENER_MT);
+  void **ud = resi_new_handle(L, LISTENER_MT); /* stack: .., server */
   listener *s = calloc(1, sizeof *s);
   if (s == NULL) return luaL_error(L, "resi.server: out of memory");
   uv_tcp_init(resi_loop(L), &s->tcp);
   int rc = uv_tcp_bind(&s->tcp, (struct sockaddr *)&addr, 0);
   if (rc == 0) rc = uv_listen((uv_stream_t *)&s->tcp, 511, on_connection);
   if (rc != 0) {
-    uv_close((uv_handle_t *)&s->tcp, listener_closed);
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot listen on %s:%d: %s", host, port, uv_strerror(rc));
-    lua_pushstring(L, uv_err_name(rc));
-    return 3;
+    uv_close((uv_handle_t *)&s->tcp, resi_free_on_close);
+    return resi_push_fail(L, uv_err_name(rc), "cannot listen on %s:%d: %s", host, port, uv_strerror(rc));
   }
   s->L = resi_main_state(L);
   s->max_header = (size_t)max_header;
@@ -519,20 +500,11 @@ static const luaL_Reg exchange_methods[] = {
     {NULL, NULL},
 };
 
-/* Creates a metatable with methods, __index and __gc. */
-static void new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc) {
-  luaL_newmetatable(L, name); /* stack: mt */
-  lua_newtable(L);            /* stack: mt, methods */
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
-}
-
 int luaopen_resi_server_core(lua_State *L) {
-  new_class(L, LISTENER_MT, listener_methods, listener_close);
-  new_class(L, EXCHANGE_MT, exchange_methods, exchange_gc);
+  static const luaL_Reg listener_meta[] = {{"__gc", listener_close}, {NULL, NULL}};
+  static const luaL_Reg exchange_meta[] = {{"__gc", exchange_gc}, {NULL, NULL}};
+  resi_new_class(L, LISTENER_MT, listener_methods, listener_meta);
+  resi_new_class(L, EXCHANGE_MT, exchange_methods, exchange_meta);
   lua_newtable(L); /* stack: core */
   lua_pushcfunction(L, server_listen);
   lua_setfield(L, -2, "listen");

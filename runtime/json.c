@@ -84,6 +84,15 @@ static int parse_int(const char *s, size_t len, lua_Integer *out) {
   return 1;
 }
 
+/* Skips a scalar token; returns 1, setting *v, when it is an integer
+ * literal that fits a Lua integer. */
+static int scan_int(lexer *lx, lua_Integer *v) {
+  size_t len;
+  int is_int;
+  const char *tok = skip_scalar(lx, &len, &is_int);
+  return is_int && parse_int(tok, len, v);
+}
+
 static void fix_value(lua_State *L, lexer *lx, int decode_key);
 
 /* Pushes the decoded key for a raw key token: fast path when unescaped, else
@@ -126,11 +135,8 @@ static void fix_object(lua_State *L, lexer *lx, int decode_key) {
       skip_string(lx, &l, &escaped);
       lua_pop(L, 1);
     } else {
-      size_t l;
-      int is_int;
-      const char *tok = skip_scalar(lx, &l, &is_int);
       lua_Integer v;
-      if (is_int && parse_int(tok, l, &v)) {
+      if (scan_int(lx, &v)) {
         lua_pushinteger(L, v); /* stack: t, key, int */
         lua_rawset(L, -3);
       } else {
@@ -169,12 +175,9 @@ static void fix_array(lua_State *L, lexer *lx, int decode_key) {
       int escaped;
       skip_string(lx, &l, &escaped);
     } else {
-      size_t l;
-      int is_int;
-      const char *tok = skip_scalar(lx, &l, &is_int);
       lua_Integer v;
-      if (is_int && parse_int(tok, l, &v)) {
-        lua_pushinteger(L, v);
+      if (scan_int(lx, &v)) {
+        lua_pushinteger(L, v); /* stack: t, int */
         lua_rawseti(L, -2, i);
       }
     }
@@ -210,12 +213,9 @@ static int json_fix(lua_State *L) {
     lua_settop(L, 2);
     return 1;
   }
-  size_t l;
-  int is_int;
-  const char *tok = skip_scalar(&lx, &l, &is_int);
   lua_Integer v;
-  if (lua_type(L, 2) == LUA_TNUMBER && is_int && parse_int(tok, l, &v)) {
-    lua_pushinteger(L, v);
+  if (lua_type(L, 2) == LUA_TNUMBER && scan_int(&lx, &v)) {
+    lua_pushinteger(L, v); /* stack: .., int */
     return 1;
   }
   lua_settop(L, 2);
@@ -224,16 +224,11 @@ static int json_fix(lua_State *L) {
 
 /* ---- encode ------------------------------------------------------------ */
 
-/* The output buffer: malloc'd, owned by the encoder userdata, whose __gc
- * frees it even when an error unwinds the encode (luaL_Buffer cannot be
- * used here: it must stay on top of the stack, and the walk pushes values). */
+/* The encoder, a userdata. Its output buffer is malloc'd and freed by the
+ * userdata's __gc even when an error unwinds the encode (luaL_Buffer cannot
+ * be used here: it must stay on top of the stack, and the walk pushes values). */
 typedef struct {
-  char *data;
-  size_t len, cap;
-} out_buf;
-
-typedef struct {
-  out_buf b;
+  resi_buf b;
   lua_State *L;
   int null_idx;  /* index of json.null */
   int sort_keys; /* emit object keys sorted */
@@ -245,16 +240,7 @@ static void encode_value(encoder *e, int idx, int depth);
 
 /* Appends bytes to the output, growing it as needed. */
 static void put(encoder *e, const char *p, size_t n) {
-  out_buf *b = &e->b;
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 256;
-    while (cap < b->len + n) cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (d == NULL) luaL_error(e->L, "resi.json.encode: out of memory");
-    b->data = d, b->cap = cap;
-  }
-  memcpy(b->data + b->len, p, n);
-  b->len += n;
+  if (!resi_buf_add(&e->b, p, n)) luaL_error(e->L, "resi.json.encode: out of memory");
 }
 
 static void put_char(encoder *e, char c) { put(e, &c, 1); }
@@ -525,8 +511,7 @@ static void encode_value(encoder *e, int idx, int depth) {
 /* __gc of an encoder: frees its output buffer (also after an error). */
 static int encoder_gc(lua_State *L) {
   encoder *e = lua_touserdata(L, 1);
-  free(e->b.data);
-  e->b.data = NULL;
+  resi_buf_free(&e->b);
   return 0;
 }
 
@@ -543,8 +528,7 @@ static int json_encode(lua_State *L) {
   e->indent = lua_toboolean(L, 4);
   encode_value(e, 1, 0);
   lua_pushlstring(L, e->b.data ? e->b.data : "", e->b.len); /* stack: .., e, json */
-  free(e->b.data);
-  e->b.data = NULL;
+  resi_buf_free(&e->b);
   return 1;
 }
 
@@ -562,16 +546,9 @@ static const luaL_Reg json_funcs[] = {
 };
 
 int luaopen_resi_json_core(lua_State *L) {
-  if (luaL_newmetatable(L, ARRAY_MT)) { /* stack: mt */
-    lua_pushliteral(L, "resi.json.array");
-    lua_setfield(L, -2, "__name");
-  }
-  lua_pop(L, 1);
-  if (luaL_newmetatable(L, ENCODER_MT)) { /* stack: mt */
-    lua_pushcfunction(L, encoder_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg encoder_meta[] = {{"__gc", encoder_gc}, {NULL, NULL}};
+  resi_new_class(L, ARRAY_MT, NULL, NULL); /* only __name: it marks tables, it has no methods */
+  resi_new_class(L, ENCODER_MT, NULL, encoder_meta);
   luaL_newlib(L, json_funcs); /* stack: core */
   return 1;
 }

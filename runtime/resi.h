@@ -3,7 +3,8 @@
  * The C modules that are loaded on demand (the HTTP client links libcurl,
  * which costs ~4 ms of start-up, so it is not linked into the binary) find
  * the host's loop and scheduler through the Lua registry, never through
- * exported symbols. Everything here is static inline for that reason. */
+ * exported symbols. Everything here is static inline for that reason; the
+ * shared helpers of lutil.h are linked into each module as its own copy. */
 #ifndef RESI_H
 #define RESI_H
 
@@ -12,6 +13,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <uv.h>
+
+#include "lutil.h"
 
 #define RESI_VERSION "0.1.0"
 

@@ -85,12 +85,7 @@ local function finish(t, ok, r)
     t.state, t.err = "cancelled", r
   else
     t.state, t.err = "failed", r
-    local msg = r
-    if type(msg) ~= "string" then
-      local mt = getmetatable(msg)
-      msg = (mt and mt.__tostring) and tostring(msg) or ("(error object is a %s value)"):format(type(msg))
-    end
-    t.trace = traceback(t.co, msg)
+    t.trace = core.error_text(r, t.co) -- the host's rule too (lutil.c: resi_push_error_text)
   end
   if co_status(t.co) ~= "dead" or not ok then co_close(t.co) end -- runs pending to-be-closed variables
   local waiters = t.waiters
