@@ -508,6 +508,13 @@ static void set_method(CURL *e, const char *method, const char *body, size_t bod
   if (strcmp(method, "HEAD") == 0) {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   } else if (body || strcmp(method, "POST") == 0) {
+    /* libcurl sends a request again, by itself, when a reused keep-alive
+     * connection dies before any answer ("Connection died, retrying a fresh
+     * connect"): for a create that the server committed before the
+     * connection dropped, that is a second create. POST and PATCH are not
+     * idempotent, so they start on a connection of their own, where libcurl
+     * never retries; whether to repeat them is the caller's decision. */
+    if (strcmp(method, "POST") == 0 || strcmp(method, "PATCH") == 0) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
     curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body ? body : "");
     if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
