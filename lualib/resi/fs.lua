@@ -120,7 +120,7 @@ function M.atomic_writer(path, opts)
     swept[path] = true
     M.remove_stale_temps(path)
   end
-  local tmp = ("%s.tmp-%d-%08x"):format(path, uv.os_getpid(), math.random(0, 0x7fffffff))
+  local tmp = ("%s.tmp-%d-%s"):format(path, uv.os_getpid(), require("resi.random").hex(4))
   local fd = check("cannot create", tmp, uv.fs_open(tmp, "wx", opts.mode or 420))
   local file, err = io.open(tmp, "r+b") -- buffered writes; fd is kept for fsync
   if not file then

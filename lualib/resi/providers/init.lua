@@ -16,6 +16,7 @@
 --- create could not set, or a create whose answer was lost left unset).
 local common = require "resi.providers.common"
 local json = require "resi.json"
+local random = require "resi.random"
 
 local M = {}
 local GB = 1000000000
@@ -141,16 +142,13 @@ local function oxy_record(s, password)
     unlimited = unlimited, expires_at = nil, created_at = s.created_at, raw = s }
 end
 
--- A password that meets Oxylabs' rule: 20 characters with every class.
+-- A password that meets Oxylabs' rule: 20 characters with every class
+-- (one of each first, then letters and digits), from the OS generator.
 local function oxy_password()
   local classes = { "abcdefghijkmnopqrstuvwxyz", "ABCDEFGHJKLMNPQRSTUVWXYZ", "23456789", "#_~+=" }
   local out = {}
-  for i = 1, 20 do
-    local set = classes[(i - 1) % 4 + 1]
-    if i > 4 then set = classes[math.random(1, 3)] end
-    local k = math.random(#set)
-    out[i] = set:sub(k, k)
-  end
+  for i = 1, 4 do out[i] = random.string(1, classes[i]) end
+  out[5] = random.string(16, classes[1] .. classes[2] .. classes[3])
   return table.concat(out)
 end
 
@@ -162,7 +160,7 @@ end
 function OXY:create_token(opts)
   opts = opts or {}
   local limit = opts.unlimited and json.null or (opts.limit_bytes and opts.limit_bytes / GB)
-  local username = opts.username or ("resi_" .. ("%x"):format(math.random(0, 0x7fffffff)))
+  local username = opts.username or ("resi_" .. random.hex(4))
   local password = opts.password or oxy_password()
   local like = opts.like or {}
   local auto_disable = opts.auto_disable

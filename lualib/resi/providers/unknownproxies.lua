@@ -13,6 +13,7 @@
 --- one field on modify. Retrieve and list paths are inferred (the docs do
 --- not show them): they live in PATHS so a correction is one line.
 local common = require "resi.providers.common"
+local random = require "resi.random"
 
 local M = {}
 local P = "unknownproxies"
@@ -64,12 +65,7 @@ local ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 -- A random 8-character alphanumeric username (chosen here rather than by
 -- the server, so a create whose answer is lost can be found again).
 local function random_username()
-  local out = {}
-  for i = 1, 8 do
-    local k = math.random(#ALNUM)
-    out[i] = ALNUM:sub(k, k)
-  end
-  return table.concat(out)
+  return random.string(8, ALNUM)
 end
 
 --- Creates a token. fields: dataLimit (bytes, required), username?,
