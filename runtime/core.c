@@ -6,7 +6,12 @@
  * to stop the loop, random bytes, and how an error becomes text. Waking
  * never resumes Lua code directly: it calls the scheduler's wake function,
  * which only queues the task; the queue is run from drain_cb, one place, on
- * the main thread. */
+ * the main thread.
+ *
+ * For new C modules: a wait is core_timer's pattern. Anchor the task in the
+ * registry with its token, start the operation, and on completion push the
+ * results and call resi_wake (resi.h), which releases the anchor exactly once.
+ * It is the one way to resume a task from C; never lua_resume a coroutine. */
 #include <math.h>
 #include <stdlib.h>
 #include <time.h>

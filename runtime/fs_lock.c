@@ -7,7 +7,13 @@
  * The lock is taken without blocking (LOCK_NB): a waiting caller polls from
  * Lua with resi.sleep, so the loop never stops. The kernel drops the lock
  * when the process dies, however it dies, so a killed run never leaves a
- * stale lock behind. */
+ * stale lock behind.
+ *
+ * A model binding for new C modules: the C side does only the system call
+ * and returns `value` or `nil, message, code` (resi_push_fail), the policy
+ * (waiting, retries, messages for users) lives in the Lua wrapper, resi.fs;
+ * the handle is a small class (resi_new_class) whose __gc and __close free
+ * it, so a lock is released however its holder ends. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -8,6 +8,12 @@
 --- by a token; a completion with a stale token (after a cancel or a timeout)
 --- is ignored; an operation that completes before its task yields returns
 --- directly; a raw coroutine.yield that reaches the scheduler is an error.
+---
+--- For new waiting operations (Lua or C): `local t, token = M.prepare(what)`,
+--- start the operation with (t, token), then `M.suspend(t, on_cancel)`; the completion
+--- calls wake(t, token, ...). The token is what makes cancel and timeout
+--- safe: a late completion carries an old token and is dropped, so nobody
+--- needs to unregister a callback on every path.
 local core = require "resi.core"
 
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
