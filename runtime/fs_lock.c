@@ -37,12 +37,7 @@ typedef struct {
 static int lock_take(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
-    lua_pushliteral(L, "error");
-    return 3; /* stack: nil, message, code */
-  }
+  if (fd < 0) return resi_push_fail(L, "error", "cannot open %s: %s", path, strerror(errno));
   int rc;
   do rc = flock(fd, LOCK_EX | LOCK_NB);
   while (rc < 0 && errno == EINTR);
@@ -50,11 +45,8 @@ static int lock_take(lua_State *L) {
     int busy = errno == EWOULDBLOCK;
     int err = errno;
     close(fd);
-    lua_pushnil(L);
-    if (busy) lua_pushfstring(L, "%s is locked by another process", path);
-    else lua_pushfstring(L, "cannot lock %s: %s", path, strerror(err));
-    lua_pushstring(L, busy ? "busy" : "error");
-    return 3; /* stack: nil, message, code */
+    if (busy) return resi_push_fail(L, "busy", "%s is locked by another process", path);
+    return resi_push_fail(L, "error", "cannot lock %s: %s", path, strerror(err));
   }
   file_lock *lk = lua_newuserdatauv(L, sizeof *lk, 0); /* stack: lock */
   lk->fd = fd;
@@ -120,13 +112,7 @@ static int process_start(lua_State *L) {
 int luaopen_resi_fs_core(lua_State *L) {
   static const luaL_Reg methods[] = {{"unlock", lock_release}, {"held", lock_held}, {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", lock_release}, {"__close", lock_release}, {NULL, NULL}};
-  luaL_newmetatable(L, LOCK_MT); /* stack: mt */
-  luaL_setfuncs(L, meta, 0);
-  luaL_newlib(L, methods); /* stack: mt, methods */
-  lua_setfield(L, -2, "__index");
-  lua_pushliteral(L, LOCK_MT);
-  lua_setfield(L, -2, "__name");
-  lua_pop(L, 1); /* stack: (empty) */
+  resi_new_class(L, LOCK_MT, methods, meta);
   lua_newtable(L); /* stack: fs_core */
   lua_pushcfunction(L, lock_take);
   lua_setfield(L, -2, "lock");
