@@ -15,7 +15,7 @@
 
 typedef struct {
   int fmt;
-  resi_pl_buf arena;
+  resi_buf arena;
 } state;
 
 /* Are two entries (each with its own arena) the same? */
@@ -29,7 +29,7 @@ static int same(const char *a, const resi_pl_entry *x, const char *b, const resi
 static void round_trip(const char *arena, const resi_pl_entry *e) {
   static const int fmts[] = {RESI_PL_LIST, RESI_PL_USERPASS, RESI_PL_URL, RESI_PL_PROXYCHAINS};
   for (size_t k = 0; k < sizeof fmts / sizeof fmts[0]; k++) {
-    resi_pl_buf out = {0}, back = {0};
+    resi_buf out = {0}, back = {0};
     char why[RESI_PL_REASON];
     resi_pl_entry e2;
     if (resi_pl_format(&out, arena, e, fmts[k], why) == 0) {
@@ -43,8 +43,8 @@ static void round_trip(const char *arena, const resi_pl_entry *e) {
         abort();
       }
     }
-    resi_pl_buf_free(&out);
-    resi_pl_buf_free(&back);
+    resi_buf_free(&out);
+    resi_buf_free(&back);
   }
 }
 
@@ -117,12 +117,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char why[RESI_PL_REASON];
   if (st.fmt == RESI_PL_JSON) {
     resi_pl_json j;
-    resi_pl_buf pending = {0};
+    resi_buf pending = {0};
     long line;
     resi_pl_json_init(&j, RESI_PL_HTTP);
     for (size_t off = 0; off <= n; off += step) {
       size_t k = off + step <= n ? step : n - off;
-      resi_pl_buf_add(&pending, text + off, k);
+      resi_buf_add(&pending, text + off, k);
       int final = off + step > n;
       long used = resi_pl_json_feed(&j, pending.data, pending.len, final, &st.arena, on_object, &st, why, &line);
       if (used < 0) break;
@@ -130,7 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       pending.len -= (size_t)used;
       if (final) break;
     }
-    resi_pl_buf_free(&pending);
+    resi_buf_free(&pending);
   } else {
     resi_pl_lines ls = {0};
     for (size_t off = 0; off <= n; off += step) {
@@ -139,8 +139,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       resi_pl_lines_feed(&ls, text + off, k, final, on_line, &st);
       if (final) break;
     }
-    resi_pl_buf_free(&ls.carry);
+    resi_buf_free(&ls.carry);
   }
-  resi_pl_buf_free(&st.arena);
+  resi_buf_free(&st.arena);
   return 0;
 }

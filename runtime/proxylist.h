@@ -1,19 +1,28 @@
-/* proxylist.h: the proxy-list codec shared by its C files.
+/* proxylist.h: the proxy-list codec shared by its C files, and the parts of
+ * its Lua binding that the binding's files share.
  *
  * An entry is {scheme, host, port, user, pass}. Parsed strings live in an
- * arena (one growing byte buffer); an entry holds offsets into it, so a list
+ * arena (one growing resi_buf); an entry holds offsets into it, so a list
  * of 250,000 proxies is two allocations, not 250,000 tables.
  *
+ * The codec (no Lua in it):
  *   proxylist_parse.c   one text line -> entry (list, userpass, url, hostport, proxychains, auto)
  *   proxylist_json.c    ResiFactory's JSON array of objects -> entries, chunk by chunk
- *   proxylist_format.c  entry -> text in each format; the byte buffer helpers
+ *   proxylist_format.c  entry -> text in each format; a rejected line masked
  *   proxylist_stream.c  splits chunks into lines (CRLF, BOM, long lines)
- *   proxylist.c         the Lua binding: resi.proxylist_core */
+ * The Lua binding, resi.proxylist_core (one class per file, as luv has one
+ * file per handle kind):
+ *   proxylist.c         the module: luaopen, argument checks, random bytes
+ *   proxylist_list.c    a list (resi.proxylist.list) and the functions that build lists
+ *   proxylist_reader.c  a streaming reader (resi.proxylist.reader): text in
+ *                       chunks -> a list, or -> text in another format */
 #ifndef RESI_PROXYLIST_H
 #define RESI_PROXYLIST_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "lutil.h"
 
 /* Formats. AUTO only parses (it detects the format of each line). */
 enum {
@@ -43,12 +52,6 @@ enum { RESI_PL_HTTP, RESI_PL_HTTPS, RESI_PL_SOCKS4, RESI_PL_SOCKS4A, RESI_PL_SOC
 extern const char *const resi_pl_scheme_names[RESI_PL_NSCHEMES];
 extern const char *const resi_pl_format_names[RESI_PL_NFORMATS];
 
-/* A growing byte buffer. */
-typedef struct {
-  char *data;
-  size_t len, cap;
-} resi_pl_buf;
-
 /* One proxy: offsets and lengths into an arena. */
 typedef struct {
   uint32_t host, user, pass;
@@ -75,17 +78,10 @@ static inline const char *resi_pl_find(const char *s, const char *end, char c) {
 
 /* ---- proxylist_format.c ---- */
 
-/* Makes room for n more bytes; returns 0 when memory is exhausted. */
-int resi_pl_buf_reserve(resi_pl_buf *b, size_t n);
-/* Appends n bytes; returns 0 when memory is exhausted. */
-int resi_pl_buf_add(resi_pl_buf *b, const void *p, size_t n);
-/* Frees the buffer's memory and empties it. */
-void resi_pl_buf_free(resi_pl_buf *b);
-
 /* Appends entry e (strings in arena) to out in format fmt, without a line
  * end. Returns 0, or -1 with why set when the format cannot carry the entry
  * (or memory ran out). */
-int resi_pl_format(resi_pl_buf *out, const char *arena, const resi_pl_entry *e, int fmt, char *why);
+int resi_pl_format(resi_buf *out, const char *arena, const resi_pl_entry *e, int fmt, char *why);
 
 /* Writes s[0..n) (a rejected line, or a JSON object's text) to out with
  * everything that may be a credential masked, for list.errors: a text line
@@ -108,13 +104,13 @@ int resi_pl_scheme_id(const char *s, size_t n);
  * AUTO); decoded strings are appended to arena. Returns 1 for an entry, 0
  * for a line that holds none (blank, comment), -1 for a rejected line with
  * why set. On -1 the arena is left as it was. */
-int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, resi_pl_buf *arena,
+int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, resi_buf *arena,
                        resi_pl_entry *e, char *why);
 
 /* Checks a host (bare IPv6 allowed when allow_v6) and appends it
  * lower-cased to arena; sets e->host, host_len and the IPv6 flag.
  * Returns 0, or -1 with why set. */
-int resi_pl_set_host(const char *s, size_t n, int allow_v6, resi_pl_buf *arena, resi_pl_entry *e, char *why);
+int resi_pl_set_host(const char *s, size_t n, int allow_v6, resi_buf *arena, resi_pl_entry *e, char *why);
 
 /* Parses a decimal port 1..65535; returns it, or -1 with why set. */
 int resi_pl_port(const char *s, size_t n, char *why);
@@ -142,7 +138,7 @@ void resi_pl_json_init(resi_pl_json *j, int default_scheme);
  * the rest and passes it again, with more, next time. With final set, an
  * incomplete document is an error. Returns -1 on a syntax error (why set,
  * *err_line its line); the reader then stops. */
-long resi_pl_json_feed(resi_pl_json *j, const char *s, size_t n, int final, resi_pl_buf *arena,
+long resi_pl_json_feed(resi_pl_json *j, const char *s, size_t n, int final, resi_buf *arena,
                        resi_pl_sink sink, void *ud, char *why, long *err_line);
 
 /* ---- proxylist_stream.c ---- */
@@ -152,10 +148,10 @@ typedef int (*resi_pl_line_fn)(void *ud, const char *s, size_t n, long line);
 
 /* Splits text into lines across chunks. */
 typedef struct {
-  resi_pl_buf carry; /* the unfinished last line of the previous chunk */
-  long line;         /* number of the last line handed out */
-  int skipping;      /* inside a line already reported as too long */
-  int started;       /* past the first bytes (BOM check done) */
+  resi_buf carry; /* the unfinished last line of the previous chunk */
+  long line;      /* number of the last line handed out */
+  int skipping;   /* inside a line already reported as too long */
+  int started;    /* past the first bytes (BOM check done) */
 } resi_pl_lines;
 
 /* Feeds a chunk (final: the input ends after it). Calls fn for every
@@ -164,5 +160,41 @@ typedef struct {
  * n = RESI_PL_MAX_LINE + 1 so the caller reports it. Returns 0, or -1 when
  * fn stopped or memory ran out. */
 int resi_pl_lines_feed(resi_pl_lines *ls, const char *s, size_t n, int final, resi_pl_line_fn fn, void *ud);
+
+/* ---- the Lua binding: what its files share ---- */
+
+/* A list (the userdata behind resi.proxylist.list): entries whose strings
+ * are in one arena; its errors table is the userdata's user value 1. */
+typedef struct {
+  resi_buf arena;
+  resi_pl_entry *e;
+  size_t n, cap;
+} resi_pl_list;
+
+/* proxylist.c: checks a format name argument (def when absent; "auto" only
+ * when allow_auto); raises naming the formats. */
+int resi_pl_check_format(lua_State *L, int i, const char *def, int allow_auto);
+
+/* proxylist.c: raises "out of memory" (after a failed allocation). */
+int resi_pl_oom(lua_State *L);
+
+/* proxylist_list.c: pushes a new empty list with an empty errors table. */
+resi_pl_list *resi_pl_list_new(lua_State *L);
+
+/* proxylist_list.c: appends an entry whose strings are in src (copied into
+ * l's arena unless src is l's own arena). Returns 0 when memory or the
+ * 4 GiB limit runs out. */
+int resi_pl_list_push(resi_pl_list *l, const resi_pl_entry *e, const char *src);
+
+/* proxylist_list.c: pushes the errors table of the list at idx. */
+void resi_pl_list_errors(lua_State *L, int idx);
+
+/* proxylist_list.c: registers the list class and adds the list functions
+ * (pick, sample, slice, from) and core.methods to the table on the top. */
+void resi_pl_list_open(lua_State *L);
+
+/* proxylist_reader.c: registers the reader class and adds core.reader to
+ * the table on the top. */
+void resi_pl_reader_open(lua_State *L);
 
 #endif

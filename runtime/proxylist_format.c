@@ -1,5 +1,5 @@
 /* proxylist_format.c: one entry -> one line of text in a given format, and
- * the byte buffer the codec writes into.
+ * a rejected line masked for list.errors.
  *
  * Formats that cannot carry an entry say so instead of writing something
  * that would parse back differently: list and userpass cannot hold a ':' in
@@ -12,36 +12,9 @@
  * when proxy_dns is set), https cannot be written; fields are split by
  * spaces, so credentials cannot hold whitespace, nor a password be empty. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "proxylist.h"
-
-int resi_pl_buf_reserve(resi_pl_buf *b, size_t n) {
-  if (b->cap - b->len >= n) return 1;
-  size_t cap = b->cap ? b->cap : 256;
-  while (cap - b->len < n) {
-    if (cap > SIZE_MAX / 2) return 0;
-    cap *= 2;
-  }
-  char *p = realloc(b->data, cap);
-  if (p == NULL) return 0;
-  b->data = p, b->cap = cap;
-  return 1;
-}
-
-int resi_pl_buf_add(resi_pl_buf *b, const void *p, size_t n) {
-  if (!resi_pl_buf_reserve(b, n)) return 0;
-  if (n) memcpy(b->data + b->len, p, n);
-  b->len += n;
-  return 1;
-}
-
-void resi_pl_buf_free(resi_pl_buf *b) {
-  free(b->data);
-  b->data = NULL;
-  b->len = b->cap = 0;
-}
 
 /* Does s hold a byte that a line-based format cannot carry? */
 static int has_unsafe(const char *s, size_t n) {
@@ -164,7 +137,7 @@ static void put_json_string(char **w, const char *s, size_t n) {
   *w = p;
 }
 
-int resi_pl_format(resi_pl_buf *out, const char *arena, const resi_pl_entry *e, int fmt, char *why) {
+int resi_pl_format(resi_buf *out, const char *arena, const resi_pl_entry *e, int fmt, char *why) {
   int user = (e->flags & RESI_PL_HAS_USER) != 0, pass = (e->flags & RESI_PL_HAS_PASS) != 0;
   if (user && (fmt == RESI_PL_LIST || fmt == RESI_PL_USERPASS || fmt == RESI_PL_PROXYCHAINS) &&
       check_plain(arena, e, fmt, why))
@@ -175,7 +148,7 @@ int resi_pl_format(resi_pl_buf *out, const char *arena, const resi_pl_entry *e, 
   }
   /* the most any format needs: json escapes take 6 bytes per byte */
   size_t need = 2 * (size_t)e->host_len + 64 + 6 * ((size_t)e->user_len + e->pass_len);
-  if (!resi_pl_buf_reserve(out, need)) {
+  if (!resi_buf_reserve(out, need)) {
     snprintf(why, RESI_PL_REASON, "out of memory");
     return -1;
   }

@@ -60,7 +60,7 @@ static long hex4(const char *p) {
 }
 
 /* Appends code point cp as UTF-8. */
-static int put_utf8(resi_pl_buf *b, long cp) {
+static int put_utf8(resi_buf *b, long cp) {
   char u[4];
   size_t n;
   if (cp < 0x80) u[0] = (char)cp, n = 1;
@@ -70,17 +70,17 @@ static int put_utf8(resi_pl_buf *b, long cp) {
   else
     u[0] = (char)(0xF0 | (cp >> 18)), u[1] = (char)(0x80 | ((cp >> 12) & 63)), u[2] = (char)(0x80 | ((cp >> 6) & 63)),
     u[3] = (char)(0x80 | (cp & 63)), n = 4;
-  return resi_pl_buf_add(b, u, n);
+  return resi_buf_add(b, u, n);
 }
 
 /* Reads a string at c->p (its opening quote); decodes it into out when out
  * is not NULL. */
-static int string(cursor *c, resi_pl_buf *out) {
+static int string(cursor *c, resi_buf *out) {
   const char *p = c->p + 1;
   while (p < c->end) {
     const char *run = p;
     while (p < c->end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20) p++;
-    if (out && !resi_pl_buf_add(out, run, (size_t)(p - run))) return bad(c, "out of memory");
+    if (out && !resi_buf_add(out, run, (size_t)(p - run))) return bad(c, "out of memory");
     if (p >= c->end) return MORE;
     if (*p == '"') {
       c->p = p + 1;
@@ -118,7 +118,7 @@ static int string(cursor *c, resi_pl_buf *out) {
     }
     default: return bad(c, "bad escape in a string");
     }
-    if (out && !resi_pl_buf_add(out, &ch, 1)) return bad(c, "out of memory");
+    if (out && !resi_buf_add(out, &ch, 1)) return bad(c, "out of memory");
     p += 2;
   }
   return MORE;
@@ -209,7 +209,7 @@ static int key(cursor *c, int *which) {
 }
 
 /* Reads a string or null into the arena (a username or password). */
-static int credential(cursor *c, resi_pl_buf *arena, uint32_t *off, uint32_t *len, int *present) {
+static int credential(cursor *c, resi_buf *arena, uint32_t *off, uint32_t *len, int *present) {
   if (*c->p == '"') {
     size_t start = arena->len;
     int rc = string(c, arena);
@@ -232,11 +232,11 @@ static int credential(cursor *c, resi_pl_buf *arena, uint32_t *off, uint32_t *le
 /* Reads a short string into buf (host, scheme, port as text); sets *n, or
  * leaves *n beyond size when it is too long. */
 static int short_string(cursor *c, char *buf, size_t size, size_t *n) {
-  resi_pl_buf tmp = {0};
+  resi_buf tmp = {0};
   int rc = string(c, &tmp);
   *n = tmp.len;
   if (rc == OK && tmp.len && tmp.len < size) memcpy(buf, tmp.data, tmp.len);
-  resi_pl_buf_free(&tmp);
+  resi_buf_free(&tmp);
   return rc;
 }
 
@@ -248,7 +248,7 @@ typedef struct {
 } fields;
 
 /* Checks an object's fields and fills e; returns 0 or -1 with why set. */
-static int finish_entry(fields *f, resi_pl_buf *arena, resi_pl_entry *e, int default_scheme, char *why) {
+static int finish_entry(fields *f, resi_buf *arena, resi_pl_entry *e, int default_scheme, char *why) {
   e->scheme = (uint8_t)default_scheme;
   if (f->has_scheme) {
     int s = f->scheme_n < sizeof f->scheme ? resi_pl_scheme_id(f->scheme, f->scheme_n) : -1;
@@ -291,7 +291,7 @@ static int finish_entry(fields *f, resi_pl_buf *arena, resi_pl_entry *e, int def
 }
 
 /* Reads one object; OK with *rejected set when its fields are wrong. */
-static int object(cursor *c, resi_pl_buf *arena, resi_pl_entry *e, int default_scheme, int *rejected) {
+static int object(cursor *c, resi_buf *arena, resi_pl_entry *e, int default_scheme, int *rejected) {
   fields f;
   f.has_host = f.has_port = f.has_scheme = 0;
   memset(e, 0, sizeof *e);
@@ -359,7 +359,7 @@ static int object(cursor *c, resi_pl_buf *arena, resi_pl_entry *e, int default_s
 
 /* Where the lines of a "proxies" string go (see proxies_string). */
 typedef struct {
-  resi_pl_buf *arena;
+  resi_buf *arena;
   int default_scheme;
   resi_pl_sink sink;
   void *ud;
@@ -381,17 +381,17 @@ static int string_line(void *ud, const char *s, size_t n, long k) {
 
 /* Reads "proxies": "LINES" (the list and userpass formats' answer): the
  * string is decoded whole, then split into lines as text input is. */
-static int proxies_string(cursor *c, resi_pl_buf *arena, int default_scheme, resi_pl_sink sink, void *ud) {
+static int proxies_string(cursor *c, resi_buf *arena, int default_scheme, resi_pl_sink sink, void *ud) {
   string_lines sl = {arena, default_scheme, sink, ud, c->line, c->why};
-  resi_pl_buf text = {0};
+  resi_buf text = {0};
   int rc = string(c, &text);
   if (rc == OK) {
     resi_pl_lines lines = {0};
     const char *data = text.data ? text.data : ""; /* an empty string has no buffer */
     if (resi_pl_lines_feed(&lines, data, text.len, 1, string_line, &sl)) rc = bad(c, "out of memory");
-    resi_pl_buf_free(&lines.carry);
+    resi_buf_free(&lines.carry);
   }
-  resi_pl_buf_free(&text);
+  resi_buf_free(&text);
   return rc;
 }
 
@@ -402,7 +402,7 @@ void resi_pl_json_init(resi_pl_json *j, int default_scheme) {
   j->default_scheme = default_scheme;
 }
 
-long resi_pl_json_feed(resi_pl_json *j, const char *s, size_t n, int final, resi_pl_buf *arena,
+long resi_pl_json_feed(resi_pl_json *j, const char *s, size_t n, int final, resi_buf *arena,
                        resi_pl_sink sink, void *ud, char *why, long *err_line) {
   if (s == NULL) s = ""; /* an empty buffer */
   cursor c = {s, s + n, j->line, why};

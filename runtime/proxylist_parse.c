@@ -96,19 +96,19 @@ int resi_pl_port(const char *s, size_t n, char *why) {
 
 /* Appends n bytes to the arena (room reserved by the caller) and returns
  * their offset in *off. */
-static void put(resi_pl_buf *a, const char *s, size_t n, uint32_t *off) {
+static void put(resi_buf *a, const char *s, size_t n, uint32_t *off) {
   *off = (uint32_t)a->len;
   memcpy(a->data + a->len, s, n);
   a->len += n;
 }
 
 /* Makes room for n more bytes within the 4 GiB an arena may hold. */
-static int room(resi_pl_buf *a, size_t n, char *why) {
+static int room(resi_buf *a, size_t n, char *why) {
   if (a->len + n > UINT32_MAX) {
     snprintf(why, RESI_PL_REASON, "list too large (more than 4 GiB of names and credentials)");
     return -1;
   }
-  if (!resi_pl_buf_reserve(a, n)) {
+  if (!resi_buf_reserve(a, n)) {
     snprintf(why, RESI_PL_REASON, "out of memory");
     return -1;
   }
@@ -211,7 +211,7 @@ static struct {
   char in[254], out[254];
 } last_host;
 
-int resi_pl_set_host(const char *s, size_t n, int allow_v6, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
+int resi_pl_set_host(const char *s, size_t n, int allow_v6, resi_buf *arena, resi_pl_entry *e, char *why) {
   if (n != 0 && n == last_host.n && memcmp(s, last_host.in, n) == 0) {
     if (room(arena, n, why)) return -1;
     memcpy(arena->data + arena->len, last_host.out, n);
@@ -279,7 +279,7 @@ int resi_pl_set_host(const char *s, size_t n, int allow_v6, resi_pl_buf *arena, 
 
 /* Parses host:port or [v6]:port exactly. In a URL the zone separator is
  * written %25. */
-static int endpoint(const char *s, size_t n, int in_url, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
+static int endpoint(const char *s, size_t n, int in_url, resi_buf *arena, resi_pl_entry *e, char *why) {
   const char *end = s + n, *host, *hend, *port;
   int v6 = 0;
   if (n > 0 && s[0] == '[') {
@@ -325,7 +325,7 @@ static int endpoint(const char *s, size_t n, int in_url, resi_pl_buf *arena, res
 }
 
 /* Stores raw credentials (user may not be empty). */
-static int set_creds(const char *u, size_t un, const char *p, size_t pn, int has_pass, resi_pl_buf *arena,
+static int set_creds(const char *u, size_t un, const char *p, size_t pn, int has_pass, resi_buf *arena,
                      resi_pl_entry *e, char *why) {
   if (un == 0) {
     snprintf(why, RESI_PL_REASON, "empty username");
@@ -343,7 +343,7 @@ static int set_creds(const char *u, size_t un, const char *p, size_t pn, int has
 }
 
 /* Percent-decodes s into the arena (a URL's username or password). */
-static int decode(const char *s, size_t n, const char *what, resi_pl_buf *arena, uint32_t *off, uint32_t *len,
+static int decode(const char *s, size_t n, const char *what, resi_buf *arena, uint32_t *off, uint32_t *len,
                   char *why) {
   char *out = arena->data + arena->len; /* room reserved for the whole line */
   size_t j = 0;
@@ -372,7 +372,7 @@ static int decode(const char *s, size_t n, const char *what, resi_pl_buf *arena,
 }
 
 /* scheme://[user[:pass]@]host:port[/] */
-static int parse_url(const char *s, size_t n, const char *sep, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
+static int parse_url(const char *s, size_t n, const char *sep, resi_buf *arena, resi_pl_entry *e, char *why) {
   int scheme = resi_pl_scheme_id(s, (size_t)(sep - s));
   if (scheme < 0) { /* not quoted: "h:1:u:pa://ss" puts a password before the "://" */
     snprintf(why, RESI_PL_REASON, "unknown scheme (expected http, https, socks4, socks4a, socks5, socks5h)");
@@ -412,14 +412,14 @@ static int parse_url(const char *s, size_t n, const char *sep, resi_pl_buf *aren
 }
 
 /* Splits userinfo at its first ':' and stores the credentials. */
-static int userinfo(const char *s, size_t n, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
+static int userinfo(const char *s, size_t n, resi_buf *arena, resi_pl_entry *e, char *why) {
   const char *colon = memchr(s, ':', n);
   if (colon == NULL) return set_creds(s, n, NULL, 0, 0, arena, e, why);
   return set_creds(s, (size_t)(colon - s), colon + 1, (size_t)(s + n - colon - 1), 1, arena, e, why);
 }
 
 /* [user[:pass]@]host:port; in auto mode also host:port@user:pass. */
-static int parse_userpass(const char *s, size_t n, int automatic, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
+static int parse_userpass(const char *s, size_t n, int automatic, resi_buf *arena, resi_pl_entry *e, char *why) {
   const char *at = NULL;
   for (const char *q = s + n; q > s;)
     if (*--q == '@') {
@@ -442,7 +442,7 @@ static int parse_userpass(const char *s, size_t n, int automatic, resi_pl_buf *a
 }
 
 /* host:port[:user[:pass]]; in auto mode also user:pass:host:port. */
-static int parse_list(const char *s, size_t n, int automatic, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
+static int parse_list(const char *s, size_t n, int automatic, resi_buf *arena, resi_pl_entry *e, char *why) {
   const char *end = s + n, *p = s, *host, *hend;
   int v6 = 0;
   if (n > 0 && *p == '[') {
@@ -500,7 +500,7 @@ static int parse_list(const char *s, size_t n, int automatic, resi_pl_buf *arena
 
 /* type host port [user [pass]] (proxychains): n is the whole line, trimmed.
  * "raw" (proxychains' direct connection) is refused: it is not a proxy. */
-static int parse_proxychains(const char *s, size_t n, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
+static int parse_proxychains(const char *s, size_t n, resi_buf *arena, resi_pl_entry *e, char *why) {
   const char *f[6], *p = s, *end = s + n;
   size_t len[6];
   int k = 0, control = 0;
@@ -616,7 +616,7 @@ static const char *find_sep(const char *s, size_t n) {
 }
 
 /* Parses one token (no whitespace) in format fmt. */
-static int parse_token(const char *s, size_t n, int fmt, resi_pl_buf *arena, resi_pl_entry *e, char *why) {
+static int parse_token(const char *s, size_t n, int fmt, resi_buf *arena, resi_pl_entry *e, char *why) {
   const char *sep;
   switch (fmt) {
   case RESI_PL_URL:
@@ -648,7 +648,7 @@ static int parse_token(const char *s, size_t n, int fmt, resi_pl_buf *arena, res
   return parse_list(s, n, 1, arena, e, why);
 }
 
-int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, resi_pl_buf *arena,
+int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, resi_buf *arena,
                        resi_pl_entry *e, char *why) {
   while (n > 0 && is_ws(*s)) s++, n--;
   while (n > 0 && is_ws(s[n - 1])) n--;

@@ -16,7 +16,7 @@ static int emit(resi_pl_lines *ls, const char *s, size_t n, resi_pl_line_fn fn, 
 /* Emits carry + s[0..n) as one line, cut at RESI_PL_MAX_LINE + 1 bytes. */
 static int emit_joined(resi_pl_lines *ls, const char *s, size_t n, resi_pl_line_fn fn, void *ud) {
   size_t room = RESI_PL_MAX_LINE + 1 - ls->carry.len;
-  if (!resi_pl_buf_add(&ls->carry, s, n < room ? n : room)) return -1;
+  if (!resi_buf_add(&ls->carry, s, n < room ? n : room)) return -1;
   int rc = emit(ls, ls->carry.data, ls->carry.len, fn, ud);
   ls->carry.len = 0;
   return rc ? -1 : 0;
@@ -45,7 +45,7 @@ int resi_pl_lines_feed(resi_pl_lines *ls, const char *s, size_t n, int final, re
     if (ls->carry.len + rest > RESI_PL_MAX_LINE) {
       if (emit_joined(ls, p, rest, fn, ud)) return -1;
       ls->skipping = 1;
-    } else if (!resi_pl_buf_add(&ls->carry, p, rest)) {
+    } else if (!resi_buf_add(&ls->carry, p, rest)) {
       return -1;
     }
   }

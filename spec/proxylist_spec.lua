@@ -233,6 +233,27 @@ describe("resi.proxylist", function()
         assert.equal(whole:format("list"), table.concat(out), "json chunk size " .. size)
       end
     end)
+
+    it("reads text that comes in pieces into one list (proxylist.reader)", function()
+      local text = "h.example:1:u:p\nbad\nsocks5://a:b@[::1]:2\n5.5.5.5:5"
+      local whole = proxylist.parse(text, { scheme = "socks4" })
+      assert.equal(3, #whole)
+      for _, size in ipairs { 1, 3, 64 } do
+        local r = proxylist.reader { scheme = "socks4" }
+        for i = 1, #text, size do assert.equal(0, select("#", r:feed(text:sub(i, i + size - 1)))) end
+        local list, errors, count = r:finish()
+        assert.same(entries(whole), entries(list), "chunk size " .. size)
+        assert.equal(list.errors, errors)
+        assert.same({ 2, "***" }, { errors[1].line, errors[1].text })
+        assert.equal(3, count)
+      end
+      local r = proxylist.reader { format = "json" }
+      r:feed('[{"host":"a",')
+      r:feed('"port":1}]')
+      assert.same({ { scheme = "http", host = "a", port = 1 } }, entries((r:finish())))
+      assert.has_error(function() r:feed("x") end, "resi.proxylist: the reader is finished")
+      assert.has_error(function() proxylist.reader { format = "yaml" } end)
+    end)
   end)
 
   describe("formatting", function()

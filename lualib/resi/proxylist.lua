@@ -72,6 +72,25 @@ local function enforce(list, opts, name)
   return list
 end
 
+---@class resi.proxylist.reader
+---@field feed fun(self: resi.proxylist.reader, chunk: string)
+---@field finish fun(self: resi.proxylist.reader): userdata, table, integer
+
+--- A streaming parser, for text that arrives in pieces (a pipe, a socket,
+--- several files read in turn into one list): r:feed(chunk) for each
+--- piece, in order (a line or JSON object may be split across pieces), then
+--- r:finish() -> list, list.errors, count. Rejected lines are in
+--- list.errors, as for parse; there is no strict mode here (look at
+--- list.errors). Memory is the list's plus the longest line (or JSON
+--- object). opts.format: "auto" (default) or one format; opts.scheme: the
+--- scheme for lines without one (default "http").
+---@param opts? {format?: string, scheme?: string}
+---@return resi.proxylist.reader
+function M.reader(opts)
+  opts = options(opts)
+  return core.reader(opts.format or "auto", opts.scheme)
+end
+
 --- Parses text (any size) into a list. opts.format: "auto" (default) or one
 --- format; opts.scheme: the scheme for lines without one (default "http");
 --- opts.strict: raise when any line is rejected (the message names the lines
@@ -82,7 +101,7 @@ end
 function M.parse(text, opts)
   opts = options(opts)
   if type(text) ~= "string" then bad("parse expects a string, got a " .. type(text)) end
-  local r = core.reader(opts.format or "auto", opts.scheme)
+  local r = M.reader(opts)
   r:feed(text)
   return enforce((r:finish()), opts, "text")
 end
@@ -104,7 +123,7 @@ function M.load(path, opts)
   opts = options(opts)
   if type(path) ~= "string" then bad("load expects a path") end
   local f, close = open_input(path, 2)
-  local r = core.reader(opts.format or "auto", opts.scheme)
+  local r = M.reader(opts)
   for chunk in function() return f:read(M.chunk_size) end do r:feed(chunk) end
   if close then f:close() end
   return enforce((r:finish()), opts, path)

@@ -300,7 +300,7 @@ end
 local function load_all(files, opts)
   local lists, rejected = {}, 0
   each_input(files, function(f, name)
-    local r = require("resi.proxylist_core").reader(opts.from or "auto", opts.scheme)
+    local r = proxylist.reader { format = opts.from, scheme = opts.scheme }
     for chunk in function() return f:read(proxylist.chunk_size) end do r:feed(chunk) end
     local list = r:finish()
     rejected = rejected + report(list.errors, name)
@@ -577,7 +577,7 @@ commands.check = function(args)
   local results, interrupted = run_checks(list, o)
   local good, checked, failed = print_results(list, results, opts.json and require "resi.json")
   if opts.ok then
-    local ok_list = require("resi.proxylist_core").pick(list, good)
+    local ok_list = list:filter(function(_, i) return results[i] and results[i].ok end)
     ok_list:save(opts.ok, to) -- atomic (resi.fs): a temp file, then rename
   end
   if interrupted then

@@ -3,7 +3,7 @@
 ---
 ---   local rf = require("resi.providers.resifactory").new{api_key = os.getenv("RF_API_KEY")}
 ---   local out = rf:generate{country = "us", quantity = 100, proxyType = "sticky", sessionDuration = 30}
----   -- out.raw (the API's answer), out.list (a resi.proxylist list or a table of entries)
+---   -- out.raw (the API's answer), out.list (the proxies as a resi.proxylist list)
 ---   rf:balance()   rf:usage{limit = 10}   rf:pools()   rf:me()
 ---
 --- Rules checked before a request (resifactory-api-v1.txt): quantity
@@ -17,6 +17,7 @@
 --- warning, or raised when the client was made with require_live = true.
 local common = require "resi.providers.common"
 local log = require "resi.log"
+local proxylist = require "resi.proxylist"
 
 local M = {}
 local P = "resifactory"
@@ -47,37 +48,12 @@ local function idempotency_key()
   return ("%s-%s-4%s-a%s-%s"):format(s:sub(1, 8), s:sub(9, 12), s:sub(14, 16), s:sub(18, 20), s:sub(21, 32))
 end
 
--- Splits a list/userpass answer into entries {host, port, user, pass}.
-local function parse_lines(text, format)
-  local entries = {}
-  for line in text:gmatch("[^\r\n]+") do
-    local host, port, user, pass
-    if format == "userpass" then
-      user, pass, host, port = line:match("^([^:]*):(.*)@([^@:]+):(%d+)$")
-    else
-      host, port, user, pass = line:match("^([^:]+):(%d+):([^:]*):(.*)$")
-    end
-    if host then entries[#entries + 1] = { scheme = "http", host = host, port = math.tointeger(tonumber(port)), user = user, pass = pass } end
-  end
-  return entries
-end
-
--- The generated proxies as a list: resi.proxylist when it is available.
+-- The generated proxies as a resi.proxylist list (a json answer's
+-- proxies array is read by the same parser as a list file's lines).
 local function to_list(raw, format)
-  local ok, proxylist = pcall(require, "resi.proxylist")
-  if ok and proxylist.parse then
-    local text = raw.proxies
-    if format == "json" then text = common.json.encode(raw.proxies) end
-    return proxylist.parse(text, { format = format })
-  end
-  if format == "json" then
-    local entries = {}
-    for i, p in ipairs(raw.proxies) do
-      entries[i] = { scheme = "http", host = p.host, port = p.port, user = p.username, pass = p.password }
-    end
-    return entries
-  end
-  return parse_lines(raw.proxies, format)
+  local text = raw.proxies
+  if format == "json" then text = common.json.encode(raw.proxies) end
+  return proxylist.parse(text, { format = format })
 end
 
 --- The pools this key can use (GET /pools), fetched once and cached;
@@ -90,7 +66,7 @@ function Client:pools(refresh)
 end
 
 --- Generates proxy credentials (POST /proxies). Returns {raw = the API's
---- answer, list = the parsed entries, is_demo, count, format}.
+--- answer, list = the proxies as a resi.proxylist list, is_demo, count, format}.
 ---@param fields {pool?: string, country?: string, state?: string, quantity?: integer, proxyType?: string, sessionDuration?: integer, format?: string}
 function Client:generate(fields)
   fields = fields or {}
