@@ -18,6 +18,7 @@
 local common = require "resi.providers.common"
 local log = require "resi.log"
 local proxylist = require "resi.proxylist"
+local random = require "resi.random"
 
 local M = {}
 local P = "resifactory"
@@ -40,13 +41,9 @@ end
 -- Bearer key on every call.
 function Client:auth_headers() return { Authorization = "Bearer " .. self.api_key } end
 
--- A random Idempotency-Key (UUID-shaped).
-local function idempotency_key()
-  local hex = {}
-  for i = 1, 32 do hex[i] = ("%x"):format(math.random(0, 15)) end
-  local s = table.concat(hex)
-  return ("%s-%s-4%s-a%s-%s"):format(s:sub(1, 8), s:sub(9, 12), s:sub(14, 16), s:sub(18, 20), s:sub(21, 32))
-end
+-- A random Idempotency-Key (a v4 UUID from the OS generator: two processes
+-- seeded alike must never share a key).
+local idempotency_key = random.uuid
 
 -- The generated proxies as a resi.proxylist list (a json answer's
 -- proxies array is read by the same parser as a list file's lines).
