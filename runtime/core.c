@@ -14,9 +14,11 @@
  * It is the one way to resume a task from C; never lua_resume a coroutine. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "host.h"
+#include "sd_notify.h"
 
 #define CORE_STATE "resi.core.state"
 #define STATE_MT "resi.core.drain_step"
@@ -187,6 +189,15 @@ static int core_isatty(lua_State *L) {
   return 1;
 }
 
+/* core.sd_notify(state) -> true (sent) | false (not run by systemd) |
+ * nil, message, "error": a notification to systemd (sd_notify.c). */
+static int core_sd_notify(lua_State *L) {
+  int rc = resi_sd_notify(luaL_checkstring(L, 1));
+  if (rc < 0) return resi_push_fail(L, "error", "sd_notify: %s", strerror(-rc));
+  lua_pushboolean(L, rc > 0); /* stack: sent */
+  return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
     {"set_scheduler", core_set_scheduler},
     {"kick", core_kick},
@@ -198,6 +209,7 @@ static const luaL_Reg core_funcs[] = {
     {"random_bytes", core_random_bytes},
     {"error_text", core_error_text},
     {"isatty", core_isatty},
+    {"sd_notify", core_sd_notify},
     {NULL, NULL},
 };
 
