@@ -4,21 +4,16 @@
 -- nothing), for UnknownProxies (allowedPools, which a create cannot set)
 -- and Oxylabs (traffic_limit, auto_disable, lifetime).
 local json = require "resi.json"
-local providers = require "resi.providers"
 
 local GB = 1000000000
 
 describe("resi.providers acct:apply", function()
   local sim, up, oxy
 
-  -- Requests a sandbox port (1 UnknownProxies, 2 Oxylabs) has received.
-  local function served(i) return sim.servers[i]:stats().requests end
-
   setup(function()
-    sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 27, traffic = false })
-    local ua, oa = sim.accounts.unknownproxies[1], sim.accounts.oxylabs[1]
-    up = providers.open("unknownproxies", { username = ua.username, password = ua.password, base_url = sim.urls.unknownproxies })
-    oxy = providers.open("oxylabs", { username = oa.username, password = oa.password, base_url = sim.urls.oxylabs })
+    sim = require("spec.support.sim").start { seed = 27 }
+    up = sim:account("unknownproxies")
+    oxy = sim:account("oxylabs")
   end)
   teardown(function() sim:stop() end)
 
@@ -34,12 +29,12 @@ describe("resi.providers acct:apply", function()
       table.sort(p)
       return p
     end)())
-    local before = served(1)
+    local before = sim:served("unknownproxies")
     want.like.allowedPools = { "us-s", "us-r" } -- the same set in another order
     up:apply(t.token, want, r)
-    assert.are.equal(before, served(1)) -- nothing differs: no request
+    assert.are.equal(before, sim:served("unknownproxies")) -- nothing differs: no request
     up:apply(t.token, want)
-    assert.are.equal(before + 1, served(1)) -- one read to compare, no change
+    assert.are.equal(before + 1, sim:served("unknownproxies")) -- one read to compare, no change
     -- a limit it must reach is raised too; one it cannot (lower) is refused by the server
     r = up:apply(t.token, { limit_bytes = 3 * GB, like = { allowedPools = { "us-s" } } })
     assert.are.equal(3 * GB, r.limit_bytes)
@@ -61,16 +56,16 @@ describe("resi.providers acct:apply", function()
     assert.are.equal(5 * GB, r.limit_bytes)
     assert.is_true(r.raw.auto_disable)
     assert.is_true(r.raw.lifetime)
-    local before = served(2)
+    local before = sim:served("oxylabs")
     oxy:apply(s.id, want, r)
-    assert.are.equal(before, served(2))
+    assert.are.equal(before, sim:served("oxylabs"))
     r = oxy:apply(s.id, { unlimited = true })
     assert.is_true(r.unlimited)
     assert.are.equal(json.null, oxy:token(s.id).raw.traffic_limit)
   end)
 
   it("is unsupported where there are no tokens", function()
-    local rf = providers.open("resifactory", { api_key = sim.accounts.resifactory[1].api_key, base_url = sim.urls.resifactory })
+    local rf = sim:account("resifactory")
     local ok, err = pcall(rf.apply, rf, "x", {})
     assert.is_false(ok)
     assert.are.equal("unsupported", err.kind)

@@ -1,26 +1,21 @@
 -- resi.providers.oxylabs against resi sim: login and JWT renewal, every
 -- method, every documented rule checked before a request is spent, and
 -- the common account model over sub-users.
-local http = require "resi.http"
 local json = require "resi.json"
 local oxy_mod = require "resi.providers.oxylabs"
 local providers = require "resi.providers"
 local common = require "resi.providers.common"
 
 local raises = require("spec.support.provider").raises
+local refuses_each = require("spec.support.provider").refuses_each
 
 describe("resi.providers.oxylabs", function()
-  local sim, oxy, admin, acct
-
-  -- Requests the sandbox's Oxylabs port has received so far.
-  local function served() return sim.servers[2]:stats().requests end
-
+  local sim, oxy, acct
 
   setup(function()
-    sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 23, traffic = false })
-    admin = sim.urls.oxylabs:gsub("/v2$", "") .. "/_sim"
+    sim = require("spec.support.sim").start { seed = 23, provider = "oxylabs" }
     acct = sim.accounts.oxylabs[1]
-    oxy = oxy_mod.new { username = acct.username, password = acct.password, base_url = sim.urls.oxylabs }
+    oxy = sim:client()
   end)
   teardown(function() sim:stop() end)
 
@@ -49,14 +44,14 @@ describe("resi.providers.oxylabs", function()
   it("logs in again when the server says the JWT has expired", function()
     oxy:client_stats()
     local first = oxy.jwt
-    assert.are.equal(200, assert(http.post(admin .. "/clock", { json = { advance = 3601 } })).status)
+    sim:clock(3601)
     oxy:client_stats() -- 401, new login, same call again
     assert.are_not.equal(first, oxy.jwt)
   end)
 
   it("checks every documented rule before spending a request", function()
     oxy:client_stats() -- logged in
-    local before = served()
+    local before = sim:served()
     local cases = {
       { "create_sub_user", { { password = "Abcdef1#ghijk" } }, "username", "letters, digits and underscore" },
       { "create_sub_user", { { username = "bad-name", password = "Abcdef1#ghijk" } }, "username", "letters, digits" },
@@ -75,13 +70,8 @@ describe("resi.providers.oxylabs", function()
       { "update_sub_user", { "x", { status = "active" } }, "id", "positive integer" },
       { "target_stats", { 1, "yesterday" }, "date", "YYYY-MM-DD" },
     }
-    for _, c in ipairs(cases) do
-      local err = raises(oxy[c[1]], oxy, table.unpack(c[2], 1, 2))
-      assert.are.equal("validation", err.kind)
-      assert.are.equal(c[3], err.field)
-      assert.matches(c[4], err.message, 1, true)
-    end
-    assert.are.equal(before, served())
+    refuses_each(oxy, cases)
+    assert.are.equal(before, sim:served())
   end)
 
   it("raises the server's errors as objects and never prints the password", function()
@@ -92,7 +82,7 @@ describe("resi.providers.oxylabs", function()
     err = raises(oxy.create_sub_user, oxy, { username = "dup_name", password = "Abcdef1#ghijk" })
     assert.are.equal("conflict", err.kind)
     assert.is_nil(tostring(oxy):find(acct.password, 1, true))
-    local bad = oxy_mod.new { username = acct.username, password = "Pw-Xq9zzT", base_url = sim.urls.oxylabs }
+    local bad = sim:client("oxylabs", { password = "Pw-Xq9zzT" })
     err = raises(bad.client_stats, bad)
     assert.are.equal("forbidden", err.kind)
     assert.is_nil(tostring(err):find("Pw-Xq9zzT", 1, true))
@@ -100,15 +90,14 @@ describe("resi.providers.oxylabs", function()
 
   it("finds a sub-user whose create answer was lost", function()
     local n = #oxy:sub_users()
-    assert.are.equal(201, assert(http.post(admin .. "/faults", { json = { provider = "oxylabs",
-      route = "POST /users/:id/sub-users", kind = "commit_lost" } })).status)
+    sim:fault { route = "POST /users/:id/sub-users", kind = "commit_lost" }
     local u = oxy:create_sub_user { username = "lost_one", password = "Abcdef1#ghijk" }
     assert.are.equal("lost_one", u.username)
     assert.are.equal(n + 1, #oxy:sub_users())
   end)
 
   it("maps sub-users onto the common token model", function()
-    local a = providers.open("oxylabs", { username = acct.username, password = acct.password, base_url = sim.urls.oxylabs })
+    local a = sim:account()
     local t = a:create_token { limit_bytes = 3000000000, username = "model_1" }
     assert.are.equal(3000000000, t.limit_bytes)
     assert.is_false(t.unlimited)
@@ -117,7 +106,7 @@ describe("resi.providers.oxylabs", function()
     local u = a:create_token { unlimited = true, username = "model_2" }
     assert.is_true(u.unlimited)
     assert.is_nil(u.limit_bytes)
-    assert.are.equal(200, assert(http.post(admin .. "/usage", { json = { provider = "oxylabs", id = tonumber(t.id), gb = 2.7 } })).status)
+    sim:usage { provider = "oxylabs", id = tonumber(t.id), gb = 2.7 }
     for _, r in ipairs(a:tokens()) do
       if r.id == t.id then
         assert.are.equal(2700000000, r.used_bytes)

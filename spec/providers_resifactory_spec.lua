@@ -2,7 +2,6 @@
 -- documented rule checked before a request is spent, Idempotency-Key on
 -- generate, is_demo surfaced, formats parsed, and the documented rate limits
 -- kept without a single 429 (the sandbox's window shortened to 2 s).
-local http = require "resi.http"
 local rf_mod = require "resi.providers.resifactory"
 local common = require "resi.providers.common"
 local ratelimit = require "resi.ratelimit"
@@ -10,18 +9,13 @@ local ratelimit = require "resi.ratelimit"
 local raises = require("spec.support.provider").raises
 
 describe("resi.providers.resifactory", function()
-  local sim, rf, key, admin
-
-  -- Requests the sandbox's ResiFactory port has received so far.
-  local function served() return sim.servers[3]:stats().requests end
-
+  local sim, rf, key
 
   setup(function()
     ratelimit.reset_profiles()
-    sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 29, traffic = false, rate_window = 2 })
-    admin = sim.urls.resifactory:gsub("/api/v1$", "") .. "/_sim"
+    sim = require("spec.support.sim").start { seed = 29, rate_window = 2, provider = "resifactory" }
     key = sim.accounts.resifactory[1].api_key
-    rf = rf_mod.new { api_key = key, base_url = sim.urls.resifactory, ratelimit = { window = 2 } }
+    rf = sim:client("resifactory", { ratelimit = { window = 2 } })
   end)
   teardown(function()
     sim:stop()
@@ -60,7 +54,7 @@ describe("resi.providers.resifactory", function()
 
   it("checks every documented rule before spending a request", function()
     rf:pools()
-    local before = served()
+    local before = sim:served()
     local cases = {
       { { quantity = 0 }, "quantity", "from 1 to 250000" },
       { { quantity = 250001 }, "quantity", "from 1 to 250000" },
@@ -85,7 +79,7 @@ describe("resi.providers.resifactory", function()
     end
     local err = raises(rf.usage, rf, { limit = 101 })
     assert.are.equal("limit", err.field)
-    assert.are.equal(before, served())
+    assert.are.equal(before, sim:served())
     err = raises(rf_mod.new, { api_key = "sk_live_x" })
     assert.are.equal("api_key", err.field)
   end)
@@ -93,13 +87,13 @@ describe("resi.providers.resifactory", function()
   it("surfaces demo credentials: a warning, or an error with require_live", function()
     local out = rf:generate { pool = "retail_select", quantity = 2 } -- zero balance
     assert.is_true(out.is_demo)
-    local strict = rf_mod.new { api_key = key, base_url = sim.urls.resifactory, require_live = true, ratelimit = { window = 2 } }
+    local strict = sim:client("resifactory", { require_live = true, ratelimit = { window = 2 } })
     local err = raises(strict.generate, strict, { pool = "retail_select", quantity = 2 })
     assert.are.equal("demo", err.kind)
   end)
 
   it("raises the documented error codes as objects and never prints the key", function()
-    local bad = rf_mod.new { api_key = "rf_live_revokedrevokedrevoked", base_url = sim.urls.resifactory }
+    local bad = sim:client("resifactory", { api_key = "rf_live_revokedrevokedrevoked" })
     local err = raises(bad.me, bad)
     assert.are.equal("auth", err.kind)
     assert.are.equal("unauthorized", err.code)
@@ -110,11 +104,10 @@ describe("resi.providers.resifactory", function()
 
   it("replays a generate whose answer was lost, with the same Idempotency-Key and no second batch", function()
     local function batches()
-      return #assert(http.get(admin .. "/state")):json().providers.resifactory.accounts[1].batches
+      return #sim:state().providers.resifactory.accounts[1].batches
     end
     local before = batches()
-    assert.are.equal(201, assert(http.post(admin .. "/faults", { json = { provider = "resifactory",
-      route = "POST /proxies", kind = "commit_lost" } })).status)
+    sim:fault { route = "POST /proxies", kind = "commit_lost" }
     local out = rf:generate { country = "us", quantity = 3 }
     assert.are.equal(3, out.count)
     assert.are.equal(before + 1, batches())

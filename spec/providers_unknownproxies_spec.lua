@@ -1,35 +1,20 @@
 -- resi.providers.unknownproxies against resi sim: every method, every
 -- documented rule checked before a request is spent, error objects, and
 -- creates that survive lost answers without making two tokens.
-local http = require "resi.http"
-local up_mod = require "resi.providers.unknownproxies"
-
 local GB = 1000000000
 
 local raises = require("spec.support.provider").raises
+local refuses_each = require("spec.support.provider").refuses_each
 
 describe("resi.providers.unknownproxies", function()
-  local sim, up, admin
-
-  -- Requests the sandbox's UnknownProxies port has received so far.
-  local function served() return sim.servers[1]:stats().requests end
-
-  -- Arms a fault on the sandbox.
-  local function fault(spec)
-    spec.provider = "unknownproxies"
-    local res = assert(http.post(admin .. "/faults", { json = spec }))
-    assert.are.equal(201, res.status, res.body)
-  end
-
+  local sim, up
 
   setup(function()
-    sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 21, traffic = false })
-    admin = sim.urls.unknownproxies:gsub("/api/v1$", "") .. "/_sim"
-    local acct = sim.accounts.unknownproxies[1]
-    up = up_mod.new { username = acct.username, password = acct.password, base_url = sim.urls.unknownproxies }
+    sim = require("spec.support.sim").start { seed = 21, provider = "unknownproxies" }
+    up = sim:client()
   end)
   teardown(function() sim:stop() end)
-  after_each(function() assert(http.request { method = "DELETE", url = admin .. "/faults" }) end)
+  after_each(function() sim:clear_faults() end)
 
   it("creates, reads, lists, modifies and deletes a token", function()
     local t = up:create_token { dataLimit = 3 * GB, durationHours = 48 }
@@ -49,7 +34,7 @@ describe("resi.providers.unknownproxies", function()
   end)
 
   it("checks every documented rule before spending a request", function()
-    local before = served()
+    local before = sim:served()
     local cases = {
       { "create_token", { {} }, "dataLimit", "is required" },
       { "create_token", { { dataLimit = 1000000 } }, "dataLimit", "at least 1000000000" },
@@ -67,13 +52,8 @@ describe("resi.providers.unknownproxies", function()
       { "delete_token", { nil }, "token", "is required" },
       { "get_token", { 42 }, "token", "is required" },
     }
-    for _, c in ipairs(cases) do
-      local err = raises(up[c[1]], up, table.unpack(c[2], 1, 2))
-      assert.are.equal("validation", err.kind)
-      assert.are.equal(c[3], err.field)
-      assert.matches(c[4], err.message, 1, true)
-    end
-    assert.are.equal(before, served())
+    refuses_each(up, cases)
+    assert.are.equal(before, sim:served())
   end)
 
   it("raises structured errors with the provider's code and message", function()
@@ -89,7 +69,7 @@ describe("resi.providers.unknownproxies", function()
     assert.are.equal("validation", err.kind)
     assert.are.equal(400, err.status)
     assert.matches("cannot be decreased", err.message)
-    local bad = up_mod.new { username = "nobody", password = "wrong", base_url = sim.urls.unknownproxies }
+    local bad = sim:client("unknownproxies", { username = "nobody", password = "wrong" })
     err = raises(bad.list_tokens, bad)
     assert.are.equal("auth", err.kind)
   end)
@@ -105,11 +85,11 @@ describe("resi.providers.unknownproxies", function()
 
   it("finds a token whose create answer was lost instead of creating a second", function()
     local before = #up:list_tokens()
-    fault { route = "POST /resi/token/create", kind = "commit_lost" }
+    sim:fault { route = "POST /resi/token/create", kind = "commit_lost" }
     local t = up:create_token { dataLimit = GB, username = "lost0001" }
     assert.are.equal("lost0001", t.username)
     assert.are.equal(before + 1, #up:list_tokens())
-    fault { route = "POST /resi/token/create", kind = "truncate" }
+    sim:fault { route = "POST /resi/token/create", kind = "truncate" }
     local t2 = up:create_token { dataLimit = GB }
     assert.are.equal(before + 2, #up:list_tokens())
     assert.are.equal("active", up:get_token(t2.token).status)
@@ -117,43 +97,41 @@ describe("resi.providers.unknownproxies", function()
 
   it("tries a create again after a reset that did nothing, and after a 429", function()
     local before = #up:list_tokens()
-    fault { route = "POST /resi/token/create", kind = "reset" }
+    sim:fault { route = "POST /resi/token/create", kind = "reset" }
     up:create_token { dataLimit = GB }
-    fault { route = "POST /resi/token/create", kind = "rate_limit", retry_after = 0 }
+    sim:fault { route = "POST /resi/token/create", kind = "rate_limit", retry_after = 0 }
     up:create_token { dataLimit = GB }
     assert.are.equal(before + 2, #up:list_tokens())
   end)
 
   it("does not repeat a create the server answered with a 5xx", function()
     local before = #up:list_tokens()
-    fault { route = "POST /resi/token/create", kind = "error", status = 500 }
+    sim:fault { route = "POST /resi/token/create", kind = "error", status = 500 }
     local err = raises(up.create_token, up, { dataLimit = GB })
     assert.are.equal("server", err.kind)
     assert.are.equal(before, #up:list_tokens())
   end)
 
   it("retries reads through resets, 5xx and garbled bodies", function()
-    fault { route = "GET /resi/tokens", kind = "reset" }
-    fault { route = "GET /resi/tokens", kind = "error", status = 502 }
-    fault { route = "GET /resi/tokens", kind = "malformed" }
+    sim:fault { route = "GET /resi/tokens", kind = "reset" }
+    sim:fault { route = "GET /resi/tokens", kind = "error", status = 502 }
+    sim:fault { route = "GET /resi/tokens", kind = "malformed" }
     assert.is_true(#up:list_tokens() >= 3)
   end)
 
   it("names the create, not the lookup made for it, when a create fails in transport", function()
-    local acct = sim.accounts.unknownproxies[1]
     local quick = { retry = { base = 0.01, cap = 0.02 } } -- retries without long backoffs
     -- a host that does not resolve: the create never left, so nothing is looked up
-    local nowhere = up_mod.new { username = acct.username, password = acct.password, ratelimit = quick,
-      base_url = "https://resi-spec-no-such-host.invalid/api/v1" }
+    local nowhere = sim:client("unknownproxies", { ratelimit = quick,
+      base_url = "https://resi-spec-no-such-host.invalid/api/v1" })
     local err = raises(nowhere.create_token, nowhere, { dataLimit = GB })
     assert.are.equal("transport", err.kind)
     assert.matches("^POST /resi/token/create: ", err.message)
     assert.is_nil(err.message:find("/resi/tokens", 1, true), err.message)
     -- the create's answer is lost and the lookup fails too: the create is named, the lookup is context
-    local lost = up_mod.new { username = acct.username, password = acct.password, ratelimit = quick,
-      base_url = sim.urls.unknownproxies }
-    fault { route = "POST /resi/token/create", kind = "commit_lost" }
-    fault { route = "GET /resi/tokens", kind = "error", status = 500, count = 0 }
+    local lost = sim:client("unknownproxies", { ratelimit = quick })
+    sim:fault { route = "POST /resi/token/create", kind = "commit_lost" }
+    sim:fault { route = "GET /resi/tokens", kind = "error", status = 500, count = 0 }
     err = raises(lost.create_token, lost, { dataLimit = GB })
     assert.are.equal("transport", err.kind)
     assert.matches("^POST /resi/token/create: ", err.message)
@@ -162,16 +140,14 @@ describe("resi.providers.unknownproxies", function()
 
   it("treats a delete whose first answer was lost as done", function()
     local t = up:create_token { dataLimit = GB }
-    fault { route = "DELETE /resi/token", kind = "commit_lost" }
+    sim:fault { route = "DELETE /resi/token", kind = "commit_lost" }
     local r = up:delete_token(t.token)
     assert.are.equal("success", r.message)
     assert.is_true(r.already)
     assert.are.equal("deleted", up:get_token(t.token).status)
   end)
   it("sends every call through the account's rate limiter, and a 429 pauses every task on the key", function()
-    local acct = sim.accounts.unknownproxies[1]
-    local limited = up_mod.new { username = acct.username, password = acct.password, base_url = sim.urls.unknownproxies,
-      ratelimit = { limit = 4, window = 0.5, concurrency = 4 } }
+    local limited = sim:client("unknownproxies", { ratelimit = { limit = 4, window = 0.5, concurrency = 4 } })
     local lim = limited:limiter_for("GET", "/resi/tokens")
     local t0 = resi.monotonic()
     local tasks = {}
@@ -183,7 +159,7 @@ describe("resi.providers.unknownproxies", function()
     assert.is_true(st.waits >= 1)
     assert.are.equal(0, st.in_flight)
     -- the server says slow down: both tasks wait out the same pause, then succeed
-    fault { route = "GET /resi/tokens", kind = "rate_limit", retry_after = 1 }
+    sim:fault { route = "GET /resi/tokens", kind = "rate_limit", retry_after = 1 }
     t0 = resi.monotonic()
     local a = resi.spawn(function() return #limited:list_tokens() end)
     resi.sleep(0.05)

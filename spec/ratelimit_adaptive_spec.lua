@@ -7,10 +7,7 @@
 -- and its rate_limit fault. Assertions are on the limiter's stats; where
 -- time matters it is virtual time, or a generous resi.timeout that a
 -- regression (minutes of waiting) cannot meet.
-local http = require "resi.http"
 local ratelimit = require "resi.ratelimit"
-local up_mod = require "resi.providers.unknownproxies"
-local oxy_mod = require "resi.providers.oxylabs"
 
 local GB = 1000000000
 
@@ -188,33 +185,20 @@ describe("adaptive rate limits (virtual clock)", function()
 end)
 
 describe("adaptive rate limits against resi sim", function()
-  local sim, up, up_admin, oxy_admin, accounts
-
-  -- Arms a fault on the sandbox.
-  local function fault(admin, spec)
-    local res = assert(http.post(admin .. "/faults", { json = spec }))
-    assert.are.equal(201, res.status, res.body)
-  end
+  local sim, up
 
   setup(function()
-    sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 31, traffic = false })
-    accounts = sim.accounts
-    up_admin = sim.urls.unknownproxies:gsub("/api/v1$", "") .. "/_sim"
-    oxy_admin = sim.urls.oxylabs:gsub("/v2$", "") .. "/_sim"
-    local a = accounts.unknownproxies[1]
-    up = up_mod.new { username = a.username, password = a.password, base_url = sim.urls.unknownproxies }
+    sim = require("spec.support.sim").start { seed = 31 }
+    up = sim:client("unknownproxies")
   end)
   teardown(function() sim:stop() end)
   before_each(function() ratelimit.reset_profiles() end) -- a fresh 120/min limiter per test
-  after_each(function()
-    assert(http.request { method = "DELETE", url = up_admin .. "/faults" })
-    assert(http.request { method = "DELETE", url = oxy_admin .. "/faults" })
-  end)
+  after_each(function() sim:clear_faults() end)
 
   it("UnknownProxies: a create answered 429 three times lowers the limit once", function()
     local lim = up:limiter_for("POST", "/resi/token/create")
-    fault(up_admin, { provider = "unknownproxies", route = "POST /resi/token/create", kind = "rate_limit",
-      count = 3, retry_after = 0 })
+    sim:fault { provider = "unknownproxies", route = "POST /resi/token/create", kind = "rate_limit",
+      count = 3, retry_after = 0 }
     local t = up:create_token { dataLimit = GB }
     assert.is_string(t.token)
     local s = lim:stats()
@@ -230,15 +214,13 @@ describe("adaptive rate limits against resi sim", function()
   end)
 
   it("UnknownProxies: repeated bursts stop at the floor of a quarter", function()
-    local a = accounts.unknownproxies[1]
-    local short = up_mod.new { username = a.username, password = a.password, base_url = sim.urls.unknownproxies,
-      ratelimit = { window = 0.5 } } -- 120 per half second: an episode lasts half a second
+    local short = sim:client("unknownproxies", { ratelimit = { window = 0.5 } }) -- 120 per half second: an episode lasts half a second
     local lim = short:limiter_for("GET", "/resi/tokens")
     local after = {}
     for i = 1, 5 do
       if i > 1 then resi.sleep(0.6) end -- the next burst is a new episode
-      fault(up_admin, { provider = "unknownproxies", route = "GET /resi/tokens", kind = "rate_limit",
-        count = 1, retry_after = 0 })
+      sim:fault { provider = "unknownproxies", route = "GET /resi/tokens", kind = "rate_limit",
+        count = 1, retry_after = 0 }
       short:list_tokens()
       after[i] = limit_of(lim)
     end
@@ -252,8 +234,8 @@ describe("adaptive rate limits against resi sim", function()
     local tokens = {}
     for i = 1, 30 do tokens[i] = up:create_token { dataLimit = GB }.token end
     local lim = up:limiter_for("DELETE", "/resi/token")
-    fault(up_admin, { provider = "unknownproxies", route = "POST /resi/token/create", kind = "rate_limit",
-      count = 3, retry_after = 1 })
+    sim:fault { provider = "unknownproxies", route = "POST /resi/token/create", kind = "rate_limit",
+      count = 3, retry_after = 1 }
     local done = 0
     -- before the fix this took minutes (the limit fell to 15 a minute with 30 calls in the window)
     local ok = resi.timeout(20, function()
@@ -283,12 +265,11 @@ describe("adaptive rate limits against resi sim", function()
   end)
 
   it("Oxylabs: the same policy on its sub-user calls", function()
-    local a = accounts.oxylabs[1]
-    local oxy = oxy_mod.new { username = a.username, password = a.password, base_url = sim.urls.oxylabs }
+    local oxy = sim:client("oxylabs")
     oxy:sub_users() -- logs in
     local lim = oxy:limiter_for("GET", "/users/x/sub-users")
-    fault(oxy_admin, { provider = "oxylabs", route = "GET /users/:id/sub-users", kind = "rate_limit",
-      count = 3, retry_after = 0 })
+    sim:fault { provider = "oxylabs", route = "GET /users/:id/sub-users", kind = "rate_limit",
+      count = 3, retry_after = 0 }
     assert.is_table(oxy:sub_users())
     local s = lim:stats()
     assert.equal(3, s.seen_429); assert.equal(1, s.lowered)

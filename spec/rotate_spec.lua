@@ -2,7 +2,6 @@
 -- by the sandbox's traffic, faults injected mid-rotation, crashes between
 -- steps. Whatever happens, each rotated token gets exactly one replacement
 -- and every created credential is written out.
-local http = require "resi.http"
 local json = require "resi.json"
 local proc = require "spec.support.proc"
 
@@ -10,7 +9,7 @@ local GB = 1000000000
 local SCRIPT = "scripts/rotate.lua"
 
 describe("scripts/rotate.lua", function()
-  local sim, admin, env, dir, up
+  local sim, env, dir, up
 
   -- Runs the script with the sandbox's environment; returns the result.
   local function rotate(args)
@@ -20,16 +19,8 @@ describe("scripts/rotate.lua", function()
     return proc.run(argv, { env = env })
   end
 
-  -- Arms a fault.
-  local function fault(spec)
-    spec.provider = "unknownproxies"
-    assert.are.equal(201, assert(http.post(admin .. "/faults", { json = spec })).status)
-  end
-
   -- Sets a token's usage.
-  local function use(token, bytes)
-    assert.are.equal(200, assert(http.post(admin .. "/usage", { json = { id = token, bytes = bytes } })).status)
-  end
+  local function use(token, bytes) sim:usage { id = token, bytes = bytes } end
 
   -- Reads a file written by the script.
   local function read(name)
@@ -48,15 +39,12 @@ describe("scripts/rotate.lua", function()
   end
 
   before_each(function()
-    sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 31, traffic = false,
+    sim = require("spec.support.sim").start { seed = 31, provider = "unknownproxies",
       accounts = { unknownproxies = { { username = "reseller", password = "pw-reseller-1" } },
-        oxylabs = { { username = "mainox", password = "Main-Pass-123", user_id = "7d4c2b1a-0000-4000-a000-000000000001" } } } })
-    admin = sim.urls.unknownproxies:gsub("/api/v1$", "") .. "/_sim"
-    env = { "RESI_UNKNOWNPROXIES_URL=" .. sim.urls.unknownproxies, "UNKNOWNPROXIES_USERNAME=reseller",
-      "UNKNOWNPROXIES_PASSWORD=pw-reseller-1", "OXYLABS_USERNAME=" }
+        oxylabs = { { username = "mainox", password = "Main-Pass-123", user_id = "7d4c2b1a-0000-4000-a000-000000000001" } } } }
+    env = sim:env { "unknownproxies" }
     dir = proc.run({ "mktemp", "-d", "/tmp/resi-rotate.XXXXXX" }).stdout:gsub("%s+$", "")
-    up = require("resi.providers.unknownproxies").new { username = "reseller", password = "pw-reseller-1",
-      base_url = sim.urls.unknownproxies }
+    up = sim:client()
   end)
 
   after_each(function()
@@ -135,13 +123,13 @@ describe("scripts/rotate.lua", function()
       use(t.token, GB)
       olds[i] = t.token
     end
-    fault { route = "POST /resi/token/create", kind = "commit_lost" }
-    fault { route = "POST /resi/token/create", kind = "error", status = 500 }
-    fault { route = "POST /resi/token/create", kind = "reset" }
-    fault { route = "GET /resi/tokens", kind = "malformed" }
-    fault { route = "POST /resi/token/create", kind = "rate_limit", retry_after = 0, count = 5 }
-    fault { route = "POST /resi/token/create", kind = "truncate" }
-    fault { route = "POST /resi/token/create", kind = "latency", ms = 1500, after = true } -- a timeout after the commit
+    sim:fault { route = "POST /resi/token/create", kind = "commit_lost" }
+    sim:fault { route = "POST /resi/token/create", kind = "error", status = 500 }
+    sim:fault { route = "POST /resi/token/create", kind = "reset" }
+    sim:fault { route = "GET /resi/tokens", kind = "malformed" }
+    sim:fault { route = "POST /resi/token/create", kind = "rate_limit", retry_after = 0, count = 5 }
+    sim:fault { route = "POST /resi/token/create", kind = "truncate" }
+    sim:fault { route = "POST /resi/token/create", kind = "latency", ms = 1500, after = true } -- a timeout after the commit
     local runs, r = 0, nil
     repeat
       runs = runs + 1
@@ -172,7 +160,7 @@ describe("scripts/rotate.lua", function()
     local a = up:create_token { dataLimit = GB }
     use(a.token, GB)
     -- the create commits, then the answer takes long; the process dies waiting
-    fault { route = "POST /resi/token/create", kind = "latency", ms = 3000 }
+    sim:fault { route = "POST /resi/token/create", kind = "latency", ms = 3000 }
     local argv = { proc.resi_path(), "run", SCRIPT, "--provider", "unknownproxies", "--state", dir .. "/state.json",
       "--out", dir .. "/proxies.txt", "--format", "url" }
     local killer = resi.spawn(function()
@@ -206,7 +194,7 @@ describe("scripts/rotate.lua", function()
   it("runs one at a time per journal: a second run exits 1 or, with --wait, waits its turn", function()
     local a = up:create_token { dataLimit = GB }
     use(a.token, GB)
-    fault { route = "POST /resi/token/create", kind = "latency", ms = 800 } -- the first run holds the journal a while
+    sim:fault { route = "POST /resi/token/create", kind = "latency", ms = 800 } -- the first run holds the journal a while
     local first = resi.spawn(rotate, { "--grace", "60" })
     resi.sleep(0.3)
     local second = rotate { "--grace", "60" }
@@ -222,7 +210,7 @@ describe("scripts/rotate.lua", function()
     -- with --wait the second run starts when the first ends, and finds nothing left to do
     local b = up:create_token { dataLimit = GB }
     use(b.token, GB)
-    fault { route = "POST /resi/token/create", kind = "latency", ms = 800 }
+    sim:fault { route = "POST /resi/token/create", kind = "latency", ms = 800 }
     first = resi.spawn(rotate, { "--grace", "60" })
     resi.sleep(0.3)
     second = rotate { "--grace", "60", "--wait", "20" }
@@ -272,8 +260,8 @@ describe("scripts/rotate.lua", function()
     local b = up:create_token { dataLimit = GB }
     use(a.token, 2 * GB)
     -- the create commits but its answer is lost; every PATCH of the pools fails, in two runs
-    fault { route = "POST /resi/token/create", kind = "commit_lost" }
-    fault { route = "PATCH /resi/token", kind = "error", status = 503, count = 2 * 4 }
+    sim:fault { route = "POST /resi/token/create", kind = "commit_lost" }
+    sim:fault { route = "PATCH /resi/token", kind = "error", status = 503, count = 2 * 4 }
     for run = 1, 2 do
       local r = rotate { "--grace", "60" }
       assert.are.equal(1, r.status, r.stdout .. r.stderr)
@@ -304,7 +292,7 @@ describe("scripts/rotate.lua", function()
     local a = up:create_token { dataLimit = GB }
     up:modify_token(a.token, { allowedPools = { "us-s" } })
     use(a.token, GB)
-    fault { route = "POST /resi/token/create", kind = "malformed" } -- committed, then not JSON
+    sim:fault { route = "POST /resi/token/create", kind = "malformed" } -- committed, then not JSON
     local r = rotate { "--grace", "60" }
     assert.are.equal(1, r.status, r.stdout .. r.stderr)
     r = rotate { "--grace", "60" }
@@ -342,7 +330,7 @@ describe("scripts/rotate.lua", function()
   it("says in one line which file cannot be used, before any API call", function()
     local a = up:create_token { dataLimit = GB }
     use(a.token, GB)
-    local before = sim.servers[1]:stats().requests
+    local before = sim:served()
     local base = { proc.resi_path(), "run", SCRIPT, "--provider", "unknownproxies" }
     -- Runs the script with extra arguments.
     local function run(...)
@@ -366,7 +354,7 @@ describe("scripts/rotate.lua", function()
     assert.are.equal(0, proc.run({ "mkdir", dir .. "/s2.json.lock" }).status)
     says_one_line(run("--state", dir .. "/s2.json"), 1, "rotate.lua: --state " .. dir .. "/s2.json: cannot open "
       .. dir .. "/s2.json.lock: Is a directory")
-    assert.are.equal(before, sim.servers[1]:stats().requests)
+    assert.are.equal(before, sim:served())
     local usage = run("--threshold", "2")
     assert.are.equal(2, usage.status)
     assert.matches("^%-%-threshold must be in %(0, 1%]\n", usage.stderr)
@@ -383,7 +371,7 @@ describe("scripts/rotate.lua", function()
       f:write("http://u:Secr3t@h:1\n")
       f:close()
     end
-    fault { route = "GET /resi/tokens", kind = "error", status = 400 } -- the run fails: nothing is published
+    sim:fault { route = "GET /resi/tokens", kind = "error", status = 400 } -- the run fails: nothing is published
     local r = rotate { "--grace", "60" }
     assert.are.equal(1, r.status, r.stdout .. r.stderr)
     assert.is_nil(read("proxies.txt"))
@@ -393,13 +381,10 @@ describe("scripts/rotate.lua", function()
   end)
 
   it("rotates Oxylabs sub-users too, publishing the password it chose", function()
-    local oacct = sim.accounts.oxylabs[1]
-    local oxy = require("resi.providers.oxylabs").new { username = oacct.username, password = oacct.password,
-      base_url = sim.urls.oxylabs }
+    local oxy = sim:client("oxylabs")
     local u = oxy:create_sub_user { username = "shop_1", password = "Abcdef1#ghijk", traffic_limit = 10, auto_disable = true }
-    assert.are.equal(200, assert(http.post(admin .. "/usage", { json = { provider = "oxylabs", id = u.id, gb = 9.5 } })).status)
-    local oenv = { "RESI_OXYLABS_URL=" .. sim.urls.oxylabs, "OXYLABS_USERNAME=" .. oacct.username,
-      "OXYLABS_PASSWORD=" .. oacct.password, "UNKNOWNPROXIES_USERNAME=" }
+    sim:usage { provider = "oxylabs", id = u.id, gb = 9.5 }
+    local oenv = sim:env { "oxylabs" }
     local argv = { proc.resi_path(), "run", SCRIPT, "--provider", "oxylabs", "--state", dir .. "/state.json",
       "--out", dir .. "/proxies.txt", "--grace", "0" }
     local r = proc.run(argv, { env = oenv })

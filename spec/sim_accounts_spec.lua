@@ -5,16 +5,9 @@ local json = require "resi.json"
 local accounts = require "resi.sim.accounts"
 local proc = require "spec.support.proc"
 
-local RESI = proc.resi_path()
+local scratch = require("spec.support.files").scratch
 
--- Writes text to a scratch file; returns its path.
-local function scratch(text)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-  return path
-end
+local RESI = proc.resi_path()
 
 -- Runs `resi sim --accounts` on text; returns the result and the file.
 local function sim_with(text)
@@ -140,8 +133,8 @@ describe("resi sim --accounts", function()
     local loaded, err = accounts.load(path)
     os.remove(path)
     assert.is_table(loaded, err)
-    local sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, traffic = false, accounts = loaded })
-    local state = assert(require("resi.http").get(sim.urls.unknownproxies:gsub("/api/v1$", "") .. "/_sim/state")):json()
+    local sim = require("spec.support.sim").start { accounts = loaded }
+    local state = sim:state()
     sim:stop()
     assert.are.equal(9000000000, state.providers.unknownproxies.accounts[1].tokens[1].dataUsage)
     assert.are.equal("acmetok1", state.providers.unknownproxies.accounts[1].tokens[1].username)

@@ -31,11 +31,11 @@ local function accounts(sub_users)
   }
 end
 
--- Starts a sandbox at START with the clock held still and traffic off.
+-- Starts a sandbox (spec.support.sim) at START with the clock held still and traffic off.
 local function start(opts)
   opts = opts or {}
-  return assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 5, traffic = false, speed = 0,
-    start = opts.start or START, accounts = opts.accounts or accounts(opts.sub_users) })
+  return require("spec.support.sim").start { seed = 5, speed = 0, start = opts.start or START,
+    accounts = opts.accounts or accounts(opts.sub_users), provider = "oxylabs" }
 end
 
 -- Standard base64 (for Basic credentials).
@@ -74,11 +74,6 @@ local function client(sim, user, pass)
   end
   -- A path under this user.
   function c.user(rest) return "/users/" .. c.user_id .. (rest or "") end
-  -- POST to the admin API; the decoded answer and status.
-  function c.admin(path, body)
-    local res = assert(http.post(c.root .. path, { json = body }))
-    return res:json(), res.status
-  end
   -- The sub-user named username from the list (nil when absent).
   function c.find(username)
     for _, su in ipairs(c.call("GET", c.user("/sub-users")):json()) do
@@ -92,6 +87,14 @@ local function client(sim, user, pass)
     return res:json()
   end
   return c
+end
+
+-- Starts a sandbox (opts as for start) with main_one logged in; the sandbox and its client.
+local function start_logged_in(opts)
+  local sim = start(opts)
+  local c = client(sim, "main_one", "OneSecret_123")
+  c.login()
+  return sim, c
 end
 
 -- Asserts an error answer: the status and {"error": text} containing `needle`.
@@ -169,11 +172,11 @@ describe("resi sim: Oxylabs", function()
     it("expires the JWT after one simulated hour; logging in again works", function()
       c.login()
       local old = c.token
-      local clock, status = c.admin("/_sim/clock", { advance = 3599 })
+      local status, clock = sim:admin("POST", "/clock", { advance = 3599 })
       assert.equal(200, status)
       assert.equal(START + 3599, clock.now)
       assert.equal(200, c.call("GET", c.user("/sub-users")).status)
-      c.admin("/_sim/clock", { advance = 2 })
+      sim:clock(2)
       local res = c.call("GET", c.user("/sub-users"))
       assert_error(res, 401, "expired")
       assert.equal("token_expired", res.headers["x-sim-error"])
@@ -188,10 +191,10 @@ describe("resi sim: Oxylabs", function()
     it("keeps an older token valid until its own expiry after a new login", function()
       c.login()
       local first = c.token
-      c.admin("/_sim/clock", { advance = 1800 })
+      sim:clock(1800)
       c.login()
       assert.equal(200, c.call("GET", c.user("/sub-users"), { headers = { Authorization = "Bearer " .. first } }).status)
-      c.admin("/_sim/clock", { advance = 1800 })
+      sim:clock(1800)
       assert_error(c.call("GET", c.user("/sub-users"), { headers = { Authorization = "Bearer " .. first } }), 401, "expired")
       assert.equal(200, c.call("GET", c.user("/sub-users")).status)
     end)
@@ -265,9 +268,7 @@ describe("resi sim: Oxylabs", function()
     local sim, c
 
     setup(function()
-      sim = start()
-      c = client(sim, "main_one", "OneSecret_123")
-      c.login()
+      sim, c = start_logged_in()
     end)
     teardown(function() sim:stop() end)
 
@@ -441,7 +442,7 @@ describe("resi sim: Oxylabs", function()
 
     it("disables at once when a PATCH puts an auto_disable sub-user at its limit, and refuses to activate it", function()
       local su = c.create { username = "near_limit", password = VALID_PASSWORD, traffic_limit = 10, auto_disable = true }
-      local used, status = c.admin("/_sim/usage", { provider = "oxylabs", id = su.id, gb = 4 })
+      local status, used = sim:admin("POST", "/usage", { provider = "oxylabs", id = su.id, gb = 4 })
       assert.equal(200, status)
       assert.equal(4, used.traffic)
       local path = c.user("/sub-users/" .. su.id)
@@ -494,19 +495,17 @@ describe("resi sim: Oxylabs", function()
     end
 
     setup(function()
-      sim = start()
-      c = client(sim, "main_one", "OneSecret_123")
-      c.login()
+      sim, c = start_logged_in()
       su = c.create { username = "stats_user", password = VALID_PASSWORD, traffic_limit = 50 }
       life = c.create { username = "life_user", password = VALID_PASSWORD, lifetime = true }
       path = c.user("/sub-users/" .. su.id)
       -- 18 Mar 12:30 1 GB on amazon.com; 15:30 0.5 GB (mixed); 20 Mar 15:30 2 GB on walmart.com
-      c.admin("/_sim/usage", { provider = "oxylabs", id = su.id, add_bytes = GB, target = "amazon.com" })
-      c.admin("/_sim/usage", { provider = "oxylabs", id = life.id, add_gb = 0.25 })
-      c.admin("/_sim/clock", { advance = 3 * 3600 })
-      c.admin("/_sim/usage", { provider = "oxylabs", id = su.id, add_gb = 0.5 })
-      c.admin("/_sim/clock", { advance = 2 * 86400 })
-      c.admin("/_sim/usage", { provider = "oxylabs", id = su.id, bytes = 3500000000, target = "walmart.com" })
+      sim:usage { provider = "oxylabs", id = su.id, add_bytes = GB, target = "amazon.com" }
+      sim:usage { provider = "oxylabs", id = life.id, add_gb = 0.25 }
+      sim:clock(3 * 3600)
+      sim:usage { provider = "oxylabs", id = su.id, add_gb = 0.5 }
+      sim:clock(2 * 86400)
+      sim:usage { provider = "oxylabs", id = su.id, bytes = 3500000000, target = "walmart.com" }
       c.login() -- the first token has expired by now
     end)
     teardown(function() sim:stop() end)
@@ -643,13 +642,13 @@ describe("resi sim: Oxylabs", function()
       for _, s in ipairs(c.call("GET", c.user("/sub-users")):json()) do list_sum = list_sum + s.traffic end
       assert.near(doc.traffic, list_sum, 1e-9)
       local gone = c.create { username = "short_lived", password = VALID_PASSWORD }
-      c.admin("/_sim/usage", { id = gone.id, gb = 1 })
+      sim:usage { id = gone.id, gb = 1 }
       c.call("DELETE", c.user("/sub-users/" .. gone.id))
       assert.equal(8.75, c.call("GET", c.user("/client-stats")):json().traffic)
     end)
 
     it("starts a new period each month unless lifetime is on; history stays", function()
-      c.admin("/_sim/clock", { advance = 12 * 86400 }) -- 1 April 15:30
+      sim:clock(12 * 86400) -- 1 April 15:30
       c.login()
       assert.equal(0, c.find("stats_user").traffic)
       assert.equal(0.25, c.find("life_user").traffic)
@@ -686,17 +685,17 @@ describe("resi sim: Oxylabs", function()
     end
 
     it("uses nothing while the generator is off", function()
-      c.admin("/_sim/clock", { advance = 7200 })
+      sim:clock(7200)
       for _, s in pairs(state()) do assert.equal(0, s.traffic) end
     end)
 
     it("makes active sub-users cross 90%: auto_disable disables at the limit, otherwise traffic stops there", function()
-      local doc, status = c.admin("/_sim/traffic", { enabled = true, rate = 0.5 })
+      local status, doc = sim:admin("POST", "/traffic", { enabled = true, rate = 0.5 })
       assert.equal(200, status)
       assert.same({ enabled = true, rate = 0.5 }, doc)
       local seen_ninety = {}
       for _ = 1, 60 do
-        c.admin("/_sim/clock", { advance = 360 })
+        sim:clock(360)
         local s = state()
         for _, name in ipairs { "auto_off", "capped" } do
           local t = s[name].traffic
@@ -736,9 +735,9 @@ describe("resi sim: Oxylabs", function()
     end)
 
     it("stops when turned off, and re-enabling an auto-disabled sub-user needs more room", function()
-      c.admin("/_sim/traffic", { enabled = false })
+      sim:admin("POST", "/traffic", { enabled = false })
       local before = state().open_ended.traffic
-      c.admin("/_sim/clock", { advance = 3600 })
+      sim:clock(3600)
       assert.equal(before, state().open_ended.traffic)
       local s = state()
       assert_error(c.call("PATCH", c.user("/sub-users/" .. s.auto_off.id), { json = { status = "active" } }), 400, "status cannot be active")
@@ -750,10 +749,10 @@ describe("resi sim: Oxylabs", function()
       local s = state()
       c.call("PATCH", c.user("/sub-users/" .. s.auto_off.id), { json = { traffic_limit = 1 } })
       assert.equal("disabled", state().auto_off.status)
-      c.admin("/_sim/traffic", { enabled = true, rate = 0.5 })
-      c.admin("/_sim/clock", { advance = 14 * 86400 }) -- into April
+      sim:admin("POST", "/traffic", { enabled = true, rate = 0.5 })
+      sim:clock(14 * 86400) -- into April
       s = state()
-      c.admin("/_sim/traffic", { enabled = false })
+      sim:admin("POST", "/traffic", { enabled = false })
       assert.same({ 0, "disabled" }, { s.auto_off.traffic, s.auto_off.status })
       assert.same({ 1, "active" }, { s.capped.traffic, s.capped.status }) -- a fresh month, used up again
       assert.equal(1, s.lifer.traffic)
@@ -763,14 +762,14 @@ describe("resi sim: Oxylabs", function()
 
     it("sets usage through POST /_sim/usage (bytes, add_bytes, gb, add_gb) and crosses 90% on demand", function()
       local su = c.create { username = "manual", password = VALID_PASSWORD, traffic_limit = 10, auto_disable = true }
-      local v, status = c.admin("/_sim/usage", { provider = "oxylabs", id = su.id, gb = 9.1 })
+      local status, v = sim:admin("POST", "/usage", { provider = "oxylabs", id = su.id, gb = 9.1 })
       assert.equal(200, status)
       assert.same({ 9.1, "active" }, { v.traffic, v.status })
-      v = c.admin("/_sim/usage", { id = su.id, add_bytes = 400000000 })
+      v = sim:usage { id = su.id, add_bytes = 400000000 }
       assert.same({ 9.5, "active" }, { v.traffic, v.status })
-      v = c.admin("/_sim/usage", { id = tostring(su.id), bytes = 9999999999 })
+      v = sim:usage { id = tostring(su.id), bytes = 9999999999 }
       assert.equal("active", v.status)
-      v = c.admin("/_sim/usage", { id = su.id, add_gb = 0.000000001 })
+      v = sim:usage { id = su.id, add_gb = 0.000000001 }
       assert.same({ 10, "disabled" }, { v.traffic, v.status })
       assert.equal("disabled", state().manual.status)
     end)
@@ -787,7 +786,7 @@ describe("resi sim: Oxylabs", function()
         { { id = id, add_gb = "1" }, 400, "add_gb must be a non-negative number" },
         { { id = id, add_gb = 1, target = "example.com" }, 400, "target must be one of walmart.com" },
       } do
-        local doc, status = c.admin("/_sim/usage", case[1])
+        local status, doc = sim:admin("POST", "/usage", case[1])
         assert.equal(case[2], status)
         assert.truthy(doc.error.message:find(case[3], 1, true), doc.error.message)
       end
@@ -795,8 +794,7 @@ describe("resi sim: Oxylabs", function()
     end)
 
     it("shows its state in GET /_sim/state", function()
-      local res = assert(http.get(c.root .. "/_sim/state"))
-      local ox = res:json().providers.oxylabs
+      local ox = sim:state().providers.oxylabs
       assert.equal(2, #ox.accounts)
       local one = ox.accounts[1]
       assert.same({ "main_one", USER_ONE }, { one.username, one.user_id })
@@ -826,12 +824,10 @@ describe("resi sim: Oxylabs", function()
     end)
 
     it("takes seeded status, lifetime and traffic (disabled when auto_disable is over the limit)", function()
-      local sim = start { sub_users = {
+      local sim, c = start_logged_in { sub_users = {
         { username = "s_over", traffic_limit = 2, traffic = 2.5, auto_disable = true },
         { username = "s_off", traffic = 0.5, status = "disabled", lifetime = true, password = VALID_PASSWORD },
       } }
-      local c = client(sim, "main_one", "OneSecret_123")
-      c.login()
       local over, off = c.find("s_over"), c.find("s_off")
       sim:stop()
       assert.same({ "disabled", 2.5 }, { over.status, over.traffic })
@@ -843,29 +839,27 @@ describe("resi sim: Oxylabs", function()
     local sim, c
 
     setup(function()
-      sim = start()
-      c = client(sim, "main_one", "OneSecret_123")
-      c.login()
+      sim, c = start_logged_in()
     end)
     teardown(function() sim:stop() end)
 
     it("answers injected errors on the Oxylabs port in the Oxylabs envelope, then recovers", function()
-      local rule, status = c.admin("/_sim/faults", { provider = "oxylabs", route = "GET /users/*", kind = "error", status = 503 })
+      local status, rule = sim:admin("POST", "/faults", { provider = "oxylabs", route = "GET /users/*", kind = "error", status = 503 })
       assert.equal(201, status)
       assert.equal(1, rule.count)
       assert_error(c.call("GET", c.user("/sub-users")), 503, "injected fault: HTTP 503")
       assert.equal(200, c.call("GET", c.user("/sub-users")).status)
-      c.admin("/_sim/faults", { provider = "oxylabs", route = "GET /users/*", kind = "rate_limit", retry_after = 7 })
+      sim:fault { provider = "oxylabs", route = "GET /users/*", kind = "rate_limit", retry_after = 7 }
       local res = c.call("GET", c.user("/client-stats"))
       assert_error(res, 429, "rate limited")
       assert.equal("7", res.headers["retry-after"])
-      c.admin("/_sim/faults", { provider = "unknownproxies", route = "* /*", kind = "error" })
+      sim:fault { provider = "unknownproxies", route = "* /*", kind = "error" }
       assert.equal(200, c.call("GET", c.user("/client-stats")).status)
     end)
   end)
 
   describe("with the curl command line", function()
-    local sim, acct, base, root
+    local sim, acct, base
 
     -- Runs curl with args; returns the HTTP status, the body and the decoded JSON (nil if none).
     local function curl(args)
@@ -891,10 +885,9 @@ describe("resi sim: Oxylabs", function()
     end
 
     setup(function()
-      sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 5, traffic = false })
+      sim = require("spec.support.sim").start { seed = 5, provider = "oxylabs" }
       acct = sim.accounts.oxylabs[1]
       base = sim.urls.oxylabs
-      root = base:gsub("/v2$", "")
     end)
     teardown(function() sim:stop() end)
 
@@ -914,7 +907,7 @@ describe("resi sim: Oxylabs", function()
       assert.equal(200, status)
       assert.same({ "date_from", "date_to", "traffic" }, keys(doc))
       assert.near(4.2 + 4.1 + 12.5, doc.traffic, 1e-9) -- the generated account's seeded sub-users
-      local now = assert(http.get(root .. "/_sim/state")):json().clock.now
+      local now = sim:state().clock.now
       assert.equal(os.date("!%Y-%m-01", math.floor(now)), doc.date_from)
       assert.equal(os.date("!%Y-%m-%d", math.floor(now)), doc.date_to)
     end)
@@ -1036,7 +1029,7 @@ describe("resi sim: Oxylabs", function()
       local _, _, login = curl_login()
       local u = "/users/" .. login.user_id
       assert.equal(200, (call(login.token, "GET", u .. "/client-stats")))
-      local status = curl { "-X", "POST", root .. "/_sim/clock", "-H", "Content-Type: application/json", "-d", '{"advance": 3601}' }
+      local status = curl { "-X", "POST", sim:admin_url() .. "/clock", "-H", "Content-Type: application/json", "-d", '{"advance": 3601}' }
       assert.equal(200, status)
       local doc
       status, _, doc = call(login.token, "GET", u .. "/client-stats")
@@ -1047,12 +1040,12 @@ describe("resi sim: Oxylabs", function()
   end)
 
   it("keeps per-target days only as far back as target stats can ask (memory stays bounded)", function()
-    local sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 5, traffic = true, speed = 0,
-      start = START, accounts = accounts() })
+    local sim = require("spec.support.sim").start { seed = 5, traffic = true, speed = 0, start = START, accounts = accounts(),
+      provider = "oxylabs" }
     finally(function() sim:stop() end)
     local c = client(sim, "main_one", "OneSecret_123")
     assert.equal(200, c.login().status)
-    c.admin("/_sim/clock", { advance = 60 * 86400 }) -- two months of traffic, an hour bucket at a time
+    sim:clock(60 * 86400) -- two months of traffic, an hour bucket at a time
     local days = 0
     for _, su in pairs(sim.world.providers.oxylabs.sub_users) do
       local n = 0

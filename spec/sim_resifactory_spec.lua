@@ -36,13 +36,11 @@ local function accounts()
   }
 end
 
--- Starts a sandbox; opts are merged into the defaults.
+-- Starts a sandbox (spec.support.sim) on these accounts; opts are merged into the defaults.
 local function start(opts)
-  local o = { ports = { 0, 0, 0 }, seed = 5, traffic = false, accounts = accounts() }
+  local o = { seed = 5, accounts = accounts(), provider = "resifactory" }
   for k, v in pairs(opts or {}) do o[k] = v end
-  local sim = assert(require("resi.sim").start(o))
-  sim.root = sim.urls.resifactory:gsub("/api/v1$", "")
-  return sim
+  return require("spec.support.sim").start(o)
 end
 
 -- One API call: key (nil: no Authorization), json/body, headers, query.
@@ -55,12 +53,6 @@ local function call(sim, method, path, o)
     json = o.json, body = o.body, query = o.query }
   assert(res, err)
   return res
-end
-
--- The admin API of a sandbox.
-local function admin(sim, method, path, body)
-  local res = assert(http.request { method = method, url = sim.root .. path, json = body })
-  return res, res:json()
 end
 
 -- Asserts the documented error envelope with a code and status; returns the error.
@@ -102,8 +94,8 @@ describe("resi sim: ResiFactory", function()
   setup(function()
     sim = start()
     -- functional tests make more calls than a minute allows; the limits have their own sandbox below
-    local res = admin(sim, "POST", "/_sim/config", { generate_limit = 100000, read_limit = 100000 })
-    assert.equal(200, res.status)
+    local status = sim:admin("POST", "/config", { generate_limit = 100000, read_limit = 100000 })
+    assert.equal(200, status)
   end)
   teardown(function() sim:stop() end)
 
@@ -135,11 +127,11 @@ describe("resi sim: ResiFactory", function()
 
     it("revokes a key at once through the admin API, and restores it", function()
       assert.equal(200, call(sim, "GET", "/me", { key = KEYS.gen_only }).status)
-      local res, view = admin(sim, "POST", "/_sim/usage", { provider = "resifactory", api_key = KEYS.gen_only, revoked = true })
-      assert.equal(200, res.status)
+      local status, view = sim:admin("POST", "/usage", { provider = "resifactory", api_key = KEYS.gen_only, revoked = true })
+      assert.equal(200, status)
       assert.is_true(view.revoked)
       assert_error(call(sim, "GET", "/me", { key = KEYS.gen_only }), 401, "unauthorized")
-      admin(sim, "POST", "/_sim/usage", { provider = "resifactory", api_key = KEYS.gen_only, revoked = false })
+      sim:usage { provider = "resifactory", api_key = KEYS.gen_only, revoked = false }
       assert.equal(200, call(sim, "GET", "/me", { key = KEYS.gen_only }).status)
     end)
 
@@ -187,8 +179,7 @@ describe("resi sim: ResiFactory", function()
       assert(ok, res)
       assert_error(res, 500, "internal_error")
       assert.equal(200, call(sim, "GET", "/balance", { key = KEYS.main }).status)
-      local fres = admin(sim, "POST", "/_sim/faults", { provider = "resifactory", kind = "error", status = 500, route = "GET /balance" })
-      assert.equal(201, fres.status)
+      sim:fault { provider = "resifactory", kind = "error", status = 500, route = "GET /balance" } -- asserts the 201
       assert_error(call(sim, "GET", "/balance", { key = KEYS.main }), 500, "internal_error")
       assert.equal(200, call(sim, "GET", "/balance", { key = KEYS.main }).status)
     end)
@@ -376,13 +367,12 @@ describe("resi sim: ResiFactory", function()
         assert.matches("^demo%-acme", p.username)
         assert.equal("demo", p.password)
       end
-      local res = admin(sim, "POST", "/_sim/usage", { provider = "resifactory", api_key = KEYS.main, pool = "retail_select", balance = 5 })
-      assert.equal(200, res.status)
+      sim:usage { provider = "resifactory", api_key = KEYS.main, pool = "retail_select", balance = 5 } -- asserts the 200
       doc = generate { quantity = 1, pool = "retail_select", format = "json" }
       assert.is_false(doc.is_demo)
       assert.matches("^user%-acme", doc.proxies[1].username)
       assert.not_equal("demo", doc.proxies[1].password)
-      admin(sim, "POST", "/_sim/usage", { provider = "resifactory", api_key = KEYS.main, pool = "retail_select", balance = 0 })
+      sim:usage { provider = "resifactory", api_key = KEYS.main, pool = "retail_select", balance = 0 }
       assert.is_true(generate({ quantity = 1, pool = "retail_select" }).is_demo)
     end)
   end)
@@ -390,7 +380,7 @@ describe("resi sim: ResiFactory", function()
   describe("Idempotency-Key", function()
     -- The batches recorded for an account.
     local function batches(username)
-      local _, st = admin(sim, "GET", "/_sim/state")
+      local st = sim:state()
       for _, a in ipairs(st.providers.resifactory.accounts) do
         if a.username == username then return a.batches, a end
       end
@@ -517,19 +507,18 @@ describe("resi sim: ResiFactory", function()
       local res = call(sim, "GET", "/balance", { key = KEYS.usage })
       assert.equal(200, res.status)
       assert.same({ balances = { walmart_premium = 7 } }, res:json())
-      admin(sim, "POST", "/_sim/usage", { provider = "resifactory", api_key = KEYS.usage, pool = "walmart_premium", balance = 12.53426 })
+      sim:usage { provider = "resifactory", api_key = KEYS.usage, pool = "walmart_premium", balance = 12.53426 }
       assert.same({ balances = { walmart_premium = 12.5343 } }, call(sim, "GET", "/balance", { key = KEYS.usage }):json())
       -- granting a pool through the admin API makes it accessible
-      admin(sim, "POST", "/_sim/usage", { provider = "resifactory", api_key = KEYS.usage, pool = "retail_select", balance = 6 })
+      sim:usage { provider = "resifactory", api_key = KEYS.usage, pool = "retail_select", balance = 6 }
       assert.same({ balances = { walmart_premium = 12.5343, retail_select = 6 } },
         call(sim, "GET", "/balance", { key = KEYS.usage }):json())
     end)
 
     it("GET /usage returns top domains by bytes, 25 by default, limit 1..100", function()
       for i = 1, 30 do
-        local res = admin(sim, "POST", "/_sim/usage", { provider = "resifactory", api_key = KEYS.usage,
-          domain = ("shop%02d.example"):format(i), add_bytes = i * 1073741824, add_requests = i * 100 })
-        assert.equal(200, res.status)
+        sim:usage { provider = "resifactory", api_key = KEYS.usage, -- asserts the 200
+          domain = ("shop%02d.example"):format(i), add_bytes = i * 1073741824, add_requests = i * 100 }
       end
       local doc = call(sim, "GET", "/usage", { key = KEYS.usage }):json()
       assert.equal(25, #doc.top_domains)
@@ -582,8 +571,8 @@ describe("resi sim: ResiFactory", function()
 
   describe("admin", function()
     it("shows state with keys masked as rf_live_…last4", function()
-      local res, st = admin(sim, "GET", "/_sim/state")
-      assert.equal(200, res.status)
+      local status, st, res = sim:admin("GET", "/state")
+      assert.equal(200, status)
       for _, k in pairs(KEYS) do assert.is_nil(res.body:find(k, 1, true)) end
       local keys = {}
       for _, a in ipairs(st.providers.resifactory.accounts) do keys[a.username] = a.key end
@@ -591,16 +580,16 @@ describe("resi sim: ResiFactory", function()
     end)
 
     it("rejects bad admin changes with a message naming the field", function()
-      local res, doc = admin(sim, "POST", "/_sim/usage", { provider = "resifactory", api_key = "rf_live_nobody", pool = "walmart_premium", balance = 1 })
-      assert.equal(404, res.status)
-      res, doc = admin(sim, "POST", "/_sim/usage", { provider = "resifactory", api_key = KEYS.main, pool = "walmart_premium", balance = -1 })
-      assert.equal(400, res.status)
+      local status, doc = sim:admin("POST", "/usage", { provider = "resifactory", api_key = "rf_live_nobody", pool = "walmart_premium", balance = 1 })
+      assert.equal(404, status)
+      status, doc = sim:admin("POST", "/usage", { provider = "resifactory", api_key = KEYS.main, pool = "walmart_premium", balance = -1 })
+      assert.equal(400, status)
       assert.matches("balance", doc.error.message)
-      res, doc = admin(sim, "POST", "/_sim/usage", { provider = "resifactory", api_key = KEYS.main, pool = "nope", balance = 1 })
-      assert.equal(404, res.status)
+      status, doc = sim:admin("POST", "/usage", { provider = "resifactory", api_key = KEYS.main, pool = "nope", balance = 1 })
+      assert.equal(404, status)
       assert.equal("pool_not_available", doc.error.code)
-      res = admin(sim, "POST", "/_sim/usage", { provider = "resifactory", api_key = KEYS.main })
-      assert.equal(400, res.status)
+      status = sim:admin("POST", "/usage", { provider = "resifactory", api_key = KEYS.main })
+      assert.equal(400, status)
     end)
   end)
 
@@ -826,8 +815,8 @@ print(res.json())]],
       end)
 
       it(lang .. ": usage?limit=5", function()
-        admin(sim, "POST", "/_sim/usage", { provider = "resifactory", api_key = KEYS.usage, domain = "walmart.com",
-          add_bytes = 1073741824, add_requests = 45023 })
+        sim:usage { provider = "resifactory", api_key = KEYS.usage, domain = "walmart.com",
+          add_bytes = 1073741824, add_requests = 45023 }
         local doc = run("usage", lang)
         assert.equal(5, #doc.top_domains)
         for _, d in ipairs(doc.top_domains) do
@@ -929,15 +918,15 @@ describe("resi sim: ResiFactory rate limits (2-second window)", function()
   end)
 
   it("follows limits changed through POST /_sim/config", function()
-    local res = admin(sim, "POST", "/_sim/config", { generate_limit = 3 })
-    assert.equal(200, res.status)
+    local status = sim:admin("POST", "/config", { generate_limit = 3 })
+    assert.equal(200, status)
     for i = 1, 3 do
       local r = call(sim, "POST", "/proxies", { key = KEYS.disabled, json = {} })
       assert.equal("3", r.headers["ratelimit-limit"])
       assert.equal(tostring(3 - i), r.headers["ratelimit-remaining"])
     end
     assert.equal(429, call(sim, "POST", "/proxies", { key = KEYS.disabled, json = {} }).status)
-    admin(sim, "POST", "/_sim/config", { generate_limit = 20 })
+    sim:admin("POST", "/config", { generate_limit = 20 })
   end)
 end)
 
@@ -949,10 +938,10 @@ describe("resi sim: ResiFactory traffic", function()
   it("spends the balance of pools in use and reports the bytes per domain", function()
     -- a live batch puts walmart_premium in use for "second" (2.25 GB); "usage" generates nothing
     assert.is_false(call(sim, "POST", "/proxies", { key = KEYS.second, json = { quantity = 1 } }):json().is_demo)
-    admin(sim, "POST", "/_sim/traffic", { enabled = true, rate = 0.5 })
-    local res = admin(sim, "POST", "/_sim/clock", { advance = 3600 })
-    admin(sim, "POST", "/_sim/traffic", { enabled = false })
-    assert.equal(200, res.status)
+    sim:admin("POST", "/traffic", { enabled = true, rate = 0.5 })
+    local status = sim:admin("POST", "/clock", { advance = 3600 })
+    sim:admin("POST", "/traffic", { enabled = false })
+    assert.equal(200, status)
     local bal = call(sim, "GET", "/balance", { key = KEYS.second }):json().balances.walmart_premium
     assert.is_true(math.abs(bal - 1.125) < 0.01, tostring(bal)) -- half of 2.25 GB in one simulated hour
     assert.equal(7, call(sim, "GET", "/balance", { key = KEYS.usage }):json().balances.walmart_premium)
@@ -966,9 +955,9 @@ describe("resi sim: ResiFactory traffic", function()
   end)
 
   it("stops at zero, after which generate answers demo credentials", function()
-    admin(sim, "POST", "/_sim/traffic", { enabled = true, rate = 0.5 })
-    admin(sim, "POST", "/_sim/clock", { advance = 3 * 3600 })
-    admin(sim, "POST", "/_sim/traffic", { enabled = false })
+    sim:admin("POST", "/traffic", { enabled = true, rate = 0.5 })
+    sim:clock(3 * 3600)
+    sim:admin("POST", "/traffic", { enabled = false })
     assert.equal(0, call(sim, "GET", "/balance", { key = KEYS.second }):json().balances.walmart_premium)
     assert.is_true(call(sim, "POST", "/proxies", { key = KEYS.second, json = { quantity = 1 } }):json().is_demo)
   end)

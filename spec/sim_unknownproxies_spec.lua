@@ -8,19 +8,13 @@ local proc = require "spec.support.proc"
 local GB = 1000000000
 
 describe("resi sim: UnknownProxies", function()
-  local sim, base, admin, auth, acct
+  local sim, base, auth, acct
 
   -- An API call with the account's Basic credentials.
   local function call(method, path, body, headers)
     local res = assert(http.request { method = method, url = base .. path, json = body,
       headers = headers or { Authorization = auth } })
     return res, res:json()
-  end
-
-  -- An admin API call.
-  local function sim_admin(path, body)
-    local res = assert(http.request { method = body and "POST" or "GET", url = admin .. path, json = body })
-    return res.status, res:json()
   end
 
   -- Creates a token and returns it (asserting 200).
@@ -39,9 +33,8 @@ describe("resi sim: UnknownProxies", function()
   end
 
   setup(function()
-    sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 11, traffic = false })
+    sim = require("spec.support.sim").start { seed = 11, provider = "unknownproxies" }
     base = sim.urls.unknownproxies
-    admin = base:gsub("/api/v1$", "") .. "/_sim"
     acct = sim.accounts.unknownproxies[1]
     auth = "Basic " .. require("resi.base64").encode(acct.username .. ":" .. acct.password)
   end)
@@ -182,7 +175,7 @@ describe("resi sim: UnknownProxies", function()
   describe("lifecycle", function()
     it("expires a token when its data is used up, and raising the limit revives it", function()
       local t = create { dataLimit = GB }
-      local status, v = sim_admin("/usage", { id = t.token, bytes = GB })
+      local status, v = sim:admin("POST", "/usage", { id = t.token, bytes = GB })
       assert.are.equal(200, status)
       assert.are.equal("expired", v.status)
       local _, got = call("GET", "/resi/token?token=" .. t.token)
@@ -196,7 +189,7 @@ describe("resi sim: UnknownProxies", function()
       local t = create { dataLimit = GB, durationHours = 1 }
       sim.world.clock:advance(3599)
       assert.are.equal("active", select(2, call("GET", "/resi/token?token=" .. t.token)).status)
-      local status = sim_admin("/clock", { advance = 2 })
+      local status = sim:admin("POST", "/clock", { advance = 2 })
       assert.are.equal(200, status)
       assert.are.equal("expired", select(2, call("GET", "/resi/token?token=" .. t.token)).status)
     end)
@@ -215,13 +208,13 @@ describe("resi sim: UnknownProxies", function()
       assert.are.equal(409, res3.status)
       assert.are.equal("token_deleted", err3.error)
       local e = create { dataLimit = GB }
-      sim_admin("/usage", { id = e.token, bytes = GB })
+      sim:usage { id = e.token, bytes = GB }
       assert.are.equal(409, (call("DELETE", "/resi/token", { token = e.token })).status)
     end)
 
     it("lists the account's tokens and gives daily usage on request", function()
       local t = create { dataLimit = 10 * GB }
-      sim_admin("/usage", { id = t.token, add_bytes = 3 * GB })
+      sim:usage { id = t.token, add_bytes = 3 * GB }
       local _, got = call("GET", "/resi/token?token=" .. t.token .. "&usage=true")
       assert.are.equal(1, #got.usage)
       assert.are.equal(os.date("!%Y-%m-%d", math.floor(sim.world.clock:now())), got.usage[1].date)
@@ -261,10 +254,8 @@ describe("resi sim: UnknownProxies", function()
   describe("faults", function()
     -- Arms one fault on token creation.
     local function arm(spec)
-      spec.provider, spec.route = "unknownproxies", spec.route or "POST /resi/token/create"
-      local status, rule = sim_admin("/faults", spec)
-      assert.are.equal(201, status)
-      return rule
+      spec.route = spec.route or "POST /resi/token/create"
+      return sim:fault(spec)
     end
 
     -- How many tokens the account has.
@@ -316,12 +307,11 @@ describe("resi sim: UnknownProxies", function()
       local t0 = resi.monotonic()
       call("GET", "/resi/tokens")
       assert.is_true(resi.monotonic() - t0 >= 0.14)
-      local _, armed = sim_admin("/faults")
+      local _, armed = sim:admin("GET", "/faults")
       assert.are.equal(1, #armed.faults)
       assert.are.equal(1, armed.faults[1].count)
-      local res = assert(http.request { method = "DELETE", url = admin .. "/faults" })
-      assert.are.equal(1, res:json().cleared)
-      local status, err = sim_admin("/faults", { kind = "explode" })
+      assert.are.equal(1, sim:clear_faults())
+      local status, err = sim:admin("POST", "/faults", { kind = "explode" })
       assert.are.equal(400, status)
       assert.matches("kind must be one of", err.error.message)
     end)

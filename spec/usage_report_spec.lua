@@ -3,17 +3,14 @@
 -- environment, a failing account reported without losing the others.
 local json = require "resi.json"
 local proc = require "spec.support.proc"
+local scratch = require("spec.support.files").scratch
 
 describe("scripts/usage_report.lua", function()
   local sim, env
 
   setup(function()
-    sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 4, traffic = false })
-    local up, oxy, rf = sim.accounts.unknownproxies[1], sim.accounts.oxylabs[1], sim.accounts.resifactory[1]
-    env = { "RESI_UNKNOWNPROXIES_URL=" .. sim.urls.unknownproxies, "RESI_OXYLABS_URL=" .. sim.urls.oxylabs,
-      "RESI_RESIFACTORY_URL=" .. sim.urls.resifactory, "UNKNOWNPROXIES_USERNAME=" .. up.username,
-      "UNKNOWNPROXIES_PASSWORD=" .. up.password, "OXYLABS_USERNAME=" .. oxy.username,
-      "OXYLABS_PASSWORD=" .. oxy.password, "RF_API_KEY=" .. rf.api_key }
+    sim = require("spec.support.sim").start { seed = 4 }
+    env = sim:env()
   end)
   teardown(function() sim:stop() end)
 
@@ -64,11 +61,7 @@ describe("scripts/usage_report.lua", function()
   end)
 
   it("reads accounts from a file and rejects bad options", function()
-    local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write(json.encode { unknownproxies = { { username = sim.accounts.unknownproxies[1].username,
-      password = sim.accounts.unknownproxies[1].password, base_url = sim.urls.unknownproxies } } })
-    f:close()
+    local path = scratch(json.encode { unknownproxies = { sim:credentials("unknownproxies") } })
     local r = report { "--format", "json", "--accounts", path }
     assert.are.equal(3, #json.decode(r.stdout))
     os.remove(path)
@@ -77,17 +70,8 @@ describe("scripts/usage_report.lua", function()
     assert.matches("--format must be one of csv, json, table", r.stderr, 1, true)
   end)
 
-  -- Writes text to a scratch accounts file; returns its path.
-  local function accounts_file(text)
-    local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write(text)
-    f:close()
-    return path
-  end
-
   it("refuses an accounts entry with a misspelled field instead of using the environment's account", function()
-    local path = accounts_file('{"unknownproxies":[{"user":"x","password":"Hunter2Secret"}],"oxylabs":{"username":"a"}}')
+    local path = scratch('{"unknownproxies":[{"user":"x","password":"Hunter2Secret"}],"oxylabs":{"username":"a"}}')
     local r = report { "--format", "json", "--accounts", path }
     os.remove(path)
     assert.are.equal(2, r.status)
@@ -101,7 +85,7 @@ describe("scripts/usage_report.lua", function()
 
   it("names a file that is not JSON or not an object, in one line without a traceback", function()
     for _, text in ipairs { '{"unknownproxies": [', "[]", '"x"' } do
-      local path = accounts_file(text)
+      local path = scratch(text)
       local r = report { "--accounts", path }
       os.remove(path)
       assert.are.equal(2, r.status, text)

@@ -12,4 +12,18 @@ function M.raises(fn, ...)
   return err
 end
 
+--- Asserts, for each case {method, args, field, needle}, that
+--- client[method](client, args[1], args[2]) raises a validation error naming
+--- field, with needle in its message (rules checked before any request).
+---@param client table
+---@param cases table[]
+function M.refuses_each(client, cases)
+  for _, c in ipairs(cases) do
+    local err = M.raises(client[c[1]], client, table.unpack(c[2], 1, 2))
+    assert.are.equal("validation", err.kind)
+    assert.are.equal(c[3], err.field)
+    assert.matches(c[4], err.message, 1, true)
+  end
+end
+
 return M

@@ -1,0 +1,16 @@
+--- spec/support/files.lua: scratch files for specs.
+local M = {}
+
+--- Writes text to a new scratch file (os.tmpname); returns its path. The
+--- caller removes it (os.remove).
+---@param text string
+---@return string path
+function M.scratch(text)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+return M
