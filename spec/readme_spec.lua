@@ -6,10 +6,11 @@ local proc = require "spec.support.proc"
 
 local MARK = "<!-- runnable -->"
 
--- The repository root (this spec runs from it or names it in its path).
+-- The repository root: where the Lua library under test lives (the sanitizer
+-- build's binary is in build-asan/, its library is the source tree's).
 local function repo_root()
-  local bin = proc.resi_path()
-  return (bin:match("^(.*)/[^/]+$"))
+  local init = assert(package.searchpath("resi", package.path))
+  return assert(init:match("^(.*)/lualib/resi/init%.lua$"), init)
 end
 
 -- The runnable blocks of the README: {line=, code=}.
@@ -50,7 +51,8 @@ describe("README.md", function()
   for _, block in ipairs(blocks) do
     it(("runs the shell block at line %d"):format(block.line), function()
       local dir = proc.run({ "mktemp", "-d", "/tmp/resi-readme.XXXXXX" }).stdout:gsub("%s+$", "")
-      for _, name in ipairs { "resi", "scripts", "examples" } do
+      assert.equal(0, proc.run({ "ln", "-s", proc.resi_path(), dir .. "/resi" }).status) -- the binary under test
+      for _, name in ipairs { "scripts", "examples" } do
         assert.equal(0, proc.run({ "ln", "-s", root .. "/" .. name, dir .. "/" .. name }).status)
       end
       -- what a block starts in the background (resi sim) ends with it, pass or fail
