@@ -49,19 +49,10 @@ function Response:__tostring()
   return ("resi.http.response %d %s (%d bytes)"):format(self.status, self.url, #self.body)
 end
 
-local this_file = debug.getinfo(1, "S").source
+local raise = require("resi.caller_error")("resi.http")
 
--- Raises an argument error that names the option, positioned at the caller's
--- line (the first stack level outside this file).
-local function bad(field, msg)
-  local level = 2
-  while true do
-    local info = debug.getinfo(level, "S")
-    if not info or info.source ~= this_file then break end
-    level = level + 1
-  end
-  error("resi.http: " .. field .. " " .. msg, level)
-end
+-- Raises an argument error that names the option, at the caller's line.
+local function bad(field, msg) raise(field .. " " .. msg) end
 
 --- Splits an absolute URL into scheme, host (IPv6 without brackets) and the rest.
 ---@param url string

@@ -37,18 +37,8 @@ M.default_buckets = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
 local METRIC_NAME = "^[A-Za-z_:][A-Za-z0-9_:]*$"
 local LABEL_NAME = "^[A-Za-z_][A-Za-z0-9_]*$"
 
-local this_file = debug.getinfo(1, "S").source
-
 -- Raises msg at the caller's line: the first stack level outside this file.
-local function bad(msg)
-  local level = 2
-  while true do
-    local info = debug.getinfo(level, "S")
-    if not info or info.source ~= this_file then break end
-    level = level + 1
-  end
-  error("resi.metrics: " .. msg, level)
-end
+local bad = require("resi.caller_error")("resi.metrics")
 
 --- Formats a sample value so that Go's ParseFloat reads back the same
 --- number: integers as digits, NaN, +Inf, -Inf, whole floats without a

@@ -160,19 +160,8 @@ local function direct_allowed(url)
   return scheme == "https" or http.is_loopback(host)
 end
 
-local this_file = debug.getinfo(1, "S").source
-
--- Raises an option error positioned at the caller's line (the first stack
--- level outside this file).
-local function fail(msg)
-  local level = 2
-  while true do
-    local info = debug.getinfo(level, "S")
-    if not info or info.source ~= this_file then break end
-    level = level + 1
-  end
-  error("resi.proxylist.check: " .. msg, level)
-end
+-- Raises an option error at the caller's line (outside this file).
+local fail = require("resi.caller_error")("resi.proxylist.check")
 
 -- Checks run's options; returns the per-check options.
 local function check_options(list, opts)
