@@ -24,6 +24,12 @@
 --- (round robin across keys, so a busy key cannot starve the others); a call
 --- made on the parent itself may go ahead of a key's waiters.
 --- Providers: ratelimit.profile("resifactory", api_key, "generate").
+---
+--- This file is the limiter core: options, rules and the chain, permits,
+--- the waiting line and its dispatch, stats. Beside it: learn (observe,
+--- pause: what the server's answers change), adaptive (AIMD for servers
+--- that state no limits), headers (parsing), retry (lim:call's loop and
+--- ratelimit.request), rules, queue, group, clock, profiles.
 local task = require "resi.task"
 local rules = require "resi.ratelimit.rules"
 local headers = require "resi.ratelimit.headers"
@@ -33,6 +39,7 @@ local retry = require "resi.ratelimit.retry"
 local profiles = require "resi.ratelimit.profiles"
 local group = require "resi.ratelimit.group"
 local adaptive = require "resi.ratelimit.adaptive"
+local learn = require "resi.ratelimit.learn"
 
 local huge = math.huge
 local wake = task.wake
@@ -69,7 +76,6 @@ Permit.__index = Permit
 Permit.__name = "resi.ratelimit.permit"
 
 local ON_FULL = { reject = true, drop_oldest = true, drop_lowest = true, block = true }
-local ON_LONG = { sleep = true, ["return"] = true }
 
 -- Counter names for stats(); counters start at 0 without being stored.
 local COUNTERS = { "granted", "waited", "waits", "max_wait", "rejected", "dropped", "cancelled",
@@ -85,6 +91,51 @@ local EMPTY_QUEUE = setmetatable({ n = 0 }, { __index = {
 local EMPTY = setmetatable({}, {
   __newindex = function() error("resi.ratelimit: internal: shared empty table written") end })
 
+-- The waiting line's options: max_queue (or high_water), on_full, aging.
+local function queue_options(cfg, opts, level)
+  cfg.max_queue = opts.max_queue or opts.high_water
+  cfg.on_full = opts.on_full or "reject"
+  if not ON_FULL[cfg.on_full] then
+    error("resi.ratelimit.new: on_full must be reject, drop_oldest, drop_lowest or block", level + 1)
+  end
+  local aging = opts.aging
+  if aging == nil then aging = 10 end
+  cfg.aging = aging
+end
+
+-- The parent limiters (parent or parents), each checked to be a limiter.
+local function parents_of(opts, level)
+  local parents = {}
+  local ps = opts.parents or (opts.parent and { opts.parent }) or {}
+  for _, p in ipairs(ps) do
+    if type(p) ~= "table" or not p._is_limiter then error("resi.ratelimit.new: parent must be a limiter", level + 1) end
+    parents[#parents + 1] = p
+  end
+  return parents
+end
+
+-- The rate rule specs (rules, or limit/rate with their window, burst and
+-- algorithm), checked now and built per limiter.
+local function rule_specs(opts, level)
+  local specs = {}
+  -- a bad spec is the caller of ratelimit.new's error
+  local function check(spec)
+    local ok, err = pcall(rules.from_spec, spec, "resi.ratelimit.new")
+    if not ok then error(err, level + 2) end
+  end
+  if opts.rules then
+    for i, spec in ipairs(opts.rules) do
+      check(spec)
+      specs[i] = spec
+    end
+  elseif opts.limit or opts.rate then
+    check(opts)
+    specs[1] = { limit = opts.limit, window = opts.window, rate = opts.rate, burst = opts.burst,
+      algorithm = opts.algorithm }
+  end
+  return specs
+end
+
 -- Checks and gathers the options every limiter of a kind shares (one table
 -- per ratelimit.new, or one per ratelimit.group for all its keys). It is
 -- the limiters' metatable: their own table holds only per-key state.
@@ -97,55 +148,12 @@ local function config(opts, level)
     error("resi.ratelimit.new: concurrency must be a positive integer", level)
   end
   cfg.concurrency = c
-  cfg.max_queue = opts.max_queue or opts.high_water
-  cfg.on_full = opts.on_full or "reject"
-  if not ON_FULL[cfg.on_full] then
-    error("resi.ratelimit.new: on_full must be reject, drop_oldest, drop_lowest or block", level)
-  end
-  local aging = opts.aging
-  if aging == nil then aging = 10 end
-  cfg.aging = aging
-  cfg.learn = opts.learn == nil or opts.learn -- true, false or "any"
-  cfg.reset_unit = opts.reset_unit or "auto"
-  cfg.retry_after_max = opts.retry_after_max or 120
-  cfg.on_long_wait = opts.on_long_wait or "sleep"
-  if not ON_LONG[cfg.on_long_wait] then error("resi.ratelimit.new: on_long_wait must be sleep or return", level) end
-  cfg.default_pause = opts.default_pause or 1
-  cfg.adaptive = opts.adaptive and true or false
-  cfg.min_limit = opts.min_limit or 1
-  cfg.adaptive_floor = opts.adaptive_floor or adaptive.FLOOR
-  if type(cfg.adaptive_floor) ~= "number" or cfg.adaptive_floor < 0 or cfg.adaptive_floor > 1 then
-    error("resi.ratelimit.new: adaptive_floor must be a share of the limit from 0 to 1", level)
-  end
-  cfg.adaptive_step = opts.adaptive_step
-  if cfg.adaptive_step ~= nil and (type(cfg.adaptive_step) ~= "number" or cfg.adaptive_step <= 0) then
-    error("resi.ratelimit.new: adaptive_step must be a positive number of units", level)
-  end
-  cfg.max_limit = opts.max_limit or huge
+  queue_options(cfg, opts, level)
+  learn.options(cfg, opts, level)
   cfg.retry_opts = opts.retry or {}
   cfg.retry_budget = opts.retry_budget or retry.budget(opts.retry_budget_opts)
-  cfg.parents = {}
-  local ps = opts.parents or (opts.parent and { opts.parent }) or {}
-  for _, p in ipairs(ps) do
-    if type(p) ~= "table" or not p._is_limiter then error("resi.ratelimit.new: parent must be a limiter", level) end
-    cfg.parents[#cfg.parents + 1] = p
-  end
-  -- rule specs, checked now, built per limiter
-  cfg.rule_specs = {}
-  local function check(spec)
-    local ok, err = pcall(rules.from_spec, spec, "resi.ratelimit.new")
-    if not ok then error(err, level + 1) end
-  end
-  if opts.rules then
-    for i, spec in ipairs(opts.rules) do
-      check(spec)
-      cfg.rule_specs[i] = spec
-    end
-  elseif opts.limit or opts.rate then
-    check(opts)
-    cfg.rule_specs[1] = { limit = opts.limit, window = opts.window, rate = opts.rate, burst = opts.burst,
-      algorithm = opts.algorithm }
-  end
+  cfg.parents = parents_of(opts, level)
+  cfg.rule_specs = rule_specs(opts, level)
   if #cfg.rule_specs == 0 and not c and #cfg.parents == 0 then
     error("resi.ratelimit.new: give limit and window, rate, rules or concurrency", level)
   end
@@ -423,10 +431,74 @@ function Limiter:_arm(delay) arm(self, "pump", "pump_at", delay, "_dispatch") en
 -- pause) when their time comes.
 function Limiter:_arm_children(delay) arm(self, "child_pump", "child_pump_at", delay, "_wake_children") end
 
+-- The answer to a call handed back while the server's pause is longer than
+-- retry_after_max: nil, "not_before" and the epoch time to come back at.
+local function handed_back(self, nb)
+  self.st.handed_back = self.st.handed_back + 1
+  return nil, "not_before", nb
+end
+
+-- The answer to a call whose weight can never fit the limit of `who`.
+local function too_heavy(self, weight, who)
+  self.st.rejected = self.st.rejected + 1
+  return nil, "too_heavy", ("weight %s exceeds a limit of %s"):format(weight, who.name)
+end
+
+-- The answer to a call whose time in line is up (or was 0).
+local function timed_out(self)
+  self.st.timeouts = self.st.timeouts + 1
+  return nil, "timeout"
+end
+
+-- Puts this limiter in the line of `who`, the parent that decides its head
+-- waiter's wait (one line at a time), and, when the wait is a delay rather
+-- than a full concurrency limit, arms the parent's timer for it.
+local function wait_on(self, who, d)
+  if self.waits_on ~= who then
+    if self.waits_on then self.waits_on:_forget_child(self) end -- one line at a time
+    if who.children == EMPTY then who.children = {} end
+    who.children[#who.children + 1] = self
+    self.waits_on = who
+  end
+  if d ~= huge then who:_arm_children(d) end
+end
+
+-- Answers the head waiter if the chain allows (a permit, a hand-back or
+-- too_heavy) and returns true; else arranges to look again (its own timer
+-- when its own rules decide the wait, a parent's line otherwise) and
+-- returns false.
+local function serve_head(self)
+  local now = self.now()
+  local w = self.queue:head(now)
+  local nb = self:_not_before(now)
+  if nb then
+    self:_remove(w)
+    finish(w, handed_back(self, nb))
+    return true
+  end
+  local d, who = self:_check(w.weight)
+  if d == 0 then
+    self:_remove(w)
+    w.permit = self:_commit(w.weight, now - w.enq)
+    finish(w, w.permit)
+  elseif d == nil then
+    self:_remove(w)
+    finish(w, too_heavy(self, w.weight, who))
+  elseif d == huge or who ~= self then -- a parent decides: wait in its line
+    wait_on(self, who, d)
+    return false
+  else
+    self:_arm(d)
+    return false
+  end
+  return true
+end
+
 -- Grants waiters from the head of the line while the chain allows, then
 -- arranges to look again: its own timer when its own rules decide the wait,
 -- otherwise a place in the line of the parent that decides it (woken when
--- the parent frees a slot or its window or pause ends).
+-- the parent frees a slot or its window or pause ends). Called again while
+-- it runs, it goes round once more instead of nesting.
 function Limiter:_dispatch()
   if self.dispatching then
     self.again = true
@@ -435,39 +507,7 @@ function Limiter:_dispatch()
   self.dispatching = true
   repeat
     self.again = false
-    while self.queue.n > 0 do
-      local now = self.now()
-      local w = self.queue:head(now)
-      local nb = self:_not_before(now)
-      if nb then
-        self:_remove(w)
-        self.st.handed_back = self.st.handed_back + 1
-        finish(w, nil, "not_before", nb)
-      else
-        local d, who = self:_check(w.weight)
-        if d == 0 then
-          self:_remove(w)
-          w.permit = self:_commit(w.weight, now - w.enq)
-          finish(w, w.permit)
-        elseif d == nil then
-          self:_remove(w)
-          self.st.rejected = self.st.rejected + 1
-          finish(w, nil, "too_heavy", ("weight %s exceeds a limit of %s"):format(w.weight, who.name))
-        elseif d == huge or who ~= self then -- a parent decides: wait in its line
-          if self.waits_on ~= who then
-            if self.waits_on then self.waits_on:_forget_child(self) end -- one line at a time
-            if who.children == EMPTY then who.children = {} end
-            who.children[#who.children + 1] = self
-            self.waits_on = who
-          end
-          if d ~= huge then who:_arm_children(d) end
-          break
-        else
-          self:_arm(d)
-          break
-        end
-      end
-    end
+    while self.queue.n > 0 and serve_head(self) do end
   until not self.again
   self.dispatching = false
 end
@@ -512,6 +552,90 @@ function Limiter:_make_room(priority, now)
   return nil
 end
 
+-- acquire, on_full = "block": suspends the producer (task t) until _admit
+-- lets it try again, the line being below its mark. Cancelled, it leaves
+-- the blocked line and passes on a turn it was given.
+local function wait_below_mark(self, t, token)
+  local entry = { task = t, token = token }
+  if self.blocked == EMPTY then self.blocked = {} end
+  self.blocked[#self.blocked + 1] = entry
+  local ok, err = pcall(task.suspend, t, function()
+    for i, e in ipairs(self.blocked) do if e == entry then table.remove(self.blocked, i) break end end
+  end)
+  if not ok then
+    if entry.woken then self:_admit() end -- cancelled after being let in: pass the turn on
+    error(err, 0)
+  end
+end
+
+-- acquire: finds the caller a place in the line (on_full may drop another
+-- waiter, or "block" wait for the line to shrink). Returns the task and
+-- token to wait with, the reason it may not queue (nil: it may) and the
+-- time it found room.
+local function make_way(self, priority, now)
+  local t, token = task.prepare("lim:acquire()")
+  local full = self:_make_room(priority, now)
+  while full == "block" do
+    wait_below_mark(self, t, token)
+    t, token = task.prepare("lim:acquire()")
+    now = self.now()
+    full = self:_make_room(priority, now)
+  end
+  return t, token, full, now
+end
+
+-- The answer to a call the full line refuses.
+local function refused(self, reason)
+  self.st.rejected = self.st.rejected + 1
+  log().debug("ratelimit: call rejected (queue full)", { limiter = self.name, queued = self.queue.n })
+  return nil, reason
+end
+
+-- acquire, with a timeout: a timer that takes waiter w out of the line
+-- when its `seconds` in line are up.
+local function time_limit(self, w, seconds)
+  return task.spawn(function()
+    self.sleep(seconds)
+    if self:_remove(w) then
+      finish(w, timed_out(self))
+      self:_dispatch()
+    end
+  end)
+end
+
+-- acquire, cancelled in line: a permit granted but not yet taken goes
+-- back whole (refunded, as the call never went out); the cancellation
+-- then goes on.
+local function cancelled_in_line(self, w, err)
+  if w.permit then
+    self.st.cancelled = self.st.cancelled + 1
+    w.permit:release(true)
+  end
+  error(err, 0)
+end
+
+-- acquire: queues waiter w and suspends its task until the line answers
+-- (a permit from _dispatch, or nil and a reason); a timeout, when given,
+-- takes it out of the line. Cancelling the task takes it out too.
+local function wait_in_line(self, w, timeout)
+  if self.queue == EMPTY_QUEUE then self.queue = queue.new(self.aging) end
+  self.queue:push(w)
+  local timer = timeout and time_limit(self, w, timeout)
+  self:_dispatch()
+  local ok, a, b, c = pcall(task.suspend, w.task, function()
+    if self:_remove(w) then
+      self.st.cancelled = self.st.cancelled + 1
+      self:_dispatch()
+    end
+  end)
+  if timer then timer:cancel() end
+  if not ok then cancelled_in_line(self, w, a) end
+  if a and a.waited > 0 and log().enabled("debug") then
+    log().debug("ratelimit: waited", { limiter = self.name, seconds = a.waited, queued = self.queue.n })
+  end
+  return a, b, c
+end
+
 --- Takes `weight` units (default 1) from the limiter and its parents, waiting
 --- in line when they are not available. opts: weight, priority (0 most
 --- important, default 5), timeout (seconds in line at most). Returns a permit,
@@ -527,78 +651,17 @@ function Limiter:acquire(weight, opts)
   local priority = opts.priority or 5
   local now = self.now()
   local nb = self:_not_before(now)
-  if nb then
-    self.st.handed_back = self.st.handed_back + 1
-    return nil, "not_before", nb
-  end
-  if self.queue.n == 0 and #self.blocked == 0 then
+  if nb then return handed_back(self, nb) end
+  if self.queue.n == 0 and #self.blocked == 0 then -- nobody ahead: at once if the chain allows
     local d, who = self:_check(weight)
     if d == 0 then return self:_commit(weight, 0) end
-    if d == nil then
-      self.st.rejected = self.st.rejected + 1
-      return nil, "too_heavy", ("weight %s exceeds a limit of %s"):format(weight, who.name)
-    end
+    if d == nil then return too_heavy(self, weight, who) end
   end
-  if opts.timeout and opts.timeout <= 0 then
-    self.st.timeouts = self.st.timeouts + 1
-    return nil, "timeout"
-  end
-  local t, token = task.prepare("lim:acquire()")
-  local full = self:_make_room(priority, now)
-  while full == "block" do -- wait for the line to shrink below the mark
-    local entry = { task = t, token = token }
-    if self.blocked == EMPTY then self.blocked = {} end
-    self.blocked[#self.blocked + 1] = entry
-    local ok, err = pcall(task.suspend, t, function()
-      for i, e in ipairs(self.blocked) do if e == entry then table.remove(self.blocked, i) break end end
-    end)
-    if not ok then
-      if entry.woken then self:_admit() end -- cancelled after being let in: pass the turn on
-      error(err, 0)
-    end
-    t, token = task.prepare("lim:acquire()")
-    now = self.now()
-    full = self:_make_room(priority, now)
-  end
-  if full then
-    self.st.rejected = self.st.rejected + 1
-    log().debug("ratelimit: call rejected (queue full)", { limiter = self.name, queued = self.queue.n })
-    return nil, full
-  end
-  local w = { task = t, token = token, weight = weight, priority = priority, enq = now }
-  if self.queue == EMPTY_QUEUE then self.queue = queue.new(self.aging) end
-  self.queue:push(w)
-  local timer
-  if opts.timeout then
-    timer = task.spawn(function()
-      self.sleep(opts.timeout)
-      if self:_remove(w) then
-        self.st.timeouts = self.st.timeouts + 1
-        finish(w, nil, "timeout")
-        self:_dispatch()
-      end
-    end)
-  end
-  self:_dispatch()
-  local ok, a, b, c = pcall(task.suspend, t, function()
-    if self:_remove(w) then
-      self.st.cancelled = self.st.cancelled + 1
-      self:_dispatch()
-    end
-  end)
-  if timer then timer:cancel() end
-  if not ok then
-    -- cancelled after being granted but before running: give everything back
-    if w.permit then
-      self.st.cancelled = self.st.cancelled + 1
-      w.permit:release(true)
-    end
-    error(a, 0)
-  end
-  if a and a.waited > 0 and log().enabled("debug") then
-    log().debug("ratelimit: waited", { limiter = self.name, seconds = a.waited, queued = self.queue.n })
-  end
-  return a, b, c
+  if opts.timeout and opts.timeout <= 0 then return timed_out(self) end
+  local t, token, full
+  t, token, full, now = make_way(self, priority, now)
+  if full then return refused(self, full) end
+  return wait_in_line(self, { task = t, token = token, weight = weight, priority = priority, enq = now }, opts.timeout)
 end
 
 --- Takes `weight` units now if they are free and nobody is waiting; never
@@ -621,61 +684,21 @@ end
 ---@param permit resi.ratelimit.permit
 function Limiter:release(permit) permit:release() end
 
+-- What the server's answers change (pauses, limits, use) is done in
+-- resi.ratelimit.learn; lim:pause and lim:observe are its entry points.
+
 --- Pauses every call of this limiter for `seconds` (a 429, a reset, or the
 --- caller's own decision). Above retry_after_max the pause is capped
 --- (on_long_wait = "sleep") or kept whole and calls are handed back with a
 --- not-before time ("return"); either way a warning is logged.
 ---@param seconds number
 ---@param why? string
-function Limiter:pause(seconds, why)
-  local now = self.now()
-  local asked = seconds
-  if seconds > self.retry_after_max then
-    self.st.capped = self.st.capped + 1
-    local handed = self.on_long_wait == "return"
-    log().warn("ratelimit: server asked for a pause above retry_after_max", {
-      limiter = self.name, asked = asked, cap = self.retry_after_max,
-      action = handed and "calls handed back with a not-before time" or "waiting the cap", source = why })
-    if not handed then seconds = self.retry_after_max end
-  end
-  local untl = now + seconds
-  if untl > self.paused_until then self.paused_until = untl end
-  self.st.pauses = self.st.pauses + 1
-  self.learned = self.learned or {}
-  self.learned.pause = seconds
-  log().debug("ratelimit: paused", { limiter = self.name, seconds = seconds, source = why })
-  self:_dispatch()
-end
+function Limiter:pause(seconds, why) return learn.pause(self, seconds, why) end
 
 -- The local rule a server-reported window maps to (or the primary rule).
 function Limiter:_rule_for(window)
   if window == nil then return self:_primary() end
   for _, r in ipairs(self.rules) do if math.abs(r.window - window) < 1e-9 then return r end end
-  return nil
-end
-
--- Adopts a limit the server reported; adds a rule for a new window. A
--- limit without a window (RateLimit-Limit alone) may be for another window
--- than ours, so it only lowers ours unless learn = "any".
-function Limiter:_learn_limit(limit, window, now, name)
-  local r = self:_rule_for(window)
-  if r then
-    if window == nil and limit > r.limit and self.learn ~= "any" then return r end
-    if limit ~= r.limit and limit > 0 then
-      log().debug("ratelimit: limit learned from the server",
-        { limiter = self.name, limit = limit, was = r.limit, window = r.window })
-      r:set_limit(limit, now)
-      adaptive.rebase(self, r, limit)
-    end
-    return r
-  end
-  if window and limit > 0 and #self.rules < 8 then
-    r = rules.sliding(limit, window)
-    r.learned_from = name or "server"
-    self.rules[#self.rules + 1] = r
-    log().debug("ratelimit: window learned from the server", { limiter = self.name, limit = limit, window = window })
-    return r
-  end
   return nil
 end
 
@@ -691,63 +714,7 @@ end
 ---@param res {status: integer, headers: table<string,string>}|nil
 ---@param permit? resi.ratelimit.permit
 ---@return table|nil info
-function Limiter:observe(res, permit)
-  if type(res) ~= "table" or type(res.status) ~= "number" then return nil end
-  if type(permit) ~= "table" or permit.lim ~= self then permit = nil end
-  local now = self.now()
-  local info = headers.parse(res.headers or {}, self.wall(), { reset_unit = self.reset_unit })
-  local status = res.status
-  local st = self.st
-  if info.ignored then
-    log().debug("ratelimit: header ignored", { limiter = self.name, ignored = info.ignored })
-  end
-  if status == 429 then
-    st.seen_429 = st.seen_429 + 1
-    self.consecutive_429 = self.consecutive_429 + 1
-  elseif status == 503 then
-    st.seen_503 = st.seen_503 + 1
-  elseif status < 400 then
-    self.consecutive_429 = 0
-    adaptive.succeeded(self, now)
-  end
-  local l = self.learned or {}
-  self.learned = l
-  l.limit, l.remaining, l.reset, l.window = info.limit or l.limit, info.remaining, info.reset, info.window or l.window
-  l.retry_after = info.retry_after
-  l.at = now
-  -- what the server's limits say, Retry-After or not
-  local rule
-  if self.learn then
-    for _, p in ipairs(info.policies) do self:_learn_limit(p.quota, p.window, now, p.name) end
-    if info.limit then rule = self:_learn_limit(info.limit, info.window, now, info.policy) end
-  end
-  rule = rule or self:_rule_for(info.window)
-  local throttled = status == 429 or (status == 503 and info.retry_after ~= nil)
-  if throttled then
-    if info.retry_after then
-      self:pause(info.retry_after, "retry-after")
-    elseif info.remaining == 0 and info.reset then
-      self:pause(info.reset, "ratelimit-reset")
-    else
-      local d = math.min(self.default_pause * 2 ^ (self.consecutive_429 - 1), self.retry_after_max)
-      self:pause(d, "429 without Retry-After")
-    end
-    if info.limit == nil then adaptive.throttled(self, now, permit) else adaptive.noted(self, now) end
-  elseif info.remaining and info.retry_after == nil then
-    if rule then
-      local left = rule.limit - rule:used(now)
-      if left > info.remaining then
-        rule:phantom(now, left - info.remaining, info.reset)
-        log().debug("ratelimit: server counts more use than we do",
-          { limiter = self.name, ours = left, server = info.remaining })
-      end
-    elseif info.remaining == 0 and info.reset and info.reset > 0 then
-      self:pause(info.reset, "ratelimit-remaining 0")
-    end
-  end
-  self:_dispatch()
-  return info
-end
+function Limiter:observe(res, permit) return learn.observe(self, res, permit) end
 
 --- Counters and state: queued (and by priority), in_flight, granted, waits,
 --- waited (seconds in total), max_wait, rejected, dropped, cancelled,

@@ -114,17 +114,8 @@ local function retry_setting(self, opts, k, default)
   return v
 end
 
---- Runs fn through the limiter with retries. Each attempt acquires again
---- (retries spend the same budget as first attempts), calls fn(attempt),
---- observes a response-shaped result, and releases. opts: weight, priority,
---- timeout (in line), attempts (default 4), base (0.5 s), cap (30 s),
---- budget (default: the limiter's retry budget), rand, and
---- retryable(r1, r2, r3) -> "throttled" | "retry" | nil; the default retries
---- 429 and 503+Retry-After always, and other 5xx and transport failures only
---- when `method` (opts.method) is idempotent or `headers` carry an
---- Idempotency-Key. "throttled" waits only for the limiter's pause; "retry"
---- also sleeps a full-jitter backoff. Returns fn's last results, or nil and
---- acquire's reason when the limiter gave up.
+--- The loop of lim:call(fn, opts): every attempt acquires, runs fn,
+--- observes and releases; its documentation is at lim:call (resi.ratelimit).
 ---@param self resi.ratelimit.limiter
 ---@param fn fun(attempt: integer): any
 ---@param opts? table
@@ -192,13 +183,8 @@ local function random_key()
   return table.concat(t)
 end
 
---- Sends an HTTP request (resi.http.request options) through a limiter,
---- with lim:call's retries. policy: lim:call options, plus
---- idempotency_key = true to add a random Idempotency-Key to a POST/PATCH
---- (the same on every attempt), so it may be retried after a lost response.
---- Returns the response, or nil, message, code: a transport failure, or the
---- limiter's reason as code ("timeout", "queue_full", "dropped",
---- "not_before" with the epoch time to come back at as a fourth value).
+--- ratelimit.request(lim, http_opts, policy): lim:call around
+--- resi.http.request; its documentation is at ratelimit.request (resi.ratelimit).
 ---@param lim resi.ratelimit.limiter
 ---@param http_opts table
 ---@param policy? table
