@@ -176,12 +176,9 @@ function M.call(self, fn, opts)
   end
 end
 
--- Random hex for idempotency keys.
-local function random_key()
-  local t = {}
-  for i = 1, 16 do t[i] = ("%02x"):format(math.random(0, 255)) end
-  return table.concat(t)
-end
+-- Random hex for idempotency keys (the OS generator: keys must not repeat
+-- across processes seeded alike).
+local function random_key() return require("resi.random").hex(16) end
 
 --- ratelimit.request(lim, http_opts, policy): lim:call around
 --- resi.http.request; its documentation is at ratelimit.request (resi.ratelimit).
