@@ -112,6 +112,15 @@ static void put_encoded(char **w, const char *s, size_t n) {
   *w = p;
 }
 
+/* Writes "user[:pass]@" at *w when e has a user, percent-encoded for a URL. */
+static void put_userinfo(char **w, const char *arena, const resi_pl_entry *e, int url) {
+  if (!(e->flags & RESI_PL_HAS_USER)) return;
+  void (*copy)(char **, const char *, size_t) = url ? put_encoded : put;
+  copy(w, arena + e->user, e->user_len);
+  if (e->flags & RESI_PL_HAS_PASS) *(*w)++ = ':', copy(w, arena + e->pass, e->pass_len);
+  *(*w)++ = '@';
+}
+
 /* Writes s as a JSON string at *w (room for 6 bytes per byte + 2 reserved). */
 static void put_json_string(char **w, const char *s, size_t n) {
   static const char digits[] = "0123456789abcdef";
@@ -161,22 +170,14 @@ int resi_pl_format(resi_buf *out, const char *arena, const resi_pl_entry *e, int
     if (pass) *w++ = ':', put(&w, pw, e->pass_len);
     break;
   case RESI_PL_USERPASS:
-    if (user) {
-      put(&w, u, e->user_len);
-      if (pass) *w++ = ':', put(&w, pw, e->pass_len);
-      *w++ = '@';
-    }
+    put_userinfo(&w, arena, e, 0);
     put_endpoint(&w, arena, e, 0);
     break;
   case RESI_PL_URL: {
     const char *scheme = resi_pl_scheme_names[e->scheme];
     put(&w, scheme, strlen(scheme));
     put(&w, "://", 3);
-    if (user) {
-      put_encoded(&w, u, e->user_len);
-      if (pass) *w++ = ':', put_encoded(&w, pw, e->pass_len);
-      *w++ = '@';
-    }
+    put_userinfo(&w, arena, e, 1);
     put_endpoint(&w, arena, e, 1);
     break;
   }

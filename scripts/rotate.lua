@@ -395,6 +395,21 @@ local function check_paths(opts)
   end
 end
 
+-- Runs fn(acct, name) on each named provider's account in turn: one that
+-- fails is logged ("rotate: " .. what, %s the name) and counted, and the
+-- others go on. Returns how many failed.
+local function each_account(names, opts, what, fn)
+  local failed = 0
+  for _, name in ipairs(names) do
+    local ok, err = pcall(function() fn(providers.open(name, { timeout = opts.timeout }), name) end)
+    if not ok then
+      failed = failed + 1
+      log.error("rotate: " .. what:format(name), { error = tostring(err) })
+    end
+  end
+  return failed
+end
+
 -- The whole run.
 local function main(opts)
   if opts.threshold <= 0 or opts.threshold > 1 then argparse.usage_error("--threshold must be in (0, 1]") end
@@ -420,25 +435,18 @@ local function main(opts)
   state = load_state(state_path)
   state.run = state.run + 1
   save()
-  local counts, creds, failed = { rotated = 0, retired = 0 }, {}, 0
-  for _, name in ipairs(names) do
-    local ok, err = pcall(function()
-      local acct = providers.open(name, { timeout = opts.timeout })
-      if not acct.capabilities.tokens then
-        print(("skipped: %s has no tokens to rotate"):format(name))
-        return
-      end
-      reconcile(acct, counts)
-      rotate_over(acct, acct:tokens(), opts.threshold, counts)
-      if not dry_run then
-        for _, c in ipairs(live_credentials(acct, gateways[name] or "localhost:8080")) do creds[#creds + 1] = c end
-      end
-    end)
-    if not ok then
-      failed = failed + 1
-      log.error("rotate: " .. name .. " failed; the next run continues from the journal", { error = tostring(err) })
+  local counts, creds = { rotated = 0, retired = 0 }, {}
+  local failed = each_account(names, opts, "%s failed; the next run continues from the journal", function(acct, name)
+    if not acct.capabilities.tokens then
+      print(("skipped: %s has no tokens to rotate"):format(name))
+      return
     end
-  end
+    reconcile(acct, counts)
+    rotate_over(acct, acct:tokens(), opts.threshold, counts)
+    if not dry_run then
+      for _, c in ipairs(live_credentials(acct, gateways[name] or "localhost:8080")) do creds[#creds + 1] = c end
+    end
+  end)
   if not dry_run and failed == 0 then
     publish(creds, opts)
     for _, r in pairs(state.rotations) do
@@ -452,16 +460,9 @@ local function main(opts)
         opts.manifest and (" and " .. opts.manifest) or ""))
     end
   end
-  for _, name in ipairs(names) do
-    local ok, err = pcall(function()
-      local acct = providers.open(name, { timeout = opts.timeout })
-      if acct.capabilities.tokens then retire(acct, counts) end
-    end)
-    if not ok then
-      failed = failed + 1
-      log.error("rotate: retiring " .. name .. " tokens failed", { error = tostring(err) })
-    end
-  end
+  failed = failed + each_account(names, opts, "retiring %s tokens failed", function(acct)
+    if acct.capabilities.tokens then retire(acct, counts) end
+  end)
   print(("%s%d rotated, %d retired, %d failed"):format(dry_run and "dry run: " or "", counts.rotated, counts.retired, failed))
   if failed > 0 then require("resi.task").set_exit_status(1) end
 end

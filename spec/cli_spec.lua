@@ -1,17 +1,12 @@
 -- The resi command line, run as a separate process: exit statuses, help,
 -- arguments, tracebacks, shebang scripts, os.exit.
 local proc = require "spec.support.proc"
+local files = require "spec.support.files"
 
 local dir
 
 -- Writes a script into the scratch directory; returns its path.
-local function script(name, text)
-  local path = dir .. "/" .. name
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-  return path
-end
+local function script(name, text) return files.write(dir, name, text) end
 
 local function resi_run(args, opts) return proc.resi(args, opts) end
 

@@ -3,6 +3,7 @@
 local fs = require "resi.fs"
 local resi = require "resi"
 local proc = require "spec.support.proc"
+local files = require "spec.support.files"
 
 describe("resi.fs", function()
   local dir
@@ -44,9 +45,7 @@ describe("resi.fs", function()
   describe("stale temp files", function()
     -- Makes a temp file by name in dir (content "secret"), optionally dated.
     local function temp(name, date)
-      local f = assert(io.open(dir .. "/" .. name, "w"))
-      f:write("secret")
-      f:close()
+      files.write(dir, name, "secret")
       if date then proc.run { "touch", "-d", date, dir .. "/" .. name } end
     end
 

@@ -149,27 +149,8 @@ describe("resi.http", function()
 
     it("recovers when the server closes an idle keep-alive connection", function()
       -- a keep-alive server that answers every request and can drop its idle connections
-      local uv = require "luv"
-      local clients = {}
-      local server = uv.new_tcp()
-      assert(server:bind("127.0.0.1", 0))
-      assert(server:listen(16, function(err)
-        if err then return end
-        local c = uv.new_tcp()
-        server:accept(c)
-        clients[#clients + 1] = c
-        c:read_start(function(_, data)
-          if data and data:find("\r\n\r\n", 1, true) then
-            c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-          elseif not data and not c:is_closing() then
-            c:close()
-          end
-        end)
-      end))
-      local url = ("http://127.0.0.1:%d/"):format(server:getsockname().port)
-      local function drop_all()
-        for _, c in ipairs(clients) do if not c:is_closing() then c:close() end end
-      end
+      local port, drop_all, stop = sockets.keep_alive("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+      local url = ("http://127.0.0.1:%d/"):format(port)
       local before = http.stats().sockets_opened
       for round = 1, 3 do
         assert.equal("ok", assert(http.get(url)).body)
@@ -180,8 +161,7 @@ describe("resi.http", function()
       local res = assert(http.get(url)) -- after a close seen or not seen by the watcher
       assert.equal("ok", res.body)
       assert.equal(before + 4, http.stats().sockets_opened)
-      drop_all()
-      server:close()
+      stop()
     end)
 
     it("runs 1,000 requests in flight at once", function()

@@ -3,6 +3,7 @@
 -- mode, strict mode, list.errors and the `resi proxies` command line.
 local proxylist = require "resi.proxylist"
 local proc = require "spec.support.proc"
+local files = require "spec.support.files"
 
 local PASS = "Secr3tPass"
 -- pieces of the password that a reason quoting part of a field would show
@@ -71,13 +72,7 @@ describe("resi.proxylist and secrets", function()
   teardown(function() proc.run { "rm", "-rf", dir } end)
 
   -- Writes text to a file in dir; returns its path.
-  local function write(name, text)
-    local path = dir .. "/" .. name
-    local f = assert(io.open(path, "wb"))
-    f:write(text)
-    f:close()
-    return path
-  end
+  local function write(name, text) return files.write(dir, name, text) end
 
   describe("a rejected line's reason and text", function()
     local lines = garbled_lines()

@@ -3,7 +3,9 @@
 -- the `resi proxies` command line. The checker is in proxylist_check_spec.lua.
 local proxylist = require "resi.proxylist"
 local json = require "resi.json"
+local tablex = require "pl.tablex"
 local proc = require "spec.support.proc"
+local files = require "spec.support.files"
 
 -- The entries of a list as plain tables.
 local function entries(list)
@@ -437,12 +439,8 @@ describe("resi.proxylist", function()
 
     it("enforces each dialect's limits", function()
       local base = { provider = "oxylabs", username = "u", password = "p", sessions = 1 }
-      local function with(extra)
-        local o = {}
-        for k, v in pairs(base) do o[k] = v end
-        for k, v in pairs(extra) do o[k] = v end
-        return o
-      end
+      -- base with extra's fields added or replaced
+      local function with(extra) return tablex.merge(base, extra, true) end
       assert.has_error(function() proxylist.sticky(with { minutes = 1441 }) end,
         "resi.proxylist.sticky: minutes must be 1..1440, got 1441")
       assert.has_error(function() proxylist.sticky(with { minutes = 0 }) end)
@@ -536,12 +534,8 @@ describe("resi.proxylist", function()
   end)
 
   describe("resi proxies", function()
-    local function write(name, text)
-      local f = assert(io.open(dir .. "/" .. name, "wb"))
-      f:write(text)
-      f:close()
-      return dir .. "/" .. name
-    end
+    -- Writes text to a file in dir; returns its path.
+    local function write(name, text) return files.write(dir, name, text) end
 
     it("converts stdin to stdout and files to a file", function()
       local r = proc.resi({ "proxies", "convert", "--to", "userpass" }, { stdin = "h:1:u:p\r\nsocks5://a:b@h:2\n" })
@@ -559,36 +553,12 @@ describe("resi.proxylist", function()
         json.decode(io.open(out):read("a")))
     end)
 
-    it("dedupes and generates sticky lists", function()
+    -- sticky lists and their refresh: spec/sticky_spec.lua
+    it("dedupes lists", function()
       local r = proc.resi({ "proxies", "dedupe", "--from", "list" }, { stdin = "h:1:u:p\nH:1:u:p\nh:2\n" })
       assert.equal(0, r.status, r.stderr)
       assert.equal("h:1:u:p\nh:2\n", r.stdout)
       assert.equal("resi proxies: 3 entries, 2 unique\n", r.stderr)
-      -- the sub-user's credentials come from the options, never from the API login's environment (sticky_spec.lua)
-      r = proc.resi({ "proxies", "sticky", "--provider", "oxylabs", "--sessions", "3", "--minutes", "20", "--to", "list",
-        "--username", "envuser", "--password", "envpass" }, { env = { "OXYLABS_USERNAME=apilogin", "OXYLABS_PASSWORD=apipass" } })
-      assert.equal(0, r.status, r.stderr)
-      local n = 0
-      for line in r.stdout:gmatch("[^\n]+") do
-        n = n + 1
-        assert.truthy(line:match("^pr%.oxylabs%.io:7777:customer%-envuser%-sessid%-[a-z0-9]+%-sesstime%-20:envpass$"), line)
-      end
-      assert.equal(3, n)
-      -- the same list with new sessions, and one line that is not sticky copied as it is
-      local sticky = r.stdout
-      r = proc.resi({ "proxies", "refresh", "--minutes", "45" }, { stdin = sticky .. "h.example:8080:u:p\n" })
-      assert.equal(0, r.status, r.stderr)
-      assert.equal("resi proxies: 3 sessions refreshed, 1 entries copied unchanged\n", r.stderr)
-      local old_ids, lines = {}, {}
-      for id in sticky:gmatch("sessid%-(%w+)") do old_ids[id] = true end
-      for line in r.stdout:gmatch("[^\n]+") do lines[#lines + 1] = line end
-      assert.equal(4, #lines)
-      for i = 1, 3 do
-        local id = lines[i]:match("^http://customer%-envuser%-sessid%-(%w+)%-sesstime%-45:envpass@pr%.oxylabs%.io:7777$")
-        assert.truthy(id, lines[i])
-        assert.is_nil(old_ids[id])
-      end
-      assert.equal("http://u:p@h.example:8080", lines[4])
     end)
 
     it("has help and usage errors with exit status 2", function()

@@ -4,6 +4,7 @@
 -- and every created credential is written out.
 local json = require "resi.json"
 local proc = require "spec.support.proc"
+local files = require "spec.support.files"
 
 local GB = 1000000000
 local SCRIPT = "scripts/rotate.lua"
@@ -366,11 +367,7 @@ describe("scripts/rotate.lua", function()
     local mine = resi.uv.os_getpid() -- alive: not a dead writer's
     local names = { ("state.json.tmp-%d-1a2b3c4d"):format(dead), ("proxies.txt.tmp-%d-00000001"):format(dead),
       ("manifest.json.tmp-%d-0000abcd"):format(dead), ("proxies.txt.tmp-%d-00000002"):format(mine) }
-    for _, n in ipairs(names) do
-      local f = assert(io.open(dir .. "/" .. n, "w"))
-      f:write("http://u:Secr3t@h:1\n")
-      f:close()
-    end
+    for _, n in ipairs(names) do files.write(dir, n, "http://u:Secr3t@h:1\n") end
     sim:fault { route = "GET /resi/tokens", kind = "error", status = 400 } -- the run fails: nothing is published
     local r = rotate { "--grace", "60" }
     assert.are.equal(1, r.status, r.stdout .. r.stderr)

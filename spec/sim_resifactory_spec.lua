@@ -637,115 +637,38 @@ describe("resi sim: ResiFactory", function()
   end)
 
   describe("the reference page's examples, pointed at the sandbox", function()
-    -- The examples verbatim from resifactory-api-v1.txt.
+    local API, BEARER = "https://resifactory.net/api/v1", "Bearer rf_live_YOUR_KEY"
+
+    -- The document's GET example for PATH, in curl and python.
+    local function get_example(path)
+      return {
+        curl = ('curl -X GET %s/%s \\\n-H "Authorization: %s"'):format(API, path, BEARER),
+        python = ('import requests\nres = requests.get(\n"%s/%s",\nheaders={"Authorization": "%s"},\n)\nprint(res.json())')
+          :format(API, path, BEARER),
+      }
+    end
+
+    -- The document's POST /proxies example with BODY (compact JSON, no comma
+    -- inside a value), in curl and python (which writes a field a line).
+    local function post_example(body)
+      local fields = body:sub(2, -2):gsub('":', '": '):gsub(",", ",\n")
+      return {
+        curl = ('curl -X POST %s/proxies \\\n-H "Authorization: %s" \\\n-H "Content-Type: application/json" \\\n'
+          .. "-d '%s'"):format(API, BEARER, body),
+        python = ('import requests\nres = requests.post(\n"%s/proxies",\nheaders={"Authorization": "%s"},\njson={\n%s\n},\n)\n'
+          .. "print(res.json())"):format(API, BEARER, fields),
+      }
+    end
+
+    -- The examples of resifactory-api-v1.txt, each as the document writes it.
     local EXAMPLES = {
-      quickstart = {
-        curl = [[
-curl -X POST https://resifactory.net/api/v1/proxies \
--H "Authorization: Bearer rf_live_YOUR_KEY" \
--H "Content-Type: application/json" \
--d '{"country":"us","quantity":10}']],
-        python = [[
-import requests
-res = requests.post(
-"https://resifactory.net/api/v1/proxies",
-headers={"Authorization": "Bearer rf_live_YOUR_KEY"},
-json={
-"country": "us",
-"quantity": 10
-},
-)
-print(res.json())]],
-      },
-      sticky = {
-        curl = [[
-curl -X POST https://resifactory.net/api/v1/proxies \
--H "Authorization: Bearer rf_live_YOUR_KEY" \
--H "Content-Type: application/json" \
--d '{"country":"us","quantity":100,"proxyType":"sticky","sessionDuration":30,"format":"json"}']],
-        python = [[
-import requests
-res = requests.post(
-"https://resifactory.net/api/v1/proxies",
-headers={"Authorization": "Bearer rf_live_YOUR_KEY"},
-json={
-"country": "us",
-"quantity": 100,
-"proxyType": "sticky",
-"sessionDuration": 30,
-"format": "json"
-},
-)
-print(res.json())]],
-      },
-      rotating = {
-        curl = [[
-curl -X POST https://resifactory.net/api/v1/proxies \
--H "Authorization: Bearer rf_live_YOUR_KEY" \
--H "Content-Type: application/json" \
--d '{"country":"us","quantity":50,"proxyType":"rotating","format":"json"}']],
-        python = [[
-import requests
-res = requests.post(
-"https://resifactory.net/api/v1/proxies",
-headers={"Authorization": "Bearer rf_live_YOUR_KEY"},
-json={
-"country": "us",
-"quantity": 50,
-"proxyType": "rotating",
-"format": "json"
-},
-)
-print(res.json())]],
-      },
-      balance = {
-        curl = [[
-curl -X GET https://resifactory.net/api/v1/balance \
--H "Authorization: Bearer rf_live_YOUR_KEY"]],
-        python = [[
-import requests
-res = requests.get(
-"https://resifactory.net/api/v1/balance",
-headers={"Authorization": "Bearer rf_live_YOUR_KEY"},
-)
-print(res.json())]],
-      },
-      usage = {
-        curl = [[
-curl -X GET https://resifactory.net/api/v1/usage?limit=5 \
--H "Authorization: Bearer rf_live_YOUR_KEY"]],
-        python = [[
-import requests
-res = requests.get(
-"https://resifactory.net/api/v1/usage?limit=5",
-headers={"Authorization": "Bearer rf_live_YOUR_KEY"},
-)
-print(res.json())]],
-      },
-      pools = {
-        curl = [[
-curl -X GET https://resifactory.net/api/v1/pools \
--H "Authorization: Bearer rf_live_YOUR_KEY"]],
-        python = [[
-import requests
-res = requests.get(
-"https://resifactory.net/api/v1/pools",
-headers={"Authorization": "Bearer rf_live_YOUR_KEY"},
-)
-print(res.json())]],
-      },
-      me = {
-        curl = [[
-curl -X GET https://resifactory.net/api/v1/me \
--H "Authorization: Bearer rf_live_YOUR_KEY"]],
-        python = [[
-import requests
-res = requests.get(
-"https://resifactory.net/api/v1/me",
-headers={"Authorization": "Bearer rf_live_YOUR_KEY"},
-)
-print(res.json())]],
-      },
+      quickstart = post_example('{"country":"us","quantity":10}'),
+      sticky = post_example('{"country":"us","quantity":100,"proxyType":"sticky","sessionDuration":30,"format":"json"}'),
+      rotating = post_example('{"country":"us","quantity":50,"proxyType":"rotating","format":"json"}'),
+      balance = get_example("balance"),
+      usage = get_example("usage?limit=5"),
+      pools = get_example("pools"),
+      me = get_example("me"),
     }
 
     -- An example with only the URL and the key changed.

@@ -5,6 +5,7 @@
 -- error; an UnknownProxies pool must be one resi knows.
 local proxylist = require "resi.proxylist"
 local sticky = require "resi.proxylist.sticky"
+local tablex = require "pl.tablex"
 local proc = require "spec.support.proc"
 
 -- The account's API logins, set in the environment of every command below.
@@ -137,7 +138,6 @@ describe("resi proxies sticky", function()
   end)
 
   it("refreshes a generated list, keeping its credentials", function()
-    -- (replaces the env-credential sticky part of proxylist_spec's "dedupes and generates sticky lists")
     local r = sticky_cli { "--provider", "oxylabs", "--sessions", "3", "--minutes", "20", "--username", "sub_1",
       "--password", "SubPw9x", "--to", "list" }
     assert.equal(0, r.status, r.stderr)
@@ -184,12 +184,8 @@ describe("proxylist.sticky", function()
 
   it("checks the UnknownProxies pool against the known ones", function()
     local base = { provider = "unknownproxies", sessions = 1, username = "abcd1234", password = "TokPw123" }
-    local function with(extra)
-      local o = {}
-      for k, v in pairs(base) do o[k] = v end
-      for k, v in pairs(extra) do o[k] = v end
-      return o
-    end
+    -- base with extra's fields added or replaced
+    local function with(extra) return tablex.merge(base, extra, true) end
     local ok, err = pcall(proxylist.sticky, with { pool = "us-x" })
     assert.is_false(ok)
     assert.equal('resi.proxylist.sticky: pool "us-x" is not a known unknownproxies pool (known: tickets-fr-s, '

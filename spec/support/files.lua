@@ -13,4 +13,18 @@ function M.scratch(text)
   return path
 end
 
+--- Writes text to the file name in directory dir (created or replaced);
+--- returns its path.
+---@param dir string
+---@param name string
+---@param text string
+---@return string path
+function M.write(dir, name, text)
+  local path = dir .. "/" .. name
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+  return path
+end
+
 return M

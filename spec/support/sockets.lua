@@ -1,6 +1,7 @@
 --- spec/support/sockets.lua: loopback peers that misbehave on purpose, for
 --- transport-failure specs: a closed port, a listener that never answers, one
---- that closes at once, one that sends a truncated response.
+--- that closes at once, one that sends a truncated response, one that keeps
+--- connections alive until told to drop them.
 local uv = require "luv"
 
 local M = {}
@@ -16,6 +17,11 @@ local function listen(on_client)
     on_client(client)
   end))
   return server, server:getsockname().port
+end
+
+-- Closes every connection in clients that is not closing already.
+local function close_all(clients)
+  for _, c in ipairs(clients) do if not c:is_closing() then c:close() end end
 end
 
 --- A port on 127.0.0.1 with nothing listening.
@@ -34,7 +40,7 @@ function M.silent()
   local clients = {}
   local server, port = listen(function(c) clients[#clients + 1] = c end)
   return port, function()
-    for _, c in ipairs(clients) do if not c:is_closing() then c:close() end end
+    close_all(clients)
     server:close()
   end
 end
@@ -58,6 +64,27 @@ function M.scripted(response)
     end)
   end)
   return port, function() server:close() end
+end
+
+--- A keep-alive listener that answers every request with `response` and
+--- keeps the connection open. Returns port, drop (closes the connections it
+--- has accepted, as a server dropping idle ones) and a stop function.
+function M.keep_alive(response)
+  local clients = {}
+  local server, port = listen(function(c)
+    clients[#clients + 1] = c
+    c:read_start(function(_, data)
+      if data and data:find("\r\n\r\n", 1, true) then
+        c:write(response)
+      elseif not data and not c:is_closing() then
+        c:close()
+      end
+    end)
+  end)
+  return port, function() close_all(clients) end, function()
+    close_all(clients)
+    server:close()
+  end
 end
 
 return M

@@ -209,14 +209,33 @@ function M.client_fields(opts, rate_key, env_url, default_url, timeout)
     connect_timeout = opts.connect_timeout or 10, rate_key = rate_key, rate_overrides = opts.ratelimit }
 end
 
---- Username and password from new()'s options or the environment
---- (PREFIX_USERNAME / PREFIX_PASSWORD), with the Basic header they make.
-function M.basic_credentials(provider, opts, prefix)
+-- Username and password from new()'s options or the environment
+-- (PREFIX_USERNAME / PREFIX_PASSWORD), with the Basic header they make.
+local function basic_credentials(provider, opts, prefix)
   local username = opts.username or os.getenv(prefix .. "_USERNAME")
   local password = opts.password or os.getenv(prefix .. "_PASSWORD")
   if type(username) ~= "string" or username == "" then M.invalid(provider, "username", "is required (or set " .. prefix .. "_USERNAME)") end
   if type(password) ~= "string" or password == "" then M.invalid(provider, "password", "is required (or set " .. prefix .. "_PASSWORD)") end
   return username, "Basic " .. require("resi.base64").encode(username .. ":" .. password)
+end
+
+--- A client of class C (from M.class) for an API that takes HTTP Basic
+--- credentials: username and password from opts or PREFIX_USERNAME /
+--- PREFIX_PASSWORD, kept as self.username and self.authorization (the
+--- header's value: a field name resi.secret masks), rate-limited per
+--- username; the other fields as client_fields.
+---@param C table
+---@param opts? table
+---@param prefix string
+---@param env_url string
+---@param default_url string
+---@return resi.providers.client
+function M.basic_client(C, opts, prefix, env_url, default_url)
+  opts = opts or {}
+  local username, basic = basic_credentials(C.provider, opts, prefix)
+  local self = M.client_fields(opts, username, env_url, default_url)
+  self.username, self.authorization = username, basic
+  return setmetatable(self, C)
 end
 
 --- Masks for descriptions.

@@ -41,7 +41,7 @@ end
 
 -- Bearer JWT for API calls, Basic for /login.
 function Client:auth_headers(spec)
-  if spec.login then return { Authorization = self.basic } end
+  if spec.login then return { Authorization = self.authorization } end
   return { Authorization = "Bearer " .. self.jwt }
 end
 
@@ -216,11 +216,7 @@ end
 --- OXYLABS_PASSWORD: the main proxy user), base_url (default
 --- RESI_OXYLABS_URL, then the real API), timeout, ratelimit (overrides for its resi.ratelimit profile, e.g. {window = 3}).
 function M.new(opts)
-  opts = opts or {}
-  local username, basic = common.basic_credentials(P, opts, "OXYLABS")
-  local self = common.client_fields(opts, username, "RESI_OXYLABS_URL", M.DEFAULT_URL)
-  self.username, self.basic = username, basic
-  return setmetatable(self, Client)
+  return common.basic_client(Client, opts, "OXYLABS", "RESI_OXYLABS_URL", M.DEFAULT_URL)
 end
 
 M.Client = Client

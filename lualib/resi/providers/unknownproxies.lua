@@ -160,11 +160,7 @@ end
 --- the real API), timeout, ratelimit (overrides for its resi.ratelimit profile, e.g. {window = 3}).
 ---@param opts? {username?: string, password?: string, base_url?: string, timeout?: number, ratelimit?: table}
 function M.new(opts)
-  opts = opts or {}
-  local username, basic = common.basic_credentials(P, opts, "UNKNOWNPROXIES")
-  local self = common.client_fields(opts, username, "RESI_UNKNOWNPROXIES_URL", M.DEFAULT_URL)
-  self.username, self.authorization = username, basic
-  return setmetatable(self, Client)
+  return common.basic_client(Client, opts, "UNKNOWNPROXIES", "RESI_UNKNOWNPROXIES_URL", M.DEFAULT_URL)
 end
 
 M.Client = Client

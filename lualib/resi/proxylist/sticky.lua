@@ -168,13 +168,17 @@ local function session_ids(count, charset, length, seed, first_nonzero)
   return ids
 end
 
+-- An option's value, or nil when it is absent and optional.
+local function given(opts, name, required)
+  local v = opts[name]
+  if v == nil and required then bad(name .. " is required") end
+  return v
+end
+
 -- Checks an integer option in a range; returns it (nil when absent and optional).
 local function int_opt(opts, name, lo, hi, required)
-  local v = opts[name]
-  if v == nil then
-    if required then bad(name .. " is required") end
-    return nil
-  end
+  local v = given(opts, name, required)
+  if v == nil then return nil end
   if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) then
     bad(("%s must be an integer, got %s"):format(name, tostring(v)))
   end
@@ -187,11 +191,8 @@ end
 
 -- Checks a string option against a Lua pattern; returns it.
 local function str_opt(opts, name, pattern, rule, required)
-  local v = opts[name]
-  if v == nil then
-    if required then bad(name .. " is required") end
-    return nil
-  end
+  local v = given(opts, name, required)
+  if v == nil then return nil end
   if type(v) ~= "string" or not v:match(pattern) then bad(("%s must be %s"):format(name, rule)) end
   return v
 end

@@ -79,6 +79,22 @@ end
 -- Is host a wildcard address (every interface)?
 local function is_wildcard(host) return host == "0.0.0.0" or host == "::" end
 
+-- The addresses of every interface, interfaces in name order, without the
+-- link-local ones (fe80...: they need a zone id in URLs).
+local function interface_addresses()
+  local addrs = uv.interface_addresses() or {}
+  local names = {}
+  for name in pairs(addrs) do names[#names + 1] = name end
+  table.sort(names)
+  local out = {}
+  for _, name in ipairs(names) do
+    for _, a in ipairs(addrs[name]) do
+      if not a.ip:lower():match("^fe80") then out[#out + 1] = a end
+    end
+  end
+  return out
+end
+
 --- The names and addresses the server certificate covers for a listen
 --- host: {dns = {...}, ip = {...}}, without duplicates.
 ---@param host string
@@ -93,15 +109,7 @@ function M.cert_names(host)
   if ok and hostname and hostname:match("^[%w%.%-]+$") then add("dns", hostname) end
   add("ip", "127.0.0.1")
   add("ip", "::1")
-  local addrs = uv.interface_addresses() or {}
-  local names = {}
-  for name in pairs(addrs) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do
-    for _, a in ipairs(addrs[name]) do
-      if not a.ip:lower():match("^fe80") then add("ip", a.ip) end -- link-local needs a zone id in URLs
-    end
-  end
+  for _, a in ipairs(interface_addresses()) do add("ip", a.ip) end
   if not is_wildcard(host) then add(M.ip_version(host) and "ip" or "dns", host) end
   return out
 end
@@ -109,14 +117,8 @@ end
 -- The first external, non-link-local address of a family ("inet" or
 -- "inet6"), interfaces in name order; nil when there is none.
 local function external_address(family)
-  local addrs = uv.interface_addresses() or {}
-  local names = {}
-  for name in pairs(addrs) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do
-    for _, a in ipairs(addrs[name]) do
-      if a.family == family and not a.internal and not a.ip:lower():match("^fe80") then return a.ip end
-    end
+  for _, a in ipairs(interface_addresses()) do
+    if a.family == family and not a.internal then return a.ip end
   end
   return nil
 end
