@@ -7,9 +7,9 @@ local secret = require "resi.secret"
 local function capture(opts, fn)
   local path = os.tmpname()
   local f = assert(io.open(path, "w+"))
-  log.configure { file = f, format = opts.format, level = opts.level or "debug" }
+  local previous = log.configure { file = f, format = opts.format, level = opts.level or "debug" }
   fn()
-  log.configure { file = io.stderr, level = "info" }
+  log.configure(previous) -- resi test's own capture, not stderr
   f:seek("set")
   local text = f:read("a")
   f:close()

@@ -20,9 +20,13 @@ local format = os.getenv("RESI_LOG_FORMAT")
 if format ~= "text" and format ~= "json" then format = core.isatty(2) and "text" or "json" end
 local sink = io.stderr
 
---- Changes the level, format or output file of the log.
+--- Changes the level, format or output file of the log; returns the settings
+--- it replaced, so `log.configure(previous)` restores them.
 ---@param opts {level?: string, format?: "text"|"json", file?: file*}
+---@return {level: string, format: string, file: file*} previous
 function M.configure(opts)
+  local previous = { format = format, file = sink }
+  for name, n in pairs(LEVELS) do if n == threshold then previous.level = name end end
   if opts.level then
     threshold = LEVELS[opts.level] or error("resi.log.configure: unknown level " .. tostring(opts.level), 2)
   end
@@ -33,6 +37,7 @@ function M.configure(opts)
     format = opts.format
   end
   if opts.file then sink = opts.file end
+  return previous
 end
 
 --- Would a message at this level be written?
