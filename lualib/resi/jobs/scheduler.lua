@@ -1,0 +1,702 @@
+--- resi.jobs.scheduler: the engine behind `resi jobs`. It keeps, per job, a
+--- cursor (the last slot it has dealt with) and the next slot, sleeps on
+--- ONE timer until the earliest next slot of any job, and on waking gives
+--- every due slot exactly one recorded outcome in the store:
+---
+---   running -> succeeded | failed | timed_out | cancelled | interrupted
+---   or, for a slot that does not run: skipped_overlap | missed | coalesced
+---
+--- The claim (a "running" row for (job, nominal time), a unique key) is
+--- committed before the job function is called, so a slot never runs twice,
+--- across restarts and kill -9 included; a claim that finds the row taken
+--- does not run. On start-up the running rows of a dead process become
+--- "interrupted" (or are run again with on_interrupt = "rerun"), and the
+--- slots that passed while the daemon was down follow the job's catch-up
+--- policy (latest | all | none, with grace and max_catchup).
+---
+--- Everything time-related comes from an injectable clock {now=, monotonic=,
+--- sleep=} so specs replay days of slots, DST changes and clock jumps in
+--- milliseconds. The wall clock is watched against the monotonic one at
+--- every wake-up and a jump is classified as cronie does (anchors B.4):
+---   small forward (<= 5 min): late, the job's catch-up policy applies;
+---   DST-sized forward (<= 3 h): wildcard jobs run once (the skipped slots
+---     are coalesced), fixed-time jobs run each skipped slot once;
+---   large forward (> 3 h): a clock correction, no backfill: skipped slots
+---     are recorded "missed";
+---   backward (any size): nothing repeats (a slot's identity is its nominal
+---     time, which already has its outcome); jobs wait until the clock
+---     passes the last slot they dealt with.
+--- Each jump is logged and counted (observer.on_jump). DST in a job's zone
+--- is not a jump (UTC does not move): resi.cron's rule places the slots.
+--- The timer sleeps at most MAX_SLEEP (5 min) so that a jump while idle is
+--- seen; that is the only wake-up without a due slot.
+---
+--- Overlap (a slot due while the job runs): skip (recorded skipped_overlap),
+--- buffer_one (one slot claimed and queued, later ones skipped), cancel_other
+--- (the running run is cancelled, then this one starts), allow. Catch-up runs
+--- of catchup = "all" queue one after another. A run's timeout cancels its
+--- task (its HTTP transfers are aborted) and it ends timed_out; retry
+--- attempts reuse the slot's claim, so the slot still has one outcome.
+local task = require "resi.task"
+local schedule = require "resi.jobs.schedule"
+
+local M = {}
+
+--- Seconds of wall-clock drift (against the monotonic clock) not treated as a jump.
+M.JUMP_TOLERANCE = 1
+--- Upper bound of a small forward jump (cronie: 5 minutes).
+M.SMALL_JUMP = 300
+--- Upper bound of a DST-sized jump (cronie: 3 hours).
+M.LARGE_JUMP = 10800
+--- The longest the timer sleeps, so that a wall-clock jump while idle is
+--- noticed within this many seconds (luv offers no clock-change event).
+M.MAX_SLEEP = 300
+--- Slots recorded one by one in a single catch-up; older ones are counted and logged.
+M.RECORD_LIMIT = 1000
+--- How late the newest slot may start with catchup = "none" and no grace.
+M.ON_TIME = 60
+--- Default max_catchup for catchup = "all".
+M.MAX_CATCHUP = 100
+
+local Scheduler = {}
+Scheduler.__index = Scheduler
+
+-- The default clock: the loop's real wall and monotonic clocks.
+local function real_clock()
+  local core = require "resi.core"
+  return { now = core.now, monotonic = core.monotonic, sleep = task.sleep }
+end
+
+-- A logger that drops everything (when none is given).
+local NOLOG = { debug = function() end, info = function() end, warn = function() end, error = function() end }
+
+-- An observer with every hook a no-op; the daemon passes metrics hooks.
+local function observer(o)
+  o = o or {}
+  local hooks = { "on_outcome", "on_skip", "on_next", "on_running", "on_jump", "on_start", "on_paused" }
+  for _, h in ipairs(hooks) do o[h] = o[h] or function() end end
+  return o
+end
+
+-- FNV-1a 32-bit hash of a string (the stable offset's source).
+local function fnv1a(s)
+  local h = 2166136261
+  for i = 1, #s do
+    h = h ~ s:byte(i)
+    h = (h * 16777619) & 0xffffffff
+  end
+  return h
+end
+
+--- The stable offset of a job on a host: a number in [0, range) seconds, a
+--- hash of "name@host" (systemd's FixedRandomDelay), the same after restarts.
+---@param name string
+---@param host string
+---@param range number
+---@return number
+function M.stable_offset(name, host, range)
+  if not range or range <= 0 then return 0 end
+  local ms = math.floor(range * 1000)
+  if ms <= 0 then return 0 end
+  return (fnv1a(name .. "@" .. host) % ms) / 1000
+end
+
+--- Creates a scheduler.
+---@param o {jobs: table[], store: table, clock?: table, node?: string, pid?: integer, log?: table, observer?: table, random?: fun(): number, pid_alive?: fun(pid: integer): boolean, max_sleep?: number}
+---@return table
+function M.new(o)
+  local self = setmetatable({
+    store = assert(o.store, "scheduler: a store is required"),
+    clock = o.clock or real_clock(),
+    node = o.node or "localhost",
+    pid = o.pid or 0,
+    log = o.log or NOLOG,
+    obs = observer(o.observer),
+    random = o.random or math.random,
+    pid_alive = o.pid_alive,
+    max_sleep = o.max_sleep or M.MAX_SLEEP,
+    jobs = {}, order = {}, retired = {},
+    jumps = { forward = 0, backward = 0 },
+    stopping = false,
+  }, Scheduler)
+  self:set_jobs(o.jobs or {})
+  return self
+end
+
+-- The run id of a slot: "job@2026-03-29T01:00:00Z".
+local function run_id(name, nominal) return name .. "@" .. schedule.iso(nominal) end
+M.run_id = run_id
+
+-- Fresh runtime state for a job definition.
+local function new_state(def)
+  return { def = def, name = def.name, active = {}, nactive = 0, queue = {} }
+end
+
+--- Replaces the job definitions; jobs keep their state (cursor, running
+--- runs, buffered slot) by name. Jobs no longer defined stop being
+--- scheduled (their running runs finish). Wakes the timer.
+---@param defs table[]
+function Scheduler:set_jobs(defs)
+  local old = self.jobs
+  for name, st in pairs(self.retired or {}) do old[name] = old[name] or st end
+  self.jobs, self.order, self.retired = {}, {}, {}
+  for _, def in ipairs(defs) do
+    local st = old[def.name] or new_state(def)
+    local changed = st.def.schedule.text ~= def.schedule.text or st.def.schedule.tz ~= def.schedule.tz
+    st.def = def
+    st.offset = M.stable_offset(def.name, self.node, def.stable_offset)
+    self.jobs[def.name] = st
+    self.order[#self.order + 1] = st
+    if st.cursor and changed then self:advance(st, st.cursor) end
+  end
+  table.sort(self.order, function(a, b) return a.name < b.name end)
+  self:retire(old)
+  if self.started then
+    for _, st in ipairs(self.order) do if not st.cursor then self:place(st) end end
+    self:poke()
+  end
+end
+
+-- Keeps the jobs no longer defined whose runs are still going (so stop()
+-- waits for them); their queued slots end cancelled.
+function Scheduler:retire(old)
+  for name, st in pairs(old) do
+    if not self.jobs[name] then
+      for _, q in ipairs(st.queue) do self:finish_unstarted(st, q.t, "job removed from the jobs file") end
+      st.queue = {}
+      if st.nactive > 0 then self.retired[name] = st end
+    end
+  end
+end
+
+-- The cursor a job starts from: its latest recorded slot, or the first
+-- time this store saw it (kept in the store so slots are never lost between
+-- a first start and the first record).
+function Scheduler:initial_cursor(st)
+  local now = math.floor(self.clock.now())
+  local last = self.store:last_run(st.name)
+  local since = self.store:get("jobs.since", st.name)
+  if since == nil then
+    since = now
+    self.store:set("jobs.since", st.name, since)
+  end
+  local cursor = last and math.max(last.nominal_at, since) or since
+  return cursor
+end
+
+-- Sets a job's cursor to a fresh start (used for jobs new to this process).
+function Scheduler:place(st)
+  self:advance(st, self:initial_cursor(st))
+end
+
+-- Moves a job's cursor to `cursor` and computes its next slot and fire time.
+function Scheduler:advance(st, cursor)
+  st.cursor = cursor
+  st.next = st.def.schedule:next(cursor)
+  if st.next then
+    local jitter = st.def.jitter and st.def.jitter > 0 and self.random() * st.def.jitter or 0
+    st.fire = st.next + st.offset + jitter
+  else
+    st.fire = nil
+  end
+  self.obs.on_next(st.name, st.next)
+end
+
+-- Is the job paused? `resi jobs pause/resume` (the store's job state) wins
+-- over the file's `paused` option once it has been used.
+function Scheduler:paused(st)
+  local state = self.store:job_state(st.name)
+  if state.updated_at ~= nil or state.paused then return state.paused == true end
+  return st.def.paused == true
+end
+
+--- Recovery and start: running rows of dead processes become interrupted
+--- (or run again), every job gets its cursor, and the timer task starts.
+--- Returns the number of rows recovered.
+---@return integer
+function Scheduler:start()
+  local n = self:recover()
+  -- one transaction for every job's cursor: one commit, not one per job
+  self.store:transaction(function()
+    for _, st in ipairs(self.order) do if not st.cursor then self:place(st) end end
+  end)
+  self.last_wall, self.last_mono = self.clock.now(), self.clock.monotonic()
+  self.started = true
+  self.ticker = task.spawn(function() self:loop() end)
+  return n
+end
+
+-- Is a running row owned by a process that is gone? With an injected
+-- pid_alive (specs), our own pid counts as gone (a container restart reuses
+-- pid 1); otherwise the store's test (pid and process start time) decides.
+function Scheduler:alive_test()
+  if not self.pid_alive then return nil end
+  return function(row)
+    if row.pid == self.pid then return false end
+    return self.pid_alive(row.pid)
+  end
+end
+
+-- Settles the running rows left by dead processes of this node: each
+-- becomes interrupted, then is run again when its job says on_interrupt = "rerun".
+function Scheduler:recover()
+  local marked = self.store:interrupt_dead(self.node, self:alive_test())
+  for _, row in ipairs(marked) do
+    self.obs.on_outcome(row.job, "interrupted")
+    self.log.warn("run interrupted", { job = row.job, run_id = run_id(row.job, row.nominal_at),
+      nominal = schedule.iso(row.nominal_at), outcome = "interrupted", pid = row.pid })
+    local st = self.jobs[row.job]
+    if st and st.def.on_interrupt == "rerun" then self:rerun(st, row) end
+  end
+  return #marked
+end
+
+-- Runs an interrupted slot again (on_interrupt = "rerun"), as attempt + 1.
+function Scheduler:rerun(st, row)
+  local attempt = self.store:rerun{ job = row.job, nominal_at = row.nominal_at, node = self.node, pid = self.pid,
+    started_at = self.clock.now() }
+  if not attempt then return end
+  self.log.info("rerunning interrupted run", { job = row.job, run_id = run_id(row.job, row.nominal_at),
+    attempt = attempt })
+  self:launch(st, row.nominal_at, { missed = row.missed or 0, attempt = attempt, rerun = true })
+end
+
+-- Wakes the timer task (after a reload or stop): the current sleeper is
+-- cancelled and a new one computes its own delay.
+function Scheduler:poke()
+  if not self.started or not self.ticker then return end
+  if self.sleeping then
+    self.ticker:cancel()
+    self.sleeping = false
+    if not self.stopping then self.ticker = task.spawn(function() self:loop() end) end
+  end
+end
+
+-- The earliest fire time of any job (nil when none will fire).
+function Scheduler:next_fire()
+  local best
+  for _, st in ipairs(self.order) do
+    if st.fire and (not best or st.fire < best) then best = st.fire end
+  end
+  return best
+end
+
+-- The timer task: sleep until the next fire time, then tick.
+function Scheduler:loop()
+  while not self.stopping do
+    local due = self:next_fire()
+    local delay = due and (due - self.clock.now()) or self.max_sleep
+    if delay > 0 then
+      self.sleeping = true
+      local ok, err = pcall(self.clock.sleep, math.min(delay, self.max_sleep))
+      self.sleeping = false
+      if not ok then
+        if task.is_cancelled(err) then return end
+        error(err, 0)
+      end
+      if task.current() ~= self.ticker then return end
+    end
+    if self.stopping then return end
+    local ok, err = xpcall(self.tick, debug.traceback, self)
+    if not ok then
+      -- a store error (disk full, busy past its timeout): every step is
+      -- idempotent (claims and records refuse a slot that has a row), so
+      -- the next tick redoes what this one could not
+      self.log.error("scheduler tick failed; retrying in 5 s", { error = tostring(err) })
+      if not pcall(self.clock.sleep, 5) then return end
+    end
+  end
+end
+
+-- Compares wall and monotonic progress since the last wake-up; returns a
+-- jump {d=, from=, to=, size=, direction=} or nil.
+function Scheduler:observe_clock(now)
+  local mono = self.clock.monotonic()
+  local d = (now - self.last_wall) - (mono - self.last_mono)
+  self.last_wall, self.last_mono = now, mono
+  if math.abs(d) <= M.JUMP_TOLERANCE then return nil end
+  local size = math.abs(d) <= M.SMALL_JUMP and "small" or math.abs(d) <= M.LARGE_JUMP and "medium" or "large"
+  local jump = { d = d, from = now - d, to = now, size = size, direction = d > 0 and "forward" or "backward" }
+  self.jumps[jump.direction] = self.jumps[jump.direction] + 1
+  self.obs.on_jump(jump.direction, size)
+  local what = d > 0 and (size == "large" and "no backfill: skipped slots are recorded missed"
+      or size == "medium" and "wildcard jobs run once, fixed-time jobs run each skipped slot once"
+      or "late: catch-up policies apply")
+    or "no slot runs twice: jobs wait until the clock passes their last slot"
+  self.log.warn("wall clock jumped", { seconds = d, direction = jump.direction, size = size,
+    from = schedule.iso(jump.from), to = schedule.iso(now), handling = what })
+  return jump
+end
+
+--- Handles every job whose fire time has come (called by the timer task).
+function Scheduler:tick()
+  local now = self.clock.now()
+  local jump = self:observe_clock(now)
+  for _, st in ipairs(self.order) do
+    if st.fire and st.fire <= now then self:process(st, now, jump) end
+  end
+end
+
+-- Decides, for a due slot, whether it runs, and how late it is.
+local function lateness(st, t, now) return now - (t + st.offset) end
+
+-- The job's catch-up policy over slots (oldest first): a list of actions
+-- {t=, action="run"|"missed"|"coalesced", missed=n}.
+function Scheduler:policy(st, slots, now, acts, kind)
+  local def = st.def
+  local catchup = kind or def.catchup or "latest"
+  local grace = def.grace
+  if catchup == "none" and not grace then grace = M.ON_TIME end
+  local live = {}
+  for _, t in ipairs(slots) do
+    if grace and kind == nil and lateness(st, t, now) > grace then
+      acts[#acts + 1] = { t = t, action = "missed", reason = "missed_deadline" }
+    else
+      live[#live + 1] = t
+    end
+  end
+  if #live == 0 then return end
+  if catchup == "all" then
+    local cap = def.max_catchup or M.MAX_CATCHUP
+    for i, t in ipairs(live) do
+      if kind == nil and #live - i >= cap then
+        acts[#acts + 1] = { t = t, action = "missed", reason = "max_catchup" }
+      else
+        acts[#acts + 1] = { t = t, action = "run", missed = 0, queue = true }
+      end
+    end
+    return
+  end
+  local outcome = catchup == "none" and "missed" or "coalesced"
+  local reason = catchup == "none" and "catchup_none" or "coalesced"
+  for i = 1, #live - 1 do acts[#acts + 1] = { t = live[i], action = outcome, reason = reason } end
+  acts[#acts + 1] = { t = live[#live], action = "run", missed = catchup == "none" and 0 or #live - 1 }
+end
+
+-- The actions for a job's due slots, with a clock jump's window handled as
+-- cronie does: large forward, the window's slots are missed (no backfill);
+-- DST-sized forward, a wildcard job runs once for everything due (the rest
+-- coalesced) and a fixed-time job runs each slot of the window once, one
+-- after another.
+function Scheduler:plan(st, slots, now, jump)
+  local acts = {}
+  if not (jump and jump.direction == "forward" and jump.size ~= "small") then
+    self:policy(st, slots, now, acts)
+    return acts
+  end
+  if jump.size == "medium" and st.def.schedule.wildcard then
+    self:policy(st, slots, now, acts, "latest")
+    return acts
+  end
+  local before, inside = {}, {}
+  for _, t in ipairs(slots) do
+    if t + st.offset <= jump.from then before[#before + 1] = t else inside[#inside + 1] = t end
+  end
+  self:policy(st, before, now, acts)
+  for _, t in ipairs(inside) do
+    if jump.size == "large" then
+      acts[#acts + 1] = { t = t, action = "missed", reason = "clock_jump" }
+    else
+      acts[#acts + 1] = { t = t, action = "run", missed = 0, queue = true }
+    end
+  end
+  return acts
+end
+
+-- Gives a job's due slots their outcomes and starts the runs.
+function Scheduler:process(st, now, jump)
+  local slots, dropped = schedule.between(st.def.schedule, st.cursor, now - st.offset, M.RECORD_LIMIT)
+  if dropped ~= 0 then
+    -- a week of a 1-second job: the newest RECORD_LIMIT slots get rows, the
+    -- older ones are counted here, in the log and in the metrics
+    self.log.warn("too many slots passed to record one by one", { job = st.name, recorded = #slots,
+      not_recorded = dropped, from = schedule.iso(st.cursor), to = schedule.iso(slots[1] or now) })
+    self.obs.on_skip(st.name, "not_recorded", type(dropped) == "number" and dropped or 1)
+  end
+  if #slots == 0 then
+    self:advance(st, st.cursor)
+    return
+  end
+  local paused = self:paused(st)
+  self.obs.on_paused(st.name, paused)
+  local acts = paused and {} or self:plan(st, slots, now, jump)
+  if paused then
+    for _, t in ipairs(slots) do acts[#acts + 1] = { t = t, action = "missed", reason = "paused" } end
+  end
+  table.sort(acts, function(a, b) return a.t < b.t end)
+  for _, a in ipairs(acts) do
+    if a.action == "run" then self:dispatch(st, a.t, a) else self:record(st, a.t, a.action, a.reason) end
+  end
+  self:advance(st, slots[#slots])
+end
+
+-- Records a slot that does not run.
+function Scheduler:record(st, t, outcome, reason)
+  local ok = self.store:record_slot(st.name, t, outcome, { node = self.node, at = self.clock.now(), error = reason })
+  if not ok then return end
+  self.obs.on_skip(st.name, reason or outcome, 1)
+  self.log.info("slot not run", { job = st.name, run_id = run_id(st.name, t), nominal = schedule.iso(t),
+    outcome = outcome, reason = reason })
+end
+
+-- Applies the overlap policy to a slot that should run now. Catch-up runs
+-- of catchup = "all" queue behind each other instead of overlapping.
+function Scheduler:dispatch(st, t, info)
+  if self.stopping then return self:record(st, t, "missed", "stopping") end
+  local overlap = st.def.overlap or "skip"
+  local busy = st.nactive > 0 or #st.queue > 0
+  if not busy or overlap == "allow" then return self:begin(st, t, info) end
+  if info.queue then return self:enqueue(st, t, info) end
+  if overlap == "skip" then return self:record(st, t, "skipped_overlap", "overlap") end
+  if overlap == "buffer_one" then
+    if #st.queue > 0 then return self:record(st, t, "skipped_overlap", "overlap") end
+    return self:enqueue(st, t, info)
+  end
+  -- cancel_other: cancel what runs, start this one once they have ended
+  local waits = {}
+  for _, rec in pairs(st.active) do
+    waits[#waits + 1] = rec.task
+    self:cancel_run(rec, "cancel_other")
+  end
+  for _, q in ipairs(st.queue) do self:finish_unstarted(st, q.t, "cancel_other") end
+  st.queue = {}
+  info.wait_for = waits
+  return self:begin(st, t, info)
+end
+
+-- Claims a slot now (so that a crash leaves it interrupted, never silent)
+-- and queues it to start when the job's running runs end.
+function Scheduler:enqueue(st, t, info)
+  if not self:claim(st, t, info) then return end
+  st.queue[#st.queue + 1] = { t = t, info = info }
+end
+
+-- Ends a claimed slot that never started as cancelled.
+function Scheduler:finish_unstarted(st, t, why)
+  self.store:finish_run(st.name, t, "cancelled", { finished_at = self.clock.now(), error = why })
+  self.obs.on_outcome(st.name, "cancelled")
+  self.log.warn("queued run cancelled", { job = st.name, run_id = run_id(st.name, t), outcome = "cancelled",
+    reason = why })
+end
+
+-- Commits the claim of a slot; false (and a log line) when it already has a row.
+function Scheduler:claim(st, t, info)
+  local ok = self.store:claim_run{ job = st.name, nominal_at = t, node = self.node, pid = self.pid,
+    started_at = self.clock.now(), attempt = info.attempt or 1, missed = info.missed or 0 }
+  if not ok then
+    self.log.info("slot already recorded; not run again", { job = st.name, run_id = run_id(st.name, t) })
+  end
+  return ok
+end
+
+-- Claims a slot and starts its run.
+function Scheduler:begin(st, t, info)
+  if not self:claim(st, t, info) then return end
+  self:launch(st, t, info)
+end
+
+-- Starts the task of a claimed run.
+function Scheduler:launch(st, t, info)
+  local rec = { id = run_id(st.name, t), t = t, info = info }
+  st.active[rec.id] = rec
+  st.nactive = st.nactive + 1
+  self.obs.on_running(st.name, st.nactive)
+  rec.task = task.spawn(function() self:execute(st, rec) end)
+  return rec
+end
+
+--- Cancels a running run; it ends "cancelled" (or "timed_out" when the reason is "timeout").
+---@param rec table
+---@param reason string
+function Scheduler:cancel_run(rec, reason)
+  if rec.cancel_reason then return end
+  rec.cancel_reason = reason
+  if rec.child then rec.child:cancel() end
+  if rec.backoff then rec.backoff:cancel() end
+end
+
+-- Waits for a list of tasks to end, ignoring their errors.
+local function wait_all(tasks)
+  for _, t in ipairs(tasks or {}) do pcall(t.wait, t) end
+end
+
+-- One attempt: the job function in a child task, with the timeout. Returns
+-- the outcome, and for a failure the error and its traceback.
+function Scheduler:attempt(st, rec, run)
+  local def = st.def
+  local child = task.spawn(def.fn, run)
+  rec.child = child
+  if rec.cancel_reason then child:cancel() end
+  local timer
+  if def.timeout then
+    timer = task.spawn(function()
+      self.clock.sleep(def.timeout)
+      rec.timed_out = true
+      child:cancel()
+    end)
+  end
+  local ok, err = pcall(child.wait, child)
+  if timer then timer:cancel() end
+  rec.child = nil
+  if ok then return "succeeded" end
+  if task.is_cancelled(err) then
+    if rec.timed_out and not rec.cancel_reason then return "timed_out" end
+    return "cancelled"
+  end
+  return "failed", err, child.trace or tostring(err)
+end
+
+-- The pause before retry `attempt` + 1: backoff seconds (a number, doubled
+-- each time) or backoff(attempt).
+local function backoff_delay(retry, attempt)
+  local b = retry.backoff or 1
+  if type(b) == "function" then return b(attempt) end
+  return b * 2 ^ (attempt - 1)
+end
+
+-- Sleeps before a retry in a task that cancel_run can stop; false when cancelled.
+function Scheduler:pause_for_retry(rec, seconds)
+  rec.backoff = task.spawn(self.clock.sleep, seconds)
+  local ok = pcall(rec.backoff.wait, rec.backoff)
+  rec.backoff = nil
+  return ok and not rec.cancel_reason
+end
+
+-- The body of a run's task: attempts, outcome, record, log, then the buffered slot.
+function Scheduler:execute(st, rec)
+  wait_all(rec.info.wait_for)
+  local def = st.def
+  local started = self.clock.now()
+  local run = { id = rec.id, job = st.name, nominal_at = rec.t, attempt = rec.info.attempt or 1,
+    missed = rec.info.missed or 0, started_at = started }
+  self.obs.on_start(st.name, started - rec.t)
+  local first = run.attempt
+  local last = first + (def.retry and def.retry.attempts or 1) - 1
+  local outcome, err, trace
+  for i = first, last do
+    run.attempt = i
+    outcome, err, trace = self:attempt(st, rec, run)
+    if outcome == "succeeded" or rec.cancel_reason or i == last then break end
+    self.log.warn("run attempt failed; retrying", { job = st.name, run_id = rec.id, attempt = i, outcome = outcome,
+      error = err and tostring(err) })
+    if not self:pause_for_retry(rec, backoff_delay(def.retry, i - first + 1)) then
+      outcome = "cancelled"
+      break
+    end
+  end
+  self:finish(st, rec, run, outcome, err, trace)
+end
+
+-- Records a run's outcome, logs it and starts the buffered slot if any.
+function Scheduler:finish(st, rec, run, outcome, err, trace)
+  local now = self.clock.now()
+  local duration = now - run.started_at
+  local saved, serr = pcall(self.store.finish_run, self.store, st.name, rec.t, outcome, { finished_at = now,
+    error = outcome == "failed" and tostring(err) or rec.cancel_reason or (outcome == "timed_out" and "timeout") or nil })
+  if not saved then
+    -- the row stays running; the next start of the daemon marks it interrupted
+    self.log.error("could not record a run's outcome", { job = st.name, run_id = rec.id, outcome = outcome,
+      error = tostring(serr) })
+  end
+  st.active[rec.id] = nil
+  st.nactive = st.nactive - 1
+  st.last_outcome = outcome
+  self.obs.on_running(st.name, st.nactive)
+  self.obs.on_outcome(st.name, outcome, duration, now)
+  local fields = { job = st.name, run_id = rec.id, nominal = schedule.iso(rec.t), started = schedule.iso(run.started_at),
+    duration = duration, outcome = outcome, attempt = run.attempt, missed = run.missed }
+  if outcome == "failed" then
+    fields.error, fields.traceback = tostring(err), trace
+    self.log.error("run failed", fields)
+  elseif outcome == "succeeded" then
+    self.log.info("run finished", fields)
+  else
+    self.log.warn("run ended", fields)
+  end
+  self:start_buffered(st)
+end
+
+-- Starts the next queued slot of a job once nothing of it runs; when
+-- stopping, the queued slots end cancelled.
+function Scheduler:start_buffered(st)
+  if #st.queue == 0 or st.nactive > 0 then return end
+  if self.stopping then
+    for _, q in ipairs(st.queue) do self:finish_unstarted(st, q.t, "daemon stopping") end
+    st.queue = {}
+    return
+  end
+  local q = table.remove(st.queue, 1)
+  self:launch(st, q.t, q.info)
+end
+
+--- Runs one job now, outside its schedule (resi jobs run): the slot is the
+--- current second; waits for the run and returns its outcome (nil when the
+--- slot was already recorded).
+---@param name string
+---@return string|nil outcome
+function Scheduler:run_now(name)
+  local st = self.jobs[name]
+  if not st then error(("no job named %q"):format(name), 2) end
+  local t = math.floor(self.clock.now())
+  if not self:claim(st, t, { missed = 0 }) then return nil end
+  local rec = self:launch(st, t, { missed = 0 })
+  pcall(rec.task.wait, rec.task)
+  local row = self.store.get_run and self.store:get_run(name, t)
+  return row and row.status or st.last_outcome
+end
+
+--- How many runs are in progress.
+---@return integer
+function Scheduler:running()
+  return #self:active_runs()
+end
+
+-- Every run in progress.
+function Scheduler:active_runs()
+  local out = {}
+  for _, set in ipairs({ self.jobs, self.retired }) do
+    for _, st in pairs(set) do for _, rec in pairs(st.active) do out[#out + 1] = rec end end
+  end
+  return out
+end
+
+--- Stops: no new runs; waits up to `timeout` seconds for the running ones,
+--- then cancels the rest (recorded "cancelled"). Returns how many were cancelled.
+---@param timeout number
+---@return integer
+function Scheduler:stop(timeout)
+  self.stopping = true
+  self:poke()
+  if self.ticker then self.ticker:cancel() end
+  for _, st in pairs(self.jobs) do self:start_buffered(st) end
+  local runs = self:active_runs()
+  local cancelled = 0
+  local killer = task.spawn(function()
+    self.clock.sleep(timeout)
+    for _, rec in ipairs(self:active_runs()) do
+      cancelled = cancelled + 1
+      self:cancel_run(rec, "shutdown")
+    end
+  end)
+  for _, rec in ipairs(runs) do pcall(rec.task.wait, rec.task) end
+  killer:cancel()
+  return cancelled
+end
+
+--- The next `n` slots of a job after t.
+---@param name string
+---@param t number
+---@param n integer
+---@return integer[]
+function Scheduler:upcoming(name, t, n)
+  local out, sched = {}, self.jobs[name].def.schedule
+  local x = t
+  for _ = 1, n do
+    x = sched:next(x)
+    if not x then break end
+    out[#out + 1] = x
+  end
+  return out
+end
+
+return M
