@@ -14,6 +14,7 @@ static const char usage_text[] =
     "       resi run FILE [ARGS...]   the same, explicitly\n"
     "       resi -e CODE [ARGS...]    run a chunk of Lua\n"
     "       resi sim [OPTIONS]        the provider sandbox (UnknownProxies, Oxylabs, ResiFactory)\n"
+    "       resi jobs FILE [OPTIONS]  the scheduled-jobs daemon (check|list|explain|run|history|...)\n"
     "       resi proxies convert|dedupe|sticky|refresh|check [OPTIONS] [FILE...]\n"
     "                                 proxy-list tools\n"
     "       resi test [BUSTED ARGS]   run busted specs inside resi\n"

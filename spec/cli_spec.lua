@@ -30,7 +30,7 @@ describe("resi command line", function()
     assert.equal(0, top.status)
     assert.truthy(top.stdout:find("usage: resi [FILE [ARGS...]]", 1, true))
     -- every command is listed in the top-level help
-    for _, cmd in ipairs { "resi run", "resi -e", "resi sim", "resi proxies", "resi test", "resi version" } do
+    for _, cmd in ipairs { "resi run", "resi -e", "resi sim", "resi jobs", "resi proxies", "resi test", "resi version" } do
       assert.truthy(top.stdout:find(cmd, 1, true), cmd)
     end
     assert.truthy(top.stdout:find("convert|dedupe|sticky|refresh|check", 1, true), top.stdout)

@@ -147,6 +147,16 @@ jobs.script("10m", "report2", "scripts/usage_report.lua")
   end)
 
   describe("jobs.script", function()
+    it("finds a relative script beside the jobs file, then among resi's own scripts/", function()
+      -- from another working directory, as a systemd unit runs it
+      local path = jobs_file(HEAD .. 'jobs.script("5m", "report", "scripts/usage_report.lua")\n')
+      local r = proc.run({ proc.resi_path(), "jobs", "check", path }, { cwd = "/" })
+      os.remove(path)
+      assert.are.equal(0, r.status, r.stderr)
+      local _, err = load(HEAD .. 'jobs.script("5m", "x", "scripts/no_such_script.lua")\n')
+      assert.truthy(err and err:find("script scripts/no_such_script.lua not found", 1, true), err)
+    end)
+
     it("runs a script in process with its own resi.args, arg, globals and exit status", function()
       local script = jobs_file([[
 local argparse = require "resi.argparse"

@@ -194,14 +194,23 @@ function M.cron(expr, name, fn, opts)
   declare(where, "cron", expr, name, fn, opts)
 end
 
+-- The directory beside resi's Lua library that holds its scripts/ (the
+-- source tree's, or PREFIX/share/resi/ once installed), or nil.
+local function resi_home()
+  local init = package.searchpath("resi", package.path)
+  return init and init:match("^(.*)/lualib/resi/init%.lua$")
+end
+
 -- Finds a script path: as given (relative to the working directory), else
--- next to the jobs file. Nil when neither exists.
+-- next to the jobs file, else among resi's own (`scripts/rotate.lua` works
+-- from a systemd unit's state directory). Nil when none exists.
 local function resolve(path, base_dir)
   local uv = require "luv"
   if uv.fs_stat(path) then return path end
-  if base_dir and path:sub(1, 1) ~= "/" then
-    local p = base_dir .. "/" .. path
-    if uv.fs_stat(p) then return p end
+  if path:sub(1, 1) == "/" then return nil end
+  for _, dir in ipairs { base_dir or false, resi_home() or false } do
+    local p = dir and (dir .. "/" .. path)
+    if p and uv.fs_stat(p) then return p end
   end
   return nil
 end
