@@ -423,7 +423,7 @@ local function main(opts)
   end
   local names = opts.provider
   if #names == 0 then
-    for name, env in pairs(ENV) do if os.getenv(env) then names[#names + 1] = name end end
+    for name, env in pairs(ENV) do if require("resi.credentials").get(env) then names[#names + 1] = name end end
     table.sort(names)
     if #names == 0 then argparse.usage_error("no provider: pass --provider or set UNKNOWNPROXIES_USERNAME / OXYLABS_USERNAME") end
   end

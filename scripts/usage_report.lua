@@ -96,10 +96,11 @@ end
 -- The account list: from the file, or one per provider from the environment.
 local function account_specs(path)
   if path then return accounts_file(path) end
-  local out = {}
-  if os.getenv("UNKNOWNPROXIES_USERNAME") then out[#out + 1] = { name = "unknownproxies", label = os.getenv("UNKNOWNPROXIES_USERNAME") } end
-  if os.getenv("OXYLABS_USERNAME") then out[#out + 1] = { name = "oxylabs", label = os.getenv("OXYLABS_USERNAME") } end
-  if os.getenv("RF_API_KEY") then out[#out + 1] = { name = "resifactory", label = "key " .. providers.mask(os.getenv("RF_API_KEY")) } end
+  local out, get = {}, require("resi.credentials").get
+  local up, oxy, rf = get("UNKNOWNPROXIES_USERNAME"), get("OXYLABS_USERNAME"), get("RF_API_KEY")
+  if up then out[#out + 1] = { name = "unknownproxies", label = up } end
+  if oxy then out[#out + 1] = { name = "oxylabs", label = oxy } end
+  if rf then out[#out + 1] = { name = "resifactory", label = "key " .. providers.mask(rf) } end
   return out
 end
 

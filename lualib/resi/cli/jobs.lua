@@ -341,29 +341,9 @@ local function start_watchdog(log)
 end
 
 -- Under systemd's LoadCredential=, each $CREDENTIALS_DIRECTORY/NAME file
--- (NAME an environment variable name) becomes the variable NAME unless it
--- is set already, so providers find UNKNOWNPROXIES_PASSWORD, RF_API_KEY ...
--- where they always look. Returns the names exported (never the values).
-local function load_credentials()
-  local dir = os.getenv("CREDENTIALS_DIRECTORY")
-  local uv = require "luv"
-  local h = dir and uv.fs_scandir(dir)
-  local names = {}
-  while h do
-    local name = uv.fs_scandir_next(h)
-    if not name then break end
-    if name:match("^[A-Z][A-Z0-9_]*$") and not os.getenv(name) then
-      local f = io.open(dir .. "/" .. name, "rb")
-      if f then
-        local v = f:read("a"):gsub("\r?\n$", "")
-        f:close()
-        uv.os_setenv(name, v)
-        names[#names + 1] = name
-      end
-    end
-  end
-  return names
-end
+-- becomes the variable NAME (resi.credentials), so scripts find them where
+-- they always look. Returns the names exported (never the values).
+local function load_credentials() return require("resi.credentials").export_directory() end
 
 -- Reloads FILE into the scheduler; a broken file keeps the old jobs.
 local function reload(file, sched, log, m)

@@ -212,8 +212,9 @@ end
 -- Username and password from new()'s options or the environment
 -- (PREFIX_USERNAME / PREFIX_PASSWORD), with the Basic header they make.
 local function basic_credentials(provider, opts, prefix)
-  local username = opts.username or os.getenv(prefix .. "_USERNAME")
-  local password = opts.password or os.getenv(prefix .. "_PASSWORD")
+  local credentials = require "resi.credentials"
+  local username = opts.username or credentials.get(prefix .. "_USERNAME")
+  local password = opts.password or credentials.get(prefix .. "_PASSWORD")
   if type(username) ~= "string" or username == "" then M.invalid(provider, "username", "is required (or set " .. prefix .. "_USERNAME)") end
   if type(password) ~= "string" or password == "" then M.invalid(provider, "password", "is required (or set " .. prefix .. "_PASSWORD)") end
   return username, "Basic " .. require("resi.base64").encode(username .. ":" .. password)

@@ -141,7 +141,7 @@ end
 --- RESI_RESIFACTORY_URL, then the real API), require_live, timeout, ratelimit (overrides for its resi.ratelimit profile, e.g. {window = 3}).
 function M.new(opts)
   opts = opts or {}
-  local key = opts.api_key or os.getenv("RF_API_KEY")
+  local key = opts.api_key or require("resi.credentials").get("RF_API_KEY")
   if type(key) ~= "string" or not key:match("^rf_live_[%w_%-]+$") then
     common.invalid(P, "api_key", "is required and starts with rf_live_ (or set RF_API_KEY)")
   end
