@@ -65,7 +65,7 @@ describe("resi sim command", function()
     local lines, stop = start_sim({ "--ports", "0,0,0", "--env-file", path }, 8)
     local st = assert(uv.fs_stat(path)) -- written before stdout, so it is there now
     assert.are.equal(tonumber("600", 8), st.mode & tonumber("777", 8))
-    local r = proc.run { "bash", "-c", ". " .. path .. " && env | grep -E '^(RESI_|UNKNOWNPROXIES_|OXYLABS_|RF_)' | sort" }
+    local r = proc.run { "bash", "-c", ". " .. path .. " && env | grep -E '^(RESI_[A-Z]+_URL|UNKNOWNPROXIES_|OXYLABS_|RF_)' | sort" }
     table.sort(lines)
     assert.are.equal(table.concat(lines, "\n") .. "\n", r.stdout)
     assert.are.equal(0, stop())
