@@ -15,15 +15,16 @@ PKG_CONFIG ?= pkg-config
 
 # Debian packages: build and run time, then what the suite and bench talk to.
 DEPS_BUILD = build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev lua-luv-dev \
-             libcurl4-openssl-dev lua-cjson libhttp-parser-dev libsqlite3-dev
+             libcurl4-openssl-dev lua-cjson libhttp-parser-dev libsqlite3-dev libedit-dev
 DEPS_TEST = lua-busted nginx-light openssl curl ca-certificates tinyproxy microsocks stunnel4 time procps python3 python3-requests lua-check
 # npm is skipped when an npm command exists (NodeSource's nodejs ships it and conflicts with Debian's npm).
-DEPS_BENCH = hyperfine nodejs npm python3 python3-requests wrk time
+DEPS_BENCH = hyperfine nodejs npm python3 python3-croniter python3-requests wrk time
 DEPS_ASAN = clang libclang-rt-14-dev valgrind
 
 HOST_PKGS = lua5.4 libuv lua5.4-luv
 CURL_PKGS = libcurl
 SQLITE_PKGS = sqlite3
+LINEEDIT_PKGS = libedit
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 OPT ?= -O2 -g
@@ -34,6 +35,7 @@ HOST_LIBS = $(shell $(PKG_CONFIG) --libs $(HOST_PKGS)) -lhttp_parser -lm -ldl
 MOD_CFLAGS = $(BASE_CFLAGS) -fPIC $(shell $(PKG_CONFIG) --cflags lua5.4 libuv $(CURL_PKGS) $(SQLITE_PKGS))
 CURL_LIBS = $(shell $(PKG_CONFIG) --libs $(CURL_PKGS))
 SQLITE_LIBS = $(shell $(PKG_CONFIG) --libs $(SQLITE_PKGS))
+LINEEDIT_LIBS = $(shell $(PKG_CONFIG) --libs $(LINEEDIT_PKGS))
 
 # Where a binary outside the source tree looks for the Lua library when it is
 # not beside an install layout (the sanitizer build uses the source tree).
@@ -42,14 +44,15 @@ RESI_CMOD_DIR ?= $(PREFIX)/lib/resi
 
 # The binary: every runtime/*.c except the on-demand modules below (each
 # links a library that a script which does not use it should not pay for at
-# start-up: libcurl ~4 ms, libsqlite3 ~0.2 ms). Modules are linked with
+# start-up: libcurl ~4 ms, libsqlite3 ~0.2 ms, libedit for the REPL only). Modules are linked with
 # -z nodelete: their libuv close callbacks run after lua_close has unloaded
 # C libraries.
-MODULE_SRCS = runtime/http_client.c runtime/sqlite.c
+MODULE_SRCS = runtime/http_client.c runtime/sqlite.c runtime/lineedit.c
 HOST_SRCS = $(filter-out $(MODULE_SRCS),$(wildcard runtime/*.c))
 HOST_OBJS = $(HOST_SRCS:runtime/%.c=$(BUILD)/obj/%.o)
 HTTP_MOD = $(BUILD)/cmod/resi/http_core.so
 SQLITE_MOD = $(BUILD)/cmod/resi/sqlite_core.so
+LINEEDIT_MOD = $(BUILD)/cmod/resi/lineedit_core.so
 
 BIN = $(if $(filter build,$(BUILD)),resi,$(BUILD)/resi)
 SPEC_RUN = $(BIN) test
@@ -64,7 +67,7 @@ FUZZ_SRCS = $(wildcard fuzz/*_fuzz.c)
 FUZZ_BINS = $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
 FUZZ_LIB_SRCS = $(filter-out runtime/main.c,$(HOST_SRCS))
 
-all: $(BIN) $(HTTP_MOD) $(SQLITE_MOD)
+all: $(BIN) $(HTTP_MOD) $(SQLITE_MOD) $(LINEEDIT_MOD)
 
 $(BUILD)/obj/%.o: runtime/%.c runtime/*.h | $(BUILD)/obj
 	$(CC) $(HOST_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
@@ -78,6 +81,9 @@ $(HTTP_MOD): runtime/http_client.c runtime/lutil.c runtime/*.h | $(BUILD)/cmod/r
 
 $(SQLITE_MOD): runtime/sqlite.c runtime/lutil.c runtime/*.h | $(BUILD)/cmod/resi
 	$(CC) $(MOD_CFLAGS) $(EXTRA_CFLAGS) -shared -Wl,-z,nodelete -Wl,-Bsymbolic -o $@ runtime/sqlite.c runtime/lutil.c $(SQLITE_LIBS) $(EXTRA_LDFLAGS)
+
+$(LINEEDIT_MOD): runtime/lineedit.c runtime/lutil.c runtime/*.h | $(BUILD)/cmod/resi
+	$(CC) $(MOD_CFLAGS) $(shell $(PKG_CONFIG) --cflags $(LINEEDIT_PKGS)) $(EXTRA_CFLAGS) -shared -Wl,-z,nodelete -Wl,-Bsymbolic -o $@ runtime/lineedit.c runtime/lutil.c $(LINEEDIT_LIBS) $(EXTRA_LDFLAGS)
 
 $(BUILD)/obj $(BUILD)/cmod/resi:
 	mkdir -p $@
@@ -134,7 +140,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/resi/lualib $(DESTDIR)$(PREFIX)/lib/resi/resi
 	install -m 755 resi $(DESTDIR)$(PREFIX)/bin/resi
 	cd lualib && find . -name '*.lua' -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/share/resi/lualib/{} \;
-	install -m 755 $(HTTP_MOD) $(SQLITE_MOD) $(DESTDIR)$(PREFIX)/lib/resi/resi/
+	install -m 755 $(HTTP_MOD) $(SQLITE_MOD) $(LINEEDIT_MOD) $(DESTDIR)$(PREFIX)/lib/resi/resi/
 
 clean:
 	rm -rf build build-asan build-fuzz resi

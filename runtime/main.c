@@ -10,9 +10,12 @@
 #include "host.h"
 
 static const char usage_text[] =
-    "usage: resi [FILE [ARGS...]]     run a script (FILE - reads it from stdin)\n"
+    "usage: resi [FILE [ARGS...]]     run a script (FILE - reads it from stdin;\n"
+    "                                 no FILE on a terminal: the REPL)\n"
     "       resi run FILE [ARGS...]   the same, explicitly\n"
     "       resi -e CODE [ARGS...]    run a chunk of Lua\n"
+    "       resi repl [--sim] [-e CODE] [FILE]\n"
+    "                                 the REPL: every entry a task (FILE or CODE first)\n"
     "       resi sim [OPTIONS]        the provider sandbox (UnknownProxies, Oxylabs, ResiFactory)\n"
     "       resi jobs FILE [OPTIONS]  the scheduled-jobs daemon (check|list|explain|run|history|...)\n"
     "       resi proxies convert|dedupe|sticky|refresh|check [OPTIONS] [FILE...]\n"
@@ -106,6 +109,11 @@ static int parse_args(resi_host *h, int argc, char **argv, resi_invocation *inv)
   inv->arg0 = "resi";
   if (argc < 2) {
     if (isatty(STDIN_FILENO)) {
+      if (resi_host_has_subcommand(h, "repl")) { /* no FILE on a terminal: the REPL */
+        inv->kind = RESI_RUN_SUBCOMMAND, inv->target = "repl", inv->arg0 = "repl";
+        inv->argc = 0, inv->argv = argv + argc;
+        return -1;
+      }
       fputs(usage_text, stdout);
       return 0;
     }
