@@ -8,12 +8,11 @@
 --- message; only names and file paths are.
 local M = {}
 
--- Reads a credential file; the value, or nil and why (naming the file).
+-- Reads a credential file; the value without its trailing newline, or nil
+-- and why (naming the file).
 local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local v = f:read("a") or ""
-  f:close()
+  local v, err = require("resi.fs").read(path)
+  if not v then return nil, err end
   return (v:gsub("\r?\n$", ""))
 end
 

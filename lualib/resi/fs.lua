@@ -51,7 +51,8 @@ function Writer:abort()
 end
 
 --- Seconds of clock slack when comparing a process's start with a file's
---- mtime (the start time comes from boot time plus clock ticks).
+--- mtime or a run's start (the start time comes from boot time plus clock
+--- ticks).
 M.START_SLACK = 2
 
 -- The directory and the last component of a path ("." for a bare name).
@@ -69,16 +70,25 @@ local function temp_pid(name, base)
   return pid and pid > 0 and pid <= 0x7fffffff and pid or nil -- never 0 or a group
 end
 
--- True when the writer of a temp file is gone: its PID has no process
--- (ESRCH), or the process that has the PID now started after the file was
--- last written, so it is a later process that reused the PID (the writer
--- wrote the file, then died, then the PID was given out again).
-local function writer_gone(pid, file)
+--- Is pid held by a process that was already running at time t (epoch
+--- seconds)? False when no process has the pid (ESRCH), or when the one that
+--- has it now started more than START_SLACK after t: a later process that
+--- reused the pid. Without t (or without /proc), any process counts.
+---@param pid integer
+---@param t? number
+---@return boolean
+function M.process_since(pid, t)
   local ok, _, code = uv.kill(pid, 0)
-  if not ok then return code == "ESRCH" end -- EPERM: alive, someone else's
+  if not ok and code == "ESRCH" then return false end -- EPERM: alive, someone else's
+  local started = t and require("resi.fs_core").process_start(pid)
+  return not (started and started > t + M.START_SLACK)
+end
+
+-- True when the writer of a temp file is gone: no process has its PID any
+-- more, or the one that has it started after the file was last written.
+local function writer_gone(pid, file)
   local st = uv.fs_stat(file)
-  local started = require("resi.fs_core").process_start(pid)
-  return st ~= nil and started ~= nil and started > st.mtime.sec + M.START_SLACK
+  return not M.process_since(pid, st and st.mtime.sec)
 end
 
 --- Removes the temp files that killed writers left for path (they may

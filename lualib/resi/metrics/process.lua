@@ -11,38 +11,19 @@ local uv = require "luv"
 
 local M = {}
 
--- USER_HZ, the unit of /proc/self/stat's times: 100 on every Linux
--- architecture (the kernel converts to it; Go's procfs assumes the same).
-local USER_HZ = 100
+local read = require("resi.fs").read
 
--- The whole text of a small /proc file, or nil.
-local function slurp(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
---- The process's start time in seconds since the epoch, from
---- /proc/self/stat (field 22, clock ticks since boot) and /proc/stat's btime.
+--- The process's start time in seconds since the epoch (resi.fs_core's
+--- process_start: /proc/self/stat's start, in clock ticks since boot).
 ---@return number|nil
 function M.start_time()
-  local stat, sys = slurp("/proc/self/stat"), slurp("/proc/stat")
-  if not stat or not sys then return nil end
-  local after = stat:match("^.*%)%s+(.*)$") -- the command name may hold spaces and parentheses
-  local btime = tonumber(sys:match("\nbtime%s+(%d+)"))
-  if not after or not btime then return nil end
-  local fields = {}
-  for f in after:gmatch("%S+") do fields[#fields + 1] = f end
-  local ticks = tonumber(fields[20]) -- field 22 overall; fields[1] is field 3
-  return ticks and btime + ticks / USER_HZ or nil
+  return require("resi.fs_core").process_start(uv.os_getpid())
 end
 
 --- Resident and virtual memory in bytes, from /proc/self/status.
 ---@return integer|nil rss, integer|nil vsize
 function M.memory()
-  local s = slurp("/proc/self/status")
+  local s = read("/proc/self/status")
   if not s then return nil end
   local rss, vsize = tonumber(s:match("VmRSS:%s*(%d+) kB")), tonumber(s:match("VmSize:%s*(%d+) kB"))
   return rss and rss * 1024, vsize and vsize * 1024
@@ -62,7 +43,7 @@ end
 --- The soft limit on open descriptors, from /proc/self/limits.
 ---@return integer|nil
 function M.max_fds()
-  local s = slurp("/proc/self/limits")
+  local s = read("/proc/self/limits")
   local soft = s and s:match("\nMax open files%s+(%S+)")
   if soft == "unlimited" then return math.maxinteger end
   return tonumber(soft)

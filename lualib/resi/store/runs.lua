@@ -28,10 +28,6 @@ M.SLOT_OUTCOMES = { skipped_overlap = true, missed = true, coalesced = true }
 --- The statuses a run can be re-run from (db:rerun).
 M.RERUN_FROM = { interrupted = true, failed = true, timed_out = true }
 
---- Seconds of slack between a run's started_at and the start time of the
---- process now holding its pid (the start time is read in clock ticks).
-M.START_SLACK = 2
-
 local COLS = "job, nominal_at, status, attempt, node, pid, started_at, finished_at, error, missed"
 
 --- The statements, portable to PostgreSQL.
@@ -118,10 +114,7 @@ function M.process_alive(run)
   local pid = run.pid
   if pid == OWN_PID then return mine[run_key(run.job, run.nominal_at)] == true end
   if math.type(pid) ~= "integer" or pid <= 0 then return false end
-  local ok, _, code = uv.kill(pid, 0)
-  if not ok and code == "ESRCH" then return false end
-  local started = require("resi.fs_core").process_start(pid)
-  return not (started and run.started_at and started > run.started_at + M.START_SLACK)
+  return require("resi.fs").process_since(pid, run.started_at)
 end
 
 ---@class resi.store.run
