@@ -164,7 +164,8 @@ end
 local Term = {}
 Term.__index = Term
 
--- Writes text above the prompt while it is shown, else straight out.
+--- Writes text above the prompt while it is shown, else straight out.
+---@param text string
 function Term:write(text)
   if self.prompting then self.ed:print(text) else
     io.stdout:write(text)
@@ -172,7 +173,8 @@ function Term:write(text)
   end
 end
 
--- Routes print, io.write and resi.log through the terminal writer.
+--- Routes print, io.write and resi.log through the terminal writer.
+---@return nil
 function Term:route_output()
   local write = function(text) self:write(text) end
   self.saved = { print = _G.print, write = io.write }
@@ -214,7 +216,8 @@ function M.file_proxy(file, write)
   end })
 end
 
--- Leaves: restores the terminal, stops the sandbox, exits with status.
+--- Leaves: restores the terminal, stops the sandbox, exits with status.
+---@param status integer
 function Term:exit(status)
   if self.ed then pcall(self.ed.stop, self.ed) end
   self.prompting = false
@@ -223,14 +226,16 @@ function Term:exit(status)
   os.exit(status or 0)
 end
 
--- Shows the prompt and reads the next line.
+--- Shows the prompt and reads the next line.
+---@return nil
 function Term:prompt()
   self.prompting = true
   self.ed:start(self.session:pending() and ".. " or "> ", function(line) self:on_line(line) end)
 end
 
--- Runs an accepted entry's task: the prompt goes while it runs (Ctrl-C
--- cancels it) and comes back when it ends.
+--- Runs an accepted entry's task: the prompt goes while it runs (Ctrl-C
+--- cancels it) and comes back when it ends.
+---@param t table the entry's task
 function Term:run_entry(t)
   self.prompting = false
   self.ed:stop()
@@ -246,7 +251,8 @@ function Term:run_entry(t)
   end)
 end
 
--- Runs a dot command in a task, then prompts again.
+--- Runs a dot command in a task, then prompts again.
+---@param line string
 function Term:run_command(line)
   local t = task.spawn(function()
     help.command(self.session, line, { exit = function() self:exit(0) end, clear = function() self.session:reset() end })
@@ -255,7 +261,8 @@ function Term:run_command(line)
   self:run_entry(t)
 end
 
--- One line from the editor (nil: Ctrl-D).
+--- One line from the editor (nil: Ctrl-D).
+---@param line string|nil
 function Term:on_line(line)
   if line == nil then return self:exit(0) end
   self.armed_exit = false
@@ -271,19 +278,21 @@ function Term:on_line(line)
   self:run_entry(r)
 end
 
--- Adds an accepted entry to the editor's history and (before it runs) to
--- the history file; a secret-bearing entry goes to neither (Up-arrow would
--- put the key back on the screen).
+--- Adds an accepted entry to the editor's history and (before it runs) to
+--- the history file; a secret-bearing entry goes to neither (Up-arrow would
+--- put the key back on the screen).
+---@param src string
 function Term:remember(src)
   if not require("resi.repl.history").allowed(src) then return end
   self.ed:history_add(src)
   if self.history then self.history:add(src) end
 end
 
--- Ctrl-C (count: SIGINTs since the last call): cancel the running entry,
--- or clear the partial entry, or (the second time on an empty line) exit.
--- The editor does not say whether the line has text, so the first Ctrl-C
--- at the prompt clears it and tells how to exit; the next one exits.
+--- Ctrl-C (count: SIGINTs since the last call): cancel the running entry,
+--- or clear the partial entry, or (the second time on an empty line) exit.
+--- The editor does not say whether the line has text, so the first Ctrl-C
+--- at the prompt clears it and tells how to exit; the next one exits.
+---@param count integer
 function Term:on_interrupt(count)
   local session = self.session
   if session.entry then
@@ -309,7 +318,8 @@ function Term:on_interrupt(count)
   self.ed:print("(To exit, press Ctrl+C again or Ctrl+D or type .exit)\n")
 end
 
--- Signal handlers: SIGWINCH resizes, SIGTERM/SIGHUP leave cleanly.
+--- Signal handlers: SIGWINCH resizes, SIGTERM/SIGHUP leave cleanly.
+---@return nil
 function Term:signals()
   local uv = require "luv"
   local function on(name, fn)
@@ -322,7 +332,8 @@ function Term:signals()
   on("sighup", function() self:exit(129) end)
 end
 
--- Loads history into the editor and sets completion.
+--- Loads history into the editor and sets completion.
+---@return nil
 function Term:setup_editor()
   local ed = self.ed
   self.history = require("resi.repl.history").open()
