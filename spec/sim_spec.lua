@@ -63,11 +63,14 @@ describe("resi sim command", function()
     local path = os.tmpname()
     os.remove(path)
     local lines, stop = start_sim({ "--ports", "0,0,0", "--env-file", path }, 8)
+    local stopped
+    finally(function() if not stopped then stop() end end) -- a failed assertion must not leave the sandbox running
     local st = assert(uv.fs_stat(path)) -- written before stdout, so it is there now
     assert.are.equal(tonumber("600", 8), st.mode & tonumber("777", 8))
     local r = proc.run { "bash", "-c", ". " .. path .. " && env | grep -E '^(RESI_[A-Z]+_URL|UNKNOWNPROXIES_|OXYLABS_|RF_)' | sort" }
     table.sort(lines)
     assert.are.equal(table.concat(lines, "\n") .. "\n", r.stdout)
+    stopped = true
     assert.are.equal(0, stop())
     assert.is_nil(uv.fs_stat(path))
     r = proc.run { RESI, "sim", "--ports", "0,0,0", "--env-file", "/nonexistent/dir/sim.env" }
