@@ -8,7 +8,8 @@ Reads a JSON request on stdin:
    "cpus": "0" or "0-2" or null, "env": {"K": "V", "DROP": null},
    "rows": 24, "cols": 80}
 Each run forks a child that becomes a session leader with a fresh pty as its
-controlling terminal and stdin/stdout/stderr, (when "cpus" is given) sets its
+controlling terminal and stdin/stdout/stderr (spec/support/pty_driver.py's
+open_pty and exec_on_pty, shared with the specs' pty driver), (when "cpus" is given) sets its
 CPU affinity as `taskset -c` does, reads CLOCK_MONOTONIC, sends that to the
 parent over a pipe and execs argv (an absolute path: no PATH search). The
 parent reads the pty until the program's output holds the prompt string and
@@ -27,16 +28,15 @@ and exits 1 (after a message on stderr) when a program never showed its
 prompt within "timeout" seconds.
 """
 import errno
-import fcntl
 import json
 import os
-import pty
 import select
 import signal
-import struct
 import sys
-import termios
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "spec", "support"))
+from pty_driver import exec_on_pty, open_pty  # noqa: E402 (found through the path just set)
 
 
 def parse_cpus(spec):
@@ -76,30 +76,22 @@ def read_some(master, out, seconds):
 def one_run(prog, env, cpus, rows, cols, timeout, settle):
     """One start of prog: (ms to the prompt, RSS at it, settled RSS or None, output)."""
     prompt = prog["prompt"].encode()
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    slave_name = os.ttyname(slave)
-    os.close(slave)
+    master, slave_name = open_pty(rows, cols)
     rfd, wfd = os.pipe()
+
+    def before_exec():
+        """In the child, last: its affinity, then the start time to the parent."""
+        os.close(master)
+        os.close(rfd)
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+        t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        os.write(wfd, str(t0).encode())
+        os.close(wfd)
+
     pid = os.fork()
     if pid == 0:
-        try:
-            os.close(master)
-            os.close(rfd)
-            os.setsid()
-            fd = os.open(slave_name, os.O_RDWR)  # becomes the controlling terminal
-            for i in range(3):
-                os.dup2(fd, i)
-            if fd > 2:
-                os.close(fd)
-            if cpus is not None:
-                os.sched_setaffinity(0, cpus)
-            t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-            os.write(wfd, str(t0).encode())
-            os.close(wfd)
-            os.execve(prog["argv"][0], prog["argv"], env)
-        finally:
-            os._exit(127)
+        exec_on_pty(slave_name, prog["argv"], env, before_exec)  # argv[0] is absolute: no PATH search
     os.close(wfd)
     out = bytearray()
     try:

@@ -29,6 +29,12 @@
  *                        which are redrawn below it; a missing final newline is
  *                        added. When no prompt is shown it just writes text.
  *   ed:clear_line()      drops the partial input, writes "^C" and a new prompt
+ *   ed:line()            the text being edited ("" on an empty line), read from
+ *                        libedit's own buffer (el_line, through the sync key
+ *                        below); nil when no prompt is shown
+ *   ed:typed()           characters read from the terminal since the prompt
+ *                        was shown or the line cleared (keys count: a typed
+ *                        and then deleted character still counts)
  *   ed:history_add(entry)          adds one entry (in memory only)
  *   ed:history_load(entries)       replaces the history with an array of entries
  *   ed:set_completer(fn|nil)
@@ -103,6 +109,7 @@ typedef struct {
   int on_prompt; /* the cursor is on a prompt line: stop ends it with "\n" */
   int polling;
   int eof;       /* tty_fd reached end of input or failed */
+  int typed;     /* characters read since the prompt was shown or cleared */
   int on_line_ref, completer_ref;
   char *prompt;
   unsigned char ibuf[512]; /* bytes read from the terminal, not yet decoded */
@@ -207,10 +214,11 @@ static int read_tty_char(FILE *unused) {
   wchar_t wc;
   size_t r = mbrtowc(&wc, (const char *)ed.ibuf + ed.ioff, need, &st);
   if (r == (size_t)-1 || r == (size_t)-2 || r == 0) {
-    ed.ioff++;
+    ed.ioff++, ed.typed++;
     return c < 0x80 ? c : 0xFFFD;
   }
   ed.ioff += r;
+  ed.typed++;
   return (int)wc;
 }
 
@@ -355,10 +363,11 @@ static void redraw(void) {
 
 static void on_line_done(char *line);
 
-/* Shows the prompt: installs libedit's handler (raw mode, prompt drawn). */
+/* Shows the prompt: installs libedit's handler (raw mode, prompt drawn);
+ * nothing is typed on it yet. */
 static void install(void) {
   rl_callback_handler_install(ed.prompt ? ed.prompt : "", on_line_done);
-  ed.installed = 1;
+  ed.installed = 1, ed.typed = 0;
   ed.on_prompt = term_on_prompt = 1;
 }
 
@@ -595,6 +604,25 @@ static int ed_clear_line(lua_State *L) {
   return 0;
 }
 
+/* ed:line(): the text being edited, or nil when no prompt is shown. */
+static int ed_line(lua_State *L) {
+  check_editor(L, 1);
+  if (!ed.installed || ed.in_line) {
+    lua_pushnil(L);
+    return 1; /* stack: nil */
+  }
+  sync_line(); /* rl_end and rl_line_buffer now mirror el_line */
+  lua_pushlstring(L, rl_line_buffer ? rl_line_buffer : "", rl_line_buffer && rl_end > 0 ? (size_t)rl_end : 0);
+  return 1; /* stack: line */
+}
+
+/* ed:typed(): characters read since the prompt was shown or cleared. */
+static int ed_typed(lua_State *L) {
+  check_editor(L, 1);
+  lua_pushinteger(L, ed.typed);
+  return 1;
+}
+
 /* ed:history_add(entry): one entry, recalled by Up-arrow. */
 static int ed_history_add(lua_State *L) {
   check_editor(L, 1);
@@ -758,7 +786,7 @@ static int le_open(lua_State *L) {
   set_ctype();
   ed.L = resi_main_state(L);
   ed.fd_in = fd_in, ed.fd_out = fd_out, ed.tty_fd = tty, ed.in = in, ed.out = out;
-  ed.started = ed.installed = ed.in_line = ed.on_prompt = ed.polling = ed.eof = 0;
+  ed.started = ed.installed = ed.in_line = ed.on_prompt = ed.polling = ed.eof = ed.typed = 0;
   ed.ilen = ed.ioff = 0;
   ed.open = 1;
   *slot = &ed;
@@ -874,6 +902,7 @@ int luaopen_resi_lineedit_core(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"start", ed_start},           {"set_prompt", ed_set_prompt},
       {"print", ed_print},           {"clear_line", ed_clear_line},
+      {"line", ed_line},             {"typed", ed_typed},
       {"history_add", ed_history_add}, {"history_load", ed_history_load},
       {"set_completer", ed_set_completer}, {"resize", ed_resize},
       {"stop", ed_stop},             {"close", ed_close},

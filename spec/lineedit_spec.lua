@@ -144,6 +144,26 @@ describe("resi.lineedit_core on a terminal", function()
     assert.truthy(r.screen:find("> partial^C\n", 1, true), r.screen)
   end)
 
+  it("reads the line being edited (ed:line) and counts typed characters (ed:typed)", function()
+    local r = ok(run([[
+      le.on_interrupt(function()
+        local line, typed = ed:line(), ed:typed()
+        ed:clear_line()
+        show("LINE[" .. line .. "] TYPED[" .. typed .. "] AFTER[" .. ed:line() .. "|" .. ed:typed() .. "]")
+      end)
+      show("IDLE[" .. tostring(ed:line()) .. "]")
+    ]] .. ECHO, {
+      { wait_for = "> " }, { send = "héllo" .. keys.left .. "X" }, { sleep = 0.2 }, { send = keys.ctrl_c },
+      { wait_for = "AFTER[" }, { sleep = 0.1 }, { send = "ab" .. keys.backspace .. keys.backspace }, { sleep = 0.2 },
+      { send = keys.ctrl_c }, { wait_for = "AFTER[" }, { sleep = 0.1 }, { send = keys.ctrl_c }, { wait_for = "AFTER[" },
+      { send = keys.ctrl_d }, { wait_exit = true },
+    }))
+    assert.truthy(r.output:find("IDLE[nil]", 1, true), r.output) -- no prompt shown yet
+    assert.truthy(r.output:find("LINE[héllXo] TYPED[9] AFTER[|0]", 1, true), r.output) -- the arrow is 3 bytes
+    assert.truthy(r.output:find("LINE[] TYPED[4] AFTER[|0]", 1, true), r.output)
+    assert.truthy(r.output:find("LINE[] TYPED[0] AFTER[|0]", 1, true), r.output)
+  end)
+
   it("stops a runaway `while true do end` in an armed coroutine with 'interrupted'", function()
     local r = ok(run([[
       le.on_interrupt(function(n, hooked) print("ON_INTERRUPT", hooked) end)

@@ -1,7 +1,9 @@
 -- resi.repl and its parts, with no terminal: evaluation in tasks, values
 -- and errors shown (masked), continuation, locals kept, the pretty
--- printer's limits, completion that calls nothing, history filtering and
--- file rules, help from annotations, and --sim's in-process sandbox.
+-- printer's limits, completion that calls nothing (and loads client
+-- classes only when it looks inside them), public methods only, history
+-- filtering and file rules, help from annotations, and --sim's in-process
+-- sandbox.
 local repl = require "resi.repl"
 local pretty = require "resi.repl.pretty"
 local complete = require "resi.repl.complete"
@@ -10,10 +12,12 @@ local context = require "resi.repl.context"
 local rfmod = require "resi.providers.resifactory"
 local uv = require "luv"
 local proc = require "spec.support.proc"
+local repl_run = require "spec.support.repl_run"
 
 local KEY = "rf_live_0123456789abcdefghijklmnopqrX7kQ"
 
--- A standard session whose output is collected; take() returns and clears it.
+-- A standard session whose output is collected; take() returns and clears
+-- it; shown(line) enters one line (as enter) and returns what it wrote.
 local function session()
   local out = {}
   local s = repl.standard {
@@ -25,7 +29,20 @@ local function session()
     for i = #out, 1, -1 do out[i] = nil end
     return text
   end
-  return s, take
+  local function shown(line)
+    local r = s:submit(line)
+    if type(r) == "table" then r:wait() end
+    return take()
+  end
+  return s, take, shown
+end
+
+-- A session (as session()) with rf bound to a ResiFactory client that
+-- points nowhere (no request is made).
+local function rf_session()
+  local s, take, shown = session()
+  s.env.rf = rfmod.new { api_key = KEY, base_url = "http://127.0.0.1:9/api/v1" }
+  return s, take, shown
 end
 
 -- Submits lines one by one and waits for the entry they make; returns the
@@ -37,20 +54,13 @@ local function enter(s, ...)
   return r
 end
 
--- A scratch directory, removed after the spec.
-local function scratch()
-  return (proc.run({ "mktemp", "-d", "/tmp/resi-repl.XXXXXX" }).stdout:gsub("%s+$", ""))
-end
 
 describe("resi.repl session", function()
   it("prints an expression's value, several results in order, and statements print nothing", function()
-    local s, take = session()
-    enter(s, "1 + 1")
-    assert.equal("2\n", take())
-    enter(s, "1, 'two', nil, 4.0")
-    assert.equal('1\t"two"\tnil\t4.0\n', take())
-    enter(s, "x = 5")
-    assert.equal("", take())
+    local s, take, shown = session()
+    assert.equal("2\n", shown("1 + 1"))
+    assert.equal('1\t"two"\tnil\t4.0\n', shown("1, 'two', nil, 4.0"))
+    assert.equal("", shown("x = 5"))
     enter(s, "=x * 2") -- lua.c's 5.2 form
     assert.equal("10\n", take())
   end)
@@ -65,14 +75,12 @@ describe("resi.repl session", function()
   end)
 
   it("keeps the last value in _ and the last error in _err", function()
-    local s, take = session()
+    local s, take, shown = session()
     enter(s, "40 + 2")
-    enter(s, "_")
-    assert.equal("42\n42\n", take())
+    assert.equal("42\n42\n", shown("_"))
     enter(s, "error({kind = 'x', message = 'bad thing'})")
     take()
-    enter(s, "_err.message")
-    assert.equal('"bad thing"\n', take())
+    assert.equal('"bad thing"\n', shown("_err.message"))
   end)
 
   it("keeps globals in the session environment, not in _G", function()
@@ -83,14 +91,13 @@ describe("resi.repl session", function()
   end)
 
   it("continues incomplete input and runs it whole", function()
-    local s, take = session()
+    local s, take, shown = session()
     assert.equal("more", s:submit("function sq(n)"))
     assert.is_true(s:pending())
     assert.equal("more", s:submit("  return n * n"))
     enter(s, "end")
     assert.is_false(s:pending())
-    enter(s, "sq(9)")
-    assert.equal("81\n", take())
+    assert.equal("81\n", shown("sq(9)"))
     assert.equal("more", s:submit("{"))
     enter(s, "1,", "2 }")
     assert.equal("{ 1, 2 }\n", take())
@@ -113,40 +120,32 @@ describe("resi.repl session", function()
   end)
 
   it("resets after a syntax error that is not at <eof>", function()
-    local s, take = session()
+    local s, take, shown = session()
     enter(s, "x = = 1")
     assert.truthy(take():find("^E: stdin:1:"))
     assert.is_false(s:pending())
-    enter(s, "1")
-    assert.equal("1\n", take())
+    assert.equal("1\n", shown("1"))
   end)
 
   it("keeps top-level locals as session variables and says so once", function()
-    local s, take = session()
+    local s, take, shown = session()
     enter(s, "local a, b <const> = 1, 2")
     assert.truthy(take():find("kept local a, b as session variables", 1, true))
-    enter(s, "local c = a + b")
-    assert.equal("", take())
-    enter(s, "c")
-    assert.equal("3\n", take())
+    assert.equal("", shown("local c = a + b"))
+    assert.equal("3\n", shown("c"))
     enter(s, "local function twice(n) return 2 * n end")
-    enter(s, "twice(c)")
-    assert.equal("6\n", take())
+    assert.equal("6\n", shown("twice(c)"))
     enter(s, "do local inner = 1 end")
-    enter(s, "inner")
-    assert.equal("nil\n", take())
+    assert.equal("nil\n", shown("inner"))
   end)
 
   it("prints errors with their fields, masked, and counts them", function()
-    local s, take = session()
-    s.env.rf = rfmod.new { api_key = KEY, base_url = "http://127.0.0.1:9/api/v1" }
-    enter(s, "rf:generate{quantity = 0}")
-    local out = take()
+    local s, take, shown = rf_session()
+    local out = shown("rf:generate{quantity = 0}")
     assert.truthy(out:find("^E: resi.providers.error: resifactory: validation invalid_quantity: quantity must be"), out)
     assert.truthy(out:find('field = "quantity"', 1, true), out)
     assert.truthy(out:find('kind = "validation"', 1, true), out)
-    enter(s, "error('with http://u:PWleak99@h.example/ in it')")
-    out = take()
+    out = shown("error('with http://u:PWleak99@h.example/ in it')")
     assert.falsy(out:find("PWleak99", 1, true), out)
     assert.truthy(out:find("stdin:1: with http://u:…@h.example/", 1, true), out)
     assert.equal(2, s.failures)
@@ -162,22 +161,19 @@ describe("resi.repl session", function()
   end)
 
   it("masks a client and a token record in the echo, while print shows what was asked", function()
-    local s, take = session()
+    local s, take, shown = session()
     s.env.client = rfmod.new { api_key = KEY, base_url = "http://127.0.0.1:9/api/v1" }
-    enter(s, "client")
-    local out = take()
+    local out = shown("client")
     assert.falsy(out:find(KEY, 1, true), out)
     assert.truthy(out:find("rf_live_…X7kQ", 1, true), out)
     enter(s, "{client = client}")
     assert.falsy(take():find(KEY, 1, true))
     enter(s, 'x = {password = "Secr3tPW", api_key = "rf_live_abcd1234efgh", user = "bob"}')
-    enter(s, "x")
-    out = take()
+    out = shown("x")
     assert.falsy(out:find("Secr3tPW", 1, true), out)
     assert.falsy(out:find("abcd1234efgh", 1, true), out)
     assert.truthy(out:find('user = "bob"', 1, true), out)
-    enter(s, "print(x.password)")
-    assert.equal("Secr3tPW\n", take())
+    assert.equal("Secr3tPW\n", shown("print(x.password)"))
     enter(s, "x.password") -- an echoed string is scrubbed by shape only
     assert.equal('"Secr3tPW"\n', take())
   end)
@@ -258,8 +254,7 @@ describe("resi.repl.complete", function()
   end)
 
   it("completes methods after a colon through __index tables, and rf:ba to rf:balance(", function()
-    local s = session()
-    s.env.rf = rfmod.new { api_key = KEY, base_url = "http://127.0.0.1:9/api/v1" }
+    local s = rf_session()
     assert.same({ "rf:balance(" }, cands(s.env, "rf:ba"))
     local gen = cands(s.env, "rf:")
     for _, m in ipairs { "rf:generate(", "rf:me(", "rf:pools(", "rf:usage(" } do
@@ -274,8 +269,7 @@ describe("resi.repl.complete", function()
   end)
 
   it("completes through libedit's word (1-based start and stop)", function()
-    local s = session()
-    s.env.rf = rfmod.new { api_key = KEY, base_url = "http://127.0.0.1:9/api/v1" }
+    local s = rf_session()
     local fn = complete.completer(s.env)
     local line = "x = rf:ba"
     assert.same({ "rf:balance(" }, fn("rf:ba", line, 5, #line))
@@ -308,9 +302,58 @@ describe("resi.repl.complete", function()
     assert.equal(0, calls)
   end)
 
+  it("loads a lazy stand-in only when a completion looks inside it, and once", function()
+    local loads = 0
+    local env = { thing = complete.lazy(function()
+      loads = loads + 1
+      return { alpha = 1, go = function() end }
+    end), broken = complete.lazy(function() error("no such module") end) }
+    assert.same({ "thing" }, cands(env, "thi"))
+    assert.equal(0, loads) -- listing names does not load
+    assert.same({ "thing.alpha" }, cands(env, "thing.al"))
+    assert.same({ "thing:go(" }, cands(env, "thing:g"))
+    assert.equal(1, loads)
+    assert.same({}, cands(env, "broken.")) -- a loader that fails stands for nothing
+  end)
+
+  it("loads a client's class (not resi.http at the prompt, no client) only on the first rf: completion", function()
+    local script = [[
+      local s = require("resi.repl").standard { out = function() end }
+      local complete = require "resi.repl.complete"
+      local function loaded(m) return tostring(package.loaded[m] ~= nil) end
+      local out = { loaded("resi.http"), table.concat(complete.candidates(s.env, "r"), ",") }
+      out[#out + 1] = loaded("resi.http")
+      out[#out + 1] = table.concat(complete.candidates(s.env, "rf:ba"), ",")
+      out[#out + 1] = loaded("resi.providers.resifactory") .. " " .. tostring(rawget(s.env, "rf"))
+      out[#out + 1] = table.concat(complete.candidates(s.env, "http.ge"), ",")
+      print(table.concat(out, "|"))
+    ]]
+    local r = proc.resi({ "-e", script }, { env = { "RF_API_KEY=" } })
+    assert.equal(0, r.status, r.stderr)
+    local words = "ratelimit,rawequal(,rawget(,rawlen(,rawset(,repeat,require(,resi,return,rf"
+    assert.equal("false|" .. words .. "|false|rf:balance(|true nil|http.get(\n", r.stdout)
+  end)
+
+  it("offers only public methods after ':': annotated, defined under their own name, in resi's lualib", function()
+    local s = rf_session()
+    local all = " " .. table.concat(cands(s.env, "rf:"), " ") .. " "
+    for _, m in ipairs { "balance", "generate", "me", "pools", "usage" } do
+      assert.truthy(all:find(" rf:" .. m .. "(", 1, true), m .. " missing from" .. all)
+    end
+    for _, m in ipairs { "attempt", "response_error", "limiter_for", "describe", "auth_headers", "error_fields" } do
+      assert.falsy(all:find(" rf:" .. m .. "(", 1, true), m .. " offered in" .. all)
+    end
+    local help = require "resi.repl.help"
+    assert.is_true(help.is_public("balance", rfmod.Client.balance))
+    assert.is_false(help.is_public("balance_alias", rfmod.Client.balance)) -- found under another name
+    assert.is_false(help.is_public("describe", rfmod.Client.describe)) -- a `--` comment only
+    assert.is_true(help.is_public("print", print)) -- C
+    s.env.obj = setmetatable({}, { __index = { run = function() end, _step = function() end } })
+    assert.same({ "obj:_step(", "obj:run(" }, cands(s.env, "obj:")) -- the user's own: all of them
+  end)
+
   it("is quick: 1,000 completions of rf:", function()
-    local s = session()
-    s.env.rf = rfmod.new { api_key = KEY, base_url = "http://127.0.0.1:9/api/v1" }
+    local s = rf_session()
     local t0 = uv.hrtime()
     for _ = 1, 1000 do cands(s.env, "rf:") end
     assert.truthy((uv.hrtime() - t0) / 1e9 < 5) -- measured in make bench; this only catches a blow-up
@@ -318,16 +361,16 @@ describe("resi.repl.complete", function()
 end)
 
 describe("resi.repl.history", function()
+  local scratch = repl_run.scratch_dir("resi-repl")
+
   it("does not keep entries that carry a secret", function()
-    assert.is_true(history.allowed("rf:balance()"))
-    assert.is_true(history.allowed("password = os.getenv('X')"))
-    assert.is_false(history.allowed("rf = providers.new{api_key = '" .. KEY .. "'}"))
-    assert.is_false(history.allowed('up:modify_token(t, {password = "abcd1234"})'))
-    assert.is_false(history.allowed("cfg.api_key='zzz'"))
-    assert.is_false(history.allowed("token = [[abc]]"))
-    assert.is_false(history.allowed(" x = 1"))
-    assert.is_false(history.allowed("h = {Authorization = 'Bearer abc.def'}"))
-    assert.is_false(history.allowed(""))
+    for _, kept in ipairs { "rf:balance()", "password = os.getenv('X')" } do
+      assert.is_true(history.allowed(kept), kept)
+    end
+    for _, left_out in ipairs { "rf = providers.new{api_key = '" .. KEY .. "'}", 'up:modify_token(t, {password = "abcd1234"})',
+      "cfg.api_key='zzz'", "token = [[abc]]", " x = 1", "h = {Authorization = 'Bearer abc.def'}", "" } do
+      assert.is_false(history.allowed(left_out), left_out)
+    end
   end)
 
   it("resolves its path from RESI_HISTORY, XDG_STATE_HOME and HOME; RESI_HISTORY= turns it off", function()
@@ -353,7 +396,6 @@ describe("resi.repl.history", function()
     f:close()
     assert.equal('x = 1\n"function f()\\n  return 1\\nend"\n', text)
     assert.same({ "x = 1", "function f()\n  return 1\nend" }, history.open({ path = path }):load())
-    proc.run { "rm", "-rf", dir }
   end)
 
   it("keeps the last 1,000 entries, cutting older ones on load", function()
@@ -368,7 +410,6 @@ describe("resi.repl.history", function()
     assert.equal("e1005", entries[1000])
     assert.equal(1000, #history.open({ path = path }):load())
     assert.equal(384, uv.fs_stat(path).mode % 512)
-    proc.run { "rm", "-rf", dir }
   end)
 
   it("is off with RESI_HISTORY set empty", function()
@@ -382,25 +423,24 @@ end)
 
 describe("resi.repl.help", function()
   it("lists what is preloaded", function()
-    local s, take = session()
-    enter(s, "help()")
-    local out = take()
+    local s, take, shown = session()
+    local out = shown("help()")
     for _, name in ipairs { "resi", "http", "json", "providers", "proxylist", "ratelimit", "up", "oxy", "rf", ".tasks" } do
       assert.truthy(out:find(name, 1, true), name)
     end
   end)
 
   it("lists a client's methods one line each, and shows a method's annotation", function()
-    local s, take = session()
-    s.env.rf = rfmod.new { api_key = KEY, base_url = "http://127.0.0.1:9/api/v1" }
-    enter(s, "help(rf)")
-    local out = take()
+    local s, take, shown = rf_session()
+    local out = shown("help(rf)")
     assert.truthy(out:find("\n  rf:balance%(%)  Remaining GB per pool"), out)
-    assert.truthy(out:find("\n  rf:generate%(fields%)  Generates proxy credentials"), out)
+    assert.truthy(out:find("\n  rf:generate%(fields[^)]*%)  Generates proxy credentials"), out)
+    for _, internal in ipairs { "rf:describe", "rf:attempt", "rf:response_error", "rf:limiter_for", "rf:auth_headers" } do
+      assert.falsy(out:find(internal, 1, true), internal .. " listed in " .. out)
+    end
     assert.falsy(out:find(KEY, 1, true))
-    enter(s, "help(rf.generate)")
-    out = take()
-    assert.truthy(out:find("^function Client:generate%(fields%)"), out)
+    out = shown("help(rf.generate)")
+    assert.truthy(out:find("^function Client:generate%(fields[^)]*%)"), out)
     assert.truthy(out:find("Generates proxy credentials (POST /proxies)", 1, true), out)
     assert.truthy(out:find("fields: {pool?: string, country?: string", 1, true), out)
   end)
@@ -422,17 +462,14 @@ end)
 
 describe("resi repl --sim context", function()
   it("starts the sandbox in process and makes real calls to it", function()
-    local s, take = session()
+    local s, take, shown = session()
     local sim = assert(context.start_sim(s.env, { traffic = false }))
     local ok, err = pcall(function()
       assert.truthy(context.sim_banner(sim):find("sandbox", 1, true))
-      enter(s, "rf:balance()")
-      local out = take()
+      local out = shown("rf:balance()")
       assert.truthy(out:find("balances", 1, true), out)
-      enter(s, "#up:list_tokens() > 0")
-      assert.equal("true\n", take())
-      enter(s, "rf")
-      out = take()
+      assert.equal("true\n", shown("#up:list_tokens() > 0"))
+      out = shown("rf")
       assert.truthy(out:find("^resifactory client %(key rf_live_…"), out)
       assert.falsy(out:find(sim.accounts.resifactory[1].api_key, 1, true))
     end)

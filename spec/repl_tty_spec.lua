@@ -1,19 +1,26 @@
 -- `resi repl` on a real pseudo-terminal (spec/support/pty.lua): values on
--- the screen, a multi-line function, Tab completion, history across runs,
--- Ctrl-C during a slow sandbox call, background output while typing, and
--- secrets kept out of the history file.
+-- the screen, a multi-line function, Tab completion (loading the provider
+-- client only then), history across runs, Ctrl-C during a slow sandbox
+-- call, on a partial entry and on an empty line, background output while
+-- typing, and secrets kept out of the history file.
 local pty = require "spec.support.pty"
-local proc = require "spec.support.proc"
 local simh = require "spec.support.sim"
+local repl_run = require "spec.support.repl_run"
 local uv = require "luv"
 
 local KEY = "rf_live_0123456789abcdefghijklmnopqrX7kQ"
+local HINT = "(To exit, press Ctrl+C again or Ctrl+D or type .exit)"
 
--- Runs `resi repl ARGS` on a pty with env (a map) and steps.
-local function run(args, env, steps, timeout)
-  local argv = { proc.resi_path(), "repl" }
-  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  return pty.run { argv = argv, env = env, steps = steps, timeout = timeout or 10 }
+local run = repl_run.tty
+
+-- How many times plain text occurs in s.
+local function count(s, text)
+  local n, at = 0, 1
+  while true do
+    local i = s:find(text, at, true)
+    if not i then return n end
+    n, at = n + 1, i + #text
+  end
 end
 
 -- The text of a file, or nil.
@@ -40,9 +47,7 @@ local function connections(port)
 end
 
 describe("resi repl on a terminal", function()
-  local dir
-  setup(function() dir = proc.run({ "mktemp", "-d", "/tmp/resi-repl-tty.XXXXXX" }).stdout:gsub("%s+$", "") end)
-  teardown(function() proc.run { "rm", "-rf", dir } end)
+  local dir = repl_run.scratch_dir("resi-repl-tty")
 
   it("shows the banner, an expression's value and a multi-line function", function()
     local r = run({}, { RESI_HISTORY = "" }, {
@@ -59,25 +64,73 @@ describe("resi repl on a terminal", function()
   end)
 
   it("is what `resi` with no FILE runs on a terminal", function()
-    local r = pty.run { argv = { proc.resi_path() }, env = { RESI_HISTORY = "" }, steps = {
+    local r = run(false, { RESI_HISTORY = "" }, {
       { wait_for = "> " }, { send = "'é' .. #'é'\r" }, { wait_for = "2" }, { send = pty.keys.ctrl_d }, { wait_exit = true },
-    } }
+    })
     assert.is_nil(r.failed_step, r.screen)
     assert.equal(0, r.status)
     assert.truthy(r.screen:find('> \'é\' .. #\'é\'\n"é2"', 1, true), r.screen)
   end)
 
-  it("completes rf:ba to rf:balance( with Tab, making no request", function()
+  it("completes rf:ba to rf:balance( with Tab, loading the client class only then, making no request", function()
+    local probe = "type(package.loaded['resi.http']) .. '|' .. type(package.loaded['resi.providers.resifactory'])"
+      .. " .. '|' .. type(rawget(_ENV, 'rf'))\r"
     local r = run({}, { RESI_HISTORY = "", RF_API_KEY = KEY, RESI_RESIFACTORY_URL = "http://127.0.0.1:9/api/v1" }, {
-      { wait_for = "> " }, { sleep = 0.3 }, { send = "rf:ba" }, { send = pty.keys.tab }, { wait_for = "lance(" },
-      { send = pty.keys.ctrl_c }, { send = pty.keys.ctrl_d }, { wait_exit = true },
+      { wait_for = "> " }, { sleep = 0.6 }, { send = probe }, { wait_for = '"nil|nil|nil"' }, { wait_for = "> " },
+      { send = "rf:ba" }, { send = pty.keys.tab }, { wait_for = "lance(" }, { sleep = 0.1 },
+      { send = pty.keys.ctrl_c }, { wait_for = "> " }, { send = probe }, { wait_for = '"table|table|nil"' },
+      { send = pty.keys.ctrl_d }, { wait_exit = true },
     })
     assert.is_nil(r.failed_step, r.screen)
-    assert.truthy(r.screen:find("> rf:balance(", 1, true), r.screen)
+    assert.truthy(r.screen:find("> rf:balance(^C\n", 1, true), r.screen)
+    assert.equal(0, count(r.screen, HINT), r.screen) -- Ctrl-C on the partial entry only cleared it
+    assert.equal(0, r.status)
+  end)
+
+  it("clears a partial entry on Ctrl-C and stays up; a further Ctrl-C only shows how to exit", function()
+    local r = run({}, { RESI_HISTORY = "" }, {
+      { wait_for = "> " }, { send = "cleared_value = 1" }, { sleep = 0.2 }, { send = pty.keys.ctrl_c },
+      { wait_for = "> " }, { sleep = 0.2 }, { send = pty.keys.ctrl_c }, { wait_for = HINT }, { sleep = 0.2 },
+      { send = "type(cleared_value)\r" }, { wait_for = '"nil"' }, { sleep = 0.2 },
+      { send = "function half(n)\r" }, { wait_for = ".. " }, { sleep = 0.2 }, { send = pty.keys.ctrl_c },
+      { wait_for = "> " }, { send = "type(half)\r" }, { wait_for = '"nil"' },
+      { send = pty.keys.ctrl_d }, { wait_exit = true },
+    })
+    assert.is_nil(r.failed_step, r.screen)
+    assert.equal(0, r.status)
+    assert.truthy(r.screen:find("> cleared_value = 1^C\n> ^C\n" .. HINT .. "\n> type(cleared_value)\n\"nil\"", 1, true),
+      r.screen)
+    assert.equal(1, count(r.screen, HINT), r.screen) -- the continuation line's Ctrl-C cleared, no hint
+    assert.truthy(r.screen:find(".. ^C\n> type(half)\n\"nil\"", 1, true), r.screen)
+  end)
+
+  it("exits on a second Ctrl-C on an empty line, status 0, the terminal restored", function()
+    local r = run({}, { RESI_HISTORY = "" }, {
+      { wait_for = "> " }, { sleep = 0.2 }, { send = pty.keys.ctrl_c }, { wait_for = HINT }, { sleep = 0.2 },
+      { send = pty.keys.ctrl_c }, { wait_exit = true },
+    })
+    assert.is_nil(r.failed_step, r.screen)
+    assert.equal(0, r.status)
+    assert.is_nil(r.signal)
+    assert.equal(1, count(r.screen, HINT), r.screen)
+    assert.is_true(r.tty.icanon and r.tty.echo, "terminal restored")
+  end)
+
+  it("asks again instead of exiting when something was typed (and deleted) after the hint", function()
+    local r = run({}, { RESI_HISTORY = "" }, {
+      { wait_for = "> " }, { sleep = 0.2 }, { send = pty.keys.ctrl_c }, { wait_for = HINT }, { sleep = 0.2 },
+      { send = "x" }, { sleep = 0.1 }, { send = pty.keys.backspace }, { sleep = 0.2 }, { send = pty.keys.ctrl_c },
+      { wait_for = HINT }, { sleep = 0.2 }, { send = "40 + 2\r" }, { wait_for = "42" }, { sleep = 0.2 },
+      { send = pty.keys.ctrl_c }, { wait_for = HINT }, { sleep = 0.2 }, { send = pty.keys.ctrl_c }, { wait_exit = true },
+    })
+    assert.is_nil(r.failed_step, r.screen)
+    assert.equal(0, r.status)
+    assert.equal(3, count(r.screen, HINT), r.screen)
+    assert.truthy(r.screen:find("> 40 + 2\n42\n", 1, true), r.screen)
   end)
 
   it("recalls the previous entry with Up-arrow in the next run (same RESI_HISTORY file)", function()
-    local hist = dir .. "/history-up"
+    local hist = dir() .. "/history-up"
     local first = run({}, { RESI_HISTORY = hist }, {
       { wait_for = "> " }, { send = "marker_value = 1234\r" }, { wait_for = "> " }, { send = pty.keys.ctrl_d },
       { wait_exit = true },
@@ -145,7 +198,7 @@ describe("resi repl on a terminal", function()
   end)
 
   it("leaves a secret-bearing entry out of the history file", function()
-    local hist = dir .. "/history-secret"
+    local hist = dir() .. "/history-secret"
     local r = run({}, { RESI_HISTORY = hist }, {
       { wait_for = "> " }, { send = "k = '" .. KEY .. "'\r" }, { wait_for = "> " },
       { send = "creds = {password = 'hunter2hunter2'}\r" }, { wait_for = "> " },

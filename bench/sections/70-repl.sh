@@ -7,8 +7,9 @@
 # BENCH_REPL_WARMUP warm-up runs; ratios to lua5.4 -i (target: resi at most
 # 3x) and node (target: at least 10x faster). Pinned (the program on one CPU,
 # the driver on another) and not. (2) VmRSS at the first prompt and
-# BENCH_REPL_SETTLE seconds later (resi loads its completion modules once the
-# prompt is up), target at most 12 MiB, with the peers for reference.
+# BENCH_REPL_SETTLE seconds later (anything a REPL loads once its prompt is
+# up shows there; resi loads nothing until a completion or an entry needs
+# it), target at most 12 MiB, with the peers for reference.
 # (3) BENCH_REPL_COMPLETIONS Tab completions of `rf:` through the completer
 # the CLI gives libedit, in the REPL's own session environment
 # (bench/repl_complete.lua, resi.monotonic and os.clock), target at most 1 ms
@@ -157,9 +158,10 @@ print("### Memory at the prompt")
 print()
 para(f"VmRSS of the program's process (/proc/PID/status) the moment its first prompt was read, median of "
       f"the {len(data[judge]['resi']['rss_kb'])} timed runs ({label[judge]}), and {settle:g} s later in the first "
-      f"{rss_runs} of them while the driver kept reading the terminal: once its prompt is up resi loads the "
-      "modules completion and help read (resi.repl.context's preload), so the later figure is its RSS "
-      "while it waits for input. The target is judged on that one.")
+      f"{rss_runs} of them while the driver kept reading the terminal, so the later figure is the RSS while "
+      "the REPL waits for input. resi loads nothing more once its prompt is up: the provider clients (and "
+      "resi.http with libcurl and TLS under them) load on the first completion, help or entry that needs "
+      "them (resi.repl.context's lazy stand-ins). The target is judged on the later figure.")
 print()
 print("| Program | VmRSS at the first prompt (MiB) | VmRSS " + f"{settle:g}" + " s later (MiB) |")
 print("|---|---:|---:|")
@@ -185,7 +187,8 @@ print()
 print(f"### {completions:,} completions of `rf:`")
 print()
 para(f"`bench/repl_complete.lua`: the REPL's own session (`resi.repl.standard`, resi.repl.context's environment, "
-      "modules preloaded as the CLI does once the prompt is up) and the completer the CLI hands to libedit "
+      "modules loaded up front with context.preload, as they are after the first completion that needs them) "
+      "and the completer the CLI hands to libedit "
       "(`resi.repl.complete.completer`), called as libedit calls it for the line `rf:` with the cursor at its "
       f"end. {completions:,} calls after 50 warm-up calls, timed with `resi.monotonic` (wall) and `os.clock` "
       f"(the process's CPU time); median of {reps} runs. **rf not bound**: no credentials, no client built yet — "

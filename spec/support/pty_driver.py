@@ -180,6 +180,36 @@ class Screen:
         return "\n".join(lines)
 
 
+def open_pty(rows, cols):
+    """A new pseudo-terminal of rows x cols: its master fd and the name of
+    its slave device (closed here; the child opens it)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    name = os.ttyname(slave)
+    os.close(slave)
+    return master, name
+
+
+def exec_on_pty(slave_name, argv, env, before_exec=None):
+    """In a forked child: a new session whose controlling terminal, stdin,
+    stdout and stderr are the pty slave_name, then before_exec() (when
+    given), then exec argv with env (argv[0] is looked up in PATH unless it
+    is a path). Never returns (status 127 when the exec failed).
+    bench/repl_first_prompt.py starts its programs with this too."""
+    try:
+        os.setsid()
+        fd = os.open(slave_name, os.O_RDWR)  # becomes the controlling terminal
+        for i in range(3):
+            os.dup2(fd, i)
+        if fd > 2:
+            os.close(fd)
+        if before_exec is not None:
+            before_exec()
+        os.execvpe(argv[0], argv, env)
+    finally:
+        os._exit(127)
+
+
 SIGNALS = {"TERM": signal.SIGTERM, "HUP": signal.SIGHUP, "INT": signal.SIGINT,
            "KILL": signal.SIGKILL, "WINCH": signal.SIGWINCH, "QUIT": signal.SIGQUIT}
 
@@ -201,31 +231,11 @@ class Run:
                 env.pop(k, None)
             else:
                 env[k] = v
-        self.master, slave_name = self.open_pty()
+        self.master, slave_name = open_pty(self.rows, self.cols)
         self.pid = os.fork()
         if self.pid == 0:
-            self.child(slave_name, req["argv"], env)
+            exec_on_pty(slave_name, req["argv"], env)
         self.slave = os.open(slave_name, os.O_RDWR | os.O_NOCTTY)
-
-    def open_pty(self):
-        master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", self.rows, self.cols, 0, 0))
-        name = os.ttyname(slave)
-        os.close(slave)
-        return master, name
-
-    @staticmethod
-    def child(slave_name, argv, env):
-        try:
-            os.setsid()
-            fd = os.open(slave_name, os.O_RDWR)  # becomes the controlling terminal
-            for i in range(3):
-                os.dup2(fd, i)
-            if fd > 2:
-                os.close(fd)
-            os.execvpe(argv[0], argv, env)
-        finally:
-            os._exit(127)
 
     def pump(self, seconds):
         """Reads output for up to seconds (less when the child has exited)."""

@@ -288,10 +288,12 @@ function Term:remember(src)
   if self.history then self.history:add(src) end
 end
 
---- Ctrl-C (count: SIGINTs since the last call): cancel the running entry,
---- or clear the partial entry, or (the second time on an empty line) exit.
---- The editor does not say whether the line has text, so the first Ctrl-C
---- at the prompt clears it and tells how to exit; the next one exits.
+--- Ctrl-C (count: SIGINTs since the last call), as Node's REPL: cancels
+--- the running entry; on a partial entry (text on the line, read from
+--- libedit's buffer with ed:line(), or earlier lines of an unfinished
+--- entry) clears it; on an empty line shows how to exit, and a second
+--- Ctrl-C with nothing typed in between (ed:typed() == 0, so typing and
+--- deleting asks once more, never exits unexpectedly) exits.
 ---@param count integer
 function Term:on_interrupt(count)
   local session = self.session
@@ -305,16 +307,14 @@ function Term:on_interrupt(count)
     session.interrupted = false
     return
   end
-  local pending = session:pending()
-  if not pending and (self.armed_exit or (math.tointeger(count) or 1) > 1) then return self:exit(0) end
+  local partial = session:pending() or (self.ed:line() or "") ~= ""
+  local again = self.armed_exit and self.ed:typed() == 0
+  if not partial and (again or (math.tointeger(count) or 1) > 1) then return self:exit(0) end
   session:clear_buffer()
   self.ed:clear_line()
   self.ed:set_prompt("> ")
-  if pending then
-    self.armed_exit = false
-    return
-  end
-  self.armed_exit = true
+  self.armed_exit = not partial
+  if partial then return end
   self.ed:print("(To exit, press Ctrl+C again or Ctrl+D or type .exit)\n")
 end
 
@@ -342,14 +342,6 @@ function Term:setup_editor()
   self.le.on_interrupt(function(...) self:on_interrupt(...) end)
 end
 
--- Preloads modules for completion once the first prompt is up.
-local function preload_later(session)
-  task.spawn(function()
-    task.sleep(0)
-    pcall(context.preload, session.env)
-  end)
-end
-
 -- The terminal REPL with libedit; false when resi.lineedit_core is missing.
 local function run_terminal(session, sim)
   local ok, le = pcall(require, "resi.lineedit_core")
@@ -364,8 +356,7 @@ local function run_terminal(session, sim)
   term:signals()
   io.stdout:write(banner(sim))
   io.stdout:flush()
-  term:prompt()
-  preload_later(session)
+  term:prompt() -- nothing more is loaded: completion loads what it reads on first need
   return true
 end
 

@@ -11,6 +11,15 @@
 --- session environment lists its lazily bound names there (up, oxy, rf).
 --- Proxy lists complete from their methods table. Nothing typed is
 --- evaluated; `f().x` completes nothing.
+---
+--- The one thing completion may run is a loader the REPL registered with
+--- M.lazy() (resi.repl.context: `require` of a resi module, never user code,
+--- never a request), the first time a completion looks inside its stand-in
+--- (`rf:`, `http.`), so nothing heavy is loaded just to be at the prompt.
+---
+--- After `:`, only public methods are offered (resi.repl.help.is_public: in
+--- resi's own lualib/, a method defined under its name with a `---`
+--- annotation above it; everything defined elsewhere is offered).
 local M = {}
 
 local KEYWORDS = { "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in",
@@ -18,6 +27,34 @@ local KEYWORDS = { "and", "break", "do", "else", "elseif", "end", "false", "for"
 
 -- How many __index tables are followed (a loop of metatables ends here).
 local MAX_CHAIN = 16
+
+-- Stand-ins made by M.lazy: stand-in -> loader, then -> {value} once loaded.
+local lazies = setmetatable({}, { __mode = "k" })
+
+--- A stand-in for a value that completion loads on first need: the first
+--- time a completion looks inside it (`rf:`, `http.`), loader() runs once
+--- and what it returns is read instead. Listing names (`r<Tab>`) never
+--- runs it. Only the REPL's own loaders are registered here.
+---@param loader fun(): any
+---@return table standin
+function M.lazy(loader)
+  local standin = {}
+  lazies[standin] = loader
+  return standin
+end
+
+-- What v stands for: v itself, or a lazy stand-in's value (loaded now if
+-- it was not; a loader that fails stands for nothing).
+local function real(v)
+  local entry = lazies[v]
+  if entry == nil then return v end
+  if type(entry) == "function" then
+    local ok, value = pcall(entry)
+    entry = { ok and value or nil }
+    lazies[v] = entry
+  end
+  return entry[1]
+end
 
 -- The metatable of v when it is a table (a __metatable string is not one).
 local function meta(v)
@@ -67,17 +104,24 @@ local function field(v, name)
   return nil
 end
 
+-- Is x, found under k, a method completion offers after `:` (a public
+-- function: resi.repl.help.is_public)?
+local function is_method(k, x)
+  return type(x) == "function" and require("resi.repl.help").is_public(k, x)
+end
+
 -- Names (identifier strings) in v's sources that start with prefix, with
--- "(" after functions; methods_only keeps functions. Sorted, unique.
+-- "(" after functions; methods_only keeps public methods. Sorted, unique;
+-- the first source holding a name decides (as a lookup would).
 local function names(v, prefix, methods_only)
   local out, seen = {}, {}
   local hide_private = prefix:sub(1, 2) ~= "__"
   for _, t in ipairs(sources(v)) do
     for k, x in next, t do
       if type(k) == "string" and not seen[k] and k:sub(1, #prefix) == prefix and k:match("^[%a_][%w_]*$")
-        and not (hide_private and k:sub(1, 2) == "__") and (not methods_only or type(x) == "function") then
+        and not (hide_private and k:sub(1, 2) == "__") then
         seen[k] = true
-        out[#out + 1] = k .. (type(x) == "function" and "(" or "")
+        if not methods_only or is_method(k, x) then out[#out + 1] = k .. (type(x) == "function" and "(" or "") end
       end
     end
   end
@@ -144,7 +188,7 @@ end
 local function resolve(env, chain)
   local v = env
   for part in chain:gmatch("[^.:]+") do
-    v = field(v, part)
+    v = real(field(v, part))
     if v == nil then return nil end
   end
   return v

@@ -3,11 +3,15 @@
 --- credentials (resi.credentials: NAME, NAME_FILE, $CREDENTIALS_DIRECTORY);
 --- the first use without credentials raises a message naming the missing
 --- variable. `resi`, `http`, `json`, `providers`, `proxylist`, `ratelimit`
---- (and `help`) are there too; modules load on first use or at preload()
---- (the CLI preloads them once the first prompt is up, so start-up stays
---- quick). With the sandbox (start_sim), the clients and the environment
---- variables point at resi.sim started in this process.
+--- (and `help`) are there too; modules load on first use. Completion
+--- reads stand-ins for them (resi.repl.complete.lazy) that load a module,
+--- or a client's class, the first time a completion looks inside one
+--- (`rf:ba<Tab>`, `http.<Tab>`): nothing is loaded just to be at the prompt
+--- (resi.http alone, with libcurl and TLS, is some 8 MiB of RSS). With the
+--- sandbox (start_sim), the clients and the environment variables point at
+--- resi.sim started in this process.
 local credentials = require "resi.credentials"
+local complete = require "resi.repl.complete"
 
 local M = {}
 
@@ -65,7 +69,8 @@ end
 
 --- Makes env the REPL's environment: the bindings above, falling back to
 --- base (default _G). Completion reads the stand-ins in its metatable's
---- __complete (loaded modules, client classes) and never runs the binder.
+--- __complete (modules, client classes: loaded, or loaded on first need)
+--- and never runs the binder.
 ---@param env table
 ---@param base? table
 ---@return table env
@@ -79,19 +84,38 @@ function M.install(env, base)
   return env
 end
 
---- Fills the completion stand-ins from what is loaded now (never loads).
+-- What completion reads for a client: an object whose __index is the
+-- client class of the loaded module m (methods, no fields), or nil.
+local function class_standin(m)
+  if type(m) ~= "table" or type(m.Client) ~= "table" then return nil end
+  return setmetatable({}, { __index = m.Client })
+end
+
+-- The completion stand-in of module mod: the module once loaded, else a
+-- lazy stand-in that requires it when a completion looks inside.
+local function module_standin(mod)
+  return package.loaded[mod] or complete.lazy(function() return require(mod) end)
+end
+
+-- The completion stand-in of a client: its class once loaded, else a lazy
+-- stand-in that requires its module (no client is built, no request made).
+local function client_standin(def)
+  return class_standin(package.loaded[def.module])
+    or complete.lazy(function() return class_standin(require(def.module)) end)
+end
+
+--- Fills the completion stand-ins: what is loaded now, lazy stand-ins for
+--- the rest (nothing is loaded here).
 ---@param env table
 function M.refresh_complete(env)
   local c = rawget(getmetatable(env), "__complete")
-  for name, mod in pairs(M.MODULES) do c[name] = package.loaded[mod] or c[name] end
-  for name, def in pairs(M.CLIENTS) do
-    local m = package.loaded[def.module]
-    if type(m) == "table" and m.Client then c[name] = setmetatable({}, { __index = m.Client }) end
-  end
+  for name, mod in pairs(M.MODULES) do c[name] = module_standin(mod) end
+  for name, def in pairs(M.CLIENTS) do c[name] = client_standin(def) end
 end
 
---- Loads the preloaded modules and the client classes (not the clients:
---- they need credentials), for completion and help.
+--- Loads the preloaded modules and the client classes now (not the
+--- clients: they need credentials). The CLI does not: completion loads
+--- them on first need; benches and specs that want them loaded call this.
 ---@param env table
 function M.preload(env)
   for name, mod in pairs(M.MODULES) do

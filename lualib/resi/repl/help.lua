@@ -36,6 +36,60 @@ local function comment_above(lines, n)
   return block
 end
 
+-- The directory of resi's own modules (lualib/resi/), where every public
+-- function carries a `---` annotation block (DESIGN §11).
+local LIB = debug.getinfo(1, "S").source:match("^@(.*/)repl/help%.lua$")
+
+-- The name a definition line gives its function: `function A.b:name(`,
+-- `local function name(`, `name = function(`; nil for other lines.
+local function defined_name(line)
+  return line:match("function%s+[%w_.:]-([%a_][%w_]*)%s*%(") or line:match("([%a_][%w_]*)%s*=%s*function%s*%(")
+end
+
+-- Verdicts of is_public so far: function -> {name -> boolean} (weak keys).
+local verdicts = setmetatable({}, { __mode = "k" })
+
+-- The verdict of is_public, worked out from the function's source.
+local function judge(name, f)
+  local info = debug.getinfo(f, "S")
+  local path = info.source:match("^@(.*)$")
+  if info.what == "C" or not path or not LIB or path:sub(1, #LIB) ~= LIB then return true end
+  if name:sub(1, 1) == "_" then return false end
+  local lines = file_lines(path)
+  local line = lines and lines[info.linedefined]
+  if not line then return true end
+  return defined_name(line) == name and #comment_above(lines, info.linedefined) > 0
+end
+
+--- Is f, found under `name` on an object or module, part of its public
+--- interface (offered by completion after `:` and listed by help(obj))?
+--- The rule: a function defined in resi's own library (lualib/resi/) is
+--- public when it is defined under that name (not `_`-prefixed) and a
+--- `---` (LuaLS annotation) block stands right above its definition, the
+--- house style for every public function; one with only `--` comments
+--- (common's attempt, response_error, limiter_for; describe, auth_headers)
+--- or found under another name than its own (an alias such as
+--- `Client.call_raw = common.Client.call`) is internal. Functions defined
+--- anywhere else (at the prompt, in the user's files) and C functions are
+--- all public: there is no convention to read them by.
+--- Source files are read once; verdicts are cached.
+---@param name string
+---@param f function
+---@return boolean
+function M.is_public(name, f)
+  local by_name = verdicts[f]
+  if by_name == nil then
+    by_name = {}
+    verdicts[f] = by_name
+  end
+  local v = by_name[name]
+  if v == nil then
+    v = judge(name, f)
+    by_name[name] = v
+  end
+  return v
+end
+
 --- The documentation of a Lua function from its annotations: {signature,
 --- lines (the comment, @ tags included), file, line}, or nil and why.
 ---@param f function
@@ -121,7 +175,8 @@ local function functions_of(v)
 end
 
 --- The text help(obj) prints for a table or object: what it is, then its
---- documented functions, one line each (`name:method(args)  summary`).
+--- public functions (M.is_public), one line each (`name:method(args)
+--- summary`; the summary is the first sentence of the annotation).
 ---@param v table|userdata
 ---@param name? string how the prompt calls it (rf, proxylist)
 ---@return string
@@ -132,17 +187,16 @@ function M.object_help(v, name)
   local sep = is_object and ":" or "."
   local label = secret.scrub(tostring(v))
   local out = { label }
-  local listed = 0
   for _, k in ipairs(order) do
-    local doc = M.doc(found[k])
-    if doc and #doc.lines > 0 then
-      listed = listed + 1
-      local args = doc.signature:match("(%b())$") or "()"
-      out[#out + 1] = ("  %s%s%s%s  %s"):format(name or "", name and sep or "", k, args, summary(doc))
+    if M.is_public(k, found[k]) then
+      local doc = M.doc(found[k])
+      local prefix = (name and (name .. sep) or "") .. k
+      if doc and #doc.lines > 0 then
+        out[#out + 1] = ("  %s%s  %s"):format(prefix, doc.signature:match("(%b())$") or "()", summary(doc))
+      else
+        out[#out + 1] = "  " .. prefix .. "()"
+      end
     end
-  end
-  if listed == 0 then
-    for _, k in ipairs(order) do out[#out + 1] = "  " .. (name and (name .. sep) or "") .. k .. "()" end
   end
   out[#out + 1] = ("help(%s%sNAME) shows one in full"):format(name or "x", sep == ":" and "." or ".")
   return table.concat(out, "\n")
