@@ -4,8 +4,9 @@
 -- rolling window, the window shortened to WINDOW seconds), with an
 -- Idempotency-Key. Prints one line: completed 429s seconds.
 local ratelimit = require "resi.ratelimit"
+local limits = require "resi.providers.limits"
 local url, key, n, window = resi.args[1], resi.args[2], tonumber(resi.args[3]), tonumber(resi.args[4])
-local lim = ratelimit.profile("resifactory", key, "generate", { window = window })
+local lim = limits.limiter("resifactory", "generate", { window = window })
 local body = { country = "us", quantity = 50, proxyType = "rotating", format = "json" }
 local t0 = resi.monotonic()
 local tasks = {}

@@ -47,7 +47,8 @@ local s = lim:stats()
 print(("stats: granted %d, waited %.2f s in total, 429s %d, retries %d, limit learned %s")
   :format(s.granted, s.waited, s.seen_429, s.retries, tostring(s.learned.limit)))
 
--- 5. Providers: ResiFactory's documented limits are built in, per API key.
-local gen = ratelimit.profile("resifactory", "rf_live_example_key_0000000000", "generate")
+-- 5. Providers: ResiFactory's documented limits are built in; each client
+-- builds its own limiters from them (resi.providers.limits).
+local gen = require("resi.providers.limits").limiter("resifactory", "generate")
 print("resifactory generate:", gen.name, gen:stats().rules[1].limit .. " per " .. gen:stats().rules[1].window .. " s")
 srv:close()

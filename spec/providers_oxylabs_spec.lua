@@ -115,7 +115,7 @@ describe("resi.providers.oxylabs", function()
     end
     assert.are.equal(5000000000, a:set_limit(t.id, 5000000000).limit_bytes)
     assert.are.equal("disabled", a:disable(t.id).status)
-    assert.is_true(a:delete_token(t.id))
+    assert.are.same({ id = t.id, deleted = true, already = false }, a:delete_token(t.id))
     local err = raises(a.balance, a)
     assert.are.equal("unsupported", err.kind)
   end)

@@ -4,7 +4,6 @@
 -- kept without a single 429 (the sandbox's window shortened to 2 s).
 local rf_mod = require "resi.providers.resifactory"
 local common = require "resi.providers.common"
-local ratelimit = require "resi.ratelimit"
 
 local raises = require("spec.support.provider").raises
 
@@ -12,14 +11,12 @@ describe("resi.providers.resifactory", function()
   local sim, rf, key
 
   setup(function()
-    ratelimit.reset_profiles()
     sim = require("spec.support.sim").start { seed = 29, rate_window = 2, provider = "resifactory" }
     key = sim.accounts.resifactory[1].api_key
     rf = sim:client("resifactory", { ratelimit = { window = 2 } })
   end)
   teardown(function()
     sim:stop()
-    ratelimit.reset_profiles()
   end)
 
   it("reads identity, pools, balances and usage", function()

@@ -8,12 +8,13 @@
 -- time matters it is virtual time, or a generous resi.timeout that a
 -- regression (minutes of waiting) cannot meet.
 local ratelimit = require "resi.ratelimit"
+local limits = require "resi.providers.limits"
 
 local GB = 1000000000
 
--- The profile limiter of an undocumented-limit provider on a virtual clock.
-local function profile_on(vc, key)
-  return ratelimit.profile("unknownproxies", key or "reseller1", nil, { clock = vc })
+-- A fresh limiter of an undocumented-limit provider on a virtual clock.
+local function profile_on(vc)
+  return limits.limiter("unknownproxies", nil, { clock = vc })
 end
 
 -- The limit of a limiter's primary rule.
@@ -43,7 +44,6 @@ local function burst(n429)
 end
 
 describe("adaptive rate limits (virtual clock)", function()
-  before_each(function() ratelimit.reset_profiles() end)
 
   it("halves once for one call's burst of 429s, then steps back up on success", function()
     local vc = ratelimit.virtual_clock()
@@ -106,7 +106,7 @@ describe("adaptive rate limits (virtual clock)", function()
     -- a throttle storm with no success: 429s within a window of each other
     -- are one episode; a 429 after the episode (a window, or the pause if
     -- longer: bare 429s pause 1, 2, 4 ... 120 s) halves once more, down to the floor
-    local storm = profile_on(vc, "reseller2")
+    local storm = profile_on(vc)
     for i = 0, 3 do vc.t = 1000 + i * 19; storm:observe { status = 429, headers = {} } end
     assert.equal(60, limit_of(storm))
     assert.equal(1, storm:stats().episodes)
@@ -187,12 +187,9 @@ end)
 describe("adaptive rate limits against resi sim", function()
   local sim, up
 
-  setup(function()
-    sim = require("spec.support.sim").start { seed = 31 }
-    up = sim:client("unknownproxies")
-  end)
+  setup(function() sim = require("spec.support.sim").start { seed = 31 } end)
   teardown(function() sim:stop() end)
-  before_each(function() ratelimit.reset_profiles() end) -- a fresh 120/min limiter per test
+  before_each(function() up = sim:client("unknownproxies") end) -- a client owns its limiters: a fresh 120/min per test
   after_each(function() sim:clear_faults() end)
 
   it("UnknownProxies: a create answered 429 three times lowers the limit once", function()

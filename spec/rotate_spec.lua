@@ -1,23 +1,42 @@
--- scripts/rotate.lua end to end against resi sim: tokens pushed over 90%
--- by the sandbox's traffic, faults injected mid-rotation, crashes between
--- steps. Whatever happens, each rotated token gets exactly one replacement
--- and every created credential is written out.
+-- scripts/rotate.lua (a command line over resi.rotate) end to end against
+-- resi sim: tokens pushed over 90% by the sandbox's traffic, faults
+-- injected mid-rotation, crashes between steps, runs from several
+-- directories. Whatever happens, each rotated token gets exactly one
+-- replacement and every created credential is written out. What a run
+-- recorded is read from its store (resi.intent's "rotate" book).
 local json = require "resi.json"
+local store = require "resi.store"
+local intent = require "resi.intent"
 local proc = require "spec.support.proc"
 local files = require "spec.support.files"
 
 local GB = 1000000000
-local SCRIPT = "scripts/rotate.lua"
+local SCRIPT = resi.uv.cwd() .. "/scripts/rotate.lua" -- absolute: some runs start in other directories
 
 describe("scripts/rotate.lua", function()
   local sim, env, dir, up
 
   -- Runs the script with the sandbox's environment; returns the result.
-  local function rotate(args)
-    local argv = { proc.resi_path(), "run", SCRIPT, "--provider", "unknownproxies", "--state", dir .. "/state.json",
+  local function rotate(args, opts)
+    local argv = { proc.resi_path(), "run", SCRIPT, "--provider", "unknownproxies", "--store", dir .. "/store.db",
       "--out", dir .. "/proxies.txt", "--format", "url", "--manifest", dir .. "/manifest.json" }
     for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-    return proc.run(argv, { env = env })
+    return proc.run(argv, { env = env, cwd = opts and opts.cwd })
+  end
+
+  -- The rotations a store holds for an account, by old token id: each
+  -- intent's plan, with state, and phase "retired" once finished.
+  local function rotations(account, path)
+    local db = store.open(path or (dir .. "/store.db"))
+    local out = {}
+    for _, it in ipairs(intent.open("rotate", { account = account or "unknownproxies:reseller", store = db }):list()) do
+      local p = it.plan
+      p.state = it.state
+      if it.state == "done" then p.phase = "retired" end
+      out[it.key] = p
+    end
+    db:close()
+    return out
   end
 
   -- Sets a token's usage.
@@ -43,8 +62,9 @@ describe("scripts/rotate.lua", function()
     sim = require("spec.support.sim").start { seed = 31, provider = "unknownproxies",
       accounts = { unknownproxies = { { username = "reseller", password = "pw-reseller-1" } },
         oxylabs = { { username = "mainox", password = "Main-Pass-123", user_id = "7d4c2b1a-0000-4000-a000-000000000001" } } } }
-    env = sim:env { "unknownproxies" }
     dir = proc.run({ "mktemp", "-d", "/tmp/resi-rotate.XXXXXX" }).stdout:gsub("%s+$", "")
+    env = sim:env { "unknownproxies" }
+    env[#env + 1] = "XDG_STATE_HOME=" .. dir .. "/state" -- never the user's own store
     up = sim:client()
   end)
 
@@ -64,10 +84,10 @@ describe("scripts/rotate.lua", function()
     local r = rotate { "--grace", "0" }
     assert.are.equal(0, r.status, r.stderr)
     assert.matches("2 rotated, 0 retired, 0 failed", r.stdout)
-    local state = json.decode(read("state.json"))
-    local ra, rc = state.rotations["unknownproxies:" .. a.token], state.rotations["unknownproxies:" .. c.token]
+    local rots = rotations()
+    local ra, rc = rots[a.token], rots[c.token]
     assert.are.equal("published", ra.phase)
-    assert.is_nil(state.rotations["unknownproxies:" .. b.token])
+    assert.is_nil(rots[b.token])
     local all = tokens()
     local na, nc = all[ra.new_id], all[rc.new_id]
     assert.are.equal(10 * GB, na.dataLimit)
@@ -109,8 +129,8 @@ describe("scripts/rotate.lua", function()
     use(a.token, GB)
     local r = rotate { "--dry-run" }
     assert.are.equal(0, r.status, r.stderr)
-    assert.matches("would rotate: unknownproxies token " .. a.token, r.stdout, 1, true)
-    assert.is_nil(read("state.json"))
+    assert.matches("would rotate: unknownproxies:reseller token " .. a.token, r.stdout, 1, true)
+    assert.are.same({}, rotations())
     assert.is_nil(read("proxies.txt"))
     local n = 0
     for _ in pairs(tokens()) do n = n + 1 end
@@ -139,7 +159,7 @@ describe("scripts/rotate.lua", function()
     until r.status == 0 or runs == 6
     assert.are.equal(0, r.status, r.stdout .. r.stderr)
     assert.is_true(runs >= 2) -- the 5xx stopped the first run
-    local state = json.decode(read("state.json"))
+    local rots = rotations()
     local all = tokens()
     local replacements = 0
     for _, t in pairs(all) do
@@ -150,7 +170,7 @@ describe("scripts/rotate.lua", function()
     assert.are.equal(4, replacements, r.stdout .. r.stderr)
     local list = read("proxies.txt")
     for _, o in ipairs(olds) do
-      local rot = state.rotations["unknownproxies:" .. o]
+      local rot = rots[o]
       assert.are.equal("published", rot.phase)
       local new = all[rot.new_id]
       assert.matches(new.username .. ":" .. new.password .. "@", list, 1, true)
@@ -162,17 +182,14 @@ describe("scripts/rotate.lua", function()
     use(a.token, GB)
     -- the create commits, then the answer takes long; the process dies waiting
     sim:fault { route = "POST /resi/token/create", kind = "latency", ms = 3000 }
-    local argv = { proc.resi_path(), "run", SCRIPT, "--provider", "unknownproxies", "--state", dir .. "/state.json",
-      "--out", dir .. "/proxies.txt", "--format", "url" }
     local killer = resi.spawn(function()
       resi.sleep(1.0)
-      proc.run { "pkill", "-KILL", "-f", dir .. "/state.json" }
+      proc.run { "pkill", "-KILL", "-f", dir .. "/store.db" }
     end)
-    local r = proc.run(argv, { env = env })
+    local r = rotate { "--grace", "60" }
     killer:wait()
     assert.are.equal(9, r.signal)
-    local state = json.decode(read("state.json"))
-    assert.are.equal("intent", state.rotations["unknownproxies:" .. a.token].phase)
+    assert.are.equal("intent", rotations()[a.token].phase)
     -- the sandbox finishes the create it was holding
     local n = 0
     for _ = 1, 100 do
@@ -182,17 +199,16 @@ describe("scripts/rotate.lua", function()
       resi.sleep(0.1)
     end
     assert.are.equal(2, n)
-    r = rotate { "--grace", "60" } -- the killed run's journal lock died with it
+    r = rotate { "--grace", "60" } -- the killed run's lock died with it
     assert.are.equal(0, r.status, r.stderr)
     assert.matches("found the replacement an earlier run created", r.stderr, 1, true)
     n = 0
     for _ in pairs(tokens()) do n = n + 1 end
     assert.are.equal(2, n)
-    state = json.decode(read("state.json"))
-    local new = tokens()[state.rotations["unknownproxies:" .. a.token].new_id]
+    local new = tokens()[rotations()[a.token].new_id]
     assert.matches(new.username .. ":" .. new.password .. "@", read("proxies.txt"), 1, true)
   end)
-  it("runs one at a time per journal: a second run exits 1 or, with --wait, waits its turn", function()
+  it("runs one at a time per account: a second run exits 1 or, with --wait, waits its turn", function()
     local a = up:create_token { dataLimit = GB }
     use(a.token, GB)
     sim:fault { route = "POST /resi/token/create", kind = "latency", ms = 800 } -- the first run holds the journal a while
@@ -200,8 +216,9 @@ describe("scripts/rotate.lua", function()
     resi.sleep(0.3)
     local second = rotate { "--grace", "60" }
     assert.are.equal(1, second.status)
-    assert.matches("state.json.lock is locked by another process: another run is using the journal", second.stderr, 1, true)
-    assert.are.equal("", second.stdout) -- it did nothing
+    assert.matches("another run holds", second.stderr, 1, true)
+    assert.matches("--wait SECONDS", second.stderr, 1, true)
+    assert.are.equal("0 rotated, 0 retired, 1 failed\n", second.stdout) -- it did nothing, and published nothing
     local r = first:wait()
     assert.are.equal(0, r.status, r.stderr)
     assert.matches("1 rotated", r.stdout, 1, true)
@@ -246,10 +263,10 @@ describe("scripts/rotate.lua", function()
     local r = rotate { "--grace", "60" }
     assert.are.equal(0, r.status, r.stderr)
     assert.are.same(named, replacements_named(r.stdout))
-    local state, by_name = json.decode(read("state.json")), {}
+    local rots, by_name = rotations(), {}
     for _, t in pairs(tokens()) do by_name[t.username] = t end
     for _, o in ipairs(olds) do
-      local rot = state.rotations["unknownproxies:" .. o.token]
+      local rot = rots[o.token]
       assert.is_true(by_name[rot.new_username] ~= nil and by_name[rot.new_username].token == rot.new_id)
     end
     for _, u in ipairs(named) do assert.is_table(by_name[u], u) end
@@ -266,7 +283,7 @@ describe("scripts/rotate.lua", function()
     for run = 1, 2 do
       local r = rotate { "--grace", "60" }
       assert.are.equal(1, r.status, r.stdout .. r.stderr)
-      local rot = json.decode(read("state.json")).rotations["unknownproxies:" .. a.token]
+      local rot = rotations()[a.token]
       -- "created" already in run 1 when libcurl replayed the create on a fresh connection (a 409, then found)
       assert.is_true(rot.phase == "created" or (run == 1 and rot.phase == "intent"), rot.phase)
       local new
@@ -278,7 +295,7 @@ describe("scripts/rotate.lua", function()
     end
     local r = rotate { "--grace", "60" }
     assert.are.equal(0, r.status, r.stdout .. r.stderr)
-    local rot = json.decode(read("state.json")).rotations["unknownproxies:" .. a.token]
+    local rot = rotations()[a.token]
     assert.are.equal("published", rot.phase)
     local new = tokens()[rot.new_id]
     local pools = { table.unpack(new.allowedPools) }
@@ -289,33 +306,45 @@ describe("scripts/rotate.lua", function()
     assert.matches(b.username .. ":", list, 1, true)
   end)
 
-  it("applies the pools of a replacement whose create answered garbage, or that a kill left created", function()
+  it("applies the pools of a replacement whose create answered garbage (found by its username)", function()
     local a = up:create_token { dataLimit = GB }
     up:modify_token(a.token, { allowedPools = { "us-s" } })
     use(a.token, GB)
     sim:fault { route = "POST /resi/token/create", kind = "malformed" } -- committed, then not JSON
     local r = rotate { "--grace", "60" }
-    assert.are.equal(1, r.status, r.stdout .. r.stderr)
-    r = rotate { "--grace", "60" }
     assert.are.equal(0, r.status, r.stdout .. r.stderr)
-    local state = json.decode(read("state.json"))
-    local rot = state.rotations["unknownproxies:" .. a.token]
+    local rot = rotations()[a.token]
+    assert.are.equal("published", rot.phase)
     assert.are.same({ "us-s" }, { table.unpack(tokens()[rot.new_id].allowedPools) })
-    -- a run killed after recording "created" (as an older rotate.lua left it): the pools are applied first
+    local n = 0
+    for _ in pairs(tokens()) do n = n + 1 end
+    assert.are.equal(2, n) -- looked up, not made twice
+  end)
+
+  it("imports an old JSON journal once, finishing what it left (pools first), and renames it", function()
     local b = up:create_token { dataLimit = GB }
     up:modify_token(b.token, { allowedPools = { "us-r" } })
-    local nb = up:create_token { dataLimit = GB }
-    state.rotations["unknownproxies:" .. b.token] = { provider = "unknownproxies", old_id = b.token, phase = "created",
-      new_id = nb.token, new_username = nb.username, limit_bytes = GB, hours = 0, like = { allowedPools = { "us-r" } } }
-    local f = assert(io.open(dir .. "/state.json", "w"))
-    f:write(json.encode(state))
-    f:close()
-    r = rotate { "--grace", "60" }
+    local nb = up:create_token { dataLimit = GB } -- the replacement an older run made, pools not applied yet
+    local old = { version = 1, run = 7, rotations = { ["unknownproxies:" .. b.token] = { provider = "unknownproxies",
+      old_id = b.token, old_username = b.username, phase = "created", new_id = nb.token, new_username = nb.username,
+      limit_bytes = GB, hours = 0, like = { allowedPools = { "us-r" } } } } }
+    files.write(dir, "rotate-state.json", json.encode(old))
+    local r = rotate({ "--grace", "60" }, { cwd = dir }) -- ./rotate-state.json is found without --state
     assert.are.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches("imported 1 rotations from rotate-state.json", r.stdout, 1, true)
     assert.are.same({ "us-r" }, { table.unpack(tokens()[nb.token].allowedPools) })
-    assert.are.equal("published", json.decode(read("state.json")).rotations["unknownproxies:" .. b.token].phase)
+    assert.are.equal("published", rotations()[b.token].phase)
+    assert.are.equal(8, rotations()[b.token].published_run) -- the journal's run numbers go on
     assert.matches(nb.username .. ":", read("proxies.txt"), 1, true)
     assert.is_nil(read("proxies.txt"):find(b.username .. ":", 1, true))
+    assert.is_nil(read("rotate-state.json"))
+    assert.is_string(read("rotate-state.json.imported"))
+    r = rotate({ "--grace", "60" }, { cwd = dir })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.is_nil(r.stdout:find("imported", 1, true))
+    local n = 0
+    for _ in pairs(tokens()) do n = n + 1 end
+    assert.are.equal(2, n)
   end)
 
   -- Asserts that a run failed with one line on stderr that has every
@@ -339,33 +368,31 @@ describe("scripts/rotate.lua", function()
       for _, x in ipairs({ ... }) do argv[#argv + 1] = x end
       return proc.run(argv, { env = env })
     end
-    says_one_line(run("--state", "/nonexistent/dir/s.json"), 1, "rotate.lua: --state /nonexistent/dir/s.json: ",
-      "directory /nonexistent/dir does not exist")
-    says_one_line(run("--state", dir .. "/s.json", "--out", "/nonexistent/dir/p.txt"), 1,
+    files.write(dir, "afile", "x")
+    says_one_line(run("--store", dir .. "/afile/s.db"), 1, "rotate.lua: --store: ", dir .. "/afile is not a directory")
+    says_one_line(run("--store", dir .. "/s.db", "--out", "/nonexistent/dir/p.txt"), 1,
       "rotate.lua: --out /nonexistent/dir/p.txt: directory /nonexistent/dir does not exist")
-    says_one_line(run("--state", dir .. "/s.json", "--manifest", dir .. "/none/m.json", "--dry-run"), 1,
+    says_one_line(run("--store", dir .. "/s.db", "--manifest", dir .. "/none/m.json", "--dry-run"), 1,
       "rotate.lua: --manifest " .. dir .. "/none/m.json: directory " .. dir .. "/none does not exist")
-    says_one_line(run("--state", dir), 1, "rotate.lua: --state " .. dir .. ": it is a directory")
-    local f = assert(io.open(dir .. "/bad.json", "w"))
-    f:write("{bad")
-    f:close()
-    says_one_line(run("--state", dir .. "/bad.json"), 1, "rotate.lua: --state " .. dir .. "/bad.json: not a journal: ",
-      "fix or move the file")
+    says_one_line(run("--store", dir .. "/s.db", "--out", dir), 1, "rotate.lua: --out " .. dir .. ": it is a directory")
+    files.write(dir, "bad.json", "{bad")
+    says_one_line(run("--store", dir .. "/s.db", "--state", dir .. "/bad.json"), 1,
+      "rotate.lua: journal " .. dir .. "/bad.json: not a journal: ")
     -- a lock file that cannot be opened is not "another run"
-    assert.are.equal(0, proc.run({ "mkdir", dir .. "/s2.json.lock" }).status)
-    says_one_line(run("--state", dir .. "/s2.json"), 1, "rotate.lua: --state " .. dir .. "/s2.json: cannot open "
-      .. dir .. "/s2.json.lock: Is a directory")
+    assert.are.equal(0, proc.run({ "mkdir", dir .. "/intent_rotate_unknownproxies_reseller.lock" }).status)
+    says_one_line(run("--store", dir .. "/s.db"), 1, "rotate.lua: cannot open " .. dir
+      .. "/intent_rotate_unknownproxies_reseller.lock: Is a directory")
     assert.are.equal(before, sim:served())
     local usage = run("--threshold", "2")
     assert.are.equal(2, usage.status)
     assert.matches("^%-%-threshold must be in %(0, 1%]\n", usage.stderr)
-    assert.is_nil(read("s.json"))
+    assert.is_nil(read("proxies.txt"))
   end)
 
   it("removes the temp files (with passwords) that killed runs left, even when it publishes nothing", function()
     local dead = proc.run({ "true" }).pid -- exited: like a run killed with kill -9
     local mine = resi.uv.os_getpid() -- alive: not a dead writer's
-    local names = { ("state.json.tmp-%d-1a2b3c4d"):format(dead), ("proxies.txt.tmp-%d-00000001"):format(dead),
+    local names = { ("proxies.txt.tmp-%d-1a2b3c4d"):format(dead), ("proxies.txt.tmp-%d-00000001"):format(dead),
       ("manifest.json.tmp-%d-0000abcd"):format(dead), ("proxies.txt.tmp-%d-00000002"):format(mine) }
     for _, n in ipairs(names) do files.write(dir, n, "http://u:Secr3t@h:1\n") end
     sim:fault { route = "GET /resi/tokens", kind = "error", status = 400 } -- the run fails: nothing is published
@@ -382,12 +409,12 @@ describe("scripts/rotate.lua", function()
     local u = oxy:create_sub_user { username = "shop_1", password = "Abcdef1#ghijk", traffic_limit = 10, auto_disable = true }
     sim:usage { provider = "oxylabs", id = u.id, gb = 9.5 }
     local oenv = sim:env { "oxylabs" }
-    local argv = { proc.resi_path(), "run", SCRIPT, "--provider", "oxylabs", "--state", dir .. "/state.json",
-      "--out", dir .. "/proxies.txt", "--grace", "0" }
+    oenv[#oenv + 1] = "XDG_STATE_HOME=" .. dir .. "/state"
+    local argv = { proc.resi_path(), "run", SCRIPT, "--provider", "oxylabs", "--out", dir .. "/proxies.txt", "--grace", "0" }
     local r = proc.run(argv, { env = oenv })
     assert.are.equal(0, r.status, r.stderr)
-    assert.matches("rotate: oxylabs token " .. u.id .. " (shop_1) at 95.0%", r.stdout, 1, true)
-    local rot = json.decode(read("state.json")).rotations["oxylabs:" .. u.id]
+    assert.matches("rotate: oxylabs:mainox token " .. u.id .. " (shop_1) at 95.0%", r.stdout, 1, true)
+    local rot = rotations("oxylabs:mainox", dir .. "/state/resi/resi.db")[tostring(u.id)]
     local new
     for _, s in ipairs(oxy:sub_users()) do if tostring(s.id) == rot.new_id then new = s end end
     assert.are.equal(10, new.traffic_limit)
@@ -411,9 +438,9 @@ describe("scripts/rotate.lua", function()
       resi.sleep(0.4)
     end
     sim.world.config.traffic = false
-    local state = json.decode(read("state.json"))
+    local rots = rotations()
     local per_old, all = {}, tokens()
-    for _, rot in pairs(state.rotations) do
+    for _, rot in pairs(rots) do
       per_old[rot.old_id] = (per_old[rot.old_id] or 0) + 1
       assert.is_table(all[rot.new_id])
     end
@@ -424,7 +451,7 @@ describe("scripts/rotate.lua", function()
     end
     assert.is_true((per_old[made[1].token] or 0) == 1) -- 80% at the start: it must have crossed
     local list = read("proxies.txt")
-    for _, rot in pairs(state.rotations) do
+    for _, rot in pairs(rots) do
       local new = all[rot.new_id]
       if new.status == "active" and not per_old[new.token] then
         assert.matches(new.username .. ":" .. new.password .. "@", list, 1, true)

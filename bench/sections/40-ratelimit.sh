@@ -54,7 +54,7 @@ url="$api/proxies"
 
 # shellcheck disable=SC2016 # backticks are Markdown
 declare -A label=(
-  [resi]='resi: `ratelimit.request` on `ratelimit.profile("resifactory", key, "generate", {window=W})`'
+  [resi]='resi: `ratelimit.request` on `limits.limiter("resifactory", "generate", {window=W})`'
   [bottleneck]="Bottleneck $bottleneck_version: reservoir 20, refresh 20 every window, retry on \`failed\` after Retry-After"
   [naive]='ResiFactory docs: `callWithBackoff` (Node), each call on its own'
 )
@@ -109,7 +109,7 @@ $limit per window). Achieved rate = (completed − $limit) ÷ time ÷ ($limit ÷
 calls after the first window's free burst as a share of the allowed rate.
 
 - **resi**: \`bench/ratelimit_burst.lua\` — $n tasks, each \`ratelimit.request(lim, {method="POST", ...},
-  {idempotency_key=true})\` with \`lim = ratelimit.profile("resifactory", key, "generate", {window=$window})\`.
+  {idempotency_key=true})\` with \`lim = limits.limiter("resifactory", "generate", {window=$window})\`.
 - **Bottleneck**: \`bench/ratelimit_bottleneck.mjs\` — the README's "Reservoir Intervals" set-up for
   "N requests per interval" (\`reservoir: 20, reservoirRefreshAmount: 20, reservoirRefreshInterval: ${window}000\`),
   a 429 throws and the documented \`failed\` listener retries after \`Retry-After\` (up to 4 times).

@@ -39,10 +39,17 @@ Response.__name = "resi.http.response"
 local json_mod -- resi.json, loaded on first use
 
 --- Decodes the body as JSON; returns nil, err when it is not valid JSON.
+--- Decoded once: later calls return the same value (a table the caller
+--- changes stays changed for the next caller).
 ---@return any|nil value, string|nil err
 function Response:json()
-  json_mod = json_mod or require("resi.json")
-  return json_mod.safe_decode(self.body)
+  local memo = rawget(self, "_json")
+  if not memo then
+    json_mod = json_mod or require("resi.json")
+    memo = table.pack(json_mod.safe_decode(self.body))
+    rawset(self, "_json", memo)
+  end
+  return memo[1], memo[2]
 end
 
 function Response:__tostring()

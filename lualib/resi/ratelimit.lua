@@ -23,20 +23,19 @@
 --- on a parent (its concurrency, window or pause) take turns when it allows
 --- (round robin across keys, so a busy key cannot starve the others); a call
 --- made on the parent itself may go ahead of a key's waiters.
---- Providers: ratelimit.profile("resifactory", api_key, "generate").
+--- Provider limits live with the providers (resi.providers.limits).
 ---
 --- This file is the limiter core: options, rules and the chain, permits,
 --- the waiting line and its dispatch, stats. Beside it: learn (observe,
 --- pause: what the server's answers change), adaptive (AIMD for servers
 --- that state no limits), headers (parsing), retry (lim:call's loop and
---- ratelimit.request), rules, queue, group, clock, profiles.
+--- ratelimit.request), rules, queue, group, clock.
 local task = require "resi.task"
 local rules = require "resi.ratelimit.rules"
 local headers = require "resi.ratelimit.headers"
 local clock = require "resi.ratelimit.clock"
 local queue = require "resi.ratelimit.queue"
 local retry = require "resi.ratelimit.retry"
-local profiles = require "resi.ratelimit.profiles"
 local group = require "resi.ratelimit.group"
 local adaptive = require "resi.ratelimit.adaptive"
 local learn = require "resi.ratelimit.learn"
@@ -49,7 +48,6 @@ local M = {}
 M.headers = headers
 M.rules = rules
 M.retry = retry
-M.profiles = profiles
 M.adaptive = adaptive
 M.backoff = retry.backoff
 M.budget = retry.budget
@@ -834,62 +832,6 @@ function M.group(opts)
   local g = group.new(opts, config, instance) -- not a tail call: error levels count this frame
   return g
 end
-
--- Provider profile groups: one ratelimit.group per provider, endpoint group
--- and set of overrides.
-local registry = {}
-
--- A stable text for an overrides table (for the registry key).
-local function canon(t)
-  if not t then return "" end
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = tostring(k) end
-  table.sort(keys)
-  local parts = {}
-  for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. tostring(t[k]) end
-  return table.concat(parts, ",")
-end
-
---- The limiter for a provider's endpoint group and an account key (API key,
---- username), e.g. ratelimit.profile("resifactory", key, "generate").
---- Built-in limits come from resi.ratelimit.profiles; `overrides` replaces
---- any option (window = 3 for a test, clock = vc ...). The same arguments
---- give the same limiter while it is in use. Keys are masked in names/logs.
----@param provider string "resifactory" | "unknownproxies" | "oxylabs"
----@param key any
----@param endpoint? string  endpoint group ("generate"), or a call ("POST /proxies")
----@param overrides? table
----@return resi.ratelimit.limiter
-function M.profile(provider, key, endpoint, overrides)
-  local p = profiles[provider]
-  if type(p) ~= "table" or not p.groups then
-    error("resi.ratelimit.profile: unknown provider " .. tostring(provider), 2)
-  end
-  if type(endpoint) == "string" and endpoint:find(" ", 1, true) then -- "POST /proxies": the call's group
-    endpoint = profiles.group_of(provider, endpoint:match("^(%S+)%s+(.*)$"))
-  end
-  endpoint = endpoint or p.default_group
-  local base = p.groups[endpoint]
-  if not base then
-    error(("resi.ratelimit.profile: %s has no endpoint group %q"):format(provider, tostring(endpoint)), 2)
-  end
-  local rkey = provider .. "\0" .. endpoint .. "\0" .. canon(overrides)
-  local g = registry[rkey]
-  if not g then
-    local o = { reset_unit = p.reset_unit, learn = p.learn, name = provider .. ":" .. endpoint, mask_keys = true }
-    for k, v in pairs(base) do o[k] = v end
-    for k, v in pairs(overrides or {}) do o[k] = v end
-    g = M.group(o)
-    registry[rkey] = g
-  end
-  return g:get(key)
-end
-
---- The endpoint group of a provider call: ratelimit.endpoint_group("resifactory", "POST", "/proxies") -> "generate".
-M.endpoint_group = profiles.group_of
-
---- Forgets every provider profile limiter (tests).
-function M.reset_profiles() registry = {} end
 
 M.Limiter = Limiter
 M.Permit = Permit

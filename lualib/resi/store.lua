@@ -110,7 +110,8 @@ local function set_up(conn, path)
   migrations.apply(conn, failed)
 end
 
---- Opens the store at path (default: M.default_path()), creating the file
+--- Opens the store at path (default: $RESI_STORE when set and not empty,
+--- else M.default_path()), creating the file
 --- (0600), its directories (0700) and the schema when missing. opts.busy_timeout:
 --- seconds a write waits for another process's lock (default 5). Raises an
 --- error naming the path when the file cannot be opened, is not a
@@ -122,7 +123,10 @@ function M.open(path, opts)
   if path ~= nil and type(path) ~= "string" then
     error("resi.store.open: path must be a string, got " .. type(path), 2)
   end
-  path = path or M.default_path()
+  if path == nil then
+    local env = os.getenv("RESI_STORE")
+    path = (env ~= nil and env ~= "") and env or M.default_path()
+  end
   opts = opts or {}
   if path:match("^postgres") then fail("unsupported", path, "PostgreSQL stores are not supported yet") end
   if path ~= ":memory:" then make_dirs(dirname(path), path) end

@@ -1,22 +1,27 @@
 --- resi.providers.common: what the three provider clients share: the error
 --- object, input checks that name the field and the rule, base URLs from the
---- environment, and one call path (rate limiter, HTTP, status -> error,
---- retries that never repeat a create blindly).
-local http = require "resi.http"
+--- environment, the limiters each client builds once, and the client
+--- methods resi.providers.call drives (one call path: rate limiter, HTTP,
+--- status -> error, retries that never repeat a create blindly).
 local json = require "resi.json"
 local secret = require "resi.secret"
-local ratelimit = require "resi.ratelimit"
+local headers = require "resi.ratelimit.headers"
+local limits = require "resi.providers.limits"
+local call = require "resi.providers.call"
 
 local M = {}
 
+--- The error object every provider call raises (tostring gives one line
+--- that never holds a secret).
 ---@class resi.providers.error
----@field kind string  validation | auth | forbidden | not_found | conflict | rate_limited | server | transport | protocol | api | unsupported
----@field provider string
----@field status integer|nil
----@field code string|nil
+---@field kind "validation"|"auth"|"forbidden"|"not_found"|"conflict"|"rate_limited"|"server"|"transport"|"protocol"|"api"|"unsupported"|"demo"
+---@field provider string  "unknownproxies" | "oxylabs" | "resifactory"
+---@field status integer|nil  the HTTP status, when there was an answer
+---@field code string|nil  the provider's error code, or the transport's ("timeout", "reset", ...)
 ---@field message string
----@field retry_after number|nil
----@field field string|nil
+---@field retry_after number|nil  seconds the server asked to wait
+---@field field string|nil  the input field a validation error is about
+---@field request_id string|nil  the provider's X-Request-Id
 local Error = {}
 Error.__index = Error
 Error.__name = "resi.providers.error"
@@ -64,12 +69,13 @@ function M.base_url(opt, env_name, default)
   return (url:gsub("/+$", ""))
 end
 
---- The Retry-After of a response in seconds (number form only), or nil.
+--- The Retry-After of a response in seconds (either form: delta seconds
+--- or an HTTP-date, read by resi.ratelimit.headers), or nil.
+---@param res table|nil
+---@return number|nil
 function M.retry_after(res)
   local v = res and res.headers["retry-after"]
-  local n = v and tonumber(v)
-  if n and n >= 0 then return n end
-  return nil
+  return v and headers.retry_after(v, os.time()) or nil
 end
 
 ---@class resi.providers.client
@@ -80,22 +86,31 @@ Client.__index = Client
 M.Client = Client
 
 --- Attempts per call (the first and its retries), through the limiter.
-M.MAX_ATTEMPTS = 4
+M.MAX_ATTEMPTS = call.MAX_ATTEMPTS
 
--- The rate limiter for one call: the provider's profile for this account
--- and the call's endpoint group (resi.ratelimit.profiles).
+-- The limiter for one call: the client's own, of the call's endpoint
+-- group (resi.providers.limits).
 function Client:limiter_for(method, path)
-  local group = ratelimit.endpoint_group(self.provider, method, path)
-  return ratelimit.profile(self.provider, self.rate_key, group, self.rate_overrides)
+  return self.limiters[limits.group_of(self.provider, method, path)]
 end
+
+-- The call's path with {user_id} filled in (Oxylabs' paths hold it).
+function Client:path(spec)
+  return (spec.path:gsub("{user_id}", function() return self.user_id end))
+end
+
+-- resi.http (libcurl and TLS: megabytes), loaded by the first call made,
+-- so a client that is only looked at (REPL completion) costs nothing.
+local http
 
 -- One HTTP attempt: the response, or nil, err, code on transport failure.
 function Client:attempt(spec)
-  local headers = self:auth_headers(spec)
-  for k, v in pairs(spec.headers or {}) do headers[k] = v end
-  headers.Accept = headers.Accept or "application/json"
-  return http.request { method = spec.method, url = self.base .. spec.path, query = spec.query,
-    json = spec.json, headers = headers, timeout = self.timeout, connect_timeout = self.connect_timeout }
+  http = http or require "resi.http"
+  local h = self:auth_headers(spec)
+  for k, v in pairs(spec.headers or {}) do h[k] = v end
+  h.Accept = h.Accept or "application/json"
+  return http.request { method = spec.method, url = self.base .. self:path(spec), query = spec.query,
+    json = spec.json, headers = h, timeout = self.timeout, connect_timeout = self.connect_timeout }
 end
 
 -- Turns a failed response into an error object.
@@ -107,84 +122,14 @@ function Client:response_error(res, spec)
     retry_after = M.retry_after(res), request_id = res.headers["x-request-id"] }
 end
 
--- The retry decision for one outcome (resi.ratelimit's lim:call protocol):
--- "throttled" when the server said it did not process the call (429, 503
--- with Retry-After), "retry" for failures a repeat cannot make worse, nil
--- to stop. Only spec.safe calls (reads, absolute updates, deletes, keyed
--- creates) are repeated after a failure that may have taken effect.
-local function decide(spec, res, code)
-  if res then
-    if res.status == 429 or (res.status == 503 and res.headers["retry-after"]) then return "throttled" end
-    if res.status >= 500 then return spec.safe and "retry" or nil end
-    if res.status < 300 and res.body ~= "" and res:json() == nil then return spec.safe and "retry" or nil end
-    return nil
-  end
-  if code == "connect" or code == "resolve" then return "retry" end -- it never left
-  return spec.safe and "retry" or nil
-end
-
--- Reasons resi.ratelimit gives when it will not let a call go.
-local REFUSED = { timeout = true, queue_full = true, dropped = true, not_before = true, too_heavy = true }
-
--- Transport failures where the request never left: nothing can have been
--- made, so there is nothing to look for.
-local NOT_SENT = { connect = true, resolve = true }
-
--- The error of a call that failed in transport: it names the call (not a
--- lookup made on its behalf); context, when given, says what else failed.
-local function transport_error(self, spec, err, code, context)
-  return M.error { kind = "transport", provider = self.provider, code = code,
-    message = ("%s %s: %s%s"):format(spec.method, spec.path, err, context and ("; " .. context) or "") }
-end
-
--- Runs spec.reconcile (looks for what a call whose answer was lost made).
--- When the lookup fails too, raises the call's own error, with the
--- lookup's failure as context: the call is what the caller asked for.
-local function lookup(self, spec, err, code)
-  local ok, found = pcall(spec.reconcile)
-  if ok then return found end
-  error(transport_error(self, spec, err, code,
-    "looking for what it may have made failed too: " .. tostring(found)), 0)
-end
-
---- Sends one API call through the account's rate limiter and returns the
---- decoded body and the response, or raises an error object. spec:
+--- Sends one API call (resi.providers.call has the protocol) and returns
+--- the decoded body and the response, or raises an error object. spec:
 --- {method, path, query?, json?, headers?, safe? (may be repeated after a
 --- failure that may have taken effect), reconcile? (for unsafe creates:
 --- called when the outcome is unknown; returns what the call made, or nil)}.
-function Client:call(spec)
-  local lim = self:limiter_for(spec.method, spec.path)
-  local tries_left = 2 -- a lost create that reconcile did not find is sent once more
-  while true do
-    local res, err, code = lim:call(function() return self:attempt(spec) end, {
-      method = spec.method, attempts = M.MAX_ATTEMPTS,
-      retryable = function(r1, _, r3) return decide(spec, r1 and r1.status and r1 or nil, r3) end,
-    })
-    if res then
-      if res.status >= 300 then error(self:response_error(res, spec), 0) end
-      if res.status == 204 or res.body == "" then return nil, res end
-      local body, jerr = res:json()
-      if body == nil then
-        error(M.error { kind = "protocol", provider = self.provider, status = res.status, code = "bad_json",
-          message = ("%s %s answered %d with a body that is not JSON: %s"):format(spec.method, spec.path, res.status, jerr) }, 0)
-      end
-      return body, res
-    end
-    if REFUSED[err] and type(code) ~= "string" then
-      error(M.error { kind = "rate_limited", provider = self.provider, code = err, retry_after = type(code) == "number"
-        and math.max(0, code - os.time()) or nil,
-        message = ("%s %s was not sent: the rate limiter said %s"):format(spec.method, spec.path, err) }, 0)
-    end
-    if spec.reconcile and not NOT_SENT[code] then
-      -- an unsafe call whose outcome is unknown: look for what it made
-      local found = lookup(self, spec, err, code)
-      if found ~= nil then return found, nil end
-      tries_left = tries_left - 1
-      if tries_left <= 0 or not (code == "timeout" or code == "reset" or code == "truncated") then spec.reconcile = nil end
-    end
-    if not spec.reconcile or NOT_SENT[code] then error(transport_error(self, spec, err, code), 0) end
-  end
-end
+---@param spec table
+---@return any body, table|nil res
+function Client:call(spec) return call.run(self, spec) end
 
 --- "unknownproxies client (user reseller1, password …)": never a secret.
 function Client:__tostring()
@@ -202,11 +147,18 @@ function M.class(provider)
 end
 
 --- The fields every client has, from new()'s options: base URL (option,
---- then env_url, then the real API), timeouts, the rate-limit key and the
---- profile overrides (opts.ratelimit).
-function M.client_fields(opts, rate_key, env_url, default_url, timeout)
+--- then env_url, then the real API), timeouts, and its limiters, built
+--- once from the provider's limits with opts.ratelimit's overrides (or
+--- opts.limiters: another client's, to share them).
+---@param provider string
+---@param opts table
+---@param env_url string
+---@param default_url string
+---@param timeout? number
+---@return table
+function M.client_fields(provider, opts, env_url, default_url, timeout)
   return { base = M.base_url(opts.base_url, env_url, default_url), timeout = opts.timeout or timeout or 30,
-    connect_timeout = opts.connect_timeout or 10, rate_key = rate_key, rate_overrides = opts.ratelimit }
+    connect_timeout = opts.connect_timeout or 10, limiters = opts.limiters or limits.build(provider, opts.ratelimit) }
 end
 
 -- Username and password from new()'s options or the environment
@@ -223,8 +175,8 @@ end
 --- A client of class C (from M.class) for an API that takes HTTP Basic
 --- credentials: username and password from opts or PREFIX_USERNAME /
 --- PREFIX_PASSWORD, kept as self.username and self.authorization (the
---- header's value: a field name resi.secret masks), rate-limited per
---- username; the other fields as client_fields.
+--- header's value: a field name resi.secret masks); the other fields as
+--- client_fields.
 ---@param C table
 ---@param opts? table
 ---@param prefix string
@@ -234,7 +186,7 @@ end
 function M.basic_client(C, opts, prefix, env_url, default_url)
   opts = opts or {}
   local username, basic = basic_credentials(C.provider, opts, prefix)
-  local self = M.client_fields(opts, username, env_url, default_url)
+  local self = M.client_fields(C.provider, opts, env_url, default_url)
   self.username, self.authorization = username, basic
   return setmetatable(self, C)
 end

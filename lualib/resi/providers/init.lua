@@ -4,17 +4,43 @@
 ---   local acct = providers.open("unknownproxies")      -- credentials from the environment
 ---   for _, t in ipairs(acct:tokens()) do print(t.id, t.used_bytes / t.limit_bytes) end
 ---   local new = acct:create_token{limit_bytes = 10e9, hours = 720}
+---   print(acct:proxy_entry(new).host)                  -- the gateway customers use
 ---
---- A token record: {provider, id, username, password, status, used_bytes,
---- limit_bytes, unlimited, expires_at, created_at, raw}. Bytes are integers;
---- `unlimited` is explicit because 0 means "blocked" at Oxylabs and is
---- invalid at UnknownProxies. Oxylabs traffic is GB (1 GB = 10^9 bytes here)
---- and it never returns passwords (nil, except from create_token).
---- acct.capabilities says what a provider supports; other calls raise an
---- error of kind "unsupported". acct:apply(id, want) makes a token's
---- parameters those create_token was asked for and checks them (what a
---- create could not set, or a create whose answer was lost left unset).
+--- Every provider returns the same shapes: token records (below), a
+--- deletion {id, deleted = true, already}, balances {pool = GB}. Bytes are
+--- integers; `unlimited` is explicit because 0 means "blocked" at Oxylabs
+--- and is invalid at UnknownProxies. Oxylabs traffic is GB (1 GB = 10^9
+--- bytes here) and it never returns passwords (nil, except from
+--- create_token). acct.capabilities says what a provider supports; other
+--- calls raise an error of kind "unsupported". acct:apply(id, want) makes a
+--- token's parameters those create_token was asked for and checks them
+--- (what a create could not set, or a create whose answer was lost left
+--- unset). The provider knowledge a workflow needs is here too: acct.gateway,
+--- acct:new_credentials() and acct:proxy_entry(token).
+---
+---@class resi.providers.token
+---@field provider "unknownproxies"|"oxylabs"
+---@field id string
+---@field username string
+---@field password string|nil  nil where the provider does not return it (Oxylabs)
+---@field status string  "active" | "expired" | "disabled" | "deleted" ...
+---@field used_bytes integer
+---@field limit_bytes integer|nil  nil when unlimited
+---@field unlimited boolean
+---@field expires_at integer|nil  epoch seconds
+---@field created_at integer|string|nil
+---@field hours integer|nil  UnknownProxies' durationHours
+---@field raw table  the provider's own object
+---
+---@class resi.providers.account
+---@field name "unknownproxies"|"oxylabs"|"resifactory"
+---@field id string  stable and secret-free ("oxylabs:team_main"): store namespaces use it
+---@field label string  the username, or the masked API key
+---@field client resi.providers.client  the provider module's client
+---@field capabilities table<string, boolean>
+---@field gateway resi.providers.gateway  where customers' proxy traffic goes
 local common = require "resi.providers.common"
+local gateways = require "resi.providers.gateways"
 local json = require "resi.json"
 local random = require "resi.random"
 
@@ -38,11 +64,70 @@ local function gb_bytes(gb)
   return math.floor(gb * GB + 0.5)
 end
 
+---- what every account has ---------------------------------------------
+
+local Account = {}
+
+local ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+local LOWER_DIGITS = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+-- FNV-1a (64-bit, wrapping) of s: a stable hash, not a secret one.
+local function fnv1a(s)
+  local h = -3750763034362895579 -- 0xcbf29ce484222325
+  for i = 1, #s do h = (h ~ s:byte(i)) * 0x100000001b3 end
+  return h
+end
+
+-- n characters from charset: derived from seed when given (the same seed
+-- gives the same string), else from the OS generator.
+local function chars(n, charset, seed)
+  if seed == nil then return random.string(n, charset) end
+  local out = {}
+  for i = 1, n do
+    local k = fnv1a(seed .. "\0" .. i) % #charset + 1
+    out[i] = charset:sub(k, k)
+  end
+  return table.concat(out)
+end
+
+--- A new proxy user's username and password, valid under the provider's
+--- rules (UnknownProxies: both exactly 8 letters and digits; Oxylabs: a
+--- name of letters and digits, a 20-character password with every class
+--- it demands). opts.seed derives the username from the account and the
+--- seed (a dry run and the real run then name the same one: it is no
+--- secret); the password always comes from the OS generator.
+---@param opts? {seed?: string}
+---@return {username: string, password: string}
+function Account:new_credentials(opts)
+  local seed = opts and opts.seed and (self.id .. "\0" .. tostring(opts.seed)) or nil
+  return self:credential_rules(seed)
+end
+
+--- The proxy-list entry a customer uses for token t: the account's gateway
+--- and the provider's username dialect (Oxylabs' "customer-" prefix).
+--- Returns nil and the reason when t's password is not known.
+---@param t resi.providers.token
+---@return {scheme: string, host: string, port: integer, user: string, pass: string}|nil entry, string|nil why
+function Account:proxy_entry(t)
+  if type(t.password) ~= "string" or t.password == "" then
+    return nil, self.name == "oxylabs" and "Oxylabs never returns a sub-user's password, and resi did not set it"
+      or "the provider did not return its password"
+  end
+  local g = self.gateway
+  return { scheme = "http", host = g.host, port = g.port, user = gateways.proxy_username(self.name, t.username),
+    pass = t.password }
+end
+
 ---- UnknownProxies -------------------------------------------------------
 
-local UP = { capabilities = { tokens = true, create_token = true, set_limit = true, disable = false,
-  delete_token = true, balance = false, expiry = true } }
+local UP = setmetatable({ capabilities = { tokens = true, create_token = true, set_limit = true, disable = false,
+  delete_token = true, set_password = true, balance = false, expiry = true } }, { __index = Account })
 UP.__index = UP
+
+-- UnknownProxies' credential rules: both exactly 8 letters and digits.
+function UP:credential_rules(seed)
+  return { username = chars(8, ALNUM, seed), password = chars(8, ALNUM) }
+end
 
 -- The common record of an UnknownProxies token.
 local function up_record(t)
@@ -85,6 +170,7 @@ local function up_diff(t, want)
   end
   if want.hours and (math.tointeger(t.durationHours) or 0) ~= want.hours then d.durationHours = want.hours end
   if want.limit_bytes and math.tointeger(t.dataLimit) ~= want.limit_bytes then d.dataLimit = want.limit_bytes end
+  if want.password and t.password ~= want.password then d.password = want.password end
   return d
 end
 
@@ -94,20 +180,25 @@ local function not_applied(provider, id, field)
     message = ("token %s: %s is still not what was asked for after changing it"):format(id, field) }, 0)
 end
 
+--- Creates a token: limit_bytes (required), hours, username, password (a
+--- create cannot set it, nor allowedPools from like: both are applied
+--- after it). Returns its record.
+---@param opts {limit_bytes: integer, hours?: integer, username?: string, password?: string, like?: table}
+---@return resi.providers.token
 function UP:create_token(opts)
   opts = opts or {}
   if opts.unlimited then common.invalid("unknownproxies", "unlimited", "is not possible: every token has a data limit") end
   local t = self.client:create_token { dataLimit = opts.limit_bytes, durationHours = opts.hours,
     username = opts.username }
-  return self:apply(t.token, opts, up_record(t)) -- create cannot set allowedPools
+  return self:apply(t.token, opts, up_record(t))
 end
 
 --- Makes a token's parameters those of want (create_token's options:
---- limit_bytes, hours, like.allowedPools) and checks them: changes only
+--- limit_bytes, hours, password, like.allowedPools) and checks them: changes only
 --- what differs, so repeating it is harmless. current is the token's
 --- record when the caller has it (saves a read). Returns the record.
 ---@param id string
----@param want? {limit_bytes?: integer, hours?: integer, like?: {allowedPools?: string[]}}
+---@param want? {limit_bytes?: integer, hours?: integer, password?: string, like?: {allowedPools?: string[]}}
 ---@param current? table
 ---@return table
 function UP:apply(id, want, current)
@@ -122,7 +213,11 @@ function UP:apply(id, want, current)
 end
 
 function UP:set_limit(id, bytes) return up_record(self.client:modify_token(id, { dataLimit = bytes })) end
-function UP:delete_token(id) return self.client:delete_token(id) end
+function UP:set_password(id, password) return up_record(self.client:modify_token(id, { password = password })) end
+function UP:delete_token(id)
+  local r = self.client:delete_token(id)
+  return { id = id, deleted = true, already = r.already == true }
+end
 function UP:find(username)
   local t = self.client:find_by_username(username)
   return t and up_record(t)
@@ -130,8 +225,8 @@ end
 
 ---- Oxylabs ---------------------------------------------------------------
 
-local OXY = { capabilities = { tokens = true, create_token = true, set_limit = true, disable = true,
-  delete_token = true, balance = false, expiry = false } }
+local OXY = setmetatable({ capabilities = { tokens = true, create_token = true, set_limit = true, disable = true,
+  delete_token = true, set_password = true, balance = false, expiry = false } }, { __index = Account })
 OXY.__index = OXY
 
 -- The common record of an Oxylabs sub-user.
@@ -150,6 +245,12 @@ local function oxy_password()
   for i = 1, 4 do out[i] = random.string(1, classes[i]) end
   out[5] = random.string(16, classes[1] .. classes[2] .. classes[3])
   return table.concat(out)
+end
+
+-- Oxylabs' credential rules: a name of lower-case letters and digits, and
+-- a password with every class its rule demands.
+function OXY:credential_rules(seed)
+  return { username = "r" .. chars(11, LOWER_DIGITS, seed), password = oxy_password() }
 end
 
 function OXY:tokens()
@@ -225,7 +326,13 @@ end
 
 function OXY:set_limit(id, bytes) return oxy_record(self.client:update_sub_user(id, { traffic_limit = bytes / GB })) end
 function OXY:disable(id) return oxy_record(self.client:update_sub_user(id, { status = "disabled" })) end
-function OXY:delete_token(id) return self.client:delete_sub_user(id) end
+function OXY:set_password(id, password)
+  return oxy_record(self.client:update_sub_user(id, { password = password }), password)
+end
+function OXY:delete_token(id)
+  local _, already = self.client:delete_sub_user(id)
+  return { id = tostring(id), deleted = true, already = already ~= nil }
+end
 function OXY:find(username)
   local s = self.client:find_sub_user(username)
   return s and oxy_record(s)
@@ -233,49 +340,70 @@ end
 
 ---- ResiFactory -----------------------------------------------------------
 
-local RF = { capabilities = { tokens = false, create_token = false, set_limit = false, disable = false,
-  delete_token = false, balance = true, generate = true, expiry = false } }
+local RF = setmetatable({ capabilities = { tokens = false, create_token = false, set_limit = false, disable = false,
+  delete_token = false, set_password = false, balance = true, generate = true, expiry = false } }, { __index = Account })
 RF.__index = RF
 
 function RF:balance()
   local b = self.client:balance()
   return b.balances or b
 end
-function RF:generate(opts) return self.client:generate(opts) end
+--- Generates proxies (resi.providers.resifactory's generate: its fields,
+--- and opts.idempotency_key to make a retry, even one a crash left for a
+--- later run, replay the first answer instead of spending again).
+---@param fields table
+---@param opts? {idempotency_key?: string}
+function RF:generate(fields, opts) return self.client:generate(fields, opts) end
 
 ---- the account -----------------------------------------------------------
 
 local CLASSES = { unknownproxies = UP, oxylabs = OXY, resifactory = RF }
 
 -- Every operation of the model raises "unsupported" unless a provider has it.
-for _, op in ipairs({ "tokens", "token", "create_token", "apply", "set_limit", "disable", "delete_token", "balance", "find",
-  "generate" }) do
+for _, op in ipairs({ "tokens", "token", "create_token", "apply", "set_limit", "disable", "delete_token", "set_password",
+  "balance", "find", "generate", "credential_rules" }) do
   for name, class in pairs(CLASSES) do
-    if class[op] == nil then class[op] = function() unsupported(name, op) end end
+    if rawget(class, op) == nil then class[op] = function() unsupported(name, op) end end
   end
 end
 for name, class in pairs(CLASSES) do
   class.__tostring = function(self) return ("%s account (%s)"):format(name, self.client:describe()) end
 end
 
---- A password that meets Oxylabs' sub-user rule (for callers that must
---- record it before creating the sub-user).
-M.oxylabs_password = oxy_password
+
+-- The account's stable, secret-free id: the username, or for an API key
+-- a hash of it (a namespace must not hold the key).
+local function account_id(name, client)
+  if client.username then return name .. ":" .. client.username end
+  return ("%s:key-%016x"):format(name, fnv1a(client.api_key))
+end
 
 --- Opens an account of a provider: opts go to the provider module's new()
---- (credentials default to the environment). The account has .client (the
---- provider module's client), .name and .capabilities.
+--- (credentials default to the environment); opts.gateway ("host:port")
+--- or opts.pool (UnknownProxies) choose the gateway. The account has
+--- .client (the provider module's client), .name, .id, .label,
+--- .capabilities and .gateway.
 ---@param name "unknownproxies"|"oxylabs"|"resifactory"
 ---@param opts? table
+---@return resi.providers.account
 function M.open(name, opts)
   local class = CLASSES[name]
   if not class then
     error(common.error { kind = "validation", provider = tostring(name), field = "name",
       message = ("unknown provider %q (known: unknownproxies, oxylabs, resifactory)"):format(tostring(name)) }, 2)
   end
+  opts = opts or {}
   local client = require("resi.providers." .. name).new(opts)
-  return setmetatable({ name = name, client = client, capabilities = class.capabilities }, class)
+  local ok, gateway = pcall(gateways.of, name, opts.gateway or (opts.pool and { pool = opts.pool }))
+  if not ok then common.invalid(name, "gateway", tostring(gateway):gsub("^gateway ", "")) end
+  return setmetatable({ name = name, client = client, capabilities = class.capabilities, id = account_id(name, client),
+    label = client.username or ("key " .. M.mask(client.api_key)), gateway = gateway }, class)
 end
+
+--- The accounts a workflow runs on (resi.providers.accounts): an accounts
+--- file's when path is given, else the environment's; names keeps only
+--- those providers. nil, err for a bad file (every problem named).
+M.select_accounts = require("resi.providers.accounts").select
 
 --- The share of its limit a token has used (nil for unlimited ones).
 function M.used_share(t)

@@ -1,5 +1,6 @@
---- resi.ratelimit.profiles: what each provider says (or does not say) about
---- its limits, as limiter options per endpoint group.
+--- resi.providers.limits: what each provider says (or does not say) about
+--- its rate limits, as resi.ratelimit options per endpoint group, and the
+--- limiters one client builds from them once, when it is made.
 ---
 --- ResiFactory documents its limits (resifactory-api-v1, "Rate Limits"): per
 --- API key, rolling 60-second window, 20/min for POST /proxies (generate) and
@@ -10,6 +11,14 @@
 --- reports is adopted; a burst of 429s halves the rate once (not once per
 --- retry), never below 30 a minute, and successes bring it back to 120
 --- (resi.ratelimit.adaptive has the whole policy).
+---
+--- There is no registry: a client owns its limiters (client.limiters), so
+--- a fresh client starts fresh and nothing outlives it. Two clients of one
+--- account in one process share limits only when the second is made with
+--- `limiters = first.limiters`; otherwise the server's RateLimit-Remaining
+--- (ResiFactory) or its 429s (the adaptive ones) bring them into line.
+local ratelimit = require "resi.ratelimit"
+
 local M = {}
 
 M.resifactory = {
@@ -48,16 +57,54 @@ M.oxylabs = {
   default_group = "default",
 }
 
+-- The profile of a provider, or an error naming it.
+local function profile_of(provider)
+  local p = rawget(M, provider)
+  if type(p) ~= "table" or not p.groups then
+    error("resi.providers.limits: unknown provider " .. tostring(provider), 3)
+  end
+  return p
+end
+
 --- The endpoint group of a call ("generate", "reads", "default" ...).
----@param provider string
+---@param provider "unknownproxies"|"oxylabs"|"resifactory"
 ---@param method string
 ---@param path string  the path below the API base, e.g. "/proxies"
 ---@return string
 function M.group_of(provider, method, path)
-  local p = M[provider]
-  if not p then error("resi.ratelimit: unknown provider profile " .. tostring(provider), 2) end
+  local p = profile_of(provider)
   path = (path or ""):gsub("[?#].*$", "")
   return p.endpoints[(method or "GET"):upper() .. " " .. path] or p.default_group
+end
+
+--- A new limiter for one endpoint group of a provider, with its built-in
+--- limits; `overrides` replaces any option (window = 3 for a test, clock =
+--- vc ...). The name is "provider:group".
+---@param provider "unknownproxies"|"oxylabs"|"resifactory"
+---@param group? string  default: the provider's default group
+---@param overrides? resi.ratelimit.options
+---@return resi.ratelimit.limiter
+function M.limiter(provider, group, overrides)
+  local p = profile_of(provider)
+  group = group or p.default_group
+  local base = p.groups[group]
+  if not base then
+    error(("resi.providers.limits: %s has no endpoint group %q"):format(provider, tostring(group)), 2)
+  end
+  local o = { reset_unit = p.reset_unit, learn = p.learn, name = provider .. ":" .. group }
+  for k, v in pairs(base) do o[k] = v end
+  for k, v in pairs(overrides or {}) do o[k] = v end
+  return ratelimit.new(o)
+end
+
+--- Every group's limiter for one client: {group = limiter}.
+---@param provider "unknownproxies"|"oxylabs"|"resifactory"
+---@param overrides? resi.ratelimit.options
+---@return table<string, resi.ratelimit.limiter>
+function M.build(provider, overrides)
+  local out = {}
+  for group in pairs(profile_of(provider).groups) do out[group] = M.limiter(provider, group, overrides) end
+  return out
 end
 
 return M

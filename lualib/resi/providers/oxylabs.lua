@@ -48,7 +48,7 @@ end
 --- Logs in (POST /login) and keeps user_id and the JWT; returns user_id.
 ---@return string
 function Client:login()
-  local body = self:call_raw { method = "POST", path = "/login", login = true, safe = true }
+  local body = self:call { method = "POST", path = "/login", login = true, safe = true }
   if type(body) ~= "table" or type(body.token) ~= "string" or body.user_id == nil then
     error(common.error { kind = "protocol", provider = P, message = "POST /login answered without user_id and token" }, 0)
   end
@@ -57,22 +57,15 @@ function Client:login()
   return self.user_id
 end
 
-Client.call_raw = common.Client.call
-
--- An API call with a fresh JWT; one new login and retry on a 401.
-function Client:call(spec)
+-- Before each attempt of an API call (resi.providers.call): a JWT that is
+-- missing or near its hour's end is renewed first.
+function Client:prepare()
   if not self.jwt or core.monotonic() >= self.jwt_expires then self:login() end
-  spec.path = spec.path:gsub("{user_id}", self.user_id)
-  local ok, body, res = pcall(self.call_raw, self, spec)
-  if ok then return body, res end
-  if common.is_error(body) and body.kind == "auth" and not spec.relogged then
-    self:login()
-    spec.relogged = true
-    spec.path = spec.path:gsub("/users/[^/]+", "/users/" .. self.user_id, 1)
-    return self.call_raw(self, spec)
-  end
-  error(body, 0)
 end
+
+-- The call's 401 outcome: the JWT was refused, so log in again (the call
+-- protocol does this once per call; the path's {user_id} follows).
+function Client:refresh() self:login() end
 
 -- Checks a sub-user id.
 local function check_id(id)

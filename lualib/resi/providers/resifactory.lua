@@ -63,9 +63,16 @@ function Client:pools(refresh)
 end
 
 --- Generates proxy credentials (POST /proxies). Returns {raw = the API's
---- answer, list = the proxies as a resi.proxylist list, is_demo, count, format}.
----@param fields {pool?: string, country?: string, state?: string, quantity?: integer, proxyType?: string, sessionDuration?: integer, format?: string}
-function Client:generate(fields)
+--- answer, list = the proxies as a resi.proxylist list, is_demo, count,
+--- format, replayed}. opts.idempotency_key: the Idempotency-Key to send
+--- (default: a new random one per call, the same on its retries); give a
+--- key you recorded (resi.intent's it.idempotency_key) and a call repeated
+--- later, even by another run, replays the first answer instead of
+--- spending again (the API keeps keys 24 hours).
+---@param fields {pool?: string, country?: string, state?: string, quantity?: integer, proxyType?: "rotating"|"sticky"|"mobile_rotating"|"mobile_sticky", sessionDuration?: integer, format?: "list"|"json"|"userpass"}
+---@param opts? {idempotency_key?: string}
+---@return {raw: table, list: resi.proxylist.list, is_demo: boolean, count: integer, format: string, replayed: boolean}
+function Client:generate(fields, opts)
   fields = fields or {}
   if type(fields) ~= "table" then common.invalid(P, "fields", "must be a table") end
   common.known_fields(P, "generate", fields, { pool = true, country = true, state = true, quantity = true,
@@ -107,8 +114,12 @@ function Client:generate(fields)
     if not known then common.invalid(P, "pool", ("%q is not among this key's pools (GET /pools)"):format(fields.pool)) end
     body.pool = fields.pool
   end
-  local raw = self:call { method = "POST", path = "/proxies", json = body, safe = true,
-    headers = { ["Idempotency-Key"] = idempotency_key() } }
+  local key = opts and opts.idempotency_key
+  if key ~= nil and (type(key) ~= "string" or not key:match("^[\33-\126]+$") or #key > 255) then
+    common.invalid(P, "idempotency_key", "must be 1 to 255 visible ASCII characters")
+  end
+  local raw, res = self:call { method = "POST", path = "/proxies", json = body, safe = true,
+    headers = { ["Idempotency-Key"] = key or idempotency_key() } }
   if raw.is_demo then
     if self.require_live then
       error(common.error { kind = "demo", provider = P, code = "is_demo",
@@ -117,7 +128,8 @@ function Client:generate(fields)
     log.warn("resifactory returned demo credentials (is_demo: the pool's balance is zero); they will not work",
       { pool = raw.pool, count = raw.count })
   end
-  return { raw = raw, list = to_list(raw, format), is_demo = raw.is_demo == true, count = raw.count, format = format }
+  return { raw = raw, list = to_list(raw, format), is_demo = raw.is_demo == true, count = raw.count, format = format,
+    replayed = res ~= nil and res.headers["idempotent-replayed"] == "true" }
 end
 
 --- Remaining GB per pool (GET /balance).
@@ -145,7 +157,7 @@ function M.new(opts)
   if type(key) ~= "string" or not key:match("^rf_live_[%w_%-]+$") then
     common.invalid(P, "api_key", "is required and starts with rf_live_ (or set RF_API_KEY)")
   end
-  local self = common.client_fields(opts, key, "RESI_RESIFACTORY_URL", M.DEFAULT_URL, 60)
+  local self = common.client_fields(P, opts, "RESI_RESIFACTORY_URL", M.DEFAULT_URL, 60)
   self.api_key, self.require_live = key, opts.require_live == true
   return setmetatable(self, Client)
 end

@@ -7,6 +7,8 @@
 --- anchors-ecosystem.md §3.5; where the docs are silent the choice is ours
 --- and written here):
 ---
+--- Gateways and username prefixes come from resi.providers.gateways.
+---
 --- * oxylabs: host pr.oxylabs.io:7777, username
 ---   customer-USER[-cc-CC][-city-CITY][-st-us_STATE]-sessid-ID[-sesstime-MIN],
 ---   password the sub-user's. Country upper case, city and state lower case
@@ -34,6 +36,7 @@
 ---   or opts.vars); charset "alnum", "lower", "digits", "hex" or a literal
 ---   set; length (default 8); min_minutes/max_minutes for the lifetime.
 local core = require "resi.proxylist_core"
+local gateways = require "resi.providers.gateways"
 
 local M = {}
 
@@ -48,10 +51,9 @@ local function bad(msg) error("resi.proxylist.sticky: " .. msg, 0) end
 
 local UP_NO_MINUTES = "unknownproxies documents no session lifetime parameter: leave minutes out"
 
---- UnknownProxies gateway pools resi knows, with their ports (seen in
---- public code, providers.md §1.6; nothing is documented). Add to it for a
---- pool of your own, or give host and port.
-M.unknownproxies_pools = { ["tickets-us-s"] = 14004, ["tickets-fr-s"] = 14018 }
+--- UnknownProxies gateway pools resi knows, with their ports: the same
+--- table as resi.providers.gateways' (add to either).
+M.unknownproxies_pools = gateways.unknownproxies_pools
 
 --- The options of each dialect: required ones, every one it takes
 --- (provider and sessions are common to all) and ones it refuses with a
@@ -65,13 +67,7 @@ M.options = {
 }
 
 --- The names of the known UnknownProxies pools, sorted.
----@return string[]
-function M.pool_names()
-  local names = {}
-  for name in pairs(M.unknownproxies_pools) do names[#names + 1] = name end
-  table.sort(names)
-  return names
-end
+M.pool_names = gateways.pool_names
 
 -- Joins names as "a", "a and b" or "a, b and c".
 local function and_list(names)
@@ -219,7 +215,7 @@ dialects.oxylabs = function(opts, count)
   local city, state = place(opts, "city"), place(opts, "state")
   if state and not state:match("^us_") then state = "us_" .. state end
   if state and cc and cc:lower() ~= "us" then bad("state targeting works with country us only") end
-  local prefix = { "customer-" .. user }
+  local prefix = { gateways.proxy_username("oxylabs", user) }
   if cc then prefix[#prefix + 1] = "-cc-" .. cc:upper() end
   if city then prefix[#prefix + 1] = "-city-" .. city end
   if state then prefix[#prefix + 1] = "-st-" .. state end
@@ -230,8 +226,8 @@ dialects.oxylabs = function(opts, count)
     entries[i] = {
       user = prefix .. "-sessid-" .. id .. (minutes and ("-sesstime-" .. minutes) or ""),
       pass = pass,
-      host = opts.host or "pr.oxylabs.io",
-      port = opts.port or 7777,
+      host = opts.host or gateways.oxylabs.host,
+      port = opts.port or gateways.oxylabs.port,
       scheme = opts.scheme,
     }
   end
@@ -247,12 +243,9 @@ local function up_gateway(opts)
     return opts.host, port
   end
   local pool = str_opt(opts, "pool", "^[%w][%w-]*$", "a pool id such as tickets-us-s", true):lower()
-  local known = M.unknownproxies_pools[pool]
-  if not known then
-    bad(("pool %q is not a known unknownproxies pool (known: %s; for another gateway give host and port)")
-      :format(opts.pool, table.concat(M.pool_names(), ", ")))
-  end
-  return pool .. ".reserve2.resi.unknownproxies.com", port or known
+  local host, known = gateways.unknownproxies_pool(pool)
+  if not host then bad(known) end
+  return host, port or known
 end
 
 dialects.unknownproxies = function(opts, count)

@@ -84,15 +84,20 @@ M.has_idempotency_key = has_key
 
 --- Decides whether an HTTP outcome is retried. Returns "throttled" (the
 --- server paused us: the limiter's pause is the wait), "retry" (back off
---- with jitter) or nil (do not retry) and, for nil, why.
+--- with jitter) or nil (do not retry) and, for nil, why: "status" (an
+--- answer that a repeat would not change) or "not idempotent" (a call that
+--- may have taken effect). `safe`, when given, overrides the method's
+--- idempotency (a PATCH of absolute values is safe; a provider's create is
+--- not, whatever its method).
 ---@param method string
 ---@param headers table|nil  the request's headers
 ---@param res table|nil  the response
 ---@param code string|nil  the transport failure code when res is nil
----@return string|nil decision, string|nil reason
-function M.classify(method, headers, res, code)
+---@param safe? boolean
+---@return "throttled"|"retry"|nil decision, "status"|"not idempotent"|nil reason
+function M.classify(method, headers, res, code, safe)
   method = (method or "GET"):upper()
-  local safe = M.IDEMPOTENT[method] or has_key(headers)
+  if safe == nil then safe = M.IDEMPOTENT[method] or has_key(headers) end
   if res then
     local s = res.status
     if s == 429 then return "throttled" end
@@ -114,65 +119,104 @@ local function retry_setting(self, opts, k, default)
   return v
 end
 
---- The loop of lim:call(fn, opts): every attempt acquires, runs fn,
---- observes and releases; its documentation is at lim:call (resi.ratelimit).
+--- The state of one call's attempts (for M.attempt and M.again): the
+--- settings (attempts, base, cap, budget, rand) from opts, then the
+--- limiter's `retry` option, then the defaults.
+---@param lim resi.ratelimit.limiter
+---@param opts? table
+---@return table
+function M.start(lim, opts)
+  opts = opts or {}
+  return { attempt = 0, backoffs = 0, throttled = false, opts = opts,
+    attempts = retry_setting(lim, opts, "attempts", 4), base = retry_setting(lim, opts, "base", 0.5),
+    cap = retry_setting(lim, opts, "cap", 30), budget = opts.budget or lim.retry_budget }
+end
+
+--- One attempt through the limiter: acquires (false, why, info when the
+--- limiter will not let it go), runs fn(attempt), observes a
+--- response-shaped first result and releases. Returns true and fn's
+--- results packed. An error fn raises is re-raised after the release.
+---@param lim resi.ratelimit.limiter
+---@param st table  from M.start
+---@param fn fun(attempt: integer): any
+---@return boolean sent, table|string results_or_why, any info
+function M.attempt(lim, st, fn)
+  st.attempt = st.attempt + 1
+  local permit, why, info = lim:acquire(st.opts.weight or 1, st.opts)
+  if not permit then return false, why, info end
+  permit.after_throttle = st.throttled
+  local r = table.pack(pcall(fn, st.attempt))
+  if not r[1] then
+    permit:release()
+    error(r[2], 0)
+  end
+  local r1 = r[2]
+  if type(r1) == "table" and type(r1.status) == "number" then lim:observe(r1, permit) end
+  permit:release()
+  return true, table.pack(table.unpack(r, 2, r.n))
+end
+
+--- A call ended well: part of a retry comes back to the budget.
+---@param st table
+function M.succeeded(st) st.budget:deposit() end
+
+--- Before another attempt of a call whose last one was `decision`
+--- ("throttled" or "retry"): false when there is none (that was the last
+--- attempt, or the retry budget is empty); otherwise takes a retry from the
+--- budget, waits a full-jitter backoff ("throttled" waits only for the
+--- limiter's pause, at the next acquire) and returns true.
+---@param lim resi.ratelimit.limiter
+---@param st table
+---@param decision "throttled"|"retry"
+---@return boolean
+function M.again(lim, st, decision)
+  if st.attempt >= st.attempts then
+    log().debug("ratelimit: giving up after the last attempt", { limiter = lim.name, attempts = st.attempt })
+    return false
+  end
+  if not st.budget:withdraw() then
+    lim.st.retries_denied = lim.st.retries_denied + 1
+    if not st.budget.warned then -- once per exhaustion, not once per call
+      st.budget.warned = true
+      log().warn("ratelimit: retry budget exhausted, not retrying", { limiter = lim.name, attempt = st.attempt })
+    end
+    return false
+  end
+  lim.st.retries = lim.st.retries + 1
+  st.throttled = st.throttled or decision == "throttled"
+  if decision ~= "throttled" then
+    st.backoffs = st.backoffs + 1
+    local d = M.backoff(st.backoffs, st.base, st.cap, st.opts.rand)
+    log().debug("ratelimit: retrying after backoff", { limiter = lim.name, attempt = st.attempt, seconds = d })
+    lim.sleep(d)
+  else
+    log().debug("ratelimit: retrying after the server's pause", { limiter = lim.name, attempt = st.attempt })
+  end
+  return true
+end
+
+--- The loop of lim:call(fn, opts): M.attempt until retryable says stop or
+--- M.again allows no more; its documentation is at lim:call (resi.ratelimit).
 ---@param self resi.ratelimit.limiter
 ---@param fn fun(attempt: integer): any
 ---@param opts? table
 ---@return any
 function M.call(self, fn, opts)
   opts = opts or {}
-  local attempts = retry_setting(self, opts, "attempts", 4)
-  local base = retry_setting(self, opts, "base", 0.5)
-  local cap = retry_setting(self, opts, "cap", 30)
-  local budget = opts.budget or self.retry_budget
   local retryable = opts.retryable or function(r1, _, r3)
     local res = type(r1) == "table" and r1.status and r1 or nil
     return M.classify(opts.method, opts.headers, res, res == nil and r3 or nil)
   end
-  local attempt = 0
-  local backoff_n = 0
-  local throttled = false -- an earlier attempt was throttled: its 429s are one signal
+  local st = M.start(self, opts)
   while true do
-    attempt = attempt + 1
-    local permit, why, info = self:acquire(opts.weight or 1, opts)
-    if not permit then return nil, why, info end
-    permit.after_throttle = throttled
-    local r = table.pack(pcall(fn, attempt))
-    if not r[1] then
-      permit:release()
-      error(r[2], 0)
-    end
-    local r1 = r[2]
-    if type(r1) == "table" and type(r1.status) == "number" then self:observe(r1, permit) end
-    permit:release()
-    local decision = retryable(r[2], r[3], r[4])
+    local sent, r, info = M.attempt(self, st, fn)
+    if not sent then return nil, r, info end
+    local decision = retryable(r[1], r[2], r[3])
     if not decision then
-      if r1 ~= nil then budget:deposit() end
-      return table.unpack(r, 2, r.n)
+      if r[1] ~= nil then M.succeeded(st) end
+      return table.unpack(r, 1, r.n)
     end
-    if attempt >= attempts then
-      log().debug("ratelimit: giving up after the last attempt", { limiter = self.name, attempts = attempt })
-      return table.unpack(r, 2, r.n)
-    end
-    if not budget:withdraw() then
-      self.st.retries_denied = self.st.retries_denied + 1
-      if not budget.warned then -- once per exhaustion, not once per call
-        budget.warned = true
-        log().warn("ratelimit: retry budget exhausted, not retrying", { limiter = self.name, attempt = attempt })
-      end
-      return table.unpack(r, 2, r.n)
-    end
-    self.st.retries = self.st.retries + 1
-    throttled = throttled or decision == "throttled"
-    if decision ~= "throttled" then
-      backoff_n = backoff_n + 1
-      local d = M.backoff(backoff_n, base, cap, opts.rand)
-      log().debug("ratelimit: retrying after backoff", { limiter = self.name, attempt = attempt, seconds = d })
-      self.sleep(d)
-    else
-      log().debug("ratelimit: retrying after the server's pause", { limiter = self.name, attempt = attempt })
-    end
+    if not M.again(self, st, decision) then return table.unpack(r, 1, r.n) end
   end
 end
 

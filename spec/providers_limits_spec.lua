@@ -1,0 +1,57 @@
+-- resi.providers.limits: the providers' documented (or conservative)
+-- limits, the endpoint group of a call, and the limiters each client
+-- builds once (no registry: a new client starts fresh).
+local ratelimit = require "resi.ratelimit"
+local limits = require "resi.providers.limits"
+
+describe("resi.providers.limits", function()
+  it("builds ResiFactory's documented limits per endpoint group", function()
+    local gen = limits.limiter("resifactory", "generate")
+    local s = gen:stats()
+    assert.equal(20, s.rules[1].limit); assert.equal(60, s.rules[1].window); assert.equal("sliding", s.rules[1].kind)
+    assert.equal("resifactory:generate", gen.name)
+    assert.equal(120, limits.limiter("resifactory", "reads"):stats().rules[1].limit)
+    assert.equal("generate", limits.group_of("resifactory", "POST", "/proxies"))
+    assert.equal("reads", limits.group_of("resifactory", "GET", "/balance?x=1"))
+    assert.equal("default", limits.group_of("oxylabs", "GET", "/users/x/sub-users"))
+    local all = limits.build("resifactory")
+    assert.equal(20, all.generate:stats().rules[1].limit)
+    assert.equal(120, all.reads:stats().rules[1].limit)
+    assert.are_not.equal(all.generate, limits.build("resifactory").generate) -- built anew each time
+  end)
+
+  it("lets a test shorten the window", function()
+    local vc = ratelimit.virtual_clock()
+    local gen = limits.limiter("resifactory", "generate", { window = 3, clock = vc })
+    for _ = 1, 20 do assert(gen:try()) end
+    assert.is_nil(gen:try())
+    vc.t = 3
+    assert.is_table(gen:try())
+  end)
+
+  it("starts conservative for providers without documented limits and adapts", function()
+    local up = limits.limiter("unknownproxies")
+    local s = up:stats()
+    assert.equal(4, s.concurrency)
+    assert.equal(120, s.rules[1].limit)
+    up:observe { status = 200, headers = { ["ratelimit-limit"] = "100", ["ratelimit-remaining"] = "99" } }
+    assert.equal(100, up:stats().rules[1].limit)
+    assert.equal(120, limits.limiter("oxylabs"):stats().rules[1].limit)
+    assert.has_error(function() limits.limiter("nope") end, "resi.providers.limits: unknown provider nope")
+    assert.has_error(function() limits.limiter("resifactory", "writes") end,
+      'resi.providers.limits: resifactory has no endpoint group "writes"')
+  end)
+
+  it("gives each client its own limiters, shared only when asked", function()
+    local rf = require "resi.providers.resifactory"
+    local key = "rf_live_abcdefghijklmnopqrstuvwxyz123456"
+    local a = rf.new { api_key = key, base_url = "http://127.0.0.1:9/api/v1" }
+    local b = rf.new { api_key = key, base_url = "http://127.0.0.1:9/api/v1" }
+    local c = rf.new { api_key = key, base_url = "http://127.0.0.1:9/api/v1", limiters = a.limiters }
+    assert.are_not.equal(a:limiter_for("POST", "/proxies"), b:limiter_for("POST", "/proxies"))
+    assert.equal(a:limiter_for("POST", "/proxies"), c:limiter_for("POST", "/proxies"))
+    assert.equal(a.limiters.reads, a:limiter_for("GET", "/me"))
+    assert.falsy(a:limiter_for("GET", "/me").name:find(key, 1, true)) -- the key never shows
+    assert.is_nil(ratelimit.profile) -- the generic limiter knows no providers
+  end)
+end)
