@@ -17,8 +17,8 @@ a run is about to do is recorded in resi's store first, and the next run
 
 Options:
   --accounts FILE     accounts as JSON (the shape usage_report.lua and resi sim
-                      --accounts read); default: the environment's
-                      (UNKNOWNPROXIES_USERNAME/_PASSWORD, OXYLABS_USERNAME/_PASSWORD)
+                      --accounts read); default: one account per provider whose
+                      credentials are in the environment (see the README)
   --provider NAME     only these providers (repeatable or comma-separated)
   --threshold X       share of the limit that triggers a rotation (default 0.9)
   --grace MINUTES     how long an old token keeps working after its
@@ -32,7 +32,7 @@ Options:
   --adopt             give live sub-users whose password resi does not know a
                       new one (their old password stops working)
   --gateway P=H:PORT  the proxy gateway written for provider P (default: the
-                      provider's, e.g. oxylabs=pr.oxylabs.io:7777)
+                      provider's own, from resi.providers.gateways)
   --store PATH        resi's store (default $RESI_STORE, else
                       $XDG_STATE_HOME/resi/resi.db); one run at a time per account
   --state FILE        an old rotation journal to import into the store (default:

@@ -458,4 +458,163 @@ describe("scripts/rotate.lua", function()
       end
     end
   end)
+  -- Every token over the threshold has exactly one live replacement, and
+  -- every credential the sandbox holds (active) is in the manifest.
+  local function converged(olds)
+    local all, rots = tokens(), rotations()
+    for _, o in ipairs(olds) do
+      local rot = rots[o]
+      assert.is_table(rot, "no rotation for " .. o)
+      assert.are.equal("active", all[rot.new_id].status)
+      local n = 0
+      for _, r2 in pairs(rots) do if r2.old_id == o then n = n + 1 end end
+      assert.are.equal(1, n)
+    end
+    local replacements = 0
+    for id in pairs(all) do
+      local is_old = false
+      for _, o in ipairs(olds) do is_old = is_old or o == id end
+      if not is_old then replacements = replacements + 1 end
+    end
+    assert.are.equal(#olds, replacements)
+    local listed = {}
+    for _, c in ipairs(json.decode(read("manifest.json")).credentials) do listed[c.id] = c end
+    for id, t in pairs(all) do
+      local retiring = rots[id] ~= nil
+      if t.status == "active" and not retiring then
+        assert.is_table(listed[id], "active token " .. id .. " missing from the manifest")
+        assert.are.equal(t.password, listed[id].password)
+      end
+    end
+  end
+
+  it("gives one replacement when run from three working directories with the default store", function()
+    local a = up:create_token { dataLimit = GB }
+    use(a.token, GB)
+    for _, sub in ipairs({ "one", "two", "three" }) do
+      assert.are.equal(0, proc.run({ "mkdir", "-p", dir .. "/" .. sub }).status)
+      local r = proc.run({ proc.resi_path(), "run", SCRIPT, "--provider", "unknownproxies", "--grace", "60",
+        "--manifest", dir .. "/manifest.json" }, { env = env, cwd = dir .. "/" .. sub })
+      assert.are.equal(0, r.status, r.stderr)
+      assert.matches((sub == "one" and "1" or "0") .. " rotated", r.stdout, 1, true)
+    end
+    assert.is_string(read("state/resi/resi.db")) -- $XDG_STATE_HOME/resi/resi.db, whatever the directory
+    local n = 0
+    for _ in pairs(tokens()) do n = n + 1 end
+    assert.are.equal(2, n)
+  end)
+
+  for _, case in ipairs({
+    { what = "create", route = "POST /resi/token/create" },
+    { what = "publish", exec = "sleep 5" }, -- the files are written, the rotations not yet marked published
+    { what = "retire", route = "DELETE /resi/token" },
+  }) do
+    it("converges after a kill -9 during " .. case.what .. " with the sandbox's faults armed", function()
+      local olds = {}
+      for i = 1, 3 do
+        local t = up:create_token { dataLimit = GB }
+        use(t.token, 950000000) -- over 90% and still active (a used-up token expires and cannot be deleted)
+        olds[i] = t.token
+      end
+      if case.what == "retire" then
+        assert.are.equal(0, rotate({ "--grace", "0" }).status) -- published; the next run retires
+      end
+      sim:fault { route = "POST /resi/token/create", kind = "reset" }
+      sim:fault { route = "GET /resi/tokens", kind = "error", status = 502 }
+      if case.route then sim:fault { route = case.route, kind = "latency", ms = 4000 } end
+      local killer = resi.spawn(function()
+        resi.sleep(1.5)
+        proc.run { "pkill", "-KILL", "-f", dir .. "/store.db" }
+      end)
+      local r = rotate { "--grace", "0", case.exec and "--exec" or nil, case.exec }
+      killer:wait()
+      assert.are.equal(9, r.signal, r.stdout .. r.stderr)
+      resi.sleep(3) -- the sandbox finishes what it was holding
+      sim:clear_faults()
+      for _ = 1, 3 do
+        r = rotate { "--grace", "0" }
+        assert.are.equal(0, r.status, r.stdout .. r.stderr)
+      end
+      converged(olds)
+      for _, o in ipairs(olds) do assert.are.equal("deleted", tokens()[o].status) end
+    end)
+  end
+
+  it("counts live Oxylabs sub-users without a known password apart, names them, and --adopt gives them one", function()
+    local oxy = sim:client("oxylabs")
+    oxy:create_sub_user { username = "team_alpha", password = "Abcdef1#ghijk", traffic_limit = 10 }
+    oxy:create_sub_user { username = "team_gamma", password = "Abcdef1#ghijk", traffic_limit = 10 }
+    local oenv = sim:env { "oxylabs" }
+    oenv[#oenv + 1] = "XDG_STATE_HOME=" .. dir .. "/state"
+    local argv = { proc.resi_path(), "run", SCRIPT, "--out", dir .. "/proxies.txt", "--manifest", dir .. "/manifest.json" }
+    local r = proc.run(argv, { env = oenv })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.matches("published: 2 live, 0 published, 2 without a known password: team_alpha, team_gamma", r.stdout, 1, true)
+    assert.are.equal("", read("proxies.txt"))
+    local m = json.decode(read("manifest.json")).credentials
+    assert.are.equal(2, #m)
+    assert.is_false(m[1].published)
+    assert.matches("never returns", m[1].reason, 1, true)
+    argv[#argv + 1] = "--adopt"
+    r = proc.run(argv, { env = oenv })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.matches("published: 2 live, 2 published", r.stdout, 1, true)
+    assert.matches("old one stops working", r.stderr, 1, true)
+    local list = read("proxies.txt")
+    for _, c in ipairs(json.decode(read("manifest.json")).credentials) do
+      assert.is_true(c.published)
+      assert.matches("customer-" .. c.username:gsub("^customer%-", "") .. ":" .. c.password, list, 1, true)
+      assert.is_nil(c.password:find("Abcdef1#ghijk", 1, true)) -- a new password
+    end
+    -- the adopted passwords are the ones the sandbox now holds for those sub-users
+    local held = {}
+    for _, su in pairs(sim.world.providers.oxylabs.sub_users) do held[su.username] = su.password end
+    for _, c in ipairs(json.decode(read("manifest.json")).credentials) do
+      assert.are.equal(held[c.username:gsub("^customer%-", "")], c.password)
+    end
+    r = proc.run(argv, { env = oenv }) -- a second --adopt changes nothing
+    assert.matches("published: 2 live, 2 published to ", r.stdout, 1, true)
+    assert.is_nil(r.stdout:find("without a known password", 1, true))
+  end)
+
+  it("says when there is nothing to publish to, and runs --exec only once the files are in place", function()
+    local a = up:create_token { dataLimit = GB }
+    use(a.token, GB)
+    local r = proc.run({ proc.resi_path(), "run", SCRIPT, "--provider", "unknownproxies", "--store", dir .. "/store.db" },
+      { env = env })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.matches("not published: no --out, --manifest or --exec given (1 live, 0 published)", r.stdout, 1, true)
+    assert.are.equal("ready", rotations()[a.token].phase) -- made and checked, but not published
+    local check = ("test -s %s/proxies.txt && test -s %s/manifest.json && echo seen > %s/exec.out"):format(dir, dir, dir)
+    r = rotate { "--exec", check }
+    assert.are.equal(0, r.status, r.stderr)
+    assert.matches("ran: test -s", r.stdout, 1, true)
+    assert.are.equal("seen\n", read("exec.out"))
+    assert.are.equal("published", rotations()[a.token].phase)
+    r = rotate { "--exec", "echo reload failed >&2; exit 3" }
+    assert.are.equal(1, r.status)
+    assert.matches("--exec failed (exit status 3): reload failed", r.stdout, 1, true)
+    assert.matches("0 rotated, 0 retired, 1 failed", r.stdout, 1, true)
+  end)
+
+  it("runs from a jobs file as rotate.run{...}, its summary deciding the job's outcome", function()
+    local a = up:create_token { dataLimit = GB }
+    use(a.token, GB)
+    files.write(dir, "jobs.lua", ([[
+local jobs = require "resi.jobs"
+local rotate = require "resi.rotate"
+jobs.every("5m", "rotate", function()
+  local s = rotate.run { threshold = 0.9, providers = { "unknownproxies" }, manifest = %q, store = %q }
+  if not s.ok then error(s.message) end
+end)
+]]):format(dir .. "/manifest.json", dir .. "/store.db"))
+    local r = proc.run({ proc.resi_path(), "jobs", "run", dir .. "/jobs.lua", "rotate", "--store", dir .. "/jobs.db" },
+      { env = env })
+    assert.are.equal(0, r.status, r.stdout .. r.stderr)
+    local rot = rotations()[a.token]
+    assert.are.equal("published", rot.phase)
+    local listed = json.decode(read("manifest.json")).credentials
+    assert.are.equal(1, #listed) -- the replacement; the old token is being retired
+    assert.are.equal(rot.new_id, listed[1].id)
+  end)
 end)

@@ -42,7 +42,7 @@ end
 function M.run(cmd, opts)
   if type(cmd) ~= "string" or cmd == "" then error("resi.process.run: cmd must be a non-empty string", 2) end
   local timeout = (opts and opts.timeout) or 60
-  local out = uv.new_pipe(false)
+  local pipes = { uv.new_pipe(false), uv.new_pipe(false) } -- stdout, stderr
   local add, text = collector()
   local handle, timer
   local code, signal, timed_out, spawn_err = task.await(function(finish)
@@ -52,29 +52,30 @@ function M.run(cmd, opts)
       fired = true
       finish(...)
     end
-    local pending, status, sig = 2, nil, nil
+    local pending, status, sig = 3, nil, nil -- the exit and both pipes' ends
     local function one()
       pending = pending - 1
       if pending == 0 then done(status, sig, false) end
     end
     local err
-    handle, err = uv.spawn("/bin/sh", { args = { "-c", cmd }, stdio = { nil, out, out } }, function(c, s)
+    handle, err = uv.spawn("/bin/sh", { args = { "-c", cmd }, stdio = { nil, pipes[1], pipes[2] } }, function(c, s)
       status, sig = c, s
       one()
     end)
     if not handle then
-      out:close()
       done(-1, 0, false, err)
       return
     end
-    out:read_start(function(rerr, data)
-      if rerr or not data then
-        out:read_stop()
-        one()
-      else
-        add(data)
-      end
-    end)
+    for _, pipe in ipairs(pipes) do
+      pipe:read_start(function(rerr, data)
+        if rerr or not data then
+          pipe:read_stop()
+          one()
+        else
+          add(data)
+        end
+      end)
+    end
     timer = uv.new_timer()
     timer:start(math.floor(timeout * 1000), 0, function()
       if handle and not handle:is_closing() then handle:kill("sigterm") end
@@ -83,7 +84,9 @@ function M.run(cmd, opts)
   end)
   if timer then timer:stop(); timer:close() end
   if handle and not handle:is_closing() then handle:close() end
-  if not out:is_closing() then out:close() end
+  for _, pipe in ipairs(pipes) do
+    if not pipe:is_closing() then pipe:close() end
+  end
   return { ok = code == 0 and signal == 0, status = code, signal = signal, output = spawn_err or text(),
     timed_out = timed_out == true }
 end
