@@ -15,8 +15,10 @@ PKG_CONFIG ?= pkg-config
 
 # Debian packages: build and run time, then what the suite and bench talk to.
 DEPS_BUILD = build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev lua-luv-dev \
-             libcurl4-openssl-dev lua-cjson libhttp-parser-dev libsqlite3-dev libedit-dev
-DEPS_TEST = lua-busted nginx-light openssl curl ca-certificates tinyproxy microsocks stunnel4 time procps python3 python3-requests lua-check
+             libcurl4-openssl-dev lua-cjson libhttp-parser-dev libsqlite3-dev libedit-dev \
+             libssl-dev
+DEPS_TEST = lua-busted nginx-light openssl curl ca-certificates tinyproxy microsocks stunnel4 time procps python3 python3-requests lua-check \
+            python3-aiosmtpd
 # npm is skipped when an npm command exists (NodeSource's nodejs ships it and conflicts with Debian's npm).
 DEPS_BENCH = hyperfine nodejs npm python3 python3-croniter python3-requests wrk time
 DEPS_ASAN = clang libclang-rt-14-dev valgrind
@@ -25,6 +27,7 @@ HOST_PKGS = lua5.4 libuv lua5.4-luv
 CURL_PKGS = libcurl
 SQLITE_PKGS = sqlite3
 LINEEDIT_PKGS = libedit
+CRYPTO_PKGS = libcrypto
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 OPT ?= -O2 -g
@@ -36,6 +39,7 @@ MOD_CFLAGS = $(BASE_CFLAGS) -fPIC $(shell $(PKG_CONFIG) --cflags lua5.4 libuv $(
 CURL_LIBS = $(shell $(PKG_CONFIG) --libs $(CURL_PKGS))
 SQLITE_LIBS = $(shell $(PKG_CONFIG) --libs $(SQLITE_PKGS))
 LINEEDIT_LIBS = $(shell $(PKG_CONFIG) --libs $(LINEEDIT_PKGS))
+CRYPTO_LIBS = $(shell $(PKG_CONFIG) --libs $(CRYPTO_PKGS))
 
 # Where a binary outside the source tree looks for the Lua library when it is
 # not beside an install layout (the sanitizer build uses the source tree).
@@ -47,12 +51,14 @@ RESI_CMOD_DIR ?= $(PREFIX)/lib/resi
 # start-up: libcurl ~4 ms, libsqlite3 ~0.2 ms, libedit for the REPL only). Modules are linked with
 # -z nodelete: their libuv close callbacks run after lua_close has unloaded
 # C libraries.
-MODULE_SRCS = runtime/http_client.c runtime/sqlite.c runtime/lineedit.c
+MODULE_SRCS = runtime/http_client.c runtime/sqlite.c runtime/lineedit.c runtime/crypto.c runtime/smtp.c
 HOST_SRCS = $(filter-out $(MODULE_SRCS),$(wildcard runtime/*.c))
 HOST_OBJS = $(HOST_SRCS:runtime/%.c=$(BUILD)/obj/%.o)
 HTTP_MOD = $(BUILD)/cmod/resi/http_core.so
 SQLITE_MOD = $(BUILD)/cmod/resi/sqlite_core.so
 LINEEDIT_MOD = $(BUILD)/cmod/resi/lineedit_core.so
+CRYPTO_MOD = $(BUILD)/cmod/resi/crypto_core.so
+SMTP_MOD = $(BUILD)/cmod/resi/smtp_core.so
 
 BIN = $(if $(filter build,$(BUILD)),resi,$(BUILD)/resi)
 SPEC_RUN = $(BIN) test
@@ -67,7 +73,7 @@ FUZZ_SRCS = $(wildcard fuzz/*_fuzz.c)
 FUZZ_BINS = $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
 FUZZ_LIB_SRCS = $(filter-out runtime/main.c,$(HOST_SRCS))
 
-all: $(BIN) $(HTTP_MOD) $(SQLITE_MOD) $(LINEEDIT_MOD)
+all: $(BIN) $(HTTP_MOD) $(SQLITE_MOD) $(LINEEDIT_MOD) $(CRYPTO_MOD) $(SMTP_MOD)
 
 $(BUILD)/obj/%.o: runtime/%.c runtime/*.h | $(BUILD)/obj
 	$(CC) $(HOST_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
@@ -84,6 +90,14 @@ $(SQLITE_MOD): runtime/sqlite.c runtime/lutil.c runtime/*.h | $(BUILD)/cmod/resi
 
 $(LINEEDIT_MOD): runtime/lineedit.c runtime/lutil.c runtime/*.h | $(BUILD)/cmod/resi
 	$(CC) $(MOD_CFLAGS) $(shell $(PKG_CONFIG) --cflags $(LINEEDIT_PKGS)) $(EXTRA_CFLAGS) -shared -Wl,-z,nodelete -Wl,-Bsymbolic -o $@ runtime/lineedit.c runtime/lutil.c $(LINEEDIT_LIBS) $(EXTRA_LDFLAGS)
+
+# libcrypto (OpenSSL) for HMAC: resi.notify's webhook signatures
+$(CRYPTO_MOD): runtime/crypto.c runtime/lutil.c runtime/*.h | $(BUILD)/cmod/resi
+	$(CC) $(MOD_CFLAGS) $(shell $(PKG_CONFIG) --cflags $(CRYPTO_PKGS)) $(EXTRA_CFLAGS) -shared -Wl,-z,nodelete -Wl,-Bsymbolic -o $@ runtime/crypto.c runtime/lutil.c $(CRYPTO_LIBS) $(EXTRA_LDFLAGS)
+
+# libcurl's SMTP on libuv's thread pool: resi.notify's email target
+$(SMTP_MOD): runtime/smtp.c runtime/lutil.c runtime/*.h | $(BUILD)/cmod/resi
+	$(CC) $(MOD_CFLAGS) $(EXTRA_CFLAGS) -shared -Wl,-z,nodelete -Wl,-Bsymbolic -o $@ runtime/smtp.c runtime/lutil.c $(CURL_LIBS) $(CRYPTO_LIBS) $(EXTRA_LDFLAGS)
 
 $(BUILD)/obj $(BUILD)/cmod/resi:
 	mkdir -p $@
@@ -140,7 +154,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/resi/lualib $(DESTDIR)$(PREFIX)/lib/resi/resi
 	install -m 755 resi $(DESTDIR)$(PREFIX)/bin/resi
 	cd lualib && find . -name '*.lua' -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/share/resi/lualib/{} \;
-	install -m 755 $(HTTP_MOD) $(SQLITE_MOD) $(LINEEDIT_MOD) $(DESTDIR)$(PREFIX)/lib/resi/resi/
+	install -m 755 $(HTTP_MOD) $(SQLITE_MOD) $(LINEEDIT_MOD) $(CRYPTO_MOD) $(SMTP_MOD) $(DESTDIR)$(PREFIX)/lib/resi/resi/
 
 clean:
 	rm -rf build build-asan build-fuzz resi

@@ -26,6 +26,11 @@
 ---   retry         { attempts = N, backoff = seconds (doubled per retry) or fn(attempt) }
 ---   on_interrupt  "skip" (default: recorded interrupted) | "rerun" after a crash
 ---   paused        true: slots are recorded missed until `resi jobs resume`
+---   notify_on     { failure_after = N, recovery = true }: notify after the Nth
+---                 failure in a row, and on the success that ends such a streak
+---                 (resi.jobs.notify)
+---   notify        where those go: a resi.notify notifier or a notify.from_config
+---                 table (default: jobs.notify(...) of the file, else RESI_NOTIFY_*)
 --- A bad or unknown option or a duplicate name is an error naming the file,
 --- the line and the option.
 ---
@@ -110,6 +115,11 @@ local RULES = {
   retry = retry_rule,
   paused = function(v) return type(v) ~= "boolean" and "true or false" or nil end,
   description = function(v) return type(v) ~= "string" and "a string" or nil end,
+  notify_on = function(v) return require("resi.jobs.notify").rule(v) end,
+  notify = function(v)
+    local _, problem = require("resi.jobs.notify").notifier_option(v)
+    return problem
+  end,
 }
 M.OPTIONS = RULES
 
@@ -165,6 +175,7 @@ local function declare(where, kind, spec, name, fn, opts, extra)
   local sched = make_schedule(where, name, kind, spec, opts.tz)
   local def = { name = name, kind = kind == "auto" and "script" or kind, schedule = sched, fn = fn, file = where }
   for k, v in pairs(opts) do def[k] = v end
+  if def.notify then def.notify = require("resi.jobs.notify").notifier_option(def.notify) end
   if def.stable_offset == true then def.stable_offset = period(sched) end
   for k, v in pairs(extra or {}) do def[k] = v end
   collecting.names[name] = where
@@ -241,6 +252,18 @@ function M.script(sched, name, path, args, opts)
   declare(where, "auto", sched, name, runner.job(found, list), opts, { script = found, args = list })
 end
 
+--- Names where the file's jobs with notify_on send when they name no
+--- `notify` of their own: a resi.notify notifier or a notify.from_config
+--- table. Without it they use RESI_NOTIFY_* (notify.from_env).
+---@param target table
+function M.notify(target)
+  local where = call_site()
+  if not collecting then fail(where, "jobs.notify: call it in a jobs file loaded by `resi jobs`") end
+  local n, problem = require("resi.jobs.notify").notifier_option(target)
+  if not n then fail(where, "jobs.notify: expects %s", problem) end
+  collecting.notify = n
+end
+
 --- Loads a jobs file. Returns the job definitions (in declaration order),
 --- or nil and "file:line: message".
 ---@param path string
@@ -253,6 +276,9 @@ function M.load(path)
   collecting = { defs = {}, names = {}, dir = dir }
   local ok, lerr = pcall(chunk)
   local defs = collecting.defs
+  if collecting.notify then
+    for _, d in ipairs(defs) do d.notify_default = collecting.notify end
+  end
   collecting = saved
   if not ok then
     if type(lerr) ~= "string" then lerr = tostring(lerr) end

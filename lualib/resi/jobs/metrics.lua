@@ -12,7 +12,8 @@
 ---   resi_job_suspended{job}                           1 while paused
 ---   resi_scheduler_clock_jumps_total{direction,size}
 --- plus resi.metrics.process (process_*, resi_build_info) and
---- resi.metrics.http (the HTTP client's counters).
+--- resi.metrics.http (the HTTP client's counters) and resi.metrics.notify
+--- (resi_notify_*_total: notifications sent, failed, retried).
 local M = {}
 
 --- The outcomes every job's run counter starts with.
@@ -48,6 +49,7 @@ function M.new()
   require("resi.metrics.process").register(reg)
   local f = families(reg)
   require("resi.metrics.http").register(reg)
+  require("resi.metrics.notify").register(reg)
   local m = { registry = reg, families = f }
   local obs = {}
   function obs.on_outcome(job, outcome, duration, now)

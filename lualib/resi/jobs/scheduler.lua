@@ -102,7 +102,9 @@ function M.stable_offset(name, host, range)
 end
 
 --- Creates a scheduler.
----@param o {jobs: table[], store: table, clock?: table, node?: string, pid?: integer, log?: table, observer?: table, random?: fun(): number, pid_alive?: fun(pid: integer): boolean, max_sleep?: number}
+--- `notifier`: where jobs with notify_on send when they name no target
+--- (default notify.from_env() on first use; false: nowhere).
+---@param o {jobs: table[], store: table, clock?: table, node?: string, pid?: integer, log?: table, observer?: table, random?: fun(): number, pid_alive?: fun(pid: integer): boolean, max_sleep?: number, notifier?: table|false}
 ---@return table
 function M.new(o)
   local self = setmetatable({
@@ -115,6 +117,7 @@ function M.new(o)
     random = o.random or math.random,
     pid_alive = o.pid_alive,
     max_sleep = o.max_sleep or M.MAX_SLEEP,
+    notifier = o.notifier,
     jobs = {}, order = {}, retired = {},
     jumps = { forward = 0, backward = 0 },
     stopping = false,
@@ -612,6 +615,9 @@ function Scheduler:finish(st, rec, run, outcome, err, trace)
     self.log.info("run finished", fields)
   else
     self.log.warn("run ended", fields)
+  end
+  if st.def.notify_on then -- the job's notify_on (resi.jobs.notify): a task of its own
+    self.notifying = require("resi.jobs.notify").after_run(self, st.def, rec, outcome, err, duration)
   end
   self:start_buffered(st)
 end
