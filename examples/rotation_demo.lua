@@ -95,7 +95,7 @@ local function cleanup_guard(dir, keep, ctx)
     for _, s in ipairs(ctx.signals or {}) do if not s:is_closing() then s:close() end end
     if ctx.sim then ctx.sim:stop() end
     if keep then
-      print(("\nkept %s (--keep): state.json, proxies.txt and manifest.json hold the sandbox's passwords in plain"
+      print(("\nkept %s (--keep): store.db, proxies.txt and manifest.json hold the sandbox's passwords in plain"
         .. " text (mode 0600); remove the directory when done"):format(dir))
     else
       remove_dir(dir)
@@ -156,7 +156,7 @@ end
 -- Runs rotate.lua once, as cron would, and shows what it said.
 local function rotate_once(dir, env)
   local code, out, err = run({ uv.exepath(), "run", ROTATE, "--provider", table.concat(PROVIDERS, ","),
-    "--state", dir .. "/state.json", "--out", dir .. "/proxies.txt", "--manifest", dir .. "/manifest.json",
+    "--store", dir .. "/store.db", "--out", dir .. "/proxies.txt", "--manifest", dir .. "/manifest.json",
     "--grace", "0.05" }, env)
   for line in out:gmatch("[^\n]+") do print("  rotate.lua: " .. line) end
   if code ~= 0 then
@@ -173,9 +173,11 @@ local function show_published(dir)
   end
   local manifest = json.decode(f:read("a"))
   f:close()
-  print(("\nrotate.lua published %d live credentials (passwords not shown):"):format(#manifest.credentials))
+  print(("\nrotate.lua's manifest lists %d live credentials (passwords not shown):"):format(#manifest.credentials))
   for _, c in ipairs(manifest.credentials) do
-    print(("  %-15s %s:…@%s:%d%s"):format(c.provider, c.username, c.host, c.port, c.replaces and ("  (replaces " .. c.replaces .. ")") or ""))
+    local note = c.replaces and ("  (replaces " .. c.replaces .. ")") or ""
+    if not c.published then note = note .. "  (not in the list: " .. tostring(c.reason) .. ")" end
+    print(("  %-15s %s:…@%s:%d%s"):format(c.provider, c.username, c.host, c.port, note))
   end
 end
 

@@ -215,9 +215,9 @@ jobs.script(60, "usage", %q, { "--bogus" })
       local f = assert(io.open(file, "w"))
       f:write(HEAD .. ([[
 jobs.script("*/5 * * * *", "rotate", "scripts/rotate.lua", { "--provider", "unknownproxies",
-  "--state", %q, "--out", %q, "--format", "url" })
+  "--store", %q, "--out", %q, "--format", "url" })
 jobs.script("*/5 * * * *", "bad", "scripts/rotate.lua", { "--threshold", "5" })
-]]):format(dir .. "/state.json", dir .. "/proxies.txt"))
+]]):format(dir .. "/rotate.db", dir .. "/proxies.txt"))
       f:close()
       local env = sim:env { "unknownproxies" }
       local r = proc.resi({ "jobs", "run", file, "rotate", "--store", dir .. "/resi.db" }, { env = env })

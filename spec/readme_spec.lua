@@ -57,7 +57,9 @@ describe("README.md", function()
       end
       -- what a block starts in the background (resi sim) ends with it, pass or fail
       local code = 'trap \'kill $(jobs -p) 2>/dev/null || true; wait\' EXIT\n' .. block.code
-      local r = proc.run({ "timeout", "120", "bash", "-euo", "pipefail", "-c", code }, { cwd = dir })
+      -- resi's store (rotations, jobs) goes to the scratch directory, never the user's own
+      local r = proc.run({ "timeout", "120", "bash", "-euo", "pipefail", "-c", code },
+        { cwd = dir, env = { "XDG_STATE_HOME=" .. dir .. "/state" } })
       proc.run { "rm", "-rf", dir }
       assert.equal(0, r.status, ("README.md:%d exited %s\n--- stdout\n%s\n--- stderr\n%s"):format(block.line,
         tostring(r.status), r.stdout, r.stderr))

@@ -379,9 +379,9 @@ describe("scripts/rotate.lua", function()
     says_one_line(run("--store", dir .. "/s.db", "--state", dir .. "/bad.json"), 1,
       "rotate.lua: journal " .. dir .. "/bad.json: not a journal: ")
     -- a lock file that cannot be opened is not "another run"
-    assert.are.equal(0, proc.run({ "mkdir", dir .. "/intent_rotate_unknownproxies_reseller.lock" }).status)
+    assert.are.equal(0, proc.run({ "mkdir", dir .. "/intent%2Frotate%2Funknownproxies%3Areseller.lock" }).status)
     says_one_line(run("--store", dir .. "/s.db"), 1, "rotate.lua: cannot open " .. dir
-      .. "/intent_rotate_unknownproxies_reseller.lock: Is a directory")
+      .. "/intent%2Frotate%2Funknownproxies%3Areseller.lock: Is a directory")
     assert.are.equal(before, sim:served())
     local usage = run("--threshold", "2")
     assert.are.equal(2, usage.status)
@@ -616,5 +616,33 @@ end)
     local listed = json.decode(read("manifest.json")).credentials
     assert.are.equal(1, #listed) -- the replacement; the old token is being retired
     assert.are.equal(rot.new_id, listed[1].id)
+  end)
+  it("sends one event per run that changed something to the notifier, not one per token, and no passwords", function()
+    local receivers = require "spec.support.notify_receivers"
+    local rcv = receivers.http()
+    for _ = 1, 2 do
+      local t = up:create_token { dataLimit = GB }
+      use(t.token, GB)
+    end
+    local n = require("resi.notify").new("webhook", { url = rcv.url .. "/hook", secret = "s3cret-hook-key-0001" })
+    local said = {}
+    local function run()
+      return require("resi.rotate").run { accounts = { sim:account() }, store = dir .. "/store.db", notify = n,
+        manifest = dir .. "/manifest.json", grace = 60, say = function(line) said[#said + 1] = line end }
+    end
+    local s = run()
+    assert.is_true(s.ok, s.message)
+    assert.are.equal(2, s.rotated)
+    n:flush(5)
+    assert.are.equal(1, #rcv.requests)
+    local body = rcv.requests[1].body
+    local ev = json.decode(body)
+    assert.matches("2 rotated, 0 retired, 0 failed", json.encode(ev), 1, true)
+    for _, t in pairs(tokens()) do assert.is_nil(body:find(t.password, 1, true), "a password in the event") end
+    s = run() -- nothing changes: nothing is sent
+    n:flush(5)
+    assert.are.equal(0, s.rotated)
+    assert.are.equal(1, #rcv.requests)
+    rcv.close()
   end)
 end)

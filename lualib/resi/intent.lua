@@ -12,7 +12,7 @@
 ---   local lock <close> = assert(book:lock())        -- one run at a time
 ---   local t, how = book:once("tok42:5GB", {
 ---     plan = function() return { limit = old + 5e9 } end,  -- recorded first
----     find = function(p) return acct:token(id).limit_bytes >= p.limit or nil end,
+---     find = function(p) local n = acct:token(id).limit_bytes return n >= p.limit and n or nil end,
 ---     act  = function(p) return acct:set_limit(id, p.limit).limit_bytes end,
 ---   })                                              -- how: "done" | "found" | "acted"
 ---
@@ -172,21 +172,23 @@ function Book:pending() return self:list("pending") end
 --- (optional) chooses the values, recorded before anything is done;
 --- steps.act(plan, it) does it and returns the result; steps.find(plan,
 --- it) (optional) looks for the effect of an act an earlier run may have
---- made, returning the result or nil. Returns the result and how it came:
---- "done" (finished before: the recorded result), "found" (an earlier run
---- did it; find saw it) or "acted". An act that raises leaves the intent
+--- made, returning the result, or nil or false when it is not there.
+--- Returns the result and how it came: "done" (finished before: the
+--- recorded result), "abandoned" (given up before: its result, usually
+--- nil), "found" (an earlier run did it; find saw it) or "acted". An act that raises leaves the intent
 --- pending (the next run looks first), and the error goes on.
 ---@param key string
 ---@param steps {plan?: fun(): table, find?: fun(plan: table, it: resi.intent): any, act: fun(plan: table, it: resi.intent): any}
----@return any result, "done"|"found"|"acted" how
+---@return any result, "done"|"abandoned"|"found"|"acted" how
 function Book:once(key, steps)
   if type(steps) ~= "table" or type(steps.act) ~= "function" then bad("once", "steps.act must be a function") end
   local it = self:get(key)
-  if it and it.state ~= "pending" then return it.result, "done" end
   if not it then it = self:begin(key, steps.plan and steps.plan() or {}) else it.resumed = true end
+  -- finished before (or, without the lock, by another process just now)
+  if it.state ~= "pending" then return it.result, it.state == "done" and "done" or "abandoned" end
   if it.resumed and steps.find then
     local found = steps.find(it.plan, it)
-    if found ~= nil then
+    if found ~= nil and found ~= false then
       it:finish(found)
       return found, "found"
     end
@@ -196,10 +198,12 @@ function Book:once(key, steps)
   return result, "acted"
 end
 
--- The lock file of a book: beside the store's file, one per namespace.
+-- The lock file of a book: beside the store's file, one per namespace
+-- (percent-encoded, so two namespaces never share a file name).
 local function lock_path(book)
   local dir = book.db.path:match("^(.*)/[^/]*$") or "."
-  return ("%s/%s.lock"):format(dir, book.ns:gsub("[^%w._-]", "_"))
+  local name = book.ns:gsub("[^%w._-]", function(c) return ("%%%02X"):format(c:byte()) end)
+  return ("%s/%s.lock"):format(dir, name)
 end
 
 --- Takes the book's lock (a file lock beside the store, released when the

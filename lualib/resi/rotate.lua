@@ -229,7 +229,7 @@ local function notifier(opts)
 end
 
 -- One event for a run that changed something (never one per token).
-local function notify_run(opts, counts, summary)
+local function notify_run(opts, accts, counts, summary)
   if opts.dry_run or (counts.rotated == 0 and counts.retired == 0 and counts.failed == 0) then return end
   local n = notifier(opts)
   if not n then return end
@@ -238,8 +238,11 @@ local function notify_run(opts, counts, summary)
   if #counts.rotated_ids > 0 then fields.replaced = table.concat(counts.rotated_ids, ", ") end
   if #counts.retired_ids > 0 then fields.retired_tokens = table.concat(counts.retired_ids, ", ") end
   if opts.out then fields.list = opts.out end
+  -- one id per run of these accounts: a receiver drops a retried event
+  local id = {}
+  for _, a in ipairs(accts) do if a.run then id[#id + 1] = a.acct.id .. "#" .. a.run end end
   n:send { kind = "rotation", title = "resi rotate: " .. summary.message, text = summary.message, fields = fields,
-    severity = counts.failed > 0 and "error" or "info" }
+    severity = counts.failed > 0 and "error" or "info", id = "rotate:" .. table.concat(id, ",") }
 end
 
 --- Runs one rotation over the accounts (see resi.rotate.options) and
@@ -288,7 +291,7 @@ function M.run(opts)
     errors = counts.errors }
   summary.message = ("%s%d rotated, %d retired, %d failed"):format(opts.dry_run and "dry run: " or "", counts.rotated,
     counts.retired, counts.failed)
-  notify_run(opts, counts, summary)
+  notify_run(opts, accts, counts, summary)
   return summary
 end
 

@@ -145,7 +145,18 @@ function UP:tokens()
   end
   return out
 end
-function UP:token(id) return up_record(self.client:get_token(id)) end
+--- The token's record; a deleted one is not_found, as at every provider
+--- (Oxylabs forgets deleted sub-users).
+---@param id string
+---@return resi.providers.token
+function UP:token(id)
+  local t = self.client:get_token(id)
+  if t.status == "deleted" then
+    error(common.error { kind = "not_found", provider = "unknownproxies", code = "not_found",
+      message = ("token %s was deleted"):format(tostring(id)) }, 0)
+  end
+  return up_record(t)
+end
 
 -- True when two lists of pool ids hold the same ids (order aside).
 local function same_pools(a, b)
