@@ -1,6 +1,7 @@
 --- resi.providers.accounts: which provider accounts a workflow works on:
 --- from an accounts file (the JSON shape `resi sim --accounts` reads, so
---- one file serves both) or, without one, one account per provider whose
+--- one file can serve both, as long as it leaves out gateway and pool,
+--- which the sandbox does not take) or, without one, one account per provider whose
 --- credentials are set in the environment. A file is checked whole: every
 --- misspelled or missing field is named, and a wrong field is never a
 --- silent fall-back to the environment's account.
@@ -43,6 +44,15 @@ local function entry_problems(name, path, a)
     if type(a[k]) ~= "string" or a[k] == "" then problems[#problems + 1] = ("%s.%s is required (a string)"):format(path, k) end
   end
   for _, k in ipairs(f.optional) do known[k] = true end
+  for _, k in ipairs({ "base_url", "gateway", "pool" }) do
+    if a[k] ~= nil and (type(a[k]) ~= "string" or a[k] == "") then
+      problems[#problems + 1] = ("%s.%s must be a non-empty string"):format(path, k)
+    end
+  end
+  if #problems == 0 and (a.gateway or a.pool) then
+    local ok, err = pcall(require("resi.providers.gateways").of, name, a.gateway or { pool = a.pool })
+    if not ok then problems[#problems + 1] = ("%s.%s: %s"):format(path, a.gateway and "gateway" or "pool", tostring(err)) end
+  end
   local unknown = {}
   for k in pairs(a) do if not known[k] then unknown[#unknown + 1] = tostring(k) end end
   table.sort(unknown)

@@ -89,7 +89,8 @@ end
 ---@return any body, table|nil res
 function M.run(client, spec)
   local lim = client:limiter_for(spec.method, spec.path)
-  local st = retry.start(lim, { method = spec.method, attempts = M.MAX_ATTEMPTS })
+  -- attempts: the call's, else the client's ratelimit.retry option, else 4
+  local st = retry.start(lim, { method = spec.method, attempts = spec.attempts })
   local resent = false
   while true do
     if client.prepare and not spec.login then client:prepare(spec) end

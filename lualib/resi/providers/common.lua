@@ -70,12 +70,16 @@ function M.base_url(opt, env_name, default)
 end
 
 --- The Retry-After of a response in seconds (either form: delta seconds
---- or an HTTP-date, read by resi.ratelimit.headers), or nil.
+--- or an HTTP-date, read by resi.ratelimit.headers, measured against the
+--- response's Date as the limiter does, so clock skew cannot tell the two
+--- apart), or nil.
 ---@param res table|nil
 ---@return number|nil
 function M.retry_after(res)
   local v = res and res.headers["retry-after"]
-  return v and headers.retry_after(v, os.time()) or nil
+  if not v then return nil end
+  local server_now = res.headers.date and headers.http_date(res.headers.date)
+  return headers.retry_after(v, os.time(), server_now) or nil
 end
 
 ---@class resi.providers.client

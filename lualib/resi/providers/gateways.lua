@@ -64,7 +64,13 @@ function M.of(provider, spec)
     return { host = host, port = port }
   end
   spec = spec or {}
-  if spec.host then return { host = spec.host, port = spec.port } end
+  if spec.host then
+    local port = math.tointeger(spec.port) or (M[provider] and M[provider].port)
+    if type(spec.host) ~= "string" or spec.host == "" or not port or port < 1 or port > 65535 then
+      error("gateway: host must be a name and port 1..65535", 2)
+    end
+    return { host = spec.host, port = port }
+  end
   if provider == "unknownproxies" then
     local host, port = M.unknownproxies_pool(spec.pool or M.UNKNOWNPROXIES_POOL)
     if not host then error(port, 2) end
