@@ -20,6 +20,7 @@ static const char usage_text[] =
     "       resi jobs FILE [OPTIONS]  the scheduled-jobs daemon (check|list|explain|run|history|...)\n"
     "       resi proxies convert|dedupe|sticky|refresh|check [OPTIONS] [FILE...]\n"
     "                                 proxy-list tools\n"
+    "       resi notify test TARGET   send a test notification (webhook|slack|discord|telegram|email)\n"
     "       resi test [BUSTED ARGS]   run busted specs inside resi\n"
     "       resi version              print the versions of resi, Lua, libuv and libcurl\n"
     "       resi COMMAND --help       help on one command\n"
