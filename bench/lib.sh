@@ -3,12 +3,16 @@
 # Sets ROOT (the source tree), OUT (bench/out, gitignored) and RESI, and
 # gives: free_port, median, fmt_int, ratio helpers, and nginx_start/nginx_stop
 # for a private nginx on a loopback port (stopped by the caller's trap).
+# Sourcing it is the whole preamble of a section: it also turns on strict
+# mode (set -euo pipefail) and moves to ROOT.
+set -euo pipefail
 
 ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 OUT=${OUT:-$ROOT/bench/out}
 RESI=${RESI:-$ROOT/resi}
 PY=/usr/bin/python3 # Debian's python3, so Debian's python3-requests is the one used
 mkdir -p "$OUT"
+cd "$ROOT"
 
 # CPU placement for client/server benchmarks: the server on the last CPU, the
 # clients on the others, so every run has the same placement (on a small VM a

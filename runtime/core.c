@@ -215,10 +215,8 @@ static const luaL_Reg core_funcs[] = {
 
 int luaopen_resi_core(lua_State *L) {
   static const luaL_Reg timer_methods[] = {{"stop", timer_stop}, {NULL, NULL}};
-  static const luaL_Reg timer_meta[] = {{"__gc", timer_stop}, {NULL, NULL}};
-  static const luaL_Reg state_meta[] = {{"__gc", state_gc}, {NULL, NULL}};
-  resi_new_class(L, TIMER_MT, timer_methods, timer_meta);
-  resi_new_class(L, STATE_MT, NULL, state_meta);
+  resi_new_gc_class(L, TIMER_MT, timer_methods, timer_stop);
+  resi_new_gc_class(L, STATE_MT, NULL, state_gc);
   if (get_state(L) == NULL) {
     core_state **slot = resi_new_handle(L, STATE_MT); /* stack: slot */
     core_state *cs = calloc(1, sizeof *cs);

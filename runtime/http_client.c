@@ -713,11 +713,9 @@ static const luaL_Reg http_funcs[] = {
 };
 
 int luaopen_resi_http_core(lua_State *L) {
-  static const luaL_Reg multi_meta[] = {{"__gc", multi_gc}, {NULL, NULL}};
   static const luaL_Reg transfer_methods[] = {{"cancel", transfer_cancel}, {NULL, NULL}};
-  static const luaL_Reg transfer_meta[] = {{"__gc", transfer_cancel}, {NULL, NULL}};
-  resi_new_class(L, MULTI_MT, NULL, multi_meta);
-  resi_new_class(L, REQUEST_MT, transfer_methods, transfer_meta);
+  resi_new_gc_class(L, MULTI_MT, NULL, multi_gc);
+  resi_new_gc_class(L, REQUEST_MT, transfer_methods, transfer_cancel);
   if (get_multi(L) == NULL) {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return luaL_error(L, "resi.http: curl_global_init failed");
     create_multi(L);

@@ -501,10 +501,8 @@ static const luaL_Reg exchange_methods[] = {
 };
 
 int luaopen_resi_server_core(lua_State *L) {
-  static const luaL_Reg listener_meta[] = {{"__gc", listener_close}, {NULL, NULL}};
-  static const luaL_Reg exchange_meta[] = {{"__gc", exchange_gc}, {NULL, NULL}};
-  resi_new_class(L, LISTENER_MT, listener_methods, listener_meta);
-  resi_new_class(L, EXCHANGE_MT, exchange_methods, exchange_meta);
+  resi_new_gc_class(L, LISTENER_MT, listener_methods, listener_close);
+  resi_new_gc_class(L, EXCHANGE_MT, exchange_methods, exchange_gc);
   lua_newtable(L); /* stack: core */
   lua_pushcfunction(L, server_listen);
   lua_setfield(L, -2, "listen");

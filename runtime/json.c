@@ -546,9 +546,8 @@ static const luaL_Reg json_funcs[] = {
 };
 
 int luaopen_resi_json_core(lua_State *L) {
-  static const luaL_Reg encoder_meta[] = {{"__gc", encoder_gc}, {NULL, NULL}};
   resi_new_class(L, ARRAY_MT, NULL, NULL); /* only __name: it marks tables, it has no methods */
-  resi_new_class(L, ENCODER_MT, NULL, encoder_meta);
+  resi_new_gc_class(L, ENCODER_MT, NULL, encoder_gc);
   luaL_newlib(L, json_funcs); /* stack: core */
   return 1;
 }

@@ -47,6 +47,11 @@ void resi_new_class(lua_State *L, const char *name, const luaL_Reg *methods, con
   lua_pop(L, 1); /* stack: (as before) */
 }
 
+void resi_new_gc_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc) {
+  const luaL_Reg meta[] = {{"__gc", gc}, {NULL, NULL}};
+  resi_new_class(L, name, methods, meta);
+}
+
 void *resi_new_handle(lua_State *L, const char *mt) {
   void **slot = lua_newuserdatauv(L, sizeof *slot, 0); /* stack: handle */
   *slot = NULL;

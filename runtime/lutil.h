@@ -52,6 +52,10 @@ void resi_buf_free(resi_buf *b);
  * Leaves the Lua stack as it was. */
 void resi_new_class(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta);
 
+/* resi_new_class for the common case of a class whose one metamethod is
+ * __gc (gc), with methods (may be NULL) in its __index table. */
+void resi_new_gc_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc);
+
 /* Pushes a userdata of class mt that holds one pointer, set to NULL, and
  * returns the pointer's address (a T **): how a Lua object refers to C
  * memory that may outlive it (a libuv handle is freed in its close

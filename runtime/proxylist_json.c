@@ -402,6 +402,17 @@ void resi_pl_json_init(resi_pl_json *j, int default_scheme) {
   j->default_scheme = default_scheme;
 }
 
+/* Takes the character at the cursor when it is one of the two a stream
+ * may have there: a moves j to a_next, b to b_next; anything else fails
+ * with what. */
+static int take_one_of(resi_pl_json *j, cursor *c, char a, int a_next, char b, int b_next, const char *what) {
+  if (*c->p == a) j->state = a_next;
+  else if (*c->p == b) j->state = b_next;
+  else return bad(c, what);
+  c->p++;
+  return OK;
+}
+
 long resi_pl_json_feed(resi_pl_json *j, const char *s, size_t n, int final, resi_buf *arena,
                        resi_pl_sink sink, void *ud, char *why, long *err_line) {
   if (s == NULL) s = ""; /* an empty buffer */
@@ -414,13 +425,7 @@ long resi_pl_json_feed(resi_pl_json *j, const char *s, size_t n, int final, resi
     if (c.p >= c.end) break;
     char ch = *c.p;
     if (j->state == J_START) {
-      if (ch == '[') j->state = J_VALUE;
-      else if (ch == '{') j->state = J_WKEY;
-      else {
-        rc = bad(&c, "expected a JSON array of proxy objects");
-        break;
-      }
-      c.p++;
+      if ((rc = take_one_of(j, &c, '[', J_VALUE, '{', J_WKEY, "expected a JSON array of proxy objects"))) break;
     } else if (j->state == J_WKEY) {
       if (ch == '}') {
         c.p++, j->state = J_END;
@@ -443,13 +448,7 @@ long resi_pl_json_feed(resi_pl_json *j, const char *s, size_t n, int final, resi
         break;
       }
     } else if (j->state == J_WSEP) {
-      if (ch == ',') j->state = J_WKEY;
-      else if (ch == '}') j->state = J_END;
-      else {
-        rc = bad(&c, "expected ',' or '}'");
-        break;
-      }
-      c.p++;
+      if ((rc = take_one_of(j, &c, ',', J_WKEY, '}', J_END, "expected ',' or '}'"))) break;
     } else if (j->state == J_VALUE || j->state == J_SEP) {
       if (ch == ']') {
         c.p++, j->state = j->wrapped ? J_WSEP : J_END;
@@ -476,19 +475,11 @@ long resi_pl_json_feed(resi_pl_json *j, const char *s, size_t n, int final, resi
         arena->len = mark;
         break;
       }
-      if (rejected) {
-        arena->len = mark;
-        if (sink(ud, NULL, line, why, start, (size_t)(c.p - start))) {
-          rc = BAD;
-          snprintf(why, RESI_PL_REASON, "out of memory");
-          break;
-        }
-      } else {
-        if (sink(ud, &e, line, NULL, start, (size_t)(c.p - start))) {
-          rc = BAD;
-          snprintf(why, RESI_PL_REASON, "out of memory");
-          break;
-        }
+      if (rejected) arena->len = mark; /* a rejected entry keeps nothing, only its reason */
+      if (sink(ud, rejected ? NULL : &e, line, rejected ? why : NULL, start, (size_t)(c.p - start))) {
+        rc = BAD;
+        snprintf(why, RESI_PL_REASON, "out of memory");
+        break;
       }
       j->state = J_SEP;
     } else { /* J_END */

@@ -10,6 +10,15 @@ local function script(name, text) return files.write(dir, name, text) end
 
 local function resi_run(args, opts) return proc.resi(args, opts) end
 
+-- Runs resi with args; asserts that it exits with status and that its
+-- stderr holds each of the texts (plain, not patterns); returns the result.
+local function resi_fails(status, args, ...)
+  local r = resi_run(args)
+  assert.equal(status, r.status, r.stderr)
+  for _, text in ipairs { ... } do assert.truthy(r.stderr:find(text, 1, true), r.stderr) end
+  return r
+end
+
 describe("resi command line", function()
   setup(function()
     dir = proc.run({ "mktemp", "-d", "/tmp/resi-cli.XXXXXX" }).stdout:gsub("%s+$", "")
@@ -49,25 +58,16 @@ describe("resi command line", function()
       { { "version", "extra" }, "version takes no arguments" },
       { { dir .. "/missing.lua" }, "cannot open script '" .. dir .. "/missing.lua'" },
     }
-    for _, case in ipairs(cases) do
-      local r = resi_run(case[1])
-      assert.equal(2, r.status, case[2])
-      assert.truthy(r.stderr:find(case[2], 1, true), r.stderr)
-    end
+    for _, case in ipairs(cases) do resi_fails(2, case[1], case[2]) end
   end)
 
   it("suggests the nearest command for a typo that is not a file", function()
     for typo, cmd in pairs { proxy = "proxies", tset = "test", simm = "sim", vesion = "version" } do
-      local r = resi_run { typo, "x" }
-      assert.equal(2, r.status, typo)
-      assert.truthy(r.stderr:find(("'%s' is not a command or a script file; did you mean 'resi %s'?"):format(typo, cmd), 1, true),
-        r.stderr)
+      resi_fails(2, { typo, "x" }, ("'%s' is not a command or a script file; did you mean 'resi %s'?"):format(typo, cmd))
     end
     -- a path, or a word far from every command, is a missing script
     for _, name in ipairs { "./proxy", "xyzzy" } do
-      local r = resi_run { name }
-      assert.equal(2, r.status)
-      assert.truthy(r.stderr:find("cannot open script '" .. name .. "'", 1, true), r.stderr)
+      resi_fails(2, { name }, "cannot open script '" .. name .. "'")
     end
     -- an existing file with a command-like name runs as a script
     local path = script("proxy", "print('a script named proxy')\n")
@@ -78,9 +78,7 @@ describe("resi command line", function()
   end)
 
   it("resi test: a bad busted flag is a usage error (exit 2)", function()
-    local r = resi_run { "test", "--bogus-flag" }
-    assert.equal(2, r.status)
-    assert.truthy(r.stderr:find("unknown/bad flag: --bogus-flag", 1, true), r.stderr)
+    resi_fails(2, { "test", "--bogus-flag" }, "unknown/bad flag: --bogus-flag")
   end)
 
   it("resi test: an error in a task nobody waited for is a failure of the test that left it, named", function()
@@ -134,28 +132,18 @@ end)
 
   it("exits 1 with a traceback naming file:line on an uncaught error", function()
     local path = script("fail.lua", "local x = 1\nlocal function f() error('went wrong') end\nf()\n")
-    local r = resi_run { path }
-    assert.equal(1, r.status)
-    assert.truthy(r.stderr:find(path .. ":2: went wrong", 1, true), r.stderr)
-    assert.truthy(r.stderr:find("stack traceback:", 1, true))
-    assert.truthy(r.stderr:find(path .. ":3: in main chunk", 1, true), r.stderr)
+    resi_fails(1, { path }, path .. ":2: went wrong", "stack traceback:", path .. ":3: in main chunk")
   end)
 
   it("exits 1 on a syntax error, naming the line", function()
     local path = script("syntax.lua", "local x = 1\nlocal = 2\n")
-    local r = resi_run { path }
-    assert.equal(1, r.status)
-    assert.truthy(r.stderr:find(path .. ":2:", 1, true), r.stderr)
+    resi_fails(1, { path }, path .. ":2:")
   end)
 
   it("reports an error in a task nobody waits for and exits 1", function()
     local path = script("orphan.lua", "resi.spawn(function()\n  error('lost in a task')\nend)\nresi.sleep(0.01)\nprint('main done')\n")
-    local r = resi_run { path }
-    assert.equal(1, r.status)
+    local r = resi_fails(1, { path }, "never waited for", path .. ":2: lost in a task", "stack traceback:")
     assert.equal("main done\n", r.stdout)
-    assert.truthy(r.stderr:find("never waited for", 1, true), r.stderr)
-    assert.truthy(r.stderr:find(path .. ":2: lost in a task", 1, true), r.stderr)
-    assert.truthy(r.stderr:find("stack traceback:", 1, true))
   end)
 
   it("waits for tasks the main chunk started before exiting", function()
@@ -166,9 +154,7 @@ end)
   end)
 
   it("reports a main task that can never be woken", function()
-    local r = resi_run { "-e", "resi.await(function() end)" }
-    assert.equal(1, r.status)
-    assert.truthy(r.stderr:find("deadlock", 1, true), r.stderr)
+    resi_fails(1, { "-e", "resi.await(function() end)" }, "deadlock")
   end)
 
   it("flushes output on os.exit and uses its status", function()
@@ -197,9 +183,7 @@ end)
   end)
 
   it("reports a raw coroutine.yield in a task as an error", function()
-    local r = resi_run { "-e", "coroutine.yield(1)" }
-    assert.equal(1, r.status)
-    assert.truthy(r.stderr:find("coroutine.yield() reached the resi scheduler", 1, true))
+    resi_fails(1, { "-e", "coroutine.yield(1)" }, "coroutine.yield() reached the resi scheduler")
   end)
   it("seeds math.random differently in every process", function()
     local a = resi_run({ "-e", "print(math.random(1 << 40), math.random(1 << 40))" }).stdout

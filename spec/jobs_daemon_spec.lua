@@ -23,6 +23,16 @@ local function write(path, text)
   f:close()
 end
 
+-- A scratch directory holding a jobs file with text; returns the
+-- directory, the file's path and the store's path in it (db, default
+-- "/resi.db", below the directory).
+local function jobs_file(text, db)
+  local dir = scratch_dir()
+  local file = dir .. "/jobs.lua"
+  write(file, text)
+  return dir, file, dir .. (db or "/resi.db")
+end
+
 -- The lines of a file (empty when it does not exist).
 local function lines(path)
   local out = {}
@@ -177,9 +187,7 @@ end, { on_interrupt = "rerun" })
   end)
 
   it("creates the store 0600 in a 0700 directory", function()
-    local dir = scratch_dir()
-    local file, db = dir .. "/jobs.lua", dir .. "/new/sub/resi.db"
-    write(file, 'require("resi.jobs").every(1, "a", function() end)\n')
+    local dir, file, db = jobs_file('require("resi.jobs").every(1, "a", function() end)\n', "/new/sub/resi.db")
     local d = start_daemon(file, db)
     assert.is_true(eventually(function() return uv.fs_stat(db) ~= nil end))
     resi.sleep(0.3)
@@ -190,9 +198,7 @@ end, { on_interrupt = "rerun" })
   end)
 
   it("drains on SIGTERM: a run that finishes in time succeeds, one that does not is cancelled", function()
-    local dir = scratch_dir()
-    local file, db = dir .. "/jobs.lua", dir .. "/resi.db"
-    write(file, [[
+    local _, file, db = jobs_file([[
 local jobs = require "resi.jobs"
 jobs.every(1, "short", function() resi.sleep(1.5) end)
 jobs.every(1, "long", function() resi.sleep(30) end)
@@ -217,9 +223,7 @@ jobs.every(1, "long", function() resi.sleep(30) end)
   end)
 
   it("cancels at once on a second SIGTERM while draining", function()
-    local dir = scratch_dir()
-    local file, db = dir .. "/jobs.lua", dir .. "/resi.db"
-    write(file, 'require("resi.jobs").every(1, "long", function() resi.sleep(30) end)\n')
+    local _, file, db = jobs_file('require("resi.jobs").every(1, "long", function() resi.sleep(30) end)\n')
     local d = start_daemon(file, db, { "--stop-timeout", "20" })
     assert.is_true(eventually(function()
       local ok, r = pcall(rows, db, "long")
@@ -235,9 +239,7 @@ jobs.every(1, "long", function() resi.sleep(30) end)
   end)
 
   it("reloads on SIGHUP; a broken file keeps the old jobs and says why", function()
-    local dir = scratch_dir()
-    local file, db = dir .. "/jobs.lua", dir .. "/resi.db"
-    write(file, 'require("resi.jobs").every(1, "a", function() end)\n')
+    local _, file, db = jobs_file('require("resi.jobs").every(1, "a", function() end)\n')
     local d = start_daemon(file, db)
     assert.is_true(eventually(function()
       local ok, r = pcall(rows, db, "a")
@@ -294,9 +296,8 @@ jobs.every(1, "long", function() resi.sleep(30) end)
   end)
 
   it("tells systemd READY=1 after recovery, WATCHDOG=1, STOPPING=1 and EXTEND_TIMEOUT_USEC", function()
-    local dir = scratch_dir()
-    local file, db, sock = dir .. "/jobs.lua", dir .. "/resi.db", dir .. "/notify.sock"
-    write(file, 'require("resi.jobs").every(1, "a", function() end)\n')
+    local dir, file, db = jobs_file('require("resi.jobs").every(1, "a", function() end)\n')
+    local sock = dir .. "/notify.sock"
     local receiver = [=[
 import os, signal, socket, subprocess, sys, time
 sock, resi, file, db = sys.argv[1:5]

@@ -125,19 +125,24 @@ describe("jobs scheduler", function()
   end)
 
   describe("overlap", function()
-    -- A job whose runs take `d` seconds of the fake clock.
-    local function slow(h, d, log)
-      return function(run)
-        log[#log + 1] = run.nominal_at - T0
+    -- A started harness with one job "j" every 10 s whose runs take d
+    -- seconds of the fake clock (their slots, from T0, logged), under
+    -- overlap policy `overlap` (nil: the default), after `advance` seconds;
+    -- returns the harness and the log.
+    local function overlapping(d, overlap, advance)
+      local h, ran = nil, {}
+      local function slow(run)
+        ran[#ran + 1] = run.nominal_at - T0
         h.clock.sleep(d)
       end
+      h = harness({ job("j", every(10), slow, { overlap = overlap }) })
+      h.s:start()
+      h.clock.advance(advance)
+      return h, ran
     end
 
     it("skip (default): a slot due while the previous run runs is skipped_overlap", function()
-      local h, ran = nil, {}
-      h = harness({ job("j", every(10), function(run) return slow(h, 25, ran)(run) end) })
-      h.s:start()
-      h.clock.advance(60)
+      local h, ran = overlapping(25, nil, 60)
       assert.same({ 10, 40 }, ran)
       halt(h, 100)
       assert.same({ "10:succeeded", "20:skipped_overlap", "30:skipped_overlap", "40:succeeded", "50:skipped_overlap",
@@ -145,10 +150,7 @@ describe("jobs scheduler", function()
     end)
 
     it("buffer_one: one slot waits for the running one, later ones are skipped", function()
-      local h, ran = nil, {}
-      h = harness({ job("j", every(10), function(run) return slow(h, 25, ran)(run) end, { overlap = "buffer_one" }) })
-      h.s:start()
-      h.clock.advance(36)
+      local h, ran = overlapping(25, "buffer_one", 36)
       -- 10 runs 10..35; 20 is buffered and starts at 35; 30 is skipped
       assert.same({ 10, 20 }, ran)
       h.clock.advance(100)
@@ -160,10 +162,7 @@ describe("jobs scheduler", function()
     end)
 
     it("cancel_other: the running run is cancelled, then the new one starts", function()
-      local h, ran = nil, {}
-      h = harness({ job("j", every(10), function(run) return slow(h, 15, ran)(run) end, { overlap = "cancel_other" }) })
-      h.s:start()
-      h.clock.advance(31)
+      local h, ran = overlapping(15, "cancel_other", 31)
       assert.same({ 10, 20, 30 }, ran)
       halt(h, 100)
       assert.same({ "10:cancelled", "20:cancelled", "30:succeeded" }, outcomes(h.db, "j", T0))
@@ -171,10 +170,7 @@ describe("jobs scheduler", function()
     end)
 
     it("allow: runs overlap", function()
-      local h, ran = nil, {}
-      h = harness({ job("j", every(10), function(run) return slow(h, 25, ran)(run) end, { overlap = "allow" }) })
-      h.s:start()
-      h.clock.advance(31)
+      local h, ran = overlapping(25, "allow", 31)
       assert.same({ 10, 20, 30 }, ran)
       assert.equal(3, h.s:running())
       halt(h, 100)

@@ -418,21 +418,28 @@ describe("resi.proxylist", function()
   end)
 
   describe("sticky", function()
+    -- Asserts that every entry of list has the fields of want and that its
+    -- field `key` matches pattern, whose capture (the session id) is unique
+    -- in the list; returns the ids in order.
+    local function session_ids(list, want, key, pattern)
+      local ids, seen = {}, {}
+      for i, e in ipairs(list) do
+        for k, v in pairs(want) do assert.equal(v, e[k], k) end
+        local id = e[key]:match(pattern)
+        assert.truthy(id, e[key])
+        assert.is_nil(seen[id], id)
+        seen[id], ids[i] = true, id
+      end
+      return ids
+    end
+
     it("builds Oxylabs usernames with unique session ids", function()
       local list = proxylist.sticky { provider = "oxylabs", username = "acme_1", password = "Pw#1", country = "us",
         city = "Los Angeles", state = "California", sessions = 500, minutes = 30 }
       assert.equal(500, #list)
-      local seen = {}
-      for _, e in ipairs(list) do
-        assert.equal("pr.oxylabs.io", e.host)
-        assert.equal(7777, e.port)
-        assert.equal("Pw#1", e.pass)
-        local id = e.user:match("^customer%-acme_1%-cc%-US%-city%-los_angeles%-st%-us_california%-sessid%-(%w+)%-sesstime%-30$")
-        assert.truthy(id, e.user)
-        assert.truthy(id:match("^[a-z0-9]+$") and #id == 12, id)
-        assert.is_nil(seen[id])
-        seen[id] = true
-      end
+      local ids = session_ids(list, { host = "pr.oxylabs.io", port = 7777, pass = "Pw#1" }, "user",
+        "^customer%-acme_1%-cc%-US%-city%-los_angeles%-st%-us_california%-sessid%-(%w+)%-sesstime%-30$")
+      for _, id in ipairs(ids) do assert.truthy(id:match("^[a-z0-9]+$") and #id == 12, id) end
       local plain = proxylist.sticky { provider = "oxylabs", username = "u", password = "p", sessions = 1 }
       assert.truthy(plain[1].user:match("^customer%-u%-sessid%-[a-z0-9]+$"), plain[1].user)
     end)
@@ -459,16 +466,8 @@ describe("resi.proxylist", function()
     it("builds UnknownProxies session passwords", function()
       local list = proxylist.sticky { provider = "unknownproxies", username = "abcd1234", password = "pw123456",
         pool = "tickets-us-s", port = 14004, sessions = 50, seed = 9 }
-      local seen = {}
-      for _, e in ipairs(list) do
-        assert.equal("tickets-us-s.reserve2.resi.unknownproxies.com", e.host)
-        assert.equal(14004, e.port)
-        assert.equal("abcd1234", e.user)
-        local id = e.pass:match("^pw123456%-([1-9]%d%d%d%d%d%d%d%d)$")
-        assert.truthy(id, e.pass)
-        assert.is_nil(seen[id])
-        seen[id] = true
-      end
+      assert.equal(50, #session_ids(list, { host = "tickets-us-s.reserve2.resi.unknownproxies.com", port = 14004,
+        user = "abcd1234" }, "pass", "^pw123456%-([1-9]%d%d%d%d%d%d%d%d)$"))
       local again = proxylist.sticky { provider = "unknownproxies", username = "abcd1234", password = "pw123456",
         pool = "tickets-us-s", port = 14004, sessions = 50, seed = 9 }
       assert.equal(list:format("url"), again:format("url"))

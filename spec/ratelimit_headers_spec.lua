@@ -12,10 +12,10 @@ describe("ratelimit headers", function()
     assert.equal(784111777, H.http_date("Sun Nov  6 08:49:37 1994"))
     assert.equal(NOW, H.http_date("Tue, 14 Nov 2023 22:13:20 GMT"))
     assert.equal(951782400, H.http_date("Tue, 29 Feb 2000 00:00:00 GMT"))
-    assert.is_nil(H.http_date("Sun, 06 Nov 1994 08:49:37 PST"))
-    assert.is_nil(H.http_date("Sun, 06 Foo 1994 08:49:37 GMT"))
-    assert.is_nil(H.http_date("Sun, 06 Nov 1994 25:49:37 GMT"))
-    assert.is_nil(H.http_date("yesterday"))
+    for _, bad in ipairs { "Sun, 06 Nov 1994 08:49:37 PST", "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 06 Nov 1994 25:49:37 GMT",
+      "yesterday" } do
+      assert.is_nil(H.http_date(bad), bad)
+    end
   end)
 
   it("reads Retry-After in seconds and ignores negative and garbage values", function()

@@ -1,8 +1,9 @@
 -- resi.ratelimit: limiters, waiting, learning from responses, retries,
--- groups and profiles. Exact timing runs on a virtual clock (time moves only
+-- groups. Exact timing runs on a virtual clock (time moves only
 -- when the spec says so); the HTTP specs use a scripted resi.server.
 local ratelimit = require "resi.ratelimit"
 local log = require "resi.log"
+local checks = require "spec.support.checks"
 
 -- Spawns fn in a task and records when (virtual time) it got its permit.
 local function waiter(vc, lim, out, tag, opts)
@@ -11,6 +12,26 @@ local function waiter(vc, lim, out, tag, opts)
     out[#out + 1] = { tag = tag, t = vc.t, permit = p, why = why, info = info }
     if p and not (opts and opts.hold) then p:release() end
   end)
+end
+
+-- A limiter of one permit per 10 s on a virtual clock, with opts added to
+-- those options and its permit already taken; returns the clock, the
+-- limiter and an empty list for waiter() to write to.
+local function busy(opts)
+  local vc = ratelimit.virtual_clock()
+  local o = { limit = 1, window = 10, clock = vc }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local lim = ratelimit.new(o)
+  assert(lim:acquire())
+  return vc, lim, {}
+end
+
+-- busy(opts) with waiters tagged 1, 2 and 3 arriving at time 0.
+local function three_waiting(opts)
+  local vc, lim, out = busy(opts)
+  for i = 1, 3 do waiter(vc, lim, out, i) end
+  vc:advance(0)
+  return vc, lim, out
 end
 
 -- Tags in the order they were granted.
@@ -292,10 +313,7 @@ describe("ratelimit waiting", function()
   end)
 
   it("times out a waiter and gives its place back", function()
-    local vc = ratelimit.virtual_clock()
-    local lim = ratelimit.new { limit = 1, window = 10, clock = vc }
-    assert(lim:acquire())
-    local out = {}
+    local vc, lim, out = busy()
     waiter(vc, lim, out, "impatient", { timeout = 3 })
     waiter(vc, lim, out, "patient")
     vc:advance(3)
@@ -313,12 +331,7 @@ describe("ratelimit waiting", function()
   end)
 
   it("rejects at the high-water mark by default", function()
-    local vc = ratelimit.virtual_clock()
-    local lim = ratelimit.new { limit = 1, window = 10, clock = vc, max_queue = 2 }
-    assert(lim:acquire())
-    local out = {}
-    for i = 1, 3 do waiter(vc, lim, out, i) end
-    vc:advance(0)
+    local _, lim, out = three_waiting { max_queue = 2 }
     assert.equal(1, #out)
     assert.equal(3, out[1].tag)
     assert.equal("queue_full", out[1].why)
@@ -327,21 +340,13 @@ describe("ratelimit waiting", function()
   end)
 
   it("drops the oldest waiter, or the least important, when asked to", function()
-    local vc = ratelimit.virtual_clock()
-    local lim = ratelimit.new { limit = 1, window = 10, clock = vc, max_queue = 2, on_full = "drop_oldest" }
-    assert(lim:acquire())
-    local out = {}
-    for i = 1, 3 do waiter(vc, lim, out, i) end
-    vc:advance(0)
+    local vc, lim, out = three_waiting { max_queue = 2, on_full = "drop_oldest" }
     assert.same({ 1 }, tags(out))
     assert.equal("dropped", out[1].why)
     vc:advance(20)
     assert.same({ 1, 2, 3 }, tags(out))
 
-    vc = ratelimit.virtual_clock()
-    lim = ratelimit.new { limit = 1, window = 10, clock = vc, max_queue = 2, on_full = "drop_lowest", aging = false }
-    assert(lim:acquire())
-    out = {}
+    vc, lim, out = busy { max_queue = 2, on_full = "drop_lowest", aging = false }
     waiter(vc, lim, out, "low", { priority = 9 })
     waiter(vc, lim, out, "mid", { priority = 5 })
     waiter(vc, lim, out, "high", { priority = 0 }) -- sheds "low"
@@ -356,12 +361,7 @@ describe("ratelimit waiting", function()
   end)
 
   it("blocks producers at the high-water mark until the line shrinks", function()
-    local vc = ratelimit.virtual_clock()
-    local lim = ratelimit.new { limit = 1, window = 10, clock = vc, max_queue = 1, on_full = "block" }
-    assert(lim:acquire())
-    local out = {}
-    for i = 1, 3 do waiter(vc, lim, out, i) end
-    vc:advance(0)
+    local vc, lim, out = three_waiting { max_queue = 1, on_full = "block" }
     local s = lim:stats()
     assert.equal(1, s.queued)
     assert.equal(2, s.blocked)
@@ -531,10 +531,7 @@ describe("ratelimit learning from responses", function()
     assert.equal(0, #out)
     vc:advance(0.1)
     assert.same({ 1, 2, 3 }, tags(out))
-    local s = lim:stats()
-    assert.equal(1, s.seen_429)
-    assert.equal(1, s.pauses)
-    assert.equal(5, s.learned.retry_after)
+    checks.fields({ seen_429 = 1, pauses = 1, learned = { retry_after = 5 } }, lim:stats())
   end)
 
   it("reads the HTTP-date form and ignores negative or garbage Retry-After", function()
@@ -812,46 +809,5 @@ describe("ratelimit retries", function()
     local r, msg, code = t:wait()
     assert.is_nil(r); assert.equal("connection refused", msg); assert.equal("connect", code)
     assert.equal(3, n)
-  end)
-end)
-
-describe("ratelimit provider profiles", function()
-  before_each(ratelimit.reset_profiles)
-
-  it("builds ResiFactory's documented limits per key and endpoint group", function()
-    local key = "rf_live_abcdefghijklmnopqrstuvwxyz123456"
-    local gen = ratelimit.profile("resifactory", key, "generate")
-    local s = gen:stats()
-    assert.equal(20, s.rules[1].limit); assert.equal(60, s.rules[1].window); assert.equal("sliding", s.rules[1].kind)
-    assert.equal(120, ratelimit.profile("resifactory", key, "reads"):stats().rules[1].limit)
-    assert.equal(gen, ratelimit.profile("resifactory", key, "generate"))
-    assert.are_not.equal(gen, ratelimit.profile("resifactory", "rf_live_another_key_0000000000000", "generate"))
-    assert.falsy(gen.name:find(key, 1, true)) -- the key never shows
-    assert.truthy(gen.name:find("3456", 1, true))
-    assert.equal("generate", ratelimit.endpoint_group("resifactory", "POST", "/proxies"))
-    assert.equal("reads", ratelimit.endpoint_group("resifactory", "GET", "/balance?x=1"))
-    assert.equal(gen, ratelimit.profile("resifactory", key, "POST /proxies"))
-    assert.equal(ratelimit.profile("resifactory", key, "reads"), ratelimit.profile("resifactory", key, "GET /me"))
-  end)
-
-  it("lets a test shorten the window", function()
-    local vc = ratelimit.virtual_clock()
-    local gen = ratelimit.profile("resifactory", "rf_live_test_key_123456789012", "generate",
-      { window = 3, clock = vc })
-    for _ = 1, 20 do assert(gen:try()) end
-    assert.is_nil(gen:try())
-    vc.t = 3
-    assert.is_table(gen:try())
-  end)
-
-  it("starts conservative for providers without documented limits and adapts", function()
-    local up = ratelimit.profile("unknownproxies", "user1")
-    local s = up:stats()
-    assert.equal(4, s.concurrency)
-    assert.equal(120, s.rules[1].limit)
-    up:observe { status = 200, headers = { ["ratelimit-limit"] = "100", ["ratelimit-remaining"] = "99" } }
-    assert.equal(100, up:stats().rules[1].limit)
-    assert.equal(120, ratelimit.profile("oxylabs", "user1"):stats().rules[1].limit)
-    assert.has_error(function() ratelimit.profile("nope", "k") end, "resi.ratelimit.profile: unknown provider nope")
   end)
 end)

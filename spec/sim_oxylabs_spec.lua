@@ -266,10 +266,7 @@ describe("resi sim: Oxylabs", function()
 
   describe("sub-users", function()
     local sim, c
-
-    setup(function()
-      sim, c = start_logged_in()
-    end)
+    setup(function() sim, c = start_logged_in() end)
     teardown(function() sim:stop() end)
 
     it("lists the account's sub-users as SubUser objects without passwords", function()
@@ -837,10 +834,7 @@ describe("resi sim: Oxylabs", function()
 
   describe("faults", function()
     local sim, c
-
-    setup(function()
-      sim, c = start_logged_in()
-    end)
+    setup(function() sim, c = start_logged_in() end)
     teardown(function() sim:stop() end)
 
     it("answers injected errors on the Oxylabs port in the Oxylabs envelope, then recovers", function()

@@ -209,16 +209,23 @@ describe("resi sim: ResiFactory", function()
       return assert(res:json()), res
     end
 
+    -- The lines of the list or userpass answer to body, which must be n;
+    -- returns them and the answer.
+    local function generate_lines(body, n)
+      local doc = generate(body)
+      local ls = lines(doc.proxies)
+      assert.equal(n, #ls)
+      return ls, doc
+    end
+
     it("uses the documented defaults: 5,000 rotating lines in list format from the default pool", function()
-      local doc = generate(json.decode("{}"))
+      local ls, doc = generate_lines(json.decode("{}"), 5000)
       assert.equal(5000, doc.count)
       assert.equal("list", doc.format)
       assert.equal("walmart_premium", doc.pool)
       assert.equal("rotating", doc.proxy_type)
       assert.is_false(doc.is_demo)
       assert.equal(json.null, doc.country)
-      local ls = lines(doc.proxies)
-      assert.equal(5000, #ls)
       assert.equal("proxy.resifactory.net:8000:user-acme:" .. ls[1]:match("[^:]+$"), ls[1])
     end)
 
@@ -229,11 +236,9 @@ describe("resi sim: ResiFactory", function()
     end)
 
     it("renders list as host:port:user:pass lines", function()
-      local doc = generate { country = "us", quantity = 10 }
+      local ls, doc = generate_lines({ country = "us", quantity = 10 }, 10)
       assert.equal(10, doc.count)
       assert.equal("us", doc.country)
-      local ls = lines(doc.proxies)
-      assert.equal(10, #ls)
       for _, l in ipairs(ls) do assert.matches("^proxy%.resifactory%.net:8000:user%-acme%-country%-us:%w+$", l) end
     end)
 
@@ -251,9 +256,7 @@ describe("resi sim: ResiFactory", function()
     end)
 
     it("renders userpass as user:pass@host:port lines", function()
-      local doc = generate { quantity = 4, format = "userpass", country = "de" }
-      local ls = lines(doc.proxies)
-      assert.equal(4, #ls)
+      local ls = generate_lines({ quantity = 4, format = "userpass", country = "de" }, 4)
       for _, l in ipairs(ls) do assert.matches("^user%-acme%-country%-de:%w+@proxy%.resifactory%.net:8000$", l) end
     end)
 
@@ -312,16 +315,14 @@ describe("resi sim: ResiFactory", function()
     end)
 
     it("produces 250,000 sticky lines with unique sessions, in list and json", function()
-      local doc = generate { quantity = 250000, proxyType = "sticky", format = "list" }
-      local ls = lines(doc.proxies)
-      assert.equal(250000, #ls)
+      local ls = generate_lines({ quantity = 250000, proxyType = "sticky", format = "list" }, 250000)
       local seen = {}
       for _, l in ipairs(ls) do
         local s = l:match("%-session%-(%w+)%-")
         assert(s and not seen[s], l)
         seen[s] = true
       end
-      doc = generate { quantity = 250000, format = "json", country = "us" }
+      local doc = generate { quantity = 250000, format = "json", country = "us" }
       assert.equal(250000, #doc.proxies)
       assert.equal("user-acme-country-us", doc.proxies[250000].username)
     end)

@@ -121,159 +121,157 @@ describe("resi.store", function()
     end)
   end)
 
-  describe("values", function()
+  describe("an open store", function()
     local db
     before_each(function() db = store.open(path) end)
     after_each(function() db:close() end)
 
-    it("round-trip exactly: big integers, floats, bytes, arrays, objects, null", function()
-      local all = {}
-      for i = 0, 255 do all[#all + 1] = string.char(i) end
-      local values = {
-        (1 << 53) + 1, math.mininteger, math.maxinteger, 0, -7, 1.5, -0.25, 1e300,
-        "", "plain", "a\0b\0c", table.concat(all), true, false,
-        { bytes = (1 << 53) + 1, list = { 1, 2, 3 }, nested = { deep = { math.mininteger } } },
-        json.array(), { allowedPools = json.array() }, json.null,
-      }
-      for i, v in ipairs(values) do db:set("values", "k" .. i, v) end
-      for i, v in ipairs(values) do
-        local got = db:get("values", "k" .. i)
-        assert.same(v, got)
-        if math.type(v) then assert.equal(math.type(v), math.type(got)) end
-      end
-      assert.is_true(json.is_array(db:get("values", "k" .. 16)))
-      assert.equal('{"allowedPools":[]}', json.encode(db:get("values", "k17")))
-      assert.equal(json.null, db:get("values", "k18"))
-    end)
-
-    it("gets nil for a missing key, replaces, deletes, and keeps namespaces apart", function()
-      assert.is_nil(db:get("a", "k"))
-      db:set("a", "k", 1)
-      db:set("b", "k", 2)
-      db:set("a", "k", 3)
-      assert.equal(3, db:get("a", "k"))
-      assert.equal(2, db:get("b", "k"))
-      assert.is_true(db:delete("a", "k"))
-      assert.is_false(db:delete("a", "k"))
-      assert.is_nil(db:get("a", "k"))
-      db:set("b", "k", nil) -- nil deletes
-      assert.is_nil(db:get("b", "k"))
-    end)
-
-    it("lists a namespace in key order, by prefix", function()
-      for _, k in ipairs { "job/b", "job/a", "jobz", "job\255x", "job\255", "other", "job/" } do db:set("n", k, k) end
-      db:set("m", "job/c", 0)
-      local function keys(prefix)
-        local out = {}
-        for _, e in ipairs(db:list("n", prefix)) do
-          assert.equal(e.key, e.value)
-          out[#out + 1] = e.key
+    describe("values", function()
+      it("round-trip exactly: big integers, floats, bytes, arrays, objects, null", function()
+        local all = {}
+        for i = 0, 255 do all[#all + 1] = string.char(i) end
+        local values = {
+          (1 << 53) + 1, math.mininteger, math.maxinteger, 0, -7, 1.5, -0.25, 1e300,
+          "", "plain", "a\0b\0c", table.concat(all), true, false,
+          { bytes = (1 << 53) + 1, list = { 1, 2, 3 }, nested = { deep = { math.mininteger } } },
+          json.array(), { allowedPools = json.array() }, json.null,
+        }
+        for i, v in ipairs(values) do db:set("values", "k" .. i, v) end
+        for i, v in ipairs(values) do
+          local got = db:get("values", "k" .. i)
+          assert.same(v, got)
+          if math.type(v) then assert.equal(math.type(v), math.type(got)) end
         end
-        return out
-      end
-      assert.same({ "job/", "job/a", "job/b" }, keys("job/"))
-      assert.same({ "job/", "job/a", "job/b", "jobz", "job\255", "job\255x" }, keys("job"))
-      assert.same({ "job\255", "job\255x" }, keys("job\255"))
-      assert.same({ "job/", "job/a", "job/b", "jobz", "job\255", "job\255x", "other" }, keys())
-      assert.same({}, keys("zzz"))
-    end)
-
-    it("names the namespace and key of a value JSON cannot hold, and bad arguments", function()
-      local err = raised(db.set, db, "ns", "key", { f = print })
-      assert.matches("db:set: cannot store the value of ns/key", err, 1, true)
-      err = raised(function() db:get("ns", 5) end)
-      assert.matches("db:get: key must be a string, got number", err, 1, true)
-      assert.matches("^spec/store_spec.lua:%d+:", err) -- raised at the caller
-    end)
-  end)
-
-  describe("transactions", function()
-    local db
-    before_each(function() db = store.open(path) end)
-    after_each(function() db:close() end)
-
-    it("commit when fn returns, with its results", function()
-      local a, b = db:transaction(function(d, x)
-        d:set("t", "a", x)
-        d:set("t", "b", x + 1)
-        return x, "done"
-      end, 41)
-      assert.equal(41, a)
-      assert.equal("done", b)
-      assert.equal(42, db:get("t", "b"))
-      assert.is_false(db.conn:in_transaction())
-    end)
-
-    it("roll back when fn raises, and re-raise the same error", function()
-      db:set("t", "a", 1)
-      local boom = setmetatable({ kind = "mine" }, { __tostring = function() return "boom" end })
-      local err = raised(db.transaction, db, function()
-        db:set("t", "a", 2)
-        db:set("t", "new", 1)
-        error(boom)
+        assert.is_true(json.is_array(db:get("values", "k" .. 16)))
+        assert.equal('{"allowedPools":[]}', json.encode(db:get("values", "k17")))
+        assert.equal(json.null, db:get("values", "k18"))
       end)
-      assert.equal(boom, err)
-      assert.equal(1, db:get("t", "a"))
-      assert.is_nil(db:get("t", "new"))
-      assert.is_false(db.conn:in_transaction())
+
+      it("gets nil for a missing key, replaces, deletes, and keeps namespaces apart", function()
+        assert.is_nil(db:get("a", "k"))
+        db:set("a", "k", 1)
+        db:set("b", "k", 2)
+        db:set("a", "k", 3)
+        assert.equal(3, db:get("a", "k"))
+        assert.equal(2, db:get("b", "k"))
+        assert.is_true(db:delete("a", "k"))
+        assert.is_false(db:delete("a", "k"))
+        assert.is_nil(db:get("a", "k"))
+        db:set("b", "k", nil) -- nil deletes
+        assert.is_nil(db:get("b", "k"))
+      end)
+
+      it("lists a namespace in key order, by prefix", function()
+        for _, k in ipairs { "job/b", "job/a", "jobz", "job\255x", "job\255", "other", "job/" } do db:set("n", k, k) end
+        db:set("m", "job/c", 0)
+        local function keys(prefix)
+          local out = {}
+          for _, e in ipairs(db:list("n", prefix)) do
+            assert.equal(e.key, e.value)
+            out[#out + 1] = e.key
+          end
+          return out
+        end
+        assert.same({ "job/", "job/a", "job/b" }, keys("job/"))
+        assert.same({ "job/", "job/a", "job/b", "jobz", "job\255", "job\255x" }, keys("job"))
+        assert.same({ "job\255", "job\255x" }, keys("job\255"))
+        assert.same({ "job/", "job/a", "job/b", "jobz", "job\255", "job\255x", "other" }, keys())
+        assert.same({}, keys("zzz"))
+      end)
+
+      it("names the namespace and key of a value JSON cannot hold, and bad arguments", function()
+        local err = raised(db.set, db, "ns", "key", { f = print })
+        assert.matches("db:set: cannot store the value of ns/key", err, 1, true)
+        err = raised(function() db:get("ns", 5) end)
+        assert.matches("db:get: key must be a string, got number", err, 1, true)
+        assert.matches("^spec/store_spec.lua:%d+:", err) -- raised at the caller
+      end)
     end)
 
-    it("nest as savepoints: an inner failure caught by the outer undoes only the inner", function()
-      db:transaction(function()
-        db:set("t", "outer", 1)
-        local ok = pcall(db.transaction, db, function()
-          db:set("t", "inner", 1)
-          db:transaction(function() db:set("t", "innermost", 1) end)
-          error("inner fails")
+    describe("transactions", function()
+      it("commit when fn returns, with its results", function()
+        local a, b = db:transaction(function(d, x)
+          d:set("t", "a", x)
+          d:set("t", "b", x + 1)
+          return x, "done"
+        end, 41)
+        assert.equal(41, a)
+        assert.equal("done", b)
+        assert.equal(42, db:get("t", "b"))
+        assert.is_false(db.conn:in_transaction())
+      end)
+
+      it("roll back when fn raises, and re-raise the same error", function()
+        db:set("t", "a", 1)
+        local boom = setmetatable({ kind = "mine" }, { __tostring = function() return "boom" end })
+        local err = raised(db.transaction, db, function()
+          db:set("t", "a", 2)
+          db:set("t", "new", 1)
+          error(boom)
         end)
-        assert.is_false(ok)
-        db:transaction(function() db:set("t", "second", 1) end)
+        assert.equal(boom, err)
+        assert.equal(1, db:get("t", "a"))
+        assert.is_nil(db:get("t", "new"))
+        assert.is_false(db.conn:in_transaction())
       end)
-      assert.equal(1, db:get("t", "outer"))
-      assert.is_nil(db:get("t", "inner"))
-      assert.is_nil(db:get("t", "innermost"))
-      assert.equal(1, db:get("t", "second"))
-    end)
 
-    it("roll back everything when an inner error reaches the outer", function()
-      raised(db.transaction, db, function()
-        db:set("t", "outer", 1)
+      it("nest as savepoints: an inner failure caught by the outer undoes only the inner", function()
         db:transaction(function()
-          db:set("t", "inner", 1)
-          error("through")
+          db:set("t", "outer", 1)
+          local ok = pcall(db.transaction, db, function()
+            db:set("t", "inner", 1)
+            db:transaction(function() db:set("t", "innermost", 1) end)
+            error("inner fails")
+          end)
+          assert.is_false(ok)
+          db:transaction(function() db:set("t", "second", 1) end)
         end)
+        assert.equal(1, db:get("t", "outer"))
+        assert.is_nil(db:get("t", "inner"))
+        assert.is_nil(db:get("t", "innermost"))
+        assert.equal(1, db:get("t", "second"))
       end)
-      assert.is_nil(db:get("t", "outer"))
-      assert.is_nil(db:get("t", "inner"))
-      -- the db is usable afterwards
-      db:transaction(function() db:set("t", "after", 1) end)
-      assert.equal(1, db:get("t", "after"))
-    end)
 
-    it("make other tasks' statements wait until the transaction ends", function()
-      local order = {}
-      local writer = resi.spawn(function()
-        db:transaction(function()
-          db:set("t", "x", "writer")
-          order[#order + 1] = "writer in"
-          resi.sleep(0.05) -- a yield inside the transaction
-          order[#order + 1] = "writer out"
+      it("roll back everything when an inner error reaches the outer", function()
+        raised(db.transaction, db, function()
+          db:set("t", "outer", 1)
+          db:transaction(function()
+            db:set("t", "inner", 1)
+            error("through")
+          end)
         end)
+        assert.is_nil(db:get("t", "outer"))
+        assert.is_nil(db:get("t", "inner"))
+        -- the db is usable afterwards
+        db:transaction(function() db:set("t", "after", 1) end)
+        assert.equal(1, db:get("t", "after"))
       end)
-      resi.sleep(0.01)
-      local reader = resi.spawn(function()
-        order[#order + 1] = "reader asks"
-        local v = db:get("t", "x")
-        order[#order + 1] = "reader got " .. v
-      end)
-      writer:wait()
-      reader:wait()
-      assert.same({ "writer in", "reader asks", "writer out", "reader got writer" }, order)
-    end)
 
-    it("are refused without a function", function()
-      local err = raised(db.transaction, db, "nope")
-      assert.matches("db:transaction: expected a function, got string", err, 1, true)
+      it("make other tasks' statements wait until the transaction ends", function()
+        local order = {}
+        local writer = resi.spawn(function()
+          db:transaction(function()
+            db:set("t", "x", "writer")
+            order[#order + 1] = "writer in"
+            resi.sleep(0.05) -- a yield inside the transaction
+            order[#order + 1] = "writer out"
+          end)
+        end)
+        resi.sleep(0.01)
+        local reader = resi.spawn(function()
+          order[#order + 1] = "reader asks"
+          local v = db:get("t", "x")
+          order[#order + 1] = "reader got " .. v
+        end)
+        writer:wait()
+        reader:wait()
+        assert.same({ "writer in", "reader asks", "writer out", "reader got writer" }, order)
+      end)
+
+      it("are refused without a function", function()
+        local err = raised(db.transaction, db, "nope")
+        assert.matches("db:transaction: expected a function, got string", err, 1, true)
+      end)
     end)
   end)
 

@@ -10,10 +10,8 @@
 # runs (runs interleaved across clients), then the ratios and targets.
 # nginx and the clients are pinned to separate CPUs (lib.sh); the
 # BENCH_CONC-in-flight runs are repeated with the client unpinned.
-set -euo pipefail
 # shellcheck source=bench/lib.sh
-source "$(dirname "$0")/../lib.sh"
-cd "$ROOT"
+source "$(dirname "$0")/../lib.sh" # strict mode, in ROOT
 
 seq_n=${BENCH_SEQ_N:-5000}
 conc_n=${BENCH_CONC_N:-20000}

@@ -14,10 +14,8 @@
 # BENCH_CLAIMS claim commits (db:claim_run, synchronous=FULL,
 # bench/claim_commit.lua) against Python's sqlite3 running the same
 # statement on the same schema (bench/claim_commit.py).
-set -euo pipefail
 # shellcheck source=bench/lib.sh
-source "$(dirname "$0")/../lib.sh"
-cd "$ROOT"
+source "$(dirname "$0")/../lib.sh" # strict mode, in ROOT
 
 n_next=${BENCH_CRON_N:-1000000}
 many=${BENCH_JOBS_MANY:-10000}

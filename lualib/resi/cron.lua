@@ -201,26 +201,22 @@ local function next_civil(k, c, limit)
       m, d, h, mi, s = m + 1, 1, 0, 0, 0
       if m > 12 then y, m = y + 1, 1 end
       if y > ystop or days_from_civil(y, m, 1) * 86400 >= limit then return nil end
-    else
-      if nd ~= d then d, h, mi, s = nd, 0, 0, 0 end
-      local nh = hn[h]
-      if not nh then d, h, mi, s = d + 1, 0, 0, 0
-      else
-        if nh ~= h then h, mi, s = nh, 0, 0 end
-        local nm = mn[mi]
-        if not nm then h, mi, s = h + 1, 0, 0
-        else
-          if nm ~= mi then mi, s = nm, 0 end
-          local ns = sn[s]
-          if not ns then mi, s = mi + 1, 0
-          else
-            local found = days_from_civil(y, m, d) * 86400 + h * 3600 + mi * 60 + ns
-            if found >= limit then return nil end
-            return found
-          end
-        end
-      end
+      goto continue
     end
+    if nd ~= d then d, h, mi, s = nd, 0, 0, 0 end
+    local nh = hn[h]
+    if not nh then d, h, mi, s = d + 1, 0, 0, 0 goto continue end -- no hour left: the next day
+    if nh ~= h then h, mi, s = nh, 0, 0 end
+    local nm = mn[mi]
+    if not nm then h, mi, s = h + 1, 0, 0 goto continue end
+    if nm ~= mi then mi, s = nm, 0 end
+    local ns = sn[s]
+    if ns then
+      local found = days_from_civil(y, m, d) * 86400 + h * 3600 + mi * 60 + ns
+      return found < limit and found or nil
+    end
+    mi, s = mi + 1, 0
+    ::continue::
   end
 end
 
@@ -245,26 +241,22 @@ local function prev_civil(k, c, floor_c)
       if m < 1 then y, m = y - 1, 12 end
       d, h, mi, s = days_in_month(y, m), 23, 59, 59
       if y < ystop or (days_from_civil(y, m, d) + 1) * 86400 <= floor_c then return nil end
-    else
-      if pd ~= d then d, h, mi, s = pd, 23, 59, 59 end
-      local ph = hp[h]
-      if not ph then d, h, mi, s = d - 1, 23, 59, 59
-      else
-        if ph ~= h then h, mi, s = ph, 59, 59 end
-        local pm = mp[mi]
-        if not pm then h, mi, s = h - 1, 59, 59
-        else
-          if pm ~= mi then mi, s = pm, 59 end
-          local ps = sp[s]
-          if not ps then mi, s = mi - 1, 59
-          else
-            local found = days_from_civil(y, m, d) * 86400 + h * 3600 + mi * 60 + ps
-            if found < floor_c then return nil end
-            return found
-          end
-        end
-      end
+      goto continue
     end
+    if pd ~= d then d, h, mi, s = pd, 23, 59, 59 end
+    local ph = hp[h]
+    if not ph then d, h, mi, s = d - 1, 23, 59, 59 goto continue end -- no hour before: the day before
+    if ph ~= h then h, mi, s = ph, 59, 59 end
+    local pm = mp[mi]
+    if not pm then h, mi, s = h - 1, 59, 59 goto continue end
+    if pm ~= mi then mi, s = pm, 59 end
+    local ps = sp[s]
+    if ps then
+      local found = days_from_civil(y, m, d) * 86400 + h * 3600 + mi * 60 + ps
+      return found >= floor_c and found or nil
+    end
+    mi, s = mi - 1, 59
+    ::continue::
   end
 end
 

@@ -98,30 +98,27 @@ local function plain(spec, item, out)
   return true
 end
 
+-- The day-of-month specials with a number: the pattern, the set of the
+-- compiled field it adds to, the range of the number, and the message
+-- when the number is out of it.
+local DOM_NUMBERED = {
+  { "^L%-(%d+)$", "last", 0, 30, "L-n needs n of 0-30" },
+  { "^L%-(%d+)W$", "lastw", 0, 30, "L-nW needs n of 0-30" },
+  { "^(%d+)W$", "w", 1, 31, "nW needs a day of 1-31" },
+}
+
 -- Adds a day-of-month special: L, L-n, LW, L-nW, nW.
 local function dom_special(spec, up, out)
   if up == "L" then out.last[0] = true return true end
   if up == "LW" then out.lastw[0] = true return true end
-  local n = up:match("^L%-(%d+)$")
-  if n then
-    n = tonumber(n)
-    if n > 30 then return nil, "L-n needs n of 0-30" end
-    out.last[n] = true
-    return true
-  end
-  n = up:match("^L%-(%d+)W$")
-  if n then
-    n = tonumber(n)
-    if n > 30 then return nil, "L-nW needs n of 0-30" end
-    out.lastw[n] = true
-    return true
-  end
-  n = up:match("^(%d+)W$")
-  if n then
-    n = tonumber(n)
-    if n < 1 or n > 31 then return nil, "nW needs a day of 1-31" end
-    out.w[n] = true
-    return true
+  for _, form in ipairs(DOM_NUMBERED) do
+    local digits = up:match(form[1])
+    if digits then
+      local n = tonumber(digits)
+      if n < form[3] or n > form[4] then return nil, form[5] end
+      out[form[2]][n] = true
+      return true
+    end
   end
   return nil, "L and W take the forms L, L-3, LW, L-3W, 15W"
 end

@@ -66,17 +66,25 @@ function Queue:effective(w, now)
   return w.priority - (now - w.enq) / self.aging
 end
 
---- The waiter that goes next at `now`, or nil.
-function Queue:head(now)
+-- The waiter at one end of the line at `now`. sign 1: among the first
+-- live waiter of each level (ends = front), the smallest effective
+-- priority, ties to the earliest arrival; sign -1: among the last ones
+-- (ends = back), the largest, ties to the latest.
+function Queue:pick(now, ends, sign)
   local best, be
   for _, p in ipairs(self.order) do
-    local w = front(self.levels[p])
+    local w = ends(self.levels[p])
     if w then
-      local e = self:effective(w, now)
-      if not best or e < be or (e == be and w.seq < best.seq) then best, be = w, e end
+      local e = self:effective(w, now) * sign
+      if not best or e < be or (e == be and w.seq * sign < best.seq * sign) then best, be = w, e end
     end
   end
   return best
+end
+
+--- The waiter that goes next at `now`, or nil.
+function Queue:head(now)
+  return self:pick(now, front, 1)
 end
 
 --- The oldest waiter (by arrival), or nil.
@@ -91,15 +99,7 @@ end
 
 --- The least important waiter at `now` (the newest of the worst level), or nil.
 function Queue:lowest(now)
-  local worst, we
-  for _, p in ipairs(self.order) do
-    local w = back(self.levels[p])
-    if w then
-      local e = self:effective(w, now)
-      if not worst or e > we or (e == we and w.seq > worst.seq) then worst, we = w, e end
-    end
-  end
-  return worst
+  return self:pick(now, back, -1)
 end
 
 --- Takes a waiter out (wherever it is). Returns false if it was not queued.

@@ -43,7 +43,7 @@ end
 --- sub-users already in use so a rotation has something to do.
 ---@param rng resi.sim.rng
 function M.generate(rng)
-  local GB = 1000000000
+  local GB = util.GB
   return {
     unknownproxies = { {
       username = "reseller-" .. rng:string(6):lower(), password = rng:string(20),

@@ -84,7 +84,7 @@ local util = require "resi.sim.util"
 
 local M = {}
 
-local GB = 1000000000
+local GB = util.GB
 --- How long a JWT lives, in simulated seconds.
 M.JWT_TTL = 3600
 --- The targets (domains) traffic goes to.
@@ -204,6 +204,22 @@ local function unknown_field(body, allowed)
   for k in pairs(body) do if not allowed[k] then bad[#bad + 1] = tostring(k) end end
   table.sort(bad)
   return bad[1]
+end
+
+-- The message for the first bad one of the optional fields a new sub-user
+-- and an update share (traffic_limit, lifetime, auto_disable), or nil.
+local function check_common(body)
+  return (body.traffic_limit ~= nil and check_limit(body.traffic_limit))
+    or (body.lifetime ~= nil and check_bool("lifetime", body.lifetime))
+    or (body.auto_disable ~= nil and check_bool("auto_disable", body.auto_disable))
+    or nil
+end
+
+-- The JSON object body of req, or nil and the validation error to answer.
+local function body_of(self, req)
+  local body, err = util.json_body(req)
+  if not body then return nil, invalid(self, err) end
+  return body
 end
 
 -- The allowed names of a field set, for messages.
@@ -387,16 +403,11 @@ end
 function P:route_create(req, params)
   local acct, res = self:authorize(req, params)
   if not acct then return res end
-  local body, err = util.json_body(req)
-  if not body then return invalid(self, err) end
+  local body, bad = body_of(self, req)
+  if not body then return bad end
   local extra = unknown_field(body, NEW_FIELDS)
   if extra then return invalid(self, ("unknown field %s (a new sub-user takes %s)"):format(extra, names(NEW_FIELDS))) end
-  local msg = check_username(body.username)
-    or check_password(body.password)
-    or (body.traffic_limit ~= nil and check_limit(body.traffic_limit))
-    or (body.lifetime ~= nil and check_bool("lifetime", body.lifetime))
-    or (body.auto_disable ~= nil and check_bool("auto_disable", body.auto_disable))
-    or nil
+  local msg = check_username(body.username) or check_password(body.password) or check_common(body)
   if msg then return invalid(self, msg) end
   if self.by_username[body.username] or self.accounts[body.username] then
     return self:error(409, "username_taken", "username " .. body.username .. " is already taken")
@@ -471,16 +482,14 @@ end
 function P:route_update(req, params)
   local su, res = self:authorized_sub_user(req, params)
   if not su then return res end
-  local body, err = util.json_body(req)
-  if not body then return invalid(self, err) end
+  local body, bad = body_of(self, req)
+  if not body then return bad end
   if next(body) == nil then return invalid(self, "at least one of " .. names(PATCH_FIELDS) .. " must be given") end
   local extra = unknown_field(body, PATCH_FIELDS)
   if extra == "username" then return invalid(self, "username cannot be changed") end
   if extra then return invalid(self, ("unknown field %s (a sub-user update takes %s)"):format(extra, names(PATCH_FIELDS))) end
   local msg = (body.password ~= nil and check_password(body.password))
-    or (body.traffic_limit ~= nil and check_limit(body.traffic_limit))
-    or (body.lifetime ~= nil and check_bool("lifetime", body.lifetime))
-    or (body.auto_disable ~= nil and check_bool("auto_disable", body.auto_disable))
+    or check_common(body)
     or (body.status ~= nil and body.status ~= "active" and body.status ~= "disabled"
       and 'status must be "active" or "disabled"')
     or nil

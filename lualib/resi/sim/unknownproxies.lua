@@ -23,7 +23,7 @@ local util = require "resi.sim.util"
 
 local M = {}
 
-local GB = 1000000000
+local GB = util.GB
 M.MAX_HOURS = 87600
 --- Pool ids accepted in allowedPools.
 M.POOLS = { "us-s", "us-r", "gb-s", "gb-r", "de-s", "de-r", "fr-s", "fr-r", "tickets-us-s", "tickets-fr-s" }
@@ -136,6 +136,16 @@ function P:find(acct, id)
   return t
 end
 
+-- The JSON body of a request and the token it names (checked against the
+-- account); or nil and the response that says why not.
+function P:body_token(req, acct)
+  local body, err = util.json_body(req)
+  if not body then return nil, invalid(self, err) end
+  local t, res = self:find(acct, body.token)
+  if not t then return nil, res end
+  return body, t
+end
+
 -- POST /resi/token/create
 function P:route_create(req, acct)
   local body, err = util.json_body(req)
@@ -158,10 +168,8 @@ end
 
 -- PATCH /resi/token
 function P:route_modify(req, acct)
-  local body, err = util.json_body(req)
-  if not body then return invalid(self, err) end
-  local t, res = self:find(acct, body.token)
-  if not t then return res end
+  local body, t = self:body_token(req, acct)
+  if not body then return t end
   if body.password == nil and body.allowedPools == nil and body.dataLimit == nil and body.durationHours == nil then
     return invalid(self, "at least one of password, allowedPools, dataLimit, durationHours must be provided")
   end
@@ -196,10 +204,8 @@ end
 
 -- DELETE /resi/token
 function P:route_delete(req, acct)
-  local body, err = util.json_body(req)
-  if not body then return invalid(self, err) end
-  local t, res = self:find(acct, body.token)
-  if not t then return res end
+  local body, t = self:body_token(req, acct)
+  if not body then return t end
   if t.status ~= "active" then
     return self:error(409, "token_not_active", ("only active tokens can be deleted; token %s is %s"):format(t.token, t.status))
   end

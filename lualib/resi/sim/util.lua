@@ -79,6 +79,9 @@ function M.bearer(req)
   return h and h:match("^Bearer (%S+)$")
 end
 
+--- Bytes in a gigabyte, as the providers count them (10^9).
+M.GB = 1000000000
+
 --- Decodes a JSON object body: the table, or nil and a reason.
 ---@param req table
 ---@return table|nil, string|nil

@@ -75,21 +75,33 @@ local function bad_arg(name, text, depth)
   error(("resi.store: db:%s: %s"):format(name, text), 3 + (depth or 0))
 end
 
--- Checks a slot's identity: a non-empty job name and an integer time.
-local function check_slot(name, job, nominal_at)
-  if type(job) ~= "string" or job == "" then bad_arg(name, "job must be a non-empty string, got " .. tostring(job), 1) end
+-- Checks a slot's identity: a non-empty job name and an integer time
+-- (depth: how many helper calls below the method, default 1).
+local function check_slot(name, job, nominal_at, depth)
+  depth = depth or 1
+  if type(job) ~= "string" or job == "" then bad_arg(name, "job must be a non-empty string, got " .. tostring(job), depth) end
   if math.type(nominal_at) ~= "integer" then
-    bad_arg(name, "nominal_at must be an integer (UTC epoch seconds), got " .. tostring(nominal_at), 1)
+    bad_arg(name, "nominal_at must be an integer (UTC epoch seconds), got " .. tostring(nominal_at), depth)
   end
 end
 
--- Checks that outcome is in the set allowed, naming them all when not.
-local function check_outcome(name, outcome, allowed)
+-- Checks that outcome is in the set allowed, naming them all when not
+-- (depth as for check_slot).
+local function check_outcome(name, outcome, allowed, depth)
   if allowed[outcome] then return end
   local names = {}
   for k in pairs(allowed) do names[#names + 1] = k end
   table.sort(names)
-  bad_arg(name, ("outcome must be one of %s, got %s"):format(table.concat(names, ", "), tostring(outcome)), 1)
+  bad_arg(name, ("outcome must be one of %s, got %s"):format(table.concat(names, ", "), tostring(outcome)), depth or 1)
+end
+
+-- Checks the arguments of a method that writes a slot's outcome: the slot,
+-- and an outcome in the set allowed. Returns fields, or an empty table
+-- when they are nil.
+local function check_outcome_args(name, job, nominal_at, outcome, allowed, fields)
+  check_slot(name, job, nominal_at, 2)
+  check_outcome(name, outcome, allowed, 2)
+  return fields or {}
 end
 
 -- An error value as text for the error column (nil stays nil).
@@ -157,9 +169,7 @@ end
 ---@param fields? {error?: any, finished_at?: number}
 ---@return boolean
 function Runs:finish_run(job, nominal_at, outcome, fields)
-  check_slot("finish_run", job, nominal_at)
-  check_outcome("finish_run", outcome, M.RUN_OUTCOMES)
-  fields = fields or {}
+  fields = check_outcome_args("finish_run", job, nominal_at, outcome, M.RUN_OUTCOMES, fields)
   local row = self:_enter():first(SQL.finish, job, nominal_at, outcome, fields.finished_at or core.now(),
     error_text(fields.error))
   mine[run_key(job, nominal_at)] = nil
@@ -175,9 +185,7 @@ end
 ---@param fields? {error?: any, missed?: integer, node?: string, at?: number}
 ---@return boolean
 function Runs:record_slot(job, nominal_at, outcome, fields)
-  check_slot("record_slot", job, nominal_at)
-  check_outcome("record_slot", outcome, M.SLOT_OUTCOMES)
-  fields = fields or {}
+  fields = check_outcome_args("record_slot", job, nominal_at, outcome, M.SLOT_OUTCOMES, fields)
   local row = self:_enter():first(SQL.record, job, nominal_at, outcome, fields.node or M.node(),
     fields.at or core.now(), error_text(fields.error), fields.missed or 0)
   return row ~= nil
