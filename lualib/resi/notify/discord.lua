@@ -64,9 +64,7 @@ end
 ---@param opts table
 ---@return table target
 function M.new(opts)
-  local url = secrets.option(opts, "url", M.ENV.url)
-  if not url then error("discord: url is required (or url_env, or " .. M.ENV.url .. ")", 0) end
-  target.check_url("discord: url", url)
+  local url = target.url_option("discord", opts, M.ENV.url)
   return target.new({
     kind = "discord", name = opts.name or "discord", label = "discord " .. secrets.show_url(url),
     rules = { { limit = 5, window = 2 }, { limit = 30, window = 60 } },

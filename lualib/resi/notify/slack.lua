@@ -64,9 +64,7 @@ end
 ---@param opts table
 ---@return table target
 function M.new(opts)
-  local url = secrets.option(opts, "url", M.ENV.url)
-  if not url then error("slack: url is required (or url_env, or " .. M.ENV.url .. ")", 0) end
-  target.check_url("slack: url", url)
+  local url = target.url_option("slack", opts, M.ENV.url)
   return target.new({
     kind = "slack", name = opts.name or "slack", label = "slack " .. secrets.show_url(url),
     rules = { { limit = 1, window = 1 } },

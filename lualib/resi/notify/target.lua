@@ -69,6 +69,20 @@ function M.check_url(what, url)
   end
 end
 
+--- A target's URL: opts.url, else the credential opts.url_env names, else
+--- the credential default_env; required, and checked with check_url. A
+--- message names the option, never the value.
+---@param kind string  "slack"
+---@param opts table
+---@param default_env string
+---@return string url
+function M.url_option(kind, opts, default_env)
+  local url = secrets.option(opts, "url", default_env)
+  if not url then error(("%s: url is required (or url_env, or %s)"):format(kind, default_env), 0) end
+  M.check_url(kind .. ": url", url)
+  return url
+end
+
 --- A 2xx status?
 ---@param res table
 ---@return boolean

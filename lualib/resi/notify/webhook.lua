@@ -38,9 +38,7 @@ end
 ---@param opts table
 ---@return table target
 function M.new(opts)
-  local url = secrets.option(opts, "url", M.ENV.url)
-  if not url then error("webhook: url is required (or url_env, or " .. M.ENV.url .. ")", 0) end
-  target.check_url("webhook: url", url)
+  local url = target.url_option("webhook", opts, M.ENV.url)
   local key = secrets.option(opts, "secret", M.ENV.secret)
   if not key then error("webhook: secret is required (or secret_env, or " .. M.ENV.secret .. ")", 0) end
   local limit, window = opts.limit or 10, opts.window or 1
