@@ -21,9 +21,9 @@ end
 
 describe("resi command line", function()
   setup(function()
-    dir = proc.run({ "mktemp", "-d", "/tmp/resi-cli.XXXXXX" }).stdout:gsub("%s+$", "")
+    dir = files.dir("resi-cli")
   end)
-  teardown(function() proc.run { "rm", "-rf", dir } end)
+  teardown(function() files.remove_dir(dir) end)
 
   it("prints its version", function()
     local r = resi_run { "version" }

@@ -9,11 +9,11 @@ describe("resi.credentials", function()
 
   setup(function()
     sim = require("spec.support.sim").start { seed = 41 }
-    dir = proc.run({ "mktemp", "-d", "/tmp/resi-cred.XXXXXX" }).stdout:gsub("%s+$", "")
+    dir = files.dir("resi-cred")
   end)
   teardown(function()
     sim:stop()
-    proc.run { "rm", "-rf", dir }
+    files.remove_dir(dir)
   end)
 
   -- Lists the account's tokens in a child process with env; returns the result.

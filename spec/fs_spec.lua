@@ -8,8 +8,8 @@ local files = require "spec.support.files"
 describe("resi.fs", function()
   local dir
 
-  before_each(function() dir = proc.run({ "mktemp", "-d", "/tmp/resi-fs.XXXXXX" }).stdout:gsub("%s+$", "") end)
-  after_each(function() proc.run { "rm", "-rf", dir } end)
+  before_each(function() dir = files.dir("resi-fs") end)
+  after_each(function() files.remove_dir(dir) end)
 
   it("writes atomically with the mode asked for", function()
     fs.write_atomic(dir .. "/a", "one", 384)

@@ -72,14 +72,7 @@ local function start_daemon(file, db, extra)
 end
 
 -- Waits until fn() is true (polling every 50 ms), at most `limit` seconds.
-local function eventually(fn, limit)
-  local deadline = uv.hrtime() / 1e9 + (limit or 10)
-  while not fn() do
-    if uv.hrtime() / 1e9 > deadline then return false end
-    resi.sleep(0.05)
-  end
-  return true
-end
+local eventually = proc.eventually
 
 -- The run rows of a job in a store file, oldest first.
 local function rows(path, job)

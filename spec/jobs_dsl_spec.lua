@@ -5,6 +5,7 @@
 local jobs = require "resi.jobs"
 local schedule = require "resi.jobs.schedule"
 local proc = require "spec.support.proc"
+local files = require "spec.support.files"
 
 -- Writes a jobs file; returns its path.
 local function jobs_file(text)
@@ -210,7 +211,7 @@ jobs.script(60, "usage", %q, { "--bogus" })
       local GB = 1000000000
       local t = up:create_token { dataLimit = 10 * GB, durationHours = 720 }
       sim:usage { id = t.token, bytes = 9 * GB }
-      local dir = proc.run({ "mktemp", "-d", "/tmp/resi-jobs-dsl.XXXXXX" }).stdout:gsub("%s+$", "")
+      local dir = files.dir("resi-jobs-dsl")
       local file = dir .. "/jobs.lua"
       local f = assert(io.open(file, "w"))
       f:write(HEAD .. ([[
@@ -231,7 +232,7 @@ jobs.script("*/5 * * * *", "bad", "scripts/rotate.lua", { "--threshold", "5" })
       assert.equal(1, r2.status)
       assert.truthy(r2.stdout:find("bad: failed", 1, true), r2.stdout)
       sim:stop()
-      proc.run { "rm", "-rf", dir }
+      files.remove_dir(dir)
     end)
   end)
 

@@ -9,6 +9,7 @@ local proxylist = require "resi.proxylist"
 local nginx = require "spec.support.nginx"
 local sockets = require "spec.support.sockets"
 local proc = require "spec.support.proc"
+local files = require "spec.support.files"
 
 local TP_USER, TP_PASS = "puser", "tinyPass_123"
 local MS_USER, MS_PASS = "suser", "s3cr:et@Pw" -- ':' and '@' travel percent-encoded
@@ -93,7 +94,7 @@ describe("resi.proxylist.check", function()
 
   setup(function()
     srv = nginx.start()
-    dir = proc.run({ "mktemp", "-d", "/tmp/resi-proxies.XXXXXX" }).stdout:gsub("%s+$", "")
+    dir = files.dir("resi-proxies")
     tp_port, ms_port = sockets.closed_port(), sockets.closed_port()
     local f = assert(io.open(dir .. "/tinyproxy.conf", "w"))
     -- names under .resi-check.test (no DNS: a plain-http target that is not
@@ -134,7 +135,7 @@ describe("resi.proxylist.check", function()
     if stop_tls then stop_tls() end
     if stop_silent then stop_silent() end
     if srv then srv.stop() end
-    if dir then proc.run { "rm", "-rf", dir } end
+    if dir then files.remove_dir(dir) end
   end)
 
   it("tells working proxies from refused logins, dead and silent ones", function()

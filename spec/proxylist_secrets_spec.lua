@@ -68,8 +68,8 @@ local FORMATS = { "auto", "list", "userpass", "url", "hostport", "proxychains" }
 
 describe("resi.proxylist and secrets", function()
   local dir
-  setup(function() dir = proc.run({ "mktemp", "-d", "/tmp/resi-plsecrets.XXXXXX" }).stdout:gsub("%s+$", "") end)
-  teardown(function() proc.run { "rm", "-rf", dir } end)
+  setup(function() dir = files.dir("resi-plsecrets") end)
+  teardown(function() files.remove_dir(dir) end)
 
   -- Writes text to a file in dir; returns its path.
   local function write(name, text) return files.write(dir, name, text) end

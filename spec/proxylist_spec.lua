@@ -33,8 +33,8 @@ end
 
 describe("resi.proxylist", function()
   local dir
-  setup(function() dir = proc.run({ "mktemp", "-d", "/tmp/resi-proxylist.XXXXXX" }).stdout:gsub("%s+$", "") end)
-  teardown(function() proc.run { "rm", "-rf", dir } end)
+  setup(function() dir = files.dir("resi-proxylist") end)
+  teardown(function() files.remove_dir(dir) end)
 
   describe("parsing", function()
     it("reads each format into {scheme, host, port, user, pass}", function()

@@ -3,6 +3,7 @@
 -- pipefail) in a scratch directory that holds ./resi, scripts/ and examples/,
 -- and must exit 0. The README cannot drift from what resi does.
 local proc = require "spec.support.proc"
+local files = require "spec.support.files"
 
 local MARK = "<!-- runnable -->"
 
@@ -50,7 +51,7 @@ describe("README.md", function()
 
   for _, block in ipairs(blocks) do
     it(("runs the shell block at line %d"):format(block.line), function()
-      local dir = proc.run({ "mktemp", "-d", "/tmp/resi-readme.XXXXXX" }).stdout:gsub("%s+$", "")
+      local dir = files.dir("resi-readme")
       assert.equal(0, proc.run({ "ln", "-s", proc.resi_path(), dir .. "/resi" }).status) -- the binary under test
       for _, name in ipairs { "scripts", "examples" } do
         assert.equal(0, proc.run({ "ln", "-s", root .. "/" .. name, dir .. "/" .. name }).status)
@@ -60,7 +61,7 @@ describe("README.md", function()
       -- resi's store (rotations, jobs) goes to the scratch directory, never the user's own
       local r = proc.run({ "timeout", "120", "bash", "-euo", "pipefail", "-c", code },
         { cwd = dir, env = { "XDG_STATE_HOME=" .. dir .. "/state" } })
-      proc.run { "rm", "-rf", dir }
+      files.remove_dir(dir)
       assert.equal(0, r.status, ("README.md:%d exited %s\n--- stdout\n%s\n--- stderr\n%s"):format(block.line,
         tostring(r.status), r.stdout, r.stderr))
     end)

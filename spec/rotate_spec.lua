@@ -62,7 +62,7 @@ describe("scripts/rotate.lua", function()
     sim = require("spec.support.sim").start { seed = 31, provider = "unknownproxies",
       accounts = { unknownproxies = { { username = "reseller", password = "pw-reseller-1" } },
         oxylabs = { { username = "mainox", password = "Main-Pass-123", user_id = "7d4c2b1a-0000-4000-a000-000000000001" } } } }
-    dir = proc.run({ "mktemp", "-d", "/tmp/resi-rotate.XXXXXX" }).stdout:gsub("%s+$", "")
+    dir = files.dir("resi-rotate")
     env = sim:env { "unknownproxies" }
     env[#env + 1] = "XDG_STATE_HOME=" .. dir .. "/state" -- never the user's own store
     up = sim:client()
@@ -70,7 +70,7 @@ describe("scripts/rotate.lua", function()
 
   after_each(function()
     sim:stop()
-    proc.run { "rm", "-rf", dir }
+    files.remove_dir(dir)
   end)
 
   it("replaces tokens at 90% once, publishes, and deletes the old ones on a later run", function()

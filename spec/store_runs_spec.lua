@@ -5,6 +5,7 @@ local runs = require "resi.store.runs"
 local resi = require "resi"
 local uv = require "luv"
 local proc = require "spec.support.proc"
+local files = require "spec.support.files"
 
 local OWN_PID = math.tointeger(uv.os_getpid())
 
@@ -19,13 +20,13 @@ describe("resi.store runs", function()
   local dir, path, db
 
   before_each(function()
-    dir = proc.run({ "mktemp", "-d", "/tmp/resi-runs.XXXXXX" }).stdout:gsub("%s+$", "")
+    dir = files.dir("resi-runs")
     path = dir .. "/resi.db"
     db = store.open(path)
   end)
   after_each(function()
     db:close()
-    proc.run { "rm", "-rf", dir }
+    files.remove_dir(dir)
   end)
 
   describe("claims", function()

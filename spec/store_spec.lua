@@ -7,6 +7,7 @@ local json = require "resi.json"
 local resi = require "resi"
 local uv = require "luv"
 local proc = require "spec.support.proc"
+local files = require "spec.support.files"
 
 -- The mode bits of path as octal text ("600"), or nil when it is missing.
 local function mode(path)
@@ -32,10 +33,10 @@ describe("resi.store", function()
   local dir, path
 
   before_each(function()
-    dir = proc.run({ "mktemp", "-d", "/tmp/resi-store.XXXXXX" }).stdout:gsub("%s+$", "")
+    dir = files.dir("resi-store")
     path = dir .. "/state/resi.db"
   end)
-  after_each(function() proc.run { "rm", "-rf", dir } end)
+  after_each(function() files.remove_dir(dir) end)
 
   describe("the driver", function()
     local conn

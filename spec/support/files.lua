@@ -1,5 +1,22 @@
---- spec/support/files.lua: scratch files for specs.
+--- spec/support/files.lua: scratch files and directories for specs.
+local uv = require "luv"
+
 local M = {}
+
+--- A new scratch directory /tmp/PREFIX.XXXXXX (mode 0700); the caller
+--- removes it (M.remove_dir).
+---@param prefix string  e.g. "resi-rotate"
+---@return string dir
+function M.dir(prefix)
+  return assert(uv.fs_mkdtemp("/tmp/" .. prefix .. ".XXXXXX"))
+end
+
+--- Removes a scratch directory and everything in it.
+---@param dir string
+function M.remove_dir(dir)
+  assert(dir:match("^/tmp/."), "not a scratch directory: " .. tostring(dir))
+  require("spec.support.proc").run { "rm", "-rf", dir }
+end
 
 --- Writes text to a new scratch file (os.tmpname); returns its path. The
 --- caller removes it (os.remove).

@@ -69,6 +69,20 @@ function M.resi(args, opts)
   return M.run(argv, opts)
 end
 
+--- Waits until fn() is true, polling every 50 ms, at most limit seconds
+--- (default 10); true, or false on time-out.
+---@param fn fun(): boolean
+---@param limit? number
+---@return boolean
+function M.eventually(fn, limit)
+  local deadline = uv.hrtime() / 1e9 + (limit or 10)
+  while not fn() do
+    if uv.hrtime() / 1e9 > deadline then return false end
+    resi.sleep(0.05)
+  end
+  return true
+end
+
 --- The resi binary under test (the one running this suite).
 function M.resi_path()
   return uv.exepath()

@@ -3,6 +3,7 @@
 --- describe block a scratch directory.
 local pty = require "spec.support.pty"
 local proc = require "spec.support.proc"
+local files = require "spec.support.files"
 
 local M = {}
 
@@ -42,8 +43,8 @@ end
 ---@return fun(): string
 function M.scratch_dir(name)
   local busted, dir = require "busted", nil
-  busted.setup(function() dir = proc.run({ "mktemp", "-d", "/tmp/" .. name .. ".XXXXXX" }).stdout:gsub("%s+$", "") end)
-  busted.teardown(function() proc.run { "rm", "-rf", dir } end)
+  busted.setup(function() dir = files.dir(name) end)
+  busted.teardown(function() files.remove_dir(dir) end)
   return function() return dir end
 end
 

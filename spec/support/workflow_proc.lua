@@ -9,6 +9,7 @@
 ---   local r = p:wait()                  -- {status=, signal=, stdout=, stderr=}
 local uv = require "luv"
 local proc = require "spec.support.proc"
+local files = require "spec.support.files"
 
 local M = {}
 
@@ -89,28 +90,14 @@ end
 ---@param opts? {env?: string[], cwd?: string}
 function M.run(args, opts) return M.start(args, opts):wait() end
 
---- Waits until fn() is true, polling every 50 ms, at most limit seconds
---- (default 10); true, or false on time-out.
----@param fn fun(): boolean
----@param limit? number
----@return boolean
-function M.eventually(fn, limit)
-  local deadline = uv.hrtime() / 1e9 + (limit or 10)
-  while not fn() do
-    if uv.hrtime() / 1e9 > deadline then return false end
-    resi.sleep(0.05)
-  end
-  return true
-end
+--- Waits until fn() is true (spec.support.proc's).
+M.eventually = proc.eventually
 
 --- A new scratch directory (0700); the caller removes it (M.remove).
 ---@return string
-function M.scratch_dir()
-  return (proc.run({ "mktemp", "-d", "/tmp/resi-workflow.XXXXXX" }).stdout:gsub("%s+$", ""))
-end
+function M.scratch_dir() return files.dir("resi-workflow") end
 
 --- Removes a scratch directory and everything in it.
----@param dir string
-function M.remove(dir) proc.run { "rm", "-rf", dir } end
+M.remove = files.remove_dir
 
 return M
