@@ -226,7 +226,11 @@ function M.between(sched, a, b, limit)
   return out, dropped
 end
 
--- The newest `limit` slots in (a, b] found by walking back with last().
+--- The newest `limit` slots in (a, b] found by walking back with last().
+---@param sched table  a resi.cron schedule or an interval
+---@param a integer
+---@param b integer
+---@param limit integer
 function M.tail(sched, a, b, limit)
   local out = {}
   local t = sched:last(b)

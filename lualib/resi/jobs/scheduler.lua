@@ -160,8 +160,9 @@ function Scheduler:set_jobs(defs)
   end
 end
 
--- Keeps the jobs no longer defined whose runs are still going (so stop()
--- waits for them); their queued slots end cancelled.
+--- Keeps the jobs no longer defined whose runs are still going (so stop()
+--- waits for them); their queued slots end cancelled.
+---@param old table<string, table>  the job states before the reload
 function Scheduler:retire(old)
   for name, st in pairs(old) do
     if not self.jobs[name] then
@@ -172,9 +173,10 @@ function Scheduler:retire(old)
   end
 end
 
--- The cursor a job starts from: its latest recorded slot, or the first
--- time this store saw it (kept in the store so slots are never lost between
--- a first start and the first record).
+--- The cursor a job starts from: its latest recorded slot, or the first
+--- time this store saw it (kept in the store so slots are never lost between
+--- a first start and the first record).
+---@param st table  the job's state
 function Scheduler:initial_cursor(st)
   local now = math.floor(self.clock.now())
   local last = self.store:last_run(st.name)
@@ -187,12 +189,15 @@ function Scheduler:initial_cursor(st)
   return cursor
 end
 
--- Sets a job's cursor to a fresh start (used for jobs new to this process).
+--- Sets a job's cursor to a fresh start (used for jobs new to this process).
+---@param st table  the job's state
 function Scheduler:place(st)
   self:advance(st, self:initial_cursor(st))
 end
 
--- Moves a job's cursor to `cursor` and computes its next slot and fire time.
+--- Moves a job's cursor to `cursor` and computes its next slot and fire time.
+---@param st table  the job's state
+---@param cursor integer  epoch seconds
 function Scheduler:advance(st, cursor)
   st.cursor = cursor
   st.next = st.def.schedule:next(cursor)
@@ -205,8 +210,9 @@ function Scheduler:advance(st, cursor)
   self.obs.on_next(st.name, st.next)
 end
 
--- Is the job paused? `resi jobs pause/resume` (the store's job state) wins
--- over the file's `paused` option once it has been used.
+--- Is the job paused? `resi jobs pause/resume` (the store's job state) wins
+--- over the file's `paused` option once it has been used.
+---@param st table  the job's state
 function Scheduler:paused(st)
   local state = self.store:job_state(st.name)
   if state.updated_at ~= nil or state.paused then return state.paused == true end
@@ -254,7 +260,9 @@ function Scheduler:recover()
   return #marked
 end
 
--- Runs an interrupted slot again (on_interrupt = "rerun"), as attempt + 1.
+--- Runs an interrupted slot again (on_interrupt = "rerun"), as attempt + 1.
+---@param st table  the job's state
+---@param row table  a run row of the store
 function Scheduler:rerun(st, row)
   local attempt = self.store:rerun{ job = row.job, nominal_at = row.nominal_at, node = self.node, pid = self.pid,
     started_at = self.clock.now() }
@@ -311,8 +319,9 @@ function Scheduler:loop()
   end
 end
 
--- Compares wall and monotonic progress since the last wake-up; returns a
--- jump {d=, from=, to=, size=, direction=} or nil.
+--- Compares wall and monotonic progress since the last wake-up; returns a
+--- jump {d=, from=, to=, size=, direction=} or nil.
+---@param now number  epoch seconds
 function Scheduler:observe_clock(now)
   local mono = self.clock.monotonic()
   local d = (now - self.last_wall) - (mono - self.last_mono)
@@ -343,8 +352,13 @@ end
 -- Decides, for a due slot, whether it runs, and how late it is.
 local function lateness(st, t, now) return now - (t + st.offset) end
 
--- The job's catch-up policy over slots (oldest first): a list of actions
--- {t=, action="run"|"missed"|"coalesced", missed=n}.
+--- The job's catch-up policy over slots (oldest first): a list of actions
+--- {t=, action="run"|"missed"|"coalesced", missed=n}.
+---@param st table  the job's state
+---@param slots integer[]  nominal times
+---@param now number  epoch seconds
+---@param acts table
+---@param kind string
 function Scheduler:policy(st, slots, now, acts, kind)
   local def = st.def
   local catchup = kind or def.catchup or "latest"
@@ -376,11 +390,15 @@ function Scheduler:policy(st, slots, now, acts, kind)
   acts[#acts + 1] = { t = live[#live], action = "run", missed = catchup == "none" and 0 or #live - 1 }
 end
 
--- The actions for a job's due slots, with a clock jump's window handled as
--- cronie does: large forward, the window's slots are missed (no backfill);
--- DST-sized forward, a wildcard job runs once for everything due (the rest
--- coalesced) and a fixed-time job runs each slot of the window once, one
--- after another.
+--- The actions for a job's due slots, with a clock jump's window handled as
+--- cronie does: large forward, the window's slots are missed (no backfill);
+--- DST-sized forward, a wildcard job runs once for everything due (the rest
+--- coalesced) and a fixed-time job runs each slot of the window once, one
+--- after another.
+---@param st table  the job's state
+---@param slots integer[]  nominal times
+---@param now number  epoch seconds
+---@param jump string|nil  the clock jump, when one was seen
 function Scheduler:plan(st, slots, now, jump)
   local acts = {}
   if not (jump and jump.direction == "forward" and jump.size ~= "small") then
@@ -406,7 +424,10 @@ function Scheduler:plan(st, slots, now, jump)
   return acts
 end
 
--- Gives a job's due slots their outcomes and starts the runs.
+--- Gives a job's due slots their outcomes and starts the runs.
+---@param st table  the job's state
+---@param now number  epoch seconds
+---@param jump string|nil  the clock jump, when one was seen
 function Scheduler:process(st, now, jump)
   local slots, dropped = schedule.between(st.def.schedule, st.cursor, now - st.offset, M.RECORD_LIMIT)
   if dropped ~= 0 then
@@ -433,7 +454,11 @@ function Scheduler:process(st, now, jump)
   self:advance(st, slots[#slots])
 end
 
--- Records a slot that does not run.
+--- Records a slot that does not run.
+---@param st table  the job's state
+---@param t integer  the slot's nominal time
+---@param outcome string
+---@param reason string|nil
 function Scheduler:record(st, t, outcome, reason)
   local ok = self.store:record_slot(st.name, t, outcome, { node = self.node, at = self.clock.now(), error = reason })
   if not ok then return end
@@ -442,8 +467,11 @@ function Scheduler:record(st, t, outcome, reason)
     outcome = outcome, reason = reason })
 end
 
--- Applies the overlap policy to a slot that should run now. Catch-up runs
--- of catchup = "all" queue behind each other instead of overlapping.
+--- Applies the overlap policy to a slot that should run now. Catch-up runs
+--- of catchup = "all" queue behind each other instead of overlapping.
+---@param st table  the job's state
+---@param t integer  the slot's nominal time
+---@param info table
 function Scheduler:dispatch(st, t, info)
   if self.stopping then return self:record(st, t, "missed", "stopping") end
   local overlap = st.def.overlap or "skip"
@@ -467,14 +495,20 @@ function Scheduler:dispatch(st, t, info)
   return self:begin(st, t, info)
 end
 
--- Claims a slot now (so that a crash leaves it interrupted, never silent)
--- and queues it to start when the job's running runs end.
+--- Claims a slot now (so that a crash leaves it interrupted, never silent)
+--- and queues it to start when the job's running runs end.
+---@param st table  the job's state
+---@param t integer  the slot's nominal time
+---@param info table
 function Scheduler:enqueue(st, t, info)
   if not self:claim(st, t, info) then return end
   st.queue[#st.queue + 1] = { t = t, info = info }
 end
 
--- Ends a claimed slot that never started as cancelled.
+--- Ends a claimed slot that never started as cancelled.
+---@param st table  the job's state
+---@param t integer  the slot's nominal time
+---@param why string
 function Scheduler:finish_unstarted(st, t, why)
   self.store:finish_run(st.name, t, "cancelled", { finished_at = self.clock.now(), error = why })
   self.obs.on_outcome(st.name, "cancelled")
@@ -482,7 +516,10 @@ function Scheduler:finish_unstarted(st, t, why)
     reason = why })
 end
 
--- Commits the claim of a slot; false (and a log line) when it already has a row.
+--- Commits the claim of a slot; false (and a log line) when it already has a row.
+---@param st table  the job's state
+---@param t integer  the slot's nominal time
+---@param info table
 function Scheduler:claim(st, t, info)
   local ok = self.store:claim_run{ job = st.name, nominal_at = t, node = self.node, pid = self.pid,
     started_at = self.clock.now(), attempt = info.attempt or 1, missed = info.missed or 0 }
@@ -492,13 +529,19 @@ function Scheduler:claim(st, t, info)
   return ok
 end
 
--- Claims a slot and starts its run.
+--- Claims a slot and starts its run.
+---@param st table  the job's state
+---@param t integer  the slot's nominal time
+---@param info table
 function Scheduler:begin(st, t, info)
   if not self:claim(st, t, info) then return end
   self:launch(st, t, info)
 end
 
--- Starts the task of a claimed run.
+--- Starts the task of a claimed run.
+---@param st table  the job's state
+---@param t integer  the slot's nominal time
+---@param info table
 function Scheduler:launch(st, t, info)
   local rec = { id = run_id(st.name, t), t = t, info = info }
   st.active[rec.id] = rec
@@ -523,8 +566,11 @@ local function wait_all(tasks)
   for _, t in ipairs(tasks or {}) do pcall(t.wait, t) end
 end
 
--- One attempt: the job function in a child task, with the timeout. Returns
--- the outcome, and for a failure the error and its traceback.
+--- One attempt: the job function in a child task, with the timeout. Returns
+--- the outcome, and for a failure the error and its traceback.
+---@param st table  the job's state
+---@param rec table  the run record
+---@param run table  the run object
 function Scheduler:attempt(st, rec, run)
   local def = st.def
   local child = task.spawn(def.fn, run)
@@ -557,7 +603,9 @@ local function backoff_delay(retry, attempt)
   return b * 2 ^ (attempt - 1)
 end
 
--- Sleeps before a retry in a task that cancel_run can stop; false when cancelled.
+--- Sleeps before a retry in a task that cancel_run can stop; false when cancelled.
+---@param rec table  the run record
+---@param seconds number
 function Scheduler:pause_for_retry(rec, seconds)
   rec.backoff = task.spawn(self.clock.sleep, seconds)
   local ok = pcall(rec.backoff.wait, rec.backoff)
@@ -565,7 +613,9 @@ function Scheduler:pause_for_retry(rec, seconds)
   return ok and not rec.cancel_reason
 end
 
--- The body of a run's task: attempts, outcome, record, log, then the buffered slot.
+--- The body of a run's task: attempts, outcome, record, log, then the buffered slot.
+---@param st table  the job's state
+---@param rec table  the run record
 function Scheduler:execute(st, rec)
   wait_all(rec.info.wait_for)
   local def = st.def
@@ -590,7 +640,13 @@ function Scheduler:execute(st, rec)
   self:finish(st, rec, run, outcome, err, trace)
 end
 
--- Records a run's outcome, logs it and starts the buffered slot if any.
+--- Records a run's outcome, logs it and starts the buffered slot if any.
+---@param st table  the job's state
+---@param rec table  the run record
+---@param run table  the run object
+---@param outcome string
+---@param err any
+---@param trace string|nil
 function Scheduler:finish(st, rec, run, outcome, err, trace)
   local now = self.clock.now()
   local duration = now - run.started_at
@@ -622,8 +678,9 @@ function Scheduler:finish(st, rec, run, outcome, err, trace)
   self:start_buffered(st)
 end
 
--- Starts the next queued slot of a job once nothing of it runs; when
--- stopping, the queued slots end cancelled.
+--- Starts the next queued slot of a job once nothing of it runs; when
+--- stopping, the queued slots end cancelled.
+---@param st table  the job's state
 function Scheduler:start_buffered(st)
   if #st.queue == 0 or st.nactive > 0 then return end
   if self.stopping then

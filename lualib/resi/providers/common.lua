@@ -41,16 +41,23 @@ end
 function M.error(fields) return setmetatable(fields, Error) end
 
 --- True for errors made here.
+---@param e any
+---@return boolean
 function M.is_error(e) return getmetatable(e) == Error end
 
 --- Raises a validation error naming the field and the rule, before any
 --- request is spent.
+---@param provider string
+---@param field string
+---@param rule string  "must be ..." (follows the field's name)
 function M.invalid(provider, field, rule)
   error(M.error { kind = "validation", provider = provider, field = field, code = "invalid_" .. field:gsub("%W", "_"),
     message = field .. " " .. rule }, 0)
 end
 
 --- The kind of error an HTTP status means.
+---@param status integer
+---@return string
 function M.kind_of(status)
   if status == 400 or status == 422 then return "validation" end
   if status == 401 then return "auth" end
@@ -64,6 +71,10 @@ end
 
 --- The base URL: an explicit option, else the environment variable (how
 --- scripts point at `resi sim`), else the provider's real HTTPS host.
+---@param opt string|nil
+---@param env_name string
+---@param default string
+---@return string
 function M.base_url(opt, env_name, default)
   local url = opt or os.getenv(env_name) or default
   return (url:gsub("/+$", ""))
@@ -141,6 +152,8 @@ function Client:__tostring()
 end
 
 --- A subclass table for one provider.
+---@param provider string
+---@return table
 function M.class(provider)
   local C = setmetatable({}, { __index = Client })
   C.__index = C
@@ -198,7 +211,14 @@ end
 --- Masks for descriptions.
 M.mask = secret.mask
 
---- Checks that v is an integer (or an integer-valued float); returns it.
+--- Checks that v is an integer (or an integer-valued float), from lo to hi
+--- when given; returns it, or raises a validation error naming the field.
+---@param provider string
+---@param field string
+---@param v any
+---@param lo? integer
+---@param hi? integer
+---@return integer
 function M.integer(provider, field, v, lo, hi)
   local n = math.tointeger(v)
   if n == nil then M.invalid(provider, field, "must be an integer" .. (lo and (" from " .. lo .. (hi and (" to " .. hi) or "")) or "")) end
@@ -209,6 +229,10 @@ function M.integer(provider, field, v, lo, hi)
 end
 
 --- Rejects fields a method does not know, naming them.
+---@param provider string
+---@param method string
+---@param fields table
+---@param allowed table<string, boolean>
 function M.known_fields(provider, method, fields, allowed)
   for k in pairs(fields) do
     if not allowed[k] then

@@ -223,12 +223,30 @@ function UP:apply(id, want, current)
   return up_record(t)
 end
 
+--- Sets a token's data limit (bytes: whole GB, never lower); its record.
+---@param id string
+---@param bytes integer
+---@return resi.providers.token
 function UP:set_limit(id, bytes) return up_record(self.client:modify_token(id, { dataLimit = bytes })) end
+
+--- Sets a token's password (exactly 8 characters); its record.
+---@param id string
+---@param password string
+---@return resi.providers.token
 function UP:set_password(id, password) return up_record(self.client:modify_token(id, { password = password })) end
+
+--- Deletes a token: {id, deleted = true, already} (already: a retry found
+--- it deleted).
+---@param id string
+---@return {id: string, deleted: true, already: boolean}
 function UP:delete_token(id)
   local r = self.client:delete_token(id)
   return { id = id, deleted = true, already = r.already == true }
 end
+
+--- The account's live token with this username, or nil.
+---@param username string
+---@return resi.providers.token|nil
 function UP:find(username)
   local t = self.client:find_by_username(username)
   return t and up_record(t)
@@ -269,6 +287,11 @@ function OXY:tokens()
   for _, s in ipairs(self.client:sub_users()) do out[#out + 1] = oxy_record(s) end
   return out
 end
+--- Creates a sub-user: limit_bytes or unlimited, username and password
+--- (chosen when not given, from the OS generator), auto_disable, like
+--- (auto_disable, lifetime). The record carries the password.
+---@param opts? {limit_bytes?: integer, unlimited?: boolean, username?: string, password?: string, auto_disable?: boolean, like?: table}
+---@return resi.providers.token
 function OXY:create_token(opts)
   opts = opts or {}
   local limit = opts.unlimited and json.null or (opts.limit_bytes and opts.limit_bytes / GB)
@@ -309,6 +332,8 @@ local function oxy_full(self, id, s)
 end
 
 --- The sub-user's record (from the list: Oxylabs has no read of one).
+---@param id string
+---@return resi.providers.token
 function OXY:token(id)
   for _, s in ipairs(self.client:sub_users()) do
     if tostring(s.id) == tostring(id) then return oxy_record(s) end
@@ -335,15 +360,36 @@ function OXY:apply(id, want, current)
   return oxy_record(s)
 end
 
+--- Sets a sub-user's traffic limit (bytes, sent as GB); its record.
+---@param id string
+---@param bytes integer
+---@return resi.providers.token
 function OXY:set_limit(id, bytes) return oxy_record(self.client:update_sub_user(id, { traffic_limit = bytes / GB })) end
+
+--- Disables a sub-user; its record.
+---@param id string
+---@return resi.providers.token
 function OXY:disable(id) return oxy_record(self.client:update_sub_user(id, { status = "disabled" })) end
+
+--- Sets a sub-user's password (Oxylabs' rule); its record, with it.
+---@param id string
+---@param password string
+---@return resi.providers.token
 function OXY:set_password(id, password)
   return oxy_record(self.client:update_sub_user(id, { password = password }), password)
 end
+
+--- Deletes a sub-user: {id, deleted = true, already} (already: it was gone).
+---@param id string
+---@return {id: string, deleted: true, already: boolean}
 function OXY:delete_token(id)
   local _, already = self.client:delete_sub_user(id)
   return { id = tostring(id), deleted = true, already = already ~= nil }
 end
+
+--- The sub-user with this username, or nil.
+---@param username string
+---@return resi.providers.token|nil
 function OXY:find(username)
   local s = self.client:find_sub_user(username)
   return s and oxy_record(s)
@@ -417,6 +463,8 @@ end
 M.select_accounts = require("resi.providers.accounts").select
 
 --- The share of its limit a token has used (nil for unlimited ones).
+---@param t resi.providers.token
+---@return number|nil
 function M.used_share(t)
   if t.unlimited or not t.limit_bytes or t.limit_bytes <= 0 then return nil end
   return t.used_bytes / t.limit_bytes
