@@ -66,8 +66,10 @@ local M = {}
 -- Raises a user error (a file that cannot be used, bad options: no traceback).
 local function fail(msg) error({ user = true, message = msg }, 0) end
 
--- The accounts of a run: given ones (opened when they are specs), or the
--- accounts file's, or the environment's.
+-- The accounts of a run, as entries {acct = an open account} or {spec,
+-- opts} (opened by prepare): the given ones, or the accounts file's, or the
+-- environment's. A run keeps its own state in the entries, never in the
+-- caller's account objects, so they can be given to the next run as they are.
 local function accounts_of(opts)
   local list = opts.accounts
   if not list then
@@ -78,7 +80,7 @@ local function accounts_of(opts)
   local out = {}
   for _, a in ipairs(list) do
     if getmetatable(a) and a.client then
-      out[#out + 1] = a
+      out[#out + 1] = { acct = a }
     else
       local o = {}
       for k, v in pairs(a.opts or {}) do o[k] = v end
@@ -106,8 +108,8 @@ end
 
 -- The run number of an account (a later run retires what this one published).
 local function next_run(db, acct, dry_run)
-  local n = (math.tointeger(db:get("rotate/" .. acct.id, "run")) or 0) + 1
-  if not dry_run then db:set("rotate/" .. acct.id, "run", n) end
+  local n = (math.tointeger(db:get(steps.runs_ns(acct), "run")) or 0) + 1
+  if not dry_run then db:set(steps.runs_ns(acct), "run", n) end
   return n
 end
 
@@ -127,11 +129,10 @@ end
 local function prepare(accts, opts, db, counts)
   for _, a in ipairs(accts) do
     local ok, err = pcall(function()
-      a.acct = a.acct or (a.client and a) or providers.open(a.spec.name, a.opts)
+      a.acct = a.acct or providers.open(a.spec.name, a.opts)
       if not a.acct.capabilities.tokens then
         opts.say(("skipped: %s has no tokens to rotate"):format(a.acct.id))
-        a.skip = true
-        return
+        return -- no context: the steps pass it by
       end
       local book = intent.open("rotate", { account = a.acct, store = db })
       local lock

@@ -15,7 +15,10 @@
 --- calls raise an error of kind "unsupported". acct:apply(id, want) makes a
 --- token's parameters those create_token was asked for and checks them
 --- (what a create could not set, or a create whose answer was lost left
---- unset). The provider knowledge a workflow needs is here too: acct.gateway,
+--- unset). capabilities.returns_passwords is false where the provider never
+--- gives a proxy user's password back (Oxylabs): a caller that must know it
+--- chooses it (acct:new_credentials) and keeps it. The provider knowledge a
+--- workflow needs is here too: acct.gateway,
 --- acct:new_credentials() and acct:proxy_entry(token).
 ---
 ---@class resi.providers.token
@@ -121,7 +124,8 @@ end
 ---- UnknownProxies -------------------------------------------------------
 
 local UP = setmetatable({ capabilities = { tokens = true, create_token = true, set_limit = true, disable = false,
-  delete_token = true, set_password = true, balance = false, expiry = true } }, { __index = Account })
+  delete_token = true, set_password = true, returns_passwords = true, balance = false, expiry = true } },
+  { __index = Account })
 UP.__index = UP
 
 -- UnknownProxies' credential rules: both exactly 8 letters and digits.
@@ -255,7 +259,8 @@ end
 ---- Oxylabs ---------------------------------------------------------------
 
 local OXY = setmetatable({ capabilities = { tokens = true, create_token = true, set_limit = true, disable = true,
-  delete_token = true, set_password = true, balance = false, expiry = false } }, { __index = Account })
+  delete_token = true, set_password = true, returns_passwords = false, balance = false, expiry = false } },
+  { __index = Account })
 OXY.__index = OXY
 
 -- The common record of an Oxylabs sub-user.
@@ -398,7 +403,8 @@ end
 ---- ResiFactory -----------------------------------------------------------
 
 local RF = setmetatable({ capabilities = { tokens = false, create_token = false, set_limit = false, disable = false,
-  delete_token = false, set_password = false, balance = true, generate = true, expiry = false } }, { __index = Account })
+  delete_token = false, set_password = false, returns_passwords = false, balance = true, generate = true,
+  expiry = false } }, { __index = Account })
 RF.__index = RF
 
 function RF:balance()

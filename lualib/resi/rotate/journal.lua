@@ -5,6 +5,7 @@
 local fs = require "resi.fs"
 local json = require "resi.json"
 local intent = require "resi.intent"
+local steps = require "resi.rotate.steps"
 
 local M = {}
 
@@ -20,7 +21,7 @@ local function fail(path, msg) error({ user = true, message = ("journal %s: %s")
 local function account_for(path, accts, provider)
   local found
   for _, a in ipairs(accts) do
-    local name = a.spec and a.spec.name or a.name
+    local name = a.acct and a.acct.name or a.spec.name
     if name == provider then
       if found then fail(path, "it names " .. provider .. " rotations but this run has several " .. provider
         .. " accounts: import it with one (--provider or an accounts file with one)") end
@@ -48,16 +49,16 @@ function M.import(path, accts, db, say)
   for _, r in pairs(st.rotations) do
     local a = type(r) == "table" and account_for(path, accts, r.provider)
     if a then
-      a.acct = a.acct or (a.client and a) or require("resi.providers").open(a.spec.name, a.opts)
+      a.acct = a.acct or require("resi.providers").open(a.spec.name, a.opts)
       local plan = {}
       for _, k in ipairs(PLAN) do plan[k] = r[k] end
       plan.phase = r.phase == "retired" and "published" or r.phase
       local book = intent.open("rotate", { account = a.acct, store = db })
       local it = book:begin(tostring(r.old_id), plan)
       if r.phase == "retired" and it.state == "pending" then it:finish { note = r.note, new_id = r.new_id } end
-      if r.new_id and r.new_password then db:set("credentials/" .. a.acct.id, r.new_id, r.new_password) end
+      if r.new_id and r.new_password then db:set(steps.passwords_ns(a.acct), r.new_id, r.new_password) end
       -- the journal's run numbers go on, so "published in an earlier run" keeps its meaning
-      local ns = "rotate/" .. a.acct.id
+      local ns = steps.runs_ns(a.acct)
       db:set(ns, "run", math.max(math.tointeger(db:get(ns, "run")) or 0, math.tointeger(st.run) or 0))
       n = n + 1
     end

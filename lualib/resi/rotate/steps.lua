@@ -13,6 +13,7 @@
 --- so a dry run names the usernames the real run then creates.
 local log = require "resi.log"
 local providers = require "resi.providers"
+local intent = require "resi.intent"
 
 local M = {}
 
@@ -21,6 +22,12 @@ local M = {}
 ---@param acct resi.providers.account
 ---@return string
 function M.passwords_ns(acct) return "credentials/" .. acct.id end
+
+--- The store namespace of an account's rotation bookkeeping (its run
+--- number under the key "run").
+---@param acct resi.providers.account
+---@return string
+function M.runs_ns(acct) return "rotate/" .. acct.id end
 
 -- The parameters a replacement must have: those of the token it replaces.
 local function wanted(p)
@@ -162,7 +169,7 @@ function M.rotate_over(ctx, tokens, threshold)
         like = { allowedPools = t.raw.allowedPools, auto_disable = t.raw.auto_disable, lifetime = t.raw.lifetime },
         new_username = username, name_attempt = attempt, phase = "intent" }
       -- a provider that never returns passwords gets one chosen (and recorded) here
-      if ctx.acct.name == "oxylabs" then plan.new_password = ctx.acct:new_credentials().password end
+      if not ctx.acct.capabilities.returns_passwords then plan.new_password = ctx.acct:new_credentials().password end
       ctx.say(("%s%s token %s (%s) at %s of %d bytes -> replacement %s"):format(ctx.dry_run and "would rotate: " or "rotate: ",
         ctx.acct.id, t.id, t.username, pct(share), t.limit_bytes, username))
       if not ctx.dry_run then create_replacement(ctx, ctx.book:begin(t.id, plan)) end
@@ -254,7 +261,7 @@ end
 ---@param c table  a live credential without an entry
 function M.adopt(ctx, c)
   local t = c.token
-  local book = require("resi.intent").open("adopt", { account = ctx.acct, store = ctx.db })
+  local book = intent.open("adopt", { account = ctx.acct, store = ctx.db })
   local password = book:once(t.id, {
     plan = function() return { password = ctx.acct:new_credentials().password } end,
     act = function(p)
