@@ -24,13 +24,7 @@ local function count(s, text)
 end
 
 -- The text of a file, or nil.
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
+local read = require("resi.fs").read
 
 -- The server side of the TCP connections to a local port, from
 -- /proc/net/tcp and tcp6: remote port -> state ("01" established, "08"

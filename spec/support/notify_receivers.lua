@@ -102,15 +102,7 @@ function M.tmpdir()
   return assert(uv.fs_mkdtemp("/tmp/resi-notify.XXXXXX"))
 end
 
---- Reads a whole file.
----@param path string
----@return string|nil
-function M.read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+--- Reads a whole file (resi.fs.read).
+M.read = require("resi.fs").read
 
 return M
