@@ -907,14 +907,12 @@ int luaopen_resi_lineedit_core(lua_State *L) {
       {"set_completer", ed_set_completer}, {"resize", ed_resize},
       {"stop", ed_stop},             {"close", ed_close},
       {NULL, NULL}};
-  static const luaL_Reg meta[] = {{"__gc", ed_close}, {NULL, NULL}};
-  static const luaL_Reg module_meta[] = {{"__gc", module_gc}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {
       {"open", le_open},           {"isatty", le_isatty},
       {"on_interrupt", le_on_interrupt}, {"arm_interrupt", le_arm_interrupt},
       {NULL, NULL}};
-  resi_new_class(L, EDITOR_MT, methods, meta);
-  resi_new_class(L, MODULE_MT, NULL, module_meta);
+  resi_new_gc_class(L, EDITOR_MT, methods, ed_close);
+  resi_new_gc_class(L, MODULE_MT, NULL, module_gc);
   lua_getfield(L, LUA_REGISTRYINDEX, MODULE_MT ".anchor"); /* stack: anchor|nil */
   if (lua_isnil(L, -1)) {
     lua_newuserdatauv(L, 1, 0); /* stack: nil, anchor */

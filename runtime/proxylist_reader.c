@@ -362,8 +362,7 @@ void resi_pl_reader_open(lua_State *L) {
                                      {"next_input", reader_next_input},
                                      {"pump", reader_pump},
                                      {NULL, NULL}};
-  static const luaL_Reg meta[] = {{"__gc", reader_gc}, {NULL, NULL}};
-  resi_new_class(L, READER_MT, methods, meta); /* stack: core */
+  resi_new_gc_class(L, READER_MT, methods, reader_gc); /* stack: core */
   lua_pushcfunction(L, new_reader);            /* stack: core, reader */
   lua_setfield(L, -2, "reader");               /* stack: core */
 }

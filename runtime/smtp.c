@@ -250,8 +250,7 @@ static const luaL_Reg smtp_funcs[] = {
 
 int luaopen_resi_smtp_core(lua_State *L) {
   static const luaL_Reg send_methods[] = {{"cancel", smtp_cancel}, {NULL, NULL}};
-  static const luaL_Reg send_meta[] = {{"__gc", smtp_cancel}, {NULL, NULL}};
-  resi_new_class(L, SEND_MT, send_methods, send_meta);
+  resi_new_gc_class(L, SEND_MT, send_methods, smtp_cancel);
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return luaL_error(L, "resi.smtp: curl_global_init failed");
   luaL_newlib(L, smtp_funcs); /* stack: core */
   return 1;
