@@ -27,9 +27,6 @@ local retry = require "resi.ratelimit.retry"
 
 local M = {}
 
---- Attempts per call (the first and its retries), through the limiter.
-M.MAX_ATTEMPTS = 4
-
 --- The tag of one attempt's outcome (see the module's documentation).
 ---@param client table
 ---@param spec table

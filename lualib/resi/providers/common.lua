@@ -100,9 +100,6 @@ local Client = {}
 Client.__index = Client
 M.Client = Client
 
---- Attempts per call (the first and its retries), through the limiter.
-M.MAX_ATTEMPTS = call.MAX_ATTEMPTS
-
 -- The limiter for one call: the client's own, of the call's endpoint
 -- group (resi.providers.limits).
 function Client:limiter_for(method, path)
