@@ -161,7 +161,7 @@ function M.rotate_over(ctx, tokens, threshold)
   local taken = taken_usernames(ctx, tokens)
   for _, t in ipairs(tokens) do
     local share = providers.used_share(t)
-    if share and share >= threshold and t.status ~= "deleted" and not ctx.book:get(t.id) then
+    if share and share >= threshold and not ctx.book:get(t.id) then -- acct:tokens() lists no deleted token
       local username, attempt = free_username(ctx.acct, t.id, 0, taken)
       taken[username] = true
       local plan = { old_id = t.id, old_username = t.username, share = share, limit_bytes = t.limit_bytes,
