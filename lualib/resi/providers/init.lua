@@ -113,8 +113,8 @@ end
 ---@return {scheme: string, host: string, port: integer, user: string, pass: string}|nil entry, string|nil why
 function Account:proxy_entry(t)
   if type(t.password) ~= "string" or t.password == "" then
-    return nil, self.capabilities.returns_passwords and "the provider did not return its password"
-      or (self.name .. " never returns a proxy user's password, and resi did not set it")
+    return nil, self.name == "oxylabs" and "Oxylabs never returns a sub-user's password, and resi did not set it"
+      or "the provider did not return its password"
   end
   local g = self.gateway
   return { scheme = "http", host = g.host, port = g.port, user = gateways.proxy_username(self.name, t.username),
