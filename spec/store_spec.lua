@@ -308,17 +308,17 @@ describe("resi.store", function()
 
     it("go to $XDG_STATE_HOME/resi/resi.db, else ~/.local/state/resi/resi.db", function()
       local code = [[print(require("resi.store").default_path()); require("resi.store").open():close()]]
-      local r = child(code, {}, { env = { "XDG_STATE_HOME=" .. dir .. "/xdg" } })
+      local r = child(code, {}, { env = { "XDG_STATE_HOME=" .. dir .. "/xdg", "RESI_STORE=" } }) -- RESI_STORE would win
       assert.equal(0, r.status, r.stderr)
       assert.equal(dir .. "/xdg/resi/resi.db\n", r.stdout)
       assert.equal("600", mode(dir .. "/xdg/resi/resi.db"))
       assert.equal("700", mode(dir .. "/xdg/resi"))
-      r = child(code, {}, { env = { "XDG_STATE_HOME=", "HOME=" .. dir .. "/home" } })
+      r = child(code, {}, { env = { "XDG_STATE_HOME=", "HOME=" .. dir .. "/home", "RESI_STORE=" } })
       assert.equal(0, r.status, r.stderr)
       assert.equal(dir .. "/home/.local/state/resi/resi.db\n", r.stdout)
       assert.equal("600", mode(dir .. "/home/.local/state/resi/resi.db"))
       assert.equal("700", mode(dir .. "/home/.local/state"))
-      r = child(code, {}, { env = { "XDG_STATE_HOME=relative/dir", "HOME=" .. dir .. "/home2" } })
+      r = child(code, {}, { env = { "XDG_STATE_HOME=relative/dir", "HOME=" .. dir .. "/home2", "RESI_STORE=" } })
       assert.equal(dir .. "/home2/.local/state/resi/resi.db\n", r.stdout) -- a relative XDG path is ignored
     end)
 

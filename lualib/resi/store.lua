@@ -60,11 +60,13 @@ local function check_string(name, what, v)
   if type(v) ~= "string" then bad_arg(name, ("%s must be a string, got %s"):format(what, type(v)), 1) end
 end
 
---- The default database path: $XDG_STATE_HOME/resi/resi.db, or
---- ~/.local/state/resi/resi.db when XDG_STATE_HOME is unset, empty or not
---- absolute (the XDG rule).
+--- The default database path: $RESI_STORE when set and not empty, else
+--- $XDG_STATE_HOME/resi/resi.db, or ~/.local/state/resi/resi.db when
+--- XDG_STATE_HOME is unset, empty or not absolute (the XDG rule).
 ---@return string
 function M.default_path()
+  local env = os.getenv("RESI_STORE")
+  if env ~= nil and env ~= "" then return env end
   local state = os.getenv("XDG_STATE_HOME")
   if state == nil or state:sub(1, 1) ~= "/" then
     local home = os.getenv("HOME")
@@ -110,8 +112,8 @@ local function set_up(conn, path)
   migrations.apply(conn, failed)
 end
 
---- Opens the store at path (default: $RESI_STORE when set and not empty,
---- else M.default_path()), creating the file
+--- Opens the store at path (default: M.default_path(), which honours
+--- $RESI_STORE), creating the file
 --- (0600), its directories (0700) and the schema when missing. opts.busy_timeout:
 --- seconds a write waits for another process's lock (default 5). Raises an
 --- error naming the path when the file cannot be opened, is not a
@@ -123,10 +125,7 @@ function M.open(path, opts)
   if path ~= nil and type(path) ~= "string" then
     error("resi.store.open: path must be a string, got " .. type(path), 2)
   end
-  if path == nil then
-    local env = os.getenv("RESI_STORE")
-    path = (env ~= nil and env ~= "") and env or M.default_path()
-  end
+  path = path or M.default_path()
   opts = opts or {}
   if path:match("^postgres") then fail("unsupported", path, "PostgreSQL stores are not supported yet") end
   if path ~= ":memory:" then make_dirs(dirname(path), path) end

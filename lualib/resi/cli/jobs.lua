@@ -34,8 +34,9 @@ skipped_overlap, missed, coalesced), so a restart neither loses nor
 repeats a run. SIGHUP reloads FILE (a broken file keeps the old jobs).
 
 Options:
-  --store PATH        the SQLite store (default $XDG_STATE_HOME/resi/resi.db,
-                      ~/.local/state/resi/resi.db); every subcommand takes it
+  --store PATH        the SQLite store (default $RESI_STORE, else
+                      $XDG_STATE_HOME/resi/resi.db or ~/.local/state/resi/resi.db);
+                      every subcommand takes it
   --metrics ADDR      serve /livez /readyz /healthz /metrics on ADDR
                       (PORT or HOST:PORT, loopback unless a host is given)
   --stop-timeout S    seconds to let running jobs finish on SIGTERM (default 30)
