@@ -59,6 +59,8 @@ SQLITE_MOD = $(BUILD)/cmod/resi/sqlite_core.so
 LINEEDIT_MOD = $(BUILD)/cmod/resi/lineedit_core.so
 CRYPTO_MOD = $(BUILD)/cmod/resi/crypto_core.so
 SMTP_MOD = $(BUILD)/cmod/resi/smtp_core.so
+# every on-demand module: what `all` builds and `install` copies
+CMODS = $(HTTP_MOD) $(SQLITE_MOD) $(LINEEDIT_MOD) $(CRYPTO_MOD) $(SMTP_MOD)
 
 BIN = $(if $(filter build,$(BUILD)),resi,$(BUILD)/resi)
 SPEC_RUN = $(BIN) test
@@ -73,7 +75,7 @@ FUZZ_SRCS = $(wildcard fuzz/*_fuzz.c)
 FUZZ_BINS = $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
 FUZZ_LIB_SRCS = $(filter-out runtime/main.c,$(HOST_SRCS))
 
-all: $(BIN) $(HTTP_MOD) $(SQLITE_MOD) $(LINEEDIT_MOD) $(CRYPTO_MOD) $(SMTP_MOD)
+all: $(BIN) $(CMODS)
 
 $(BUILD)/obj/%.o: runtime/%.c runtime/*.h | $(BUILD)/obj
 	$(CC) $(HOST_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
@@ -154,7 +156,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/resi/lualib $(DESTDIR)$(PREFIX)/lib/resi/resi
 	install -m 755 resi $(DESTDIR)$(PREFIX)/bin/resi
 	cd lualib && find . -name '*.lua' -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/share/resi/lualib/{} \;
-	install -m 755 $(HTTP_MOD) $(SQLITE_MOD) $(LINEEDIT_MOD) $(CRYPTO_MOD) $(SMTP_MOD) $(DESTDIR)$(PREFIX)/lib/resi/resi/
+	install -m 755 $(CMODS) $(DESTDIR)$(PREFIX)/lib/resi/resi/
 
 clean:
 	rm -rf build build-asan build-fuzz resi
