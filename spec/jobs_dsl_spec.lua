@@ -8,13 +8,7 @@ local proc = require "spec.support.proc"
 local files = require "spec.support.files"
 
 -- Writes a jobs file; returns its path.
-local function jobs_file(text)
-  local path = os.tmpname() .. ".lua"
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-  return path
-end
+local function jobs_file(text) return files.scratch(text, ".lua") end
 
 -- Loads a jobs file made from text; returns defs or nil, err.
 local function load(text)

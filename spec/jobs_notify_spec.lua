@@ -8,16 +8,11 @@ local notify = require "resi.notify"
 local json = require "resi.json"
 local R = require "spec.support.notify_receivers"
 local proc = require "spec.support.proc"
+local files = require "spec.support.files"
 local uv = require "luv"
 
 -- Writes a jobs file into dir; its path.
-local function jobs_file(dir, text)
-  local path = dir .. "/jobs.lua"
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-  return path
-end
+local function jobs_file(dir, text) return files.write(dir, "jobs.lua", text) end
 
 -- The title of every Slack message a receiver got, in order.
 local function titles(r)

@@ -14,14 +14,7 @@ local HINT = "(To exit, press Ctrl+C again or Ctrl+D or type .exit)"
 local run = repl_run.tty
 
 -- How many times plain text occurs in s.
-local function count(s, text)
-  local n, at = 0, 1
-  while true do
-    local i = s:find(text, at, true)
-    if not i then return n end
-    n, at = n + 1, i + #text
-  end
-end
+local count = require("spec.support.text").count
 
 -- The text of a file, or nil.
 local read = require("resi.fs").read

@@ -77,11 +77,7 @@ local function assert_invalid(res, field)
 end
 
 -- The lines of a list/userpass answer.
-local function lines(s)
-  local out = {}
-  for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
-  return out
-end
+local lines = require("spec.support.text").lines
 
 -- Runs a shell script with loopback traffic kept away from any proxy.
 local function sh(script)

@@ -32,11 +32,7 @@ local INTEGER_COLUMNS = { "used_bytes", "limit_bytes", "remaining_bytes" }
 local NUMBER_COLUMNS = { "used_bytes", "limit_bytes", "remaining_bytes", "used_gb", "limit_gb", "remaining_gb", "used_pct" }
 
 -- The lines of a text.
-local function lines_of(text)
-  local out = {}
-  for l in text:gmatch("[^\n]+") do out[#out + 1] = l end
-  return out
-end
+local lines_of = require("spec.support.text").lines
 
 -- The fields of one CSV line (the report quotes only what needs it).
 local function csv_fields(line)

@@ -75,14 +75,7 @@ describe("workflow examples", function()
   end
 
   -- Occurrences of a plain string in s.
-  local function count(s, what)
-    local n, at = 0, 1
-    while true do
-      local i = s:find(what, at, true)
-      if not i then return n end
-      n, at = n + 1, i + #what
-    end
-  end
+  local count = require("spec.support.text").count
 
   describe("examples/topup.lua", function()
     local up

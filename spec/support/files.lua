@@ -18,16 +18,26 @@ function M.remove_dir(dir)
   require("spec.support.proc").run { "rm", "-rf", dir }
 end
 
---- Writes text to a new scratch file (os.tmpname); returns its path. The
---- caller removes it (os.remove).
----@param text string
----@return string path
-function M.scratch(text)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
+-- Writes text to path (created or replaced); returns path.
+local function put(path, text)
+  local f = assert(io.open(path, "wb"))
   f:write(text)
   f:close()
   return path
+end
+
+--- Writes text to a new scratch file (os.tmpname, with suffix appended if
+--- given, e.g. ".lua"); returns its path. The caller removes it (os.remove).
+---@param text string
+---@param suffix? string
+---@return string path
+function M.scratch(text, suffix)
+  local path = os.tmpname()
+  if suffix then
+    os.remove(path)
+    path = path .. suffix
+  end
+  return put(path, text)
 end
 
 --- Writes text to the file name in directory dir (created or replaced);
@@ -37,11 +47,7 @@ end
 ---@param text string
 ---@return string path
 function M.write(dir, name, text)
-  local path = dir .. "/" .. name
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  return path
+  return put(dir .. "/" .. name, text)
 end
 
 return M
