@@ -16,9 +16,9 @@ PKG_CONFIG ?= pkg-config
 # Debian packages: build and run time, then what the suite and bench talk to.
 DEPS_BUILD = build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev lua-luv-dev \
              libcurl4-openssl-dev lua-cjson libhttp-parser-dev libsqlite3-dev libedit-dev \
-             libssl-dev
+             libssl-dev libpq-dev
 DEPS_TEST = lua-busted nginx-light openssl curl ca-certificates tinyproxy microsocks stunnel4 time procps python3 python3-requests lua-check \
-            python3-aiosmtpd
+            python3-aiosmtpd postgresql
 # npm is skipped when an npm command exists (NodeSource's nodejs ships it and conflicts with Debian's npm).
 DEPS_BENCH = hyperfine nodejs npm python3 python3-croniter python3-requests wrk time
 DEPS_ASAN = clang libclang-rt-14-dev valgrind
@@ -28,6 +28,7 @@ CURL_PKGS = libcurl
 SQLITE_PKGS = sqlite3
 LINEEDIT_PKGS = libedit
 CRYPTO_PKGS = libcrypto
+PG_PKGS = libpq
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 OPT ?= -O2 -g
@@ -40,6 +41,7 @@ CURL_LIBS = $(shell $(PKG_CONFIG) --libs $(CURL_PKGS))
 SQLITE_LIBS = $(shell $(PKG_CONFIG) --libs $(SQLITE_PKGS))
 LINEEDIT_LIBS = $(shell $(PKG_CONFIG) --libs $(LINEEDIT_PKGS))
 CRYPTO_LIBS = $(shell $(PKG_CONFIG) --libs $(CRYPTO_PKGS))
+PG_LIBS = $(shell $(PKG_CONFIG) --libs $(PG_PKGS))
 
 # Where a binary outside the source tree looks for the Lua library when it is
 # not beside an install layout (the sanitizer build uses the source tree).
@@ -51,7 +53,7 @@ RESI_CMOD_DIR ?= $(PREFIX)/lib/resi
 # start-up: libcurl ~4 ms, libsqlite3 ~0.2 ms, libedit for the REPL only). Modules are linked with
 # -z nodelete: their libuv close callbacks run after lua_close has unloaded
 # C libraries.
-MODULE_SRCS = runtime/http_client.c runtime/sqlite.c runtime/lineedit.c runtime/crypto.c runtime/smtp.c
+MODULE_SRCS = runtime/http_client.c runtime/sqlite.c runtime/lineedit.c runtime/crypto.c runtime/smtp.c runtime/pg.c
 HOST_SRCS = $(filter-out $(MODULE_SRCS),$(wildcard runtime/*.c))
 HOST_OBJS = $(HOST_SRCS:runtime/%.c=$(BUILD)/obj/%.o)
 HTTP_MOD = $(BUILD)/cmod/resi/http_core.so
@@ -59,13 +61,14 @@ SQLITE_MOD = $(BUILD)/cmod/resi/sqlite_core.so
 LINEEDIT_MOD = $(BUILD)/cmod/resi/lineedit_core.so
 CRYPTO_MOD = $(BUILD)/cmod/resi/crypto_core.so
 SMTP_MOD = $(BUILD)/cmod/resi/smtp_core.so
+PG_MOD = $(BUILD)/cmod/resi/pg_core.so
 # every on-demand module: what `all` builds and `install` copies
-CMODS = $(HTTP_MOD) $(SQLITE_MOD) $(LINEEDIT_MOD) $(CRYPTO_MOD) $(SMTP_MOD)
+CMODS = $(HTTP_MOD) $(SQLITE_MOD) $(LINEEDIT_MOD) $(CRYPTO_MOD) $(SMTP_MOD) $(PG_MOD)
 
 BIN = $(if $(filter build,$(BUILD)),resi,$(BUILD)/resi)
 SPEC_RUN = $(BIN) test
 
-.PHONY: all deps test lint asan valgrind bench install clean fuzz
+.PHONY: all deps test lint asan valgrind bench install uninstall man completion clean fuzz luals install-luals
 
 # Fuzz targets: fuzz/NAME_fuzz.c defines LLVMFuzzerTestOneInput and links the
 # runtime (without main.c). `make fuzz` builds them and runs each for
@@ -100,6 +103,10 @@ $(CRYPTO_MOD): runtime/crypto.c runtime/lutil.c runtime/*.h | $(BUILD)/cmod/resi
 # libcurl's SMTP on libuv's thread pool: resi.notify's email target
 $(SMTP_MOD): runtime/smtp.c runtime/lutil.c runtime/*.h | $(BUILD)/cmod/resi
 	$(CC) $(MOD_CFLAGS) $(EXTRA_CFLAGS) -shared -Wl,-z,nodelete -Wl,-Bsymbolic -o $@ runtime/smtp.c runtime/lutil.c $(CURL_LIBS) $(CRYPTO_LIBS) $(EXTRA_LDFLAGS)
+
+# libpq, driven by the loop (non-blocking connect and queries): resi.pg
+$(PG_MOD): runtime/pg.c runtime/lutil.c runtime/*.h | $(BUILD)/cmod/resi
+	$(CC) $(MOD_CFLAGS) $(shell $(PKG_CONFIG) --cflags $(PG_PKGS)) $(EXTRA_CFLAGS) -shared -Wl,-z,nodelete -Wl,-Bsymbolic -o $@ runtime/pg.c runtime/lutil.c $(PG_LIBS) $(EXTRA_LDFLAGS)
 
 $(BUILD)/obj $(BUILD)/cmod/resi:
 	mkdir -p $@
