@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "host.h"
@@ -13,6 +15,8 @@ static const char usage_text[] =
     "usage: resi [FILE [ARGS...]]     run a script (FILE - reads it from stdin;\n"
     "                                 no FILE on a terminal: the REPL)\n"
     "       resi run FILE [ARGS...]   the same, explicitly\n"
+    "       resi run NAME [ARGS...]   a bundled script or example, e.g. resi run rotate --help\n"
+    "       resi scripts [NAME]       list the bundled scripts and examples (NAME: its path)\n"
     "       resi -e CODE [ARGS...]    run a chunk of Lua\n"
     "       resi repl [--sim] [-e CODE] [FILE]\n"
     "                                 the REPL: every entry a task (FILE or CODE first)\n"
@@ -21,6 +25,13 @@ static const char usage_text[] =
     "       resi proxies convert|dedupe|sticky|refresh|check [OPTIONS] [FILE...]\n"
     "                                 proxy-list tools\n"
     "       resi notify test TARGET   send a test notification (webhook|slack|discord|telegram|email)\n"
+    "       resi up tokens|token|create|modify|delete [--json]\n"
+    "                                 UnknownProxies tokens\n"
+    "       resi oxy users|stats|create|delete|client-stats [--json]\n"
+    "                                 Oxylabs sub-users\n"
+    "       resi rf balance|usage|pools|me|generate [--json]\n"
+    "                                 ResiFactory balance and proxy generation\n"
+    "       resi lsp-setup [DIR]      write DIR/.luarc.json for lua-language-server (editor completion)\n"
     "       resi test [BUSTED ARGS]   run busted specs inside resi\n"
     "       resi version              print the versions of resi, Lua, libuv and libcurl\n"
     "       resi COMMAND --help       help on one command\n"
@@ -30,11 +41,18 @@ static const char usage_text[] =
 
 static const char run_help[] =
     "usage: resi run FILE [ARGS...]\n"
+    "       resi run NAME [ARGS...]\n"
     "       resi FILE [ARGS...]\n"
     "\n"
     "Runs FILE as the main task. ARGS are in resi.args (and the global arg,\n"
     "with arg[0] the script). The process exits when the main task and every\n"
-    "task it started have finished. FILE - reads the script from stdin.\n";
+    "task it started have finished. FILE - reads the script from stdin.\n"
+    "\n"
+    "NAME, a word with no slash that is not a file in the working directory,\n"
+    "runs a bundled script: scripts/NAME.lua, else examples/NAME.lua, from\n"
+    "resi's share directory (PREFIX/share/resi; the source tree's scripts/\n"
+    "and examples/ for a ./resi built there). resi scripts lists them, and\n"
+    "resi run NAME --help shows a script's options (resi run rotate --help).\n";
 
 static const char eval_help[] =
     "usage: resi -e CODE [ARGS...]\n"
@@ -77,9 +95,30 @@ static int print_version(resi_invocation *inv) {
   return -1;
 }
 
+/* Finds the bundled script name (a word, ".lua" optional): scripts/NAME.lua,
+ * else examples/NAME.lua, beside the Lua library (the source tree's, or
+ * PREFIX/share/resi's). Writes its real path to out and returns 1, or 0. */
+static int find_bundled(const resi_host *h, const char *name, char *out) {
+  static const char *const dirs[] = {"scripts", "examples", NULL};
+  size_t len = strlen(name);
+  if (len == 0 || len > 64) return 0;
+  for (const char *p = name; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
+      return 0;
+  if (name[0] == '.' || name[0] == '-') return 0;
+  const char *ext = len > 4 && strcmp(name + len - 4, ".lua") == 0 ? "" : ".lua";
+  for (int i = 0; dirs[i]; i++) {
+    char probe[PATH_MAX + 96];
+    snprintf(probe, sizeof probe, "%s/../%s/%s%s", h->lualib_dir, dirs[i], name, ext);
+    struct stat st;
+    if (stat(probe, &st) == 0 && S_ISREG(st.st_mode) && realpath(probe, out)) return 1;
+  }
+  return 0;
+}
+
 /* Does a name look like a mistyped command rather than a script path? */
 static int looks_like_command(const char *a) {
-  if (access(a, F_OK) == 0) return 0;
+  if (access(a, F_OK) == 0 || !(a[0] >= 'a' && a[0] <= 'z')) return 0; /* commands start with a letter ("-" is stdin) */
   for (const char *p = a; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || *p == '-' || *p == '_')) return 0;
   return 1;
@@ -88,7 +127,12 @@ static int looks_like_command(const char *a) {
 /* A name that is neither a file nor a command: a usage error that suggests
  * the nearest command, or -1 to let the host report the missing file. */
 static int unknown_command(const resi_host *h, const char *a) {
-  char best[64];
+  char best[64], bundled[PATH_MAX];
+  if (looks_like_command(a) && find_bundled(h, a, bundled)) {
+    fprintf(stderr, "resi: '%s' is not a command or a script file; did you mean 'resi run %s'?\n"
+                    "(a bundled script: see resi scripts)\n", a, a);
+    return 2;
+  }
   if (!looks_like_command(a) || !resi_host_nearest_subcommand(h, a, builtin_commands, best, sizeof best))
     return -1;
   fprintf(stderr, "resi: '%s' is not a command or a script file; did you mean 'resi %s'?\n"
@@ -143,6 +187,8 @@ static int parse_args(resi_host *h, int argc, char **argv, resi_invocation *inv)
     if (argc < 3) return usage_error("%s needs a script file", "run");
     if (is_help(argv[2])) return fputs(run_help, stdout), 0;
     a = argv[2], argv++, argc--;
+    static char bundled[PATH_MAX];
+    if (!strchr(a, '/') && access(a, F_OK) != 0 && find_bundled(h, a, bundled)) a = bundled;
   } else if (a[0] == '-' && a[1] != '\0') {
     return usage_error("unknown option '%s'", a);
   } else if (resi_host_has_subcommand(h, a)) {
