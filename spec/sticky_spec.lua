@@ -12,11 +12,17 @@ local proc = require "spec.support.proc"
 local API_ENV = { "OXYLABS_USERNAME=apilogin", "OXYLABS_PASSWORD=ApiPassw0rd", "UNKNOWNPROXIES_USERNAME=upapilog",
   "UNKNOWNPROXIES_PASSWORD=UpApiPw77" }
 
--- Runs `resi proxies sticky ARGS` with the API logins in the environment.
+-- The proxy user's password for sticky_cli: given in the environment
+-- (RESI_PROXY_PASSWORD), never on the command line.
+local function PW(password) return { env = "RESI_PROXY_PASSWORD=" .. password } end
+
+-- Runs `resi proxies sticky ARGS` with the API logins in the environment
+-- (a PW element of ARGS goes to the environment too).
 local function sticky_cli(args, env)
-  local argv = { "proxies", "sticky" }
-  for _, a in ipairs(args) do argv[#argv + 1] = a end
-  local vars = {}
+  local argv, vars = { "proxies", "sticky" }, { "RESI_PROXY_PASSWORD=", "RESI_PROXY_PASSWORD_FILE=" }
+  for _, a in ipairs(args) do
+    if type(a) == "table" then vars[#vars + 1] = a.env else argv[#argv + 1] = a end
+  end
   for _, kv in ipairs(API_ENV) do vars[#vars + 1] = kv end
   for _, kv in ipairs(env or {}) do vars[#vars + 1] = kv end
   return proc.resi(argv, { env = vars, stdin = "" })
@@ -36,21 +42,21 @@ describe("resi proxies sticky", function()
     local r = sticky_cli { "--provider", "oxylabs", "--sessions", "3" }
     assert.equal(2, r.status, r.stderr)
     assert.equal("", r.stdout)
-    assert.truthy(r.stderr:find("missing --username U, --password P\n", 1, true), r.stderr)
+    assert.truthy(r.stderr:find("missing --username U, $RESI_PROXY_PASSWORD\n", 1, true), r.stderr)
     assert.truthy(r.stderr:find("never the account's API login in $OXYLABS_USERNAME/$OXYLABS_PASSWORD", 1, true), r.stderr)
     assert.falsy(r.stderr:find("apilogin", 1, true), r.stderr)
     assert_no_secrets(r)
     r = sticky_cli { "--provider", "unknownproxies", "--sessions", "3", "--pool", "tickets-us-s" }
     assert.equal(2, r.status, r.stderr)
     assert.equal("", r.stdout)
-    assert.truthy(r.stderr:find("missing --username U, --password P\n", 1, true), r.stderr)
+    assert.truthy(r.stderr:find("missing --username U, $RESI_PROXY_PASSWORD\n", 1, true), r.stderr)
     assert.truthy(r.stderr:find("$UNKNOWNPROXIES_USERNAME/$UNKNOWNPROXIES_PASSWORD", 1, true), r.stderr)
     assert_no_secrets(r)
   end)
 
   it("writes the sub-user's credentials it is given", function()
     local r = sticky_cli { "--provider", "oxylabs", "--sessions", "3", "--minutes", "20", "--username", "sub_1",
-      "--password", "SubPw-9x", "--to", "list" }
+      PW "SubPw-9x", "--to", "list" }
     assert.equal(0, r.status, r.stderr)
     assert.equal("", r.stderr)
     local n = 0
@@ -62,18 +68,40 @@ describe("resi proxies sticky", function()
     assert.falsy(r.stdout:find("apilogin", 1, true))
     assert_no_secrets(r)
     -- the API login given explicitly works, with a warning (its password never shows on stderr)
-    r = sticky_cli { "--provider", "oxylabs", "--sessions", "1", "--username", "apilogin", "--password", "ApiPassw0rd" }
+    r = sticky_cli { "--provider", "oxylabs", "--sessions", "1", "--username", "apilogin", PW "ApiPassw0rd" }
     assert.equal(0, r.status, r.stderr)
     assert.truthy(r.stderr:find("warning: --username is the account's API login ($OXYLABS_USERNAME)", 1, true), r.stderr)
     assert.falsy(r.stderr:find("ApiPassw0rd", 1, true), r.stderr)
   end)
 
+  it("takes the proxy user's password from the environment or a file, never from the command line", function()
+    for _, args in ipairs { { "--password", "Cmd1ineSecret" }, { "--password=Cmd1ineSecret" } } do
+      local r = sticky_cli { "--provider", "oxylabs", "--sessions", "1", "--username", "sub_1", args[1], args[2] }
+      assert.equal(2, r.status, r.stderr)
+      assert.equal("", r.stdout)
+      assert.truthy(r.stderr:find("--password is not taken (ps would show it to every user): set RESI_PROXY_PASSWORD", 1,
+        true), r.stderr)
+      assert_no_secrets(r, "Cmd1ineSecret")
+    end
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write("F1lePassw0rd\n")
+    f:close()
+    require("luv").fs_chmod(path, 384)
+    local r = sticky_cli({ "--provider", "oxylabs", "--sessions", "1", "--username", "sub_1", "--to", "list" },
+      { "RESI_PROXY_PASSWORD_FILE=" .. path })
+    os.remove(path)
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("", r.stderr)
+    assert.truthy(r.stdout:match("^pr%.oxylabs%.io:7777:customer%-sub_1%-sessid%-[a-z0-9]+:F1lePassw0rd\n$"), r.stdout)
+  end)
+
   it("names every missing required option in one usage error", function()
     local cases = {
       { {}, "missing --provider NAME, --sessions N\n" },
-      { { "--provider", "oxylabs" }, "missing --sessions N, --username U, --password P\n" },
-      { { "--provider", "unknownproxies" }, "missing --sessions N, --username U, --password P, --pool ID\n" },
-      { { "--provider", "unknownproxies", "--sessions", "2", "--password", "TokPw123" }, "missing --username U, --pool ID\n" },
+      { { "--provider", "oxylabs" }, "missing --sessions N, --username U, $RESI_PROXY_PASSWORD\n" },
+      { { "--provider", "unknownproxies" }, "missing --sessions N, --username U, $RESI_PROXY_PASSWORD, --pool ID\n" },
+      { { "--provider", "unknownproxies", "--sessions", "2", PW "TokPw123" }, "missing --username U, --pool ID\n" },
       { { "--provider", "template", "--sessions", "2" }, "missing --template T, --host H, --port N\n" },
     }
     for _, case in ipairs(cases) do
@@ -89,7 +117,7 @@ describe("resi proxies sticky", function()
   end)
 
   it("takes only a known UnknownProxies pool, with its port", function()
-    local r = sticky_cli { "--provider", "unknownproxies", "--sessions", "2", "--username", "abcd1234", "--password",
+    local r = sticky_cli { "--provider", "unknownproxies", "--sessions", "2", "--username", "abcd1234", PW
       "TokPw123", "--pool", "tickets-gb-s" }
     assert.equal(2, r.status, r.stderr)
     assert.equal("", r.stdout)
@@ -97,7 +125,7 @@ describe("resi proxies sticky", function()
       .. "for another gateway give --host and --port)", 1, true), r.stderr)
     assert_no_secrets(r, "TokPw123")
     -- a known pool, in any case: the pool's gateway and port
-    r = sticky_cli { "--provider", "unknownproxies", "--sessions", "2", "--username", "abcd1234", "--password",
+    r = sticky_cli { "--provider", "unknownproxies", "--sessions", "2", "--username", "abcd1234", PW
       "TokPw123", "--pool", "Tickets-FR-s", "--seed", "3" }
     assert.equal(0, r.status, r.stderr)
     for line in r.stdout:gmatch("[^\n]+") do
@@ -105,27 +133,27 @@ describe("resi proxies sticky", function()
         line)
     end
     -- another gateway: --host and --port instead of --pool
-    r = sticky_cli { "--provider", "unknownproxies", "--sessions", "1", "--username", "abcd1234", "--password",
+    r = sticky_cli { "--provider", "unknownproxies", "--sessions", "1", "--username", "abcd1234", PW
       "TokPw123", "--host", "tickets-gb-s.reserve2.resi.unknownproxies.com", "--port", "14099" }
     assert.equal(0, r.status, r.stderr)
     assert.truthy(r.stdout:match("^http://abcd1234:TokPw123%-%d+@tickets%-gb%-s%.reserve2%.resi%.unknownproxies%.com:14099\n$"),
       r.stdout)
-    r = sticky_cli { "--provider", "unknownproxies", "--sessions", "1", "--username", "abcd1234", "--password",
+    r = sticky_cli { "--provider", "unknownproxies", "--sessions", "1", "--username", "abcd1234", PW
       "TokPw123", "--host", "gw.example.com" }
     assert.equal(2, r.status)
     assert.truthy(r.stderr:find("port is required", 1, true), r.stderr)
   end)
 
   it("refuses options the provider does not take", function()
-    local r = sticky_cli { "--provider", "oxylabs", "--sessions", "2", "--username", "sub_1", "--password", "SubPw-9x",
+    local r = sticky_cli { "--provider", "oxylabs", "--sessions", "2", "--username", "sub_1", PW "SubPw-9x",
       "--pool", "tickets-us-s" }
     assert.equal(2, r.status, r.stderr)
     assert.truthy(r.stderr:find("resi proxies sticky: --pool does not apply to --provider oxylabs", 1, true), r.stderr)
-    r = sticky_cli { "--provider", "unknownproxies", "--sessions", "2", "--username", "abcd1234", "--password",
+    r = sticky_cli { "--provider", "unknownproxies", "--sessions", "2", "--username", "abcd1234", PW
       "TokPw123", "--pool", "tickets-us-s", "--country", "us", "--template", "x" }
     assert.equal(2, r.status, r.stderr)
     assert.truthy(r.stderr:find("--country, --template do not apply to --provider unknownproxies", 1, true), r.stderr)
-    r = sticky_cli { "--provider", "unknownproxies", "--sessions", "2", "--username", "abcd1234", "--password",
+    r = sticky_cli { "--provider", "unknownproxies", "--sessions", "2", "--username", "abcd1234", PW
       "TokPw123", "--pool", "tickets-us-s", "--minutes", "5" }
     assert.equal(2, r.status, r.stderr)
     assert.truthy(r.stderr:find("documents no session lifetime parameter", 1, true), r.stderr)
@@ -139,7 +167,7 @@ describe("resi proxies sticky", function()
 
   it("refreshes a generated list, keeping its credentials", function()
     local r = sticky_cli { "--provider", "oxylabs", "--sessions", "3", "--minutes", "20", "--username", "sub_1",
-      "--password", "SubPw9x", "--to", "list" }
+      PW "SubPw9x", "--to", "list" }
     assert.equal(0, r.status, r.stderr)
     local list = r.stdout
     r = proc.resi({ "proxies", "refresh", "--minutes", "45" }, { stdin = list .. "h.example:8080:u:p\n" })

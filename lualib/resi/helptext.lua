@@ -229,22 +229,22 @@ function M.tree(exe)
   local tree = { help = top, commands = {} }
   for _, name in ipairs(M.command_names(top)) do
     local h = M.capture(exe, { name, "--help" })
-    if h:match("^usage:") then -- not a helper module of the commands
-    local cmd = { name = name, help = h, summary = M.summary(top, name), subs = {},
-      builtin = not uv.fs_stat(cli_dir() .. "/" .. name .. ".lua") }
-    local descs = {}
-    for _, row in ipairs(M.table_rows(h, "Commands:")) do descs[row.name] = row.desc end
-    local subs = M.usage_words(M.usage_lines(h), "resi " .. name)
-    for _, row in ipairs(M.table_rows(h, "Commands:")) do
-      local dup = false
-      for _, s in ipairs(subs) do dup = dup or s == row.name end
-      if not dup then subs[#subs + 1] = row.name end
-    end
-    for _, s in ipairs(subs) do
-      local sh = M.capture(exe, { name, s, "--help" })
-      cmd.subs[#cmd.subs + 1] = { name = s, desc = descs[s], help = sh ~= h and sh:match("^usage:") and sh or nil }
-    end
-    tree.commands[#tree.commands + 1] = cmd
+    if h:match("^usage:") then -- a command prints its usage first
+      local cmd = { name = name, help = h, summary = M.summary(top, name), subs = {},
+        builtin = not uv.fs_stat(cli_dir() .. "/" .. name .. ".lua") }
+      local descs = {}
+      for _, row in ipairs(M.table_rows(h, "Commands:")) do descs[row.name] = row.desc end
+      local subs = M.usage_words(M.usage_lines(h), "resi " .. name)
+      for _, row in ipairs(M.table_rows(h, "Commands:")) do
+        local dup = false
+        for _, s in ipairs(subs) do dup = dup or s == row.name end
+        if not dup then subs[#subs + 1] = row.name end
+      end
+      for _, s in ipairs(subs) do
+        local sh = M.capture(exe, { name, s, "--help" })
+        cmd.subs[#cmd.subs + 1] = { name = s, desc = descs[s], help = sh ~= h and sh:match("^usage:") and sh or nil }
+      end
+      tree.commands[#tree.commands + 1] = cmd
     end
   end
   return tree

@@ -71,7 +71,10 @@ take are refused.
   --minutes M        session lifetime (oxylabs: 1..1440; unknownproxies: not supported)
   --username U       the proxy user (required): an Oxylabs sub-user, or an
                      UnknownProxies token's username
-  --password P       its password (required): the sub-user's, or the token's
+  $RESI_PROXY_PASSWORD  its password (required): the sub-user's, or the token's;
+                     also RESI_PROXY_PASSWORD_FILE=path or a file RESI_PROXY_PASSWORD
+                     in $CREDENTIALS_DIRECTORY (never on the command line, where
+                     ps shows it)
   --country CC --city NAME --state NAME     oxylabs targeting
   --pool ID          unknownproxies pool (required): ]] .. table.concat(require("resi.proxylist.sticky").pool_names(), ", ") .. [[
 
@@ -137,7 +140,7 @@ local function usage(msg) error(setmetatable({ msg = msg }, Usage), 0) end
 -- Options that take a value, per command (others are flags).
 local VALUED = {
   from = true, to = true, scheme = true, output = true, o = true, provider = true, sessions = true,
-  minutes = true, username = true, password = true, country = true, city = true, state = true,
+  minutes = true, username = true, country = true, city = true, state = true,
   pool = true, port = true, template = true, host = true, charset = true, length = true,
   ["max-minutes"] = true, seed = true, url = true, concurrency = true, timeout = true, ok = true,
   ["ca-file"] = true, rate = true,
@@ -332,7 +335,7 @@ end
 local STICKY_LUA = { ["max-minutes"] = "max_minutes" }
 -- How a missing sticky option is named in a usage error.
 local STICKY_FLAG = {
-  provider = "--provider NAME", sessions = "--sessions N", username = "--username U", password = "--password P",
+  provider = "--provider NAME", sessions = "--sessions N", username = "--username U", password = "$RESI_PROXY_PASSWORD",
   pool = "--pool ID", template = "--template T", host = "--host H", port = "--port N",
 }
 -- The API login variables of each provider (never used as proxy credentials).
@@ -343,7 +346,7 @@ local API_LOGIN = { oxylabs = "OXYLABS", unknownproxies = "UNKNOWNPROXIES" }
 local function sticky_extra(opts, provider)
   local spec = require("resi.proxylist.sticky").options[provider]
   if not spec or spec.any then return {} end
-  local takes = set("provider sessions to output help h")
+  local takes = set("provider sessions password to output help h")
   for _, name in ipairs(spec.takes) do takes[(name:gsub("_", "-"))] = true end
   for name in pairs(spec.refuses or {}) do takes[name] = true end -- refused by the builder, with its reason
   local extra = {}
@@ -372,7 +375,7 @@ end
 local function sticky_hints(opts)
   local provider, env, hints = opts.provider, API_LOGIN[opts.provider], {}
   if env and (not opts.username or not opts.password) then
-    hints[1] = ("--username and --password are the proxy user's (%s), never the account's API login in "
+    hints[1] = ("--username and $RESI_PROXY_PASSWORD are the proxy user's (%s), never the account's API login in "
       .. "$%s_USERNAME/$%s_PASSWORD"):format(provider == "oxylabs" and "an Oxylabs sub-user"
         or "the token's username and password", env, env)
   end
@@ -408,7 +411,7 @@ end
 -- customers should carry a sub-user's (or token's) credentials.
 local function warn_api_login(opts)
   local env = API_LOGIN[opts.provider]
-  local login = env and os.getenv(env .. "_USERNAME")
+  local login = env and require("resi.credentials").get(env .. "_USERNAME")
   if login and login ~= "" and opts.username == login then
     io.stderr:write(("resi proxies sticky: warning: --username is the account's API login ($%s_USERNAME); "
       .. "a list for customers should carry a sub-user's credentials\n"):format(env))
@@ -416,8 +419,15 @@ local function warn_api_login(opts)
 end
 
 commands.sticky = function(args)
-  local opts, files = parse_args(args, set([[provider sessions minutes username password country city state pool
+  for _, a in ipairs(args) do
+    if a:match("^%-%-?password") then
+      usage("--password is not taken (ps would show it to every user): set RESI_PROXY_PASSWORD, or "
+        .. "RESI_PROXY_PASSWORD_FILE=path, or a file RESI_PROXY_PASSWORD in $CREDENTIALS_DIRECTORY")
+    end
+  end
+  local opts, files = parse_args(args, set([[provider sessions minutes username country city state pool
     port template host charset length max-minutes seed scheme to output o help h]]))
+  opts.password = require("resi.credentials").get("RESI_PROXY_PASSWORD")
   if #files > 0 then usage("sticky reads no files (got " .. files[1] .. ")") end
   sticky_check(opts)
   warn_api_login(opts)
@@ -596,6 +606,8 @@ local function clean(msg)
   return (tostring(msg):gsub("^[^\n]-%.lua:%d+: ", ""))
 end
 
+--- Runs `resi proxies` with the command line's arguments.
+---@param ... string
 return function(...)
   local args = { ... }
   local name = args[1]
