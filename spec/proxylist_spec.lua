@@ -570,9 +570,9 @@ describe("resi.proxylist", function()
       for _, args in ipairs {
         { "proxies" }, { "proxies", "frobnicate" }, { "proxies", "convert" }, { "proxies", "convert", "--to", "xml" },
         { "proxies", "convert", "--to", "url", "--bogus" }, { "proxies", "sticky", "--provider", "oxylabs" },
-        { "proxies", "sticky", "--provider", "oxylabs", "--sessions", "2", "--minutes", "5000", "--username", "u", "--password", "p" },
+        { "proxies", "sticky", "--provider", "oxylabs", "--sessions", "2", "--minutes", "5000", "--username", "u" },
       } do
-        local r = proc.resi(args, { stdin = "" })
+        local r = proc.resi(args, { stdin = "", env = { "RESI_PROXY_PASSWORD=p" } })
         assert.equal(2, r.status, table.concat(args, " ") .. ": " .. r.stderr)
         assert.truthy(#r.stderr > 0)
       end
