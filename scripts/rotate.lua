@@ -7,7 +7,7 @@ local argparse = require "resi.argparse"
 local rotate = require "resi.rotate"
 
 local help = [[
-usage: resi run scripts/rotate.lua [OPTIONS]
+usage: resi run rotate [OPTIONS]     (the bundled scripts/rotate.lua)
 
 Rotates every token at or above a share of its data limit: creates a
 replacement with the same parameters, writes the live credentials out, and

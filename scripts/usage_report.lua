@@ -13,7 +13,7 @@ local providers = require "resi.providers"
 local GB = 1000000000
 
 local help = [[
-usage: resi run scripts/usage_report.lua [--format table|json|csv] [--accounts FILE]
+usage: resi run usage_report [--format table|json|csv] [--accounts FILE]
                                          [--provider NAME] [--min-share X]
 
 Prints one row per token (UnknownProxies tokens, Oxylabs sub-users) of every
