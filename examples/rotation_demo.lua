@@ -2,11 +2,14 @@
 -- The rotation workflow end to end, in one command, against resi sim.
 --
 -- Starts the provider sandbox in this process (10 simulated minutes per real
--- second, traffic flowing on every token and sub-user), then every couple of
--- seconds shows each token's usage and runs scripts/rotate.lua as a separate
--- process, exactly as a cron job would: tokens that cross 90% get a
--- replacement, the new credentials are published to a proxy list, and the old
--- tokens are deleted after a short grace period on a later run.
+-- second), then every second sends real proxy traffic through each live
+-- credential via the sandbox's gateways (each byte billed as 4,000, so a GB
+-- token fills with 250 kB), shows each token's usage and runs
+-- scripts/rotate.lua as a separate process, exactly as a cron job would:
+-- tokens that cross 90% get a replacement, the new credentials are published
+-- to a proxy list, and the old tokens are deleted after a short grace period
+-- on a later run. The traffic shows new credentials working and retired ones
+-- refused by the gateway (407), as a real provider's would.
 --
 --   ./resi examples/rotation_demo.lua [ROUNDS] [--keep DIR]
 --
@@ -17,7 +20,9 @@
 -- there to look at.
 local argparse = require "resi.argparse"
 local json = require "resi.json"
+local http = require "resi.http"
 local providers = require "resi.providers"
+local proxylist = require "resi.proxylist"
 local uv = resi.uv
 
 local help = [[
@@ -126,15 +131,72 @@ local function sandbox_env(sim)
   }
 end
 
--- One account per provider, on the sandbox.
-local function open_accounts(env)
+-- One account per provider, on the sandbox, its gateway the sandbox's.
+local function open_accounts(env, sim)
   local accounts = {}
   for _, name in ipairs(PROVIDERS) do
     accounts[name] = providers.open(name, name == "unknownproxies"
-      and { username = env.UNKNOWNPROXIES_USERNAME, password = env.UNKNOWNPROXIES_PASSWORD, base_url = env.RESI_UNKNOWNPROXIES_URL }
-      or { username = env.OXYLABS_USERNAME, password = env.OXYLABS_PASSWORD, base_url = env.RESI_OXYLABS_URL })
+      and { username = env.UNKNOWNPROXIES_USERNAME, password = env.UNKNOWNPROXIES_PASSWORD, base_url = env.RESI_UNKNOWNPROXIES_URL,
+        gateway = sim.gateway_addresses.unknownproxies }
+      or { username = env.OXYLABS_USERNAME, password = env.OXYLABS_PASSWORD, base_url = env.RESI_OXYLABS_URL,
+        gateway = sim.gateway_addresses.oxylabs })
   end
   return accounts
+end
+
+-- The sandbox's generated accounts, with the Oxylabs sub-users' passwords
+-- set here: the API never returns them, and the demo is their customer.
+local function demo_accounts()
+  local accounts = require("resi.sim.accounts").generate(require("resi.sim.util").rng(42))
+  local known = {}
+  for i, su in ipairs(accounts.oxylabs[1].sub_users) do
+    su.password = "Demo_pass_" .. i .. "Xy"
+    known["customer-" .. su.username] = su.password
+  end
+  return accounts, known
+end
+
+-- The proxy URL of a token (nil while its password is unknown): its
+-- password from the API, the published list or the demo's own.
+local function proxy_url(acct, t, known)
+  local e = acct:proxy_entry(t)
+  if not e then
+    local user = acct.name == "oxylabs" and "customer-" .. t.username or t.username
+    if not known[user] then return nil end
+    e = { host = acct.gateway.host, port = acct.gateway.port, user = user, pass = known[user] }
+  end
+  return ("http://%s:%s@%s:%d"):format(http.escape(e.user), http.escape(e.pass), e.host, e.port)
+end
+
+-- Sends 256 kB through every live credential seen so far (seen: token id
+-- -> {url, new}, false once refused); says when a new one works and when
+-- a retired one is refused.
+local function drive_traffic(accounts, dir, seen, known)
+  local published = io.open(dir .. "/proxies.txt") and proxylist.load(dir .. "/proxies.txt", { format = "url" })
+  for i = 1, published and #published or 0 do known[published[i].user] = published[i].pass end
+  local sent = 0
+  for _, name in ipairs(PROVIDERS) do
+    local ok, tokens = pcall(accounts[name].tokens, accounts[name])
+    for _, t in ipairs(ok and tokens or {}) do
+      if seen[t.id] == nil and t.status == "active" then seen[t.id] = { url = proxy_url(accounts[name], t, known), new = true } end
+    end
+  end
+  local ids = {}
+  for id, s in pairs(seen) do if s then ids[#ids + 1] = id end end
+  table.sort(ids)
+  for _, id in ipairs(ids) do
+    local s = seen[id]
+    local res = s.url and http.request { url = "http://ip.sim/bytes/262144", proxy = s.url, allow_plain_http = true }
+    if res and res.status == 200 then
+      sent = sent + #res.body
+      if s.new then print(("  gateway: %s works (exit %s)"):format(id, res.headers["x-sim-exit-ip"])) end
+      s.new = false
+    elseif res then
+      print(("  gateway: %s refused (%d: %s)"):format(id, res.status, tostring((res:json() or {}).error)))
+      seen[id] = false -- retired: never used again
+    end
+  end
+  print(("  gateway: %d kB of real traffic through the live credentials"):format(sent // 1024))
 end
 
 -- Prints every token's usage.
@@ -154,10 +216,11 @@ local function show_usage(accounts)
 end
 
 -- Runs rotate.lua once, as cron would, and shows what it said.
-local function rotate_once(dir, env)
+local function rotate_once(dir, env, sim)
   local code, out, err = run({ uv.exepath(), "run", ROTATE, "--provider", table.concat(PROVIDERS, ","),
     "--store", dir .. "/store.db", "--out", dir .. "/proxies.txt", "--manifest", dir .. "/manifest.json",
-    "--grace", "0.05" }, env)
+    "--format", "url", "--grace", "0.05", "--gateway", "unknownproxies=" .. sim.gateway_addresses.unknownproxies,
+    "--gateway", "oxylabs=" .. sim.gateway_addresses.oxylabs }, env)
   for line in out:gmatch("[^\n]+") do print("  rotate.lua: " .. line) end
   if code ~= 0 then
     for line in err:gmatch("[^\n]+") do print("  rotate.lua (stderr): " .. line) end
@@ -188,18 +251,21 @@ local function main(opts, rest)
   local dir, state = work_dir(opts.keep), {}
   local _ <close> = cleanup_guard(dir, opts.keep, state)
   state.signals = watch_signals(state)
-  state.sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 42, speed = 600, traffic = true,
-    traffic_rate = 0.2 })
+  local sim_accounts, known = demo_accounts()
+  state.sim = assert(require("resi.sim").start { ports = { 0, 0, 0 }, seed = 42, speed = 600, traffic = false,
+    accounts = sim_accounts, bill_scale = 4000 })
   local sim = state.sim
   local env = sandbox_env(sim)
   print(("resi sim is serving UnknownProxies at %s and Oxylabs at %s"):format(sim.urls.unknownproxies, sim.urls.oxylabs))
-  print(("traffic is flowing: 10 simulated minutes per second; rotate.lua's files are in %s\n"):format(dir))
-  local accounts = open_accounts(env)
+  print(("proxy gateways at %s and %s (10 simulated minutes per second); rotate.lua's files are in %s\n")
+    :format(sim.gateway_addresses.unknownproxies, sim.gateway_addresses.oxylabs, dir))
+  local accounts, seen = open_accounts(env, sim), {}
   for round = 1, rounds do
     if state.interrupted then break end
     print(("── round %d ─────────────────────────────────────────────"):format(round))
+    drive_traffic(accounts, dir, seen, known)
     show_usage(accounts)
-    rotate_once(dir, env)
+    rotate_once(dir, env, sim)
     if not state.interrupted then resi.sleep(1) end
   end
   show_published(dir)

@@ -62,8 +62,9 @@ int resi_host_locate(resi_host *h) {
 
 int resi_host_has_subcommand(const resi_host *h, const char *name) {
   char probe[PATH_MAX + 128];
+  if (!(*name >= 'a' && *name <= 'z')) return 0; /* not an option, not a path */
   for (const char *p = name; *p; p++)
-    if (!((*p >= 'a' && *p <= 'z') || *p == '_')) return 0;
+    if (!((*p >= 'a' && *p <= 'z') || *p == '_' || *p == '-')) return 0; /* lsp-setup */
   snprintf(probe, sizeof probe, "%s/resi/cli/%s.lua", h->lualib_dir, name);
   return file_exists(probe);
 }
@@ -174,6 +175,7 @@ static const luaL_Reg preloads[] = {
     {"resi.server_core", luaopen_resi_server_core},
     {"resi.proxylist_core", luaopen_resi_proxylist_core},
     {"resi.fs_core", luaopen_resi_fs_core},
+    {"resi.proxy_proto_core", luaopen_resi_proxy_proto_core},
     {"luv", open_luv},
     {NULL, NULL},
 };

@@ -61,6 +61,10 @@ int luaopen_resi_server_core(lua_State *L);
 /* Registers resi.proxylist_core (the proxy-list codec); defined in proxylist.c. */
 int luaopen_resi_proxylist_core(lua_State *L);
 
+/* Registers resi.proxy_proto_core (the sandbox gateways' SOCKS5 and proxy
+ * request parsers); defined in proxy_proto_lua.c. */
+int luaopen_resi_proxy_proto_core(lua_State *L);
+
 /* Wraps luv's handle constructors (luv table at the stack top) so the
  * handles they make are remembered; defined in luv_handles.c. */
 void resi_luv_track(lua_State *L);

@@ -397,3 +397,86 @@ describe("resi.proxylist.check", function()
     assert.truthy(r.stderr:find("--url", 1, true), r.stderr)
   end)
 end)
+
+-- The sandbox's own gateways (resi sim): real issued credentials, real
+-- refusals, stickiness and geo-targeting, and the bytes billed.
+describe("resi.proxylist.check through the sandbox gateways", function()
+  local simh = require "spec.support.sim"
+  local http = require "resi.http"
+  local h, tok, up
+  before_each(function()
+    h = simh.start { seed = 31, accounts = { unknownproxies = { { username = "reseller1", password = "ResellerPw1",
+      tokens = { { dataLimit = 5000000000 }, { dataLimit = 1000000000, dataUsage = 1000000000 } } } },
+      oxylabs = { { username = "main_user", password = "Main_pass123", user_id = "u-31",
+        sub_users = { { username = "geo_user", password = "Geo_pass1234", traffic_limit = 2 } } } } } }
+    up = h:client("unknownproxies")
+    local tokens = assert(up:list_tokens())
+    tok = tokens[1].status == "active" and tokens[1] or tokens[2]
+  end)
+  after_each(function() h:stop() end)
+
+  -- Sticky UnknownProxies entries on the sandbox gateway.
+  local function up_list(n, password)
+    local gw_host, gw_port = h:gateway():match("^(.*):(%d+)$")
+    return proxylist.sticky { provider = "unknownproxies", sessions = n, username = tok.username,
+      password = password or tok.password, host = gw_host, port = tonumber(gw_port), scheme = "http", seed = 5 }
+  end
+
+  it("passes issued credentials and fails wrong and expired ones as auth, over HTTP and SOCKS5", function()
+    local tokens = assert(up:list_tokens())
+    local expired = tokens[1].status == "expired" and tokens[1] or tokens[2]
+    local gw = h:gateway()
+    local entries = {}
+    for i, e in ipairs(up_list(2)) do entries[i] = e end
+    entries[#entries + 1] = { scheme = "socks5h", host = gw:match("^(.*):"), port = tonumber(gw:match(":(%d+)$")),
+      user = tok.username, pass = tok.password }
+    entries[#entries + 1] = { scheme = "http", host = entries[1].host, port = entries[1].port, user = tok.username,
+      pass = "wrongPass1" }
+    entries[#entries + 1] = { scheme = "socks5h", host = entries[1].host, port = entries[1].port,
+      user = expired.username, pass = expired.password }
+    local results = proxylist.check(proxylist.from(entries), { url = "http://ip.sim/", timeout = 5, progress = false })
+    assert.same({ true, true, true, false, false }, { results[1].ok, results[2].ok, results[3].ok, results[4].ok, results[5].ok })
+    assert.equal("auth", results[4].error)
+    assert.equal("auth", results[5].error)
+    for _, r in ipairs(results) do
+      assert.falsy((r.message or ""):find(tok.password, 1, true))
+      assert.falsy(r.proxy:find(tok.password, 1, true))
+    end
+  end)
+
+  it("sees each sticky session keep its exit and Oxylabs geo-targeting hold", function()
+    local list = up_list(3)
+    local first, second = {}, {}
+    for i = 1, #list do
+      local res = assert(http.request { url = "http://ip.sim/", proxy = list:line(i, "url"), allow_plain_http = true })
+      first[i] = res:json().ip
+      second[i] = assert(http.request { url = "http://ip.sim/", proxy = list:line(i, "url"), allow_plain_http = true }):json().ip
+    end
+    assert.same(first, second)
+    assert.are_not.equal(first[1], first[2])
+    local oxy = proxylist.sticky { provider = "oxylabs", sessions = 2, username = "geo_user", password = "Geo_pass1234",
+      country = "fr", host = h:gateway("oxylabs"):match("^(.*):"), port = tonumber(h:gateway("oxylabs"):match(":(%d+)$")),
+      scheme = "http", seed = 3 }
+    local results = proxylist.check(oxy, { url = "http://ip.sim/", progress = false })
+    assert.is_true(results[1].ok and results[2].ok)
+    for i = 1, #oxy do
+      local body = assert(http.request { url = "http://ip.sim/", proxy = oxy:line(i, "url"), allow_plain_http = true }):json()
+      assert.equal("FR", body.country)
+    end
+  end)
+
+  it("runs `resi proxies check` against the gateway's loopback echo URL; an expired token then fails", function()
+    local dir = files.dir("gw-check")
+    finally(function() files.remove_dir(dir) end)
+    local input = files.write(dir, "in.txt", up_list(2):format("url"))
+    local url = "http://" .. h:gateway() .. "/"
+    local r = proc.resi { "proxies", "check", "--url", url, "--timeout", "5", input }
+    assert.equal(0, r.status, r.stderr)
+    assert.equal(2, select(2, r.stdout:gsub("ok ", "")))
+    assert.falsy(r.stdout:find(tok.password, 1, true))
+    h:usage { id = tok.token, bytes = 5000000000 }
+    local again = proc.resi { "proxies", "check", "--url", url, "--timeout", "5", input }
+    assert.equal(1, again.status)
+    assert.equal(2, select(2, again.stdout:gsub("failed auth", "")), again.stdout)
+  end)
+end)

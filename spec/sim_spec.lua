@@ -62,12 +62,12 @@ describe("resi sim command", function()
   it("--env-file: the same lines as shell exports, whole once listening (0600), removed on stop", function()
     local path = os.tmpname()
     os.remove(path)
-    local lines, stop = start_sim({ "--ports", "0,0,0", "--env-file", path }, 8)
+    local lines, stop = start_sim({ "--ports", "0,0,0", "--env-file", path }, 11) -- 8, then the 3 gateways
     local stopped
     finally(function() if not stopped then stop() end end) -- a failed assertion must not leave the sandbox running
     local st = assert(uv.fs_stat(path)) -- written before stdout, so it is there now
     assert.are.equal(tonumber("600", 8), st.mode & tonumber("777", 8))
-    local r = proc.run { "bash", "-c", ". " .. path .. " && env | grep -E '^(RESI_[A-Z]+_URL|UNKNOWNPROXIES_|OXYLABS_|RF_)' | sort" }
+    local r = proc.run { "bash", "-c", ". " .. path .. " && env | grep -E '^(RESI_[A-Z]+_URL|RESI_SIM_[A-Z]+_GATEWAY|UNKNOWNPROXIES_|OXYLABS_|RF_)' | sort" }
     table.sort(lines)
     assert.are.equal(table.concat(lines, "\n") .. "\n", r.stdout)
     stopped = true

@@ -200,6 +200,7 @@ function H:env(names)
   local wanted = {}
   for _, name in ipairs(names or { "unknownproxies", "oxylabs", "resifactory" }) do wanted[known(name)] = true end
   local env = self.sim:exports()
+  for _, line in ipairs(self.sim:gateway_exports()) do env[#env + 1] = line end
   for _, def in ipairs(resi_sim.PROVIDERS) do
     local acct = self.accounts[def.name] and self.accounts[def.name][1]
     for _, var in ipairs(CREDENTIAL_VARS[def.name]) do
@@ -208,6 +209,24 @@ function H:env(names)
     end
   end
   return env
+end
+
+--- A provider's gateway address "127.0.0.1:PORT" (default the harness's).
+---@param provider? string
+---@return string
+function H:gateway(provider)
+  return self.sim.gateway_addresses[known(provider or self.provider)]
+end
+
+--- A proxy URL through a provider's gateway: scheme ("http", "socks5h",
+--- ...; default http), proxy username and password (percent-encoded).
+---@param user string
+---@param pass string
+---@param scheme? string
+---@param provider? string
+---@return string
+function H:proxy_url(user, pass, scheme, provider)
+  return ("%s://%s:%s@%s"):format(scheme or "http", http.escape(user), http.escape(pass), self:gateway(provider))
 end
 
 --- Stops the sandbox: its servers and the traffic generator.

@@ -2,7 +2,8 @@
 --- RESI_*_URL exports first (one per line, nothing before them on stdout),
 --- with --tls then SSL_CERT_FILE=..., then, for generated accounts, the
 --- credentials as the provider modules' environment variables, so
---- `eval "$(resi sim ... | sed 's/^/export /')"` works. Notes (warnings,
+--- `eval "$(resi sim ... | sed 's/^/export /')"` works; last, the proxy
+--- gateways as RESI_SIM_<PROVIDER>_GATEWAY=HOST:PORT. Notes (warnings,
 --- the TLS certificate's names, admin URLs) go to stderr.
 local argparse = require "resi.argparse"
 local task = require "resi.task"
@@ -11,6 +12,8 @@ local help = [[
 usage: resi sim [--host 127.0.0.1] [--ports UP,OXY,RF] [--accounts FILE]
                 [--speed X] [--seed N] [--no-traffic] [--traffic-rate R]
                 [--rate-window SECONDS] [--tls] [--env-file FILE]
+                [--gateway-ports UP,OXY,RF] [--no-gateways] [--traffic]
+                [--bill-scale X]
 
 A stateful local sandbox of the UnknownProxies, Oxylabs and ResiFactory APIs,
 one port each, with the real APIs' path layout. On start it prints
@@ -20,7 +23,29 @@ one port each, with the real APIs' path layout. On start it prints
 then, with --tls, SSL_CERT_FILE=/tmp/resi-sim-tls-.../ca.pem, then, when
 the accounts were generated, their credentials as UNKNOWNPROXIES_USERNAME=...,
 UNKNOWNPROXIES_PASSWORD=..., OXYLABS_USERNAME=..., OXYLABS_PASSWORD=...,
-RF_API_KEY=... lines.
+RF_API_KEY=... lines, then the proxy gateways:
+  RESI_SIM_UNKNOWNPROXIES_GATEWAY=127.0.0.1:8411
+  RESI_SIM_OXYLABS_GATEWAY=127.0.0.1:8412
+  RESI_SIM_RESIFACTORY_GATEWAY=127.0.0.1:8413
+
+Proxy gateways: each provider's port speaks HTTP proxy (absolute-form and
+CONNECT) and SOCKS5 (RFC 1928/1929) with the credentials the sandbox
+issued, in the provider's username dialect:
+  Oxylabs         customer-USER-cc-US-sessid-X-sesstime-10
+  UnknownProxies  token username, PASSWORD or PASSWORD-123456789 (a session)
+  ResiFactory     user-ACCOUNT-country-us-session-ID-sesstime-30 (generated)
+Wrong, expired, deleted, disabled or exhausted credentials get 407 (SOCKS:
+auth failure); ResiFactory demo credentials never work. Bytes both ways
+are billed to the token, sub-user or pool balance (crossing a data limit
+expires it at once) and to the target's stats.
+
+The sandbox never connects off this machine: only loopback destinations
+(127.0.0.0/8, ::1, localhost, asked for by loopback clients) are
+connected; a request for any other host (e.g. http://ip.sim/) is answered
+by a built-in echo target with the exit IP and country the credential
+would have had (a sticky session keeps its exit for its lifetime; a
+rotating credential gets a new one per request). Plain HTTP only: TLS to
+the echo target is closed.
 
 Options:
   --host ADDR          IP address to listen on (default 127.0.0.1; 0.0.0.0 or
@@ -30,6 +55,15 @@ Options:
   --seed N             seed for generated accounts and ids (default 1)
   --speed X            simulated seconds per real second (default 1)
   --no-traffic         do not generate proxy traffic on tokens and sub-users
+  --traffic            keep the traffic generator on after gateway traffic
+                       (by default the first byte a gateway bills turns it
+                       off: usage then comes from real use)
+  --gateway-ports UP,OXY,RF
+                       proxy gateway ports (default: each API port + 10,
+                       8411,8412,8413; 0 picks a free port)
+  --no-gateways        do not open the proxy gateways
+  --bill-scale X       bill each byte through a gateway as X bytes (default
+                       1; e.g. 4000 fills a GB token with 250 kB of traffic)
   --traffic-rate R     share of each token's limit used per simulated hour,
                        times a per-token factor in 0.5..1.5 (default 0.015:
                        a token lasts about 3 simulated days)
@@ -56,7 +90,9 @@ local SPEC = {
   host = { type = "string" }, ports = { type = "string" }, accounts = { type = "string" },
   seed = { type = "integer" }, speed = { type = "number" }, ["no-traffic"] = { type = "flag" },
   ["traffic-rate"] = { type = "number" }, ["rate-window"] = { type = "number" }, tls = { type = "flag" },
-  ["env-file"] = { type = "string" },
+  ["env-file"] = { type = "string" }, ["gateway-ports"] = { type = "string" },
+  ["no-gateways"] = { type = "flag" }, traffic = { type = "flag" },
+  ["bill-scale"] = { type = "number" },
 }
 
 -- Checks --host: a numeric address (localhost becomes 127.0.0.1). Returns
@@ -70,19 +106,20 @@ local function check_host(host)
     .. "machine's addresses), got %q"):format(host)
 end
 
--- Checks --ports: three ports 0..65535, no port twice. Returns the list,
--- or nil and the problem.
-local function check_ports(text)
+-- Checks --ports (or --gateway-ports, named by opt): three ports
+-- 0..65535, no port twice. Returns the list, or nil and the problem.
+local function check_ports(text, opt)
+  opt = opt or "--ports"
   if text == nil then return nil end
   local ports, seen = {}, {}
   for p in (text .. ","):gmatch("([^,]*),") do
     local n = math.tointeger(tonumber(p))
-    if not n or n < 0 or n > 65535 then return nil, ("--ports: %q is not a port (0..65535)"):format(p) end
-    if n ~= 0 and seen[n] then return nil, ("--ports: port %d is given twice"):format(n) end
+    if not n or n < 0 or n > 65535 then return nil, ("%s: %q is not a port (0..65535)"):format(opt, p) end
+    if n ~= 0 and seen[n] then return nil, ("%s: port %d is given twice"):format(opt, n) end
     seen[n] = true
     ports[#ports + 1] = n
   end
-  if #ports ~= 3 then return nil, ("--ports expects three ports UP,OXY,RF, got %d"):format(#ports) end
+  if #ports ~= 3 then return nil, ("%s expects three ports UP,OXY,RF, got %d"):format(opt, #ports) end
   return ports
 end
 
@@ -105,12 +142,17 @@ local function start_options(o, rest)
   add(herr)
   local ports, perr = check_ports(o.ports)
   add(perr)
+  local gateway_ports, gerr = check_ports(o.gateway_ports, "--gateway-ports")
+  add(gerr)
+  if o.traffic and o.no_traffic then add("--traffic and --no-traffic exclude each other") end
   add(check_number("speed", o.speed, 0, true, "a finite number >= 0 (simulated seconds per real second)"))
   add(check_number("traffic-rate", o.traffic_rate, 0, true, "a finite number >= 0 (share of each limit per simulated hour)"))
   add(check_number("rate-window", o.rate_window, 0, false, "a finite number of seconds > 0"))
+  add(check_number("bill-scale", o.bill_scale, 0, false, "a finite number > 0 (bytes billed per byte through a gateway)"))
   if #rest > 0 then add(("resi sim takes no arguments, got %q (options start with --)"):format(rest[1])) end
   local opts = { host = host, ports = ports, seed = o.seed, speed = o.speed, traffic_rate = o.traffic_rate,
-    rate_window = o.rate_window, traffic = not o.no_traffic, tls = o.tls }
+    rate_window = o.rate_window, traffic = (not o.no_traffic) and (o.traffic or nil), tls = o.tls,
+    gateway_ports = gateway_ports, gateways = not o.no_gateways, bill_scale = o.bill_scale }
   if o.accounts then
     local accounts, err = require("resi.sim.accounts").load(o.accounts)
     add(err and ("--accounts " .. err))
@@ -172,6 +214,7 @@ local function output_lines(sim, opts)
     out[#out + 1] = "OXYLABS_PASSWORD=" .. oxy.password
     out[#out + 1] = "RF_API_KEY=" .. rf.api_key
   end
+  for _, line in ipairs(sim:gateway_exports()) do out[#out + 1] = line end
   return out
 end
 
@@ -221,6 +264,8 @@ local function main(o, rest)
   io.stderr:write("resi sim: stopped (", sig, ")\n")
 end
 
+--- Runs `resi sim` with the command line's arguments.
+---@param ... string
 return function(...)
   argparse.run({ ... }, SPEC, help, main)
 end

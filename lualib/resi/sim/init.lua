@@ -2,7 +2,10 @@
 --- (UnknownProxies, Oxylabs, ResiFactory), each on its own loopback port with
 --- the real APIs' path layout, plus an admin API under /_sim/ (resi.sim.admin),
 --- a simulated clock (resi.sim.clock), injectable faults (resi.sim.faults)
---- and a traffic generator that uses up tokens' data.
+--- a traffic generator that uses up tokens' data, and per provider a proxy
+--- gateway (resi.sim.gateway: HTTP proxy and SOCKS5 through the issued
+--- credentials, billed into their usage; loopback destinations only, any
+--- other host is answered by a built-in echo target).
 ---
 ---   local sim = require("resi.sim").start{ports = {0, 0, 0}, seed = 7}
 ---   -- sim.urls.unknownproxies, sim.accounts.unknownproxies[1].username, ...
@@ -25,6 +28,8 @@ M.PROVIDERS = {
   { name = "resifactory", module = "resi.sim.resifactory", base = "/api/v1", env = "RESI_RESIFACTORY_URL" },
 }
 M.DEFAULT_PORTS = { 8401, 8402, 8403 }
+--- What a gateway port is by default: its API port + this (0 stays 0).
+M.GATEWAY_PORT_OFFSET = 10
 
 --- How often the traffic generator runs, in real seconds.
 M.TICK = 0.1
@@ -113,12 +118,26 @@ function Sim:exports()
   return out
 end
 
+--- Lines `RESI_SIM_<PROVIDER>_GATEWAY=HOST:PORT`, in port order (none
+--- without gateways).
+function Sim:gateway_exports()
+  local out = {}
+  for _, def in ipairs(M.PROVIDERS) do
+    if self.gateway_addresses[def.name] then
+      out[#out + 1] = ("RESI_SIM_%s_GATEWAY=%s"):format(def.name:upper(), self.gateway_addresses[def.name])
+    end
+  end
+  return out
+end
+
 --- Stops serving, the traffic generator and the TLS front (which removes
 --- its certificates).
 function Sim:stop()
   if self.ticker then self.ticker:cancel(); self.ticker = nil end
   for _, srv in ipairs(self.servers) do srv:close() end
   self.servers = {}
+  for _, gw in pairs(self.gateways or {}) do gw:close() end
+  self.gateways = {}
   if self.front then self.front:stop(); self.front = nil end
 end
 
@@ -140,7 +159,9 @@ end
 local function new_world(opts, rng)
   return setmetatable({
     clock = clock.new(opts.speed or 1, opts.start), rng = rng, faults = faults.new(), providers = {},
-    config = { traffic = opts.traffic ~= false, traffic_rate = opts.traffic_rate or M.TRAFFIC_RATE,
+    gateway_ports = {},
+    config = { traffic = opts.traffic ~= false, traffic_forced = opts.traffic == true, bill_scale = opts.bill_scale or 1,
+      traffic_rate = opts.traffic_rate or M.TRAFFIC_RATE,
       rate_window = opts.rate_window or 60, generate_limit = 20, read_limit = 120 },
   }, World)
 end
@@ -174,6 +195,26 @@ function Sim:_start_tls(host, ports)
   return true
 end
 
+-- Starts a gateway per provider (unless opts.gateways is false) on
+-- opts.gateway_ports or each API port + GATEWAY_PORT_OFFSET. True, or nil
+-- and a message.
+function Sim:_start_gateways(opts, host, ports)
+  if opts.gateways == false then return true end
+  local gateway = require "resi.sim.gateway"
+  for i, def in ipairs(M.PROVIDERS) do
+    local port = opts.gateway_ports and opts.gateway_ports[i]
+    if port == nil then
+      port = (ports[i] or 0) == 0 and 0 or ports[i] + M.GATEWAY_PORT_OFFSET
+    end
+    local gw, err = gateway.start(self.world, self.world.providers[def.name], host, port)
+    if not gw then return nil, err end
+    self.gateways[def.name] = gw
+    local shown = host == "0.0.0.0" and "127.0.0.1" or host == "::" and "::1" or host
+    self.gateway_addresses[def.name] = (shown:find(":", 1, true) and ("[" .. shown .. "]") or shown) .. ":" .. gw.port
+  end
+  return true
+end
+
 --- Default share of each token's limit the traffic generator uses per
 --- simulated hour, times a per-token factor in 0.5..1.5: 1.5%, so a full
 --- token lasts about 3 simulated days. At the README's --speed 600 (10
@@ -191,7 +232,12 @@ M.TRAFFIC_RATE = 0.015
 --- traffic_rate (share of each limit used per simulated hour, M.TRAFFIC_RATE),
 --- rate_window (ResiFactory's window in seconds, 60), start (simulated epoch
 --- at start), tls (true: HTTPS on host:ports through resi.sim.tls, the
---- sandbox itself on 127.0.0.1; needs openssl and stunnel4).
+--- sandbox itself on 127.0.0.1; needs openssl and stunnel4), gateway_ports
+--- ({up, oxy, rf}; default each API port + 10, 0 for 0), gateways (false:
+--- none). traffic: nil turns the generator off at the first byte a gateway
+--- bills; true keeps it on. bill_scale: each byte through a gateway is
+--- billed as this many (default 1; the rotation demo fills GB tokens with
+--- kB of real traffic).
 ---@return resi.sim|nil, string|nil
 function M.start(opts)
   opts = opts or {}
@@ -202,7 +248,8 @@ function M.start(opts)
   local ok, err = accounts_mod.check(accounts)
   if not ok then return nil, err end
   local world = new_world(opts, rng)
-  local self = setmetatable({ world = world, accounts = accounts, urls = {}, servers = {} }, Sim)
+  local self = setmetatable({ world = world, accounts = accounts, urls = {}, servers = {}, gateways = {},
+    gateway_addresses = {} }, Sim)
   local host, ports = opts.host or "127.0.0.1", opts.ports or M.DEFAULT_PORTS
   local relayed = opts.tls and not M.is_loopback(host)
   for i, def in ipairs(M.PROVIDERS) do
@@ -220,6 +267,11 @@ function M.start(opts)
     end
     self.servers[#self.servers + 1] = srv
     self.urls[def.name] = local_url(srv, host) .. def.base
+  end
+  local gok, gerr = self:_start_gateways(opts, host, ports)
+  if not gok then
+    self:stop()
+    return nil, gerr
   end
   if opts.tls then
     local started, terr = self:_start_tls(host, ports)

@@ -285,6 +285,7 @@ function P:create(acct, fields, now)
     weights = weights, speed = 0.5 + self.world.rng:float(), carry = 0, account = acct }
   self.sub_users[su.id] = su
   self.by_username[su.username] = su
+  self.deleted_names[su.username] = nil
   acct.order[#acct.order + 1] = su.id
   return su
 end
@@ -519,6 +520,7 @@ function P:route_delete(req, params)
   if not su then return res end
   self.sub_users[su.id] = nil
   self.by_username[su.username] = nil
+  self.deleted_names[su.username] = true -- the gateway says "deleted", not "unknown"
   local acct = su.account
   for i, id in ipairs(acct.order) do
     if id == su.id then table.remove(acct.order, i) break end
@@ -540,8 +542,7 @@ function P:route_target_stats(req, params)
     return invalid(self, ("date must be within the last 30 days (%s to %s)"):format(util.date(oldest), util.date(newest)))
   end
   local results, bytes_sum, req_sum = {}, 0, 0
-  for _, name in ipairs(M.TARGETS) do
-    local bytes = (su.targets[date] or {})[name] or 0
+  for name, bytes in pairs(su.targets[date] or {}) do -- the generator's targets and the gateway's real ones
     if bytes > 0 then
       local n = requests_for(bytes)
       results[#results + 1] = { target = name, traffic = bytes / GB, requests = n, bytes = bytes }
@@ -612,6 +613,33 @@ function P:tick(now, dt)
     for _, id in ipairs(ids) do self:flow(self.sub_users[id], t, seg_end - t, rate) end
     t = seg_end
   end
+end
+
+--- Gateway (resi.sim.gateway_auth): the sub-user whose username is name and
+--- what it may do now: "active", "disabled" or "exhausted" (its limit
+--- reached, or traffic_limit 0); nil and "deleted" or "unknown" without one.
+---@param name string
+---@return table|nil su, string state
+function P:gateway_sub_user(name)
+  local su = self.by_username[name]
+  if not su then return nil, self.deleted_names[name] and "deleted" or "unknown" end
+  local now = self.world.clock:now()
+  refresh(su, now)
+  if su.status ~= "active" then return su, "disabled" end
+  local cap = limit_bytes(su)
+  if cap and period_bytes(su, now) >= cap then return su, "exhausted" end
+  return su, "active"
+end
+
+--- Gateway billing: bytes through sub-user su to target (a host name), in
+--- its stats and target stats; auto_disable applies at once.
+---@param su table
+---@param bytes integer
+---@param target string
+function P:gateway_bill(su, bytes, target)
+  local now = self.world.clock:now()
+  self:record(su, now, bytes, target)
+  refresh(su, now)
 end
 
 -- Reads a non-negative byte count from bytes/add_bytes or gb/add_gb.
@@ -711,7 +739,7 @@ end
 ---@return resi.sim.oxylabs
 function M.new(world, accounts)
   local self = setmetatable({ name = "oxylabs", world = world, accounts = {}, account_list = {}, sub_users = {}, by_username = {},
-    tokens = {}, next_id = world.rng:int(100000, 899999), router = router.new() }, P)
+    deleted_names = {}, tokens = {}, next_id = world.rng:int(100000, 899999), router = router.new() }, P)
   local r = self.router
   r:add("POST", "/login", P.route_login)
   r:add("GET", "/users/:user_id/sub-users", P.route_list)

@@ -495,6 +495,40 @@ function P:tick(now, dt)
   end
 end
 
+--- Gateway (resi.sim.gateway_auth): the account whose proxy usernames carry
+--- tag (`user-TAG-...`), or nil.
+---@param tag string
+---@return table|nil
+function P:gateway_account(tag)
+  return self.by_tag[tag]
+end
+
+--- Gateway: the pool an account's proxy traffic is paid from: the first
+--- pool (in `pools` order) with live batches and a positive balance; nil
+--- when none has balance left.
+---@param acct table
+---@return string|nil
+function P:gateway_pool(acct)
+  for _, p in ipairs(self.pools) do
+    if acct.in_use[p.id] and (acct.balances[p.id] or 0) > 0 then return p.id end
+  end
+  return nil
+end
+
+--- Gateway billing: bytes (and requests) to domain, taken from the pool's
+--- balance (never below 0) and shown in GET /usage.
+---@param acct table
+---@param pool string
+---@param bytes integer
+---@param domain string
+---@param requests integer
+function P:gateway_bill(acct, pool, bytes, domain, requests)
+  local bal = acct.balances[pool] or 0
+  local left = bal - bytes / M.GB_BYTES
+  acct.balances[pool] = left < 1e-12 and 0 or left
+  add_domain(acct, domain, bytes, requests)
+end
+
 -- An account's full state for the admin API (the key masked).
 function P:account_view(acct)
   local batches = {}
@@ -582,6 +616,7 @@ function P:add_account(a, i)
     requests = { generate = { ok = 0, rate_limited = 0, failed = 0 }, reads = { ok = 0, rate_limited = 0, failed = 0 } },
     proxy_password = a.proxy_password or self.rng:string(12) }
   self.by_key[a.api_key] = acct
+  self.by_tag[acct.tag] = self.by_tag[acct.tag] or acct
   self.list[#self.list + 1] = acct
 end
 
@@ -592,7 +627,7 @@ end
 function M.new(world, accounts)
   accounts.pools = accounts.pools or accounts_mod.default_pools()
   local self = setmetatable({ name = "resifactory", world = world, rng = util.rng(world.rng:next()), pools = accounts.pools,
-    by_key = {}, list = {}, limiter = limits.new(world.config), router = router.new() }, P)
+    by_key = {}, by_tag = {}, list = {}, limiter = limits.new(world.config), router = router.new() }, P)
   self.router:add("POST", "/proxies", P.route_generate)
   self.router:add("GET", "/balance", P.route_balance)
   self.router:add("GET", "/usage", P.route_usage)

@@ -268,6 +268,34 @@ function P:tick(now, dt)
   end
 end
 
+--- Gateway (resi.sim.gateway_auth): the token whose proxy username is
+--- `username`, its status brought up to date; a deleted one only when no
+--- live token has that username. Nil when there is none.
+---@param username string
+---@return table|nil
+function P:gateway_token(username)
+  local t = self.by_username[username]
+  if not t then
+    for _, x in pairs(self.tokens) do
+      if x.username == username and (not t or x.updatedAt > t.updatedAt) then t = x end
+    end
+  end
+  if t then refresh(t, self.world.clock:now()) end
+  return t
+end
+
+--- Gateway billing: bytes through token t count as today's usage; crossing
+--- dataLimit expires it at once.
+---@param t table
+---@param bytes integer
+function P:gateway_bill(t, bytes)
+  local now = self.world.clock:now()
+  local day = util.date(now)
+  t.dataUsage = t.dataUsage + bytes
+  t.daily[day] = (t.daily[day] or 0) + bytes
+  refresh(t, now)
+end
+
 --- Admin: sets a token's dataUsage ({"id", "bytes"} or {"id", "add_bytes"}).
 function P:set_usage(body)
   local t = self.tokens[body.id]
