@@ -48,27 +48,7 @@ end
 local function start_daemon(file, db, extra)
   local args = { "jobs", file, "--store", db }
   for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-  local errpipe = uv.new_pipe()
-  local d = { err = {} }
-  local handle, pid = uv.spawn(proc.resi_path(), { args = args, stdio = { nil, nil, errpipe },
-    env = { "RESI_LOG_FORMAT=json", "PATH=" .. os.getenv("PATH") } }, function(code, signal)
-    d.code, d.signal, d.done = code, signal, true
-    if d.waiter then d.waiter() end
-  end)
-  assert(handle, pid)
-  d.pid, d.handle = pid, handle
-  errpipe:read_start(function(_, data)
-    if data then d.err[#d.err + 1] = data else errpipe:close() end
-  end)
-  --- Waits for the process to exit; returns code, signal.
-  function d.wait()
-    if not d.done then resi.await(function(done) d.waiter = done end) end
-    if not handle:is_closing() then handle:close() end
-    return d.code, d.signal
-  end
-  function d.stderr() return table.concat(d.err) end
-  function d.kill(sig) uv.kill(pid, sig) end
-  return d
+  return require("spec.support.daemon").start(args)
 end
 
 -- Waits until fn() is true (polling every 50 ms), at most `limit` seconds.

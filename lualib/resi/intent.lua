@@ -102,15 +102,15 @@ end
 ---@return resi.intent
 function Book:begin(key, plan)
   if type(key) ~= "string" or key == "" then bad("begin", "key must be a non-empty string") end
-  return self.db:transaction(function(db)
-    local rec = db:get(self.ns, key)
-    if rec then return wrap(self, rec, rec.state == "pending") end
-    local now = os.time()
-    local it = wrap(self, { key = key, state = "pending", plan = plan or {}, idempotency_key = random.uuid(),
-      created_at = now, updated_at = now })
-    db:set(self.ns, key, record(it))
-    return it
-  end)
+  -- one INSERT ... ON CONFLICT DO NOTHING: of two processes (or machines
+  -- sharing a PostgreSQL store) beginning the same key, one makes it and
+  -- the other resumes it, even without the lock
+  local now = os.time()
+  local it = wrap(self, { key = key, state = "pending", plan = plan or {}, idempotency_key = random.uuid(),
+    created_at = now, updated_at = now })
+  if self.db:add(self.ns, key, record(it)) then return it end
+  local rec = self.db:get(self.ns, key)
+  return wrap(self, rec, rec.state == "pending")
 end
 
 -- Stores the intent as it is now.
@@ -206,15 +206,20 @@ local function lock_path(book)
   return ("%s/%s.lock"):format(dir, name)
 end
 
---- Takes the book's lock (a file lock beside the store, released when the
---- process ends, even killed): one run at a time per workflow and account,
---- since two would act on the same intents. Returns the lock (use it as a
---- <close> variable), or nil, message, "busy" when another run holds it
---- after opts.wait seconds (default 0). An in-memory store has no lock.
----@param opts? {wait?: number}
+--- Takes the book's lock: one run at a time per workflow and account,
+--- since two would act on the same intents. On SQLite a file lock beside
+--- the store, released when the process ends, even killed. On a shared
+--- PostgreSQL store a lease in the database (resi.store.lock: held while
+--- renewed, taken over once expired; a holder that cannot renew cancels
+--- the task that took the lock before the lease ends), so two machines
+--- exclude each other too. Returns the lock (use it as a <close>
+--- variable), or nil, message, "busy" when another run holds it after
+--- opts.wait seconds (default 0). An in-memory store has no lock.
+---@param opts? {wait?: number, lease?: number}
 ---@return resi.fs.lock|table|nil lock, string|nil err, string|nil code
 function Book:lock(opts)
   if self.db.path == ":memory:" then return setmetatable({}, { __close = function() end }) end
+  if self.db.shared then return require("resi.store.lock").take(self.db, self.ns, opts) end
   local path = lock_path(self)
   local lock, err, code = fs.lock(path, opts)
   if not lock and code == "busy" then

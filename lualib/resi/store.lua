@@ -1,4 +1,9 @@
---- resi.store: state that survives restarts, in one SQLite file.
+--- resi.store: state that survives restarts, in one SQLite file, or in a
+--- PostgreSQL database shared by several machines (a `postgresql://` URL:
+--- resi.store.postgres; the same methods, schema and statements). On
+--- PostgreSQL every call waits for the database, so it must run inside a
+--- task: called outside one (in a bare luv callback) it raises a store
+--- error with code "notask" and does nothing. db.shared is true there.
 ---
 --- `store.open(path?)` opens (creating when missing) the database; the
 --- default is `$XDG_STATE_HOME/resi/resi.db`, or `~/.local/state/resi/resi.db`.
@@ -60,6 +65,14 @@ local function check_string(name, what, v)
   if type(v) ~= "string" then bad_arg(name, ("%s must be a string, got %s"):format(what, type(v)), 1) end
 end
 
+--- Is name a PostgreSQL store (a `postgresql://` or `postgres://` URL)
+--- rather than a SQLite file?
+---@param name string
+---@return boolean
+function M.is_url(name)
+  return type(name) == "string" and (name:match("^postgresql://") or name:match("^postgres://")) ~= nil
+end
+
 --- The default database path: $RESI_STORE when set and not empty, else
 --- $XDG_STATE_HOME/resi/resi.db, or ~/.local/state/resi/resi.db when
 --- XDG_STATE_HOME is unset, empty or not absolute (the XDG rule).
@@ -113,7 +126,7 @@ local function set_up(conn, path)
 end
 
 --- Opens the store at path (default: M.default_path(), which honours
---- $RESI_STORE), creating the file
+--- $RESI_STORE; a `postgresql://` URL opens resi.store.postgres), creating the file
 --- (0600), its directories (0700) and the schema when missing. opts.busy_timeout:
 --- seconds a write waits for another process's lock (default 5). Raises an
 --- error naming the path when the file cannot be opened, is not a
@@ -127,7 +140,7 @@ function M.open(path, opts)
   end
   path = path or M.default_path()
   opts = opts or {}
-  if path:match("^postgres") then fail("unsupported", path, "PostgreSQL stores are not supported yet") end
+  if M.is_url(path) then return require("resi.store.postgres").open(path, opts, DB) end
   if path ~= ":memory:" then make_dirs(dirname(path), path) end
   local busy = opts.busy_timeout and math.floor(opts.busy_timeout * 1000 + 0.5) or nil
   local conn, err, code = core.open(path, busy)
@@ -137,7 +150,7 @@ function M.open(path, opts)
     conn:close()
     error(setup_err, 0)
   end
-  return setmetatable({ path = path, conn = conn, depth = 0, owner = nil, waiters = {} }, DB)
+  return setmetatable({ path = path, conn = conn, depth = 0, owner = nil, waiters = {}, dialect = "sqlite" }, DB)
 end
 
 -- The caller's identity for the transaction lock: its task, or its
@@ -154,6 +167,8 @@ local function release(self)
   self.waiters = {}
   for _, done in ipairs(waiters) do done() end
 end
+
+DB._release = release -- for resi.store.postgres
 
 --- The connection, once no other task holds a transaction open on it
 --- (waits until then). For resi's store modules.
@@ -227,7 +242,39 @@ function DB:get(ns, key)
   check_string("get", "key", key)
   local row = self:_enter():first("SELECT value FROM kv WHERE ns = $1 AND key = $2", ns, key)
   if row == nil then return nil end
-  return json.decode(row.value)
+  return json.decode(self:_unblob(row.value))
+end
+
+--- A value's JSON text as the kv table's value parameter (a BLOB here;
+--- resi.store.postgres overrides it for bytea).
+---@param text string
+function DB:_blob(text) return core.blob(text) end
+
+--- The kv table's value column as JSON text.
+---@param v string
+function DB:_unblob(v) return v end
+
+-- Checks ns, key and value for a method that writes; returns the value's JSON text.
+local function encoded(name, ns, key, value)
+  check_string(name, "ns", ns)
+  check_string(name, "key", key)
+  local ok, text = pcall(json.encode, value)
+  if not ok then bad_arg(name, ("cannot store the value of %s/%s: %s"):format(ns, key, tostring(text)), 1) end
+  return text
+end
+
+--- Stores value under (ns, key) unless the key is there already, in one
+--- statement (INSERT ... ON CONFLICT DO NOTHING RETURNING: atomic across
+--- processes and machines). Returns whether it stored it.
+---@param ns string
+---@param key string
+---@param value any
+---@return boolean
+function DB:add(ns, key, value)
+  if value == nil then bad_arg("add", "value must not be nil") end
+  local text = encoded("add", ns, key, value)
+  return self:_enter():first("INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) "
+    .. "ON CONFLICT DO NOTHING RETURNING ns", ns, key, self:_blob(text)) ~= nil
 end
 
 --- Stores value under (ns, key), replacing what was there; nil deletes.
@@ -242,10 +289,9 @@ function DB:set(ns, key, value)
     self:delete(ns, key)
     return
   end
-  local ok, text = pcall(json.encode, value)
-  if not ok then bad_arg("set", ("cannot store the value of %s/%s: %s"):format(ns, key, tostring(text))) end
+  local text = encoded("set", ns, key, value)
   self:_enter():run("INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) "
-    .. "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value", ns, key, core.blob(text))
+    .. "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value", ns, key, self:_blob(text))
 end
 
 --- Deletes (ns, key); returns whether it was there.
@@ -282,7 +328,7 @@ function DB:list(ns, prefix)
   else
     rows = conn:rows("SELECT key, value FROM kv WHERE ns = $1 AND key >= $2 ORDER BY key", ns, prefix)
   end
-  for _, row in ipairs(rows) do row.value = json.decode(row.value) end
+  for _, row in ipairs(rows) do row.value = json.decode(self:_unblob(row.value)) end
   return rows
 end
 
@@ -307,5 +353,6 @@ function DB:__tostring()
 end
 
 require("resi.store.runs").install(DB)
+require("resi.store.lease").install(DB)
 
 return M

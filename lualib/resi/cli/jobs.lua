@@ -1,6 +1,6 @@
 --- resi jobs: the jobs daemon and its subcommands.
 ---
----   resi jobs FILE [--store PATH] [--metrics ADDR] [--stop-timeout S]
+---   resi jobs FILE [--store PATH|URL] [--metrics ADDR] [--stop-timeout S] [--lease S]
 ---   resi jobs check FILE
 ---   resi jobs list FILE [--json]
 ---   resi jobs explain FILE [JOB] [--next N] [--from TIME]
@@ -19,7 +19,7 @@ local task = require "resi.task"
 local schedule = require "resi.jobs.schedule"
 
 local help = [[
-usage: resi jobs FILE [--store PATH] [--metrics ADDR] [--stop-timeout S]
+usage: resi jobs FILE [--store PATH|URL] [--metrics ADDR] [--stop-timeout S] [--lease S]
        resi jobs check FILE
        resi jobs list FILE [--json]
        resi jobs explain FILE [JOB] [--next N] [--from TIME]
@@ -34,9 +34,15 @@ skipped_overlap, missed, coalesced), so a restart neither loses nor
 repeats a run. SIGHUP reloads FILE (a broken file keeps the old jobs).
 
 Options:
-  --store PATH        the SQLite store (default $RESI_STORE, else
-                      $XDG_STATE_HOME/resi/resi.db or ~/.local/state/resi/resi.db);
-                      every subcommand takes it
+  --store PATH|URL    the SQLite store (default $RESI_STORE, else
+                      $XDG_STATE_HOME/resi/resi.db or ~/.local/state/resi/resi.db),
+                      or a postgresql://user@host/db URL: several daemons on
+                      several machines then share it, each slot runs once (the
+                      password from $RESI_STORE, PGPASSWORD or ~/.pgpass: the
+                      command line is visible in ps); every subcommand takes it
+  --lease S           PostgreSQL store: seconds a run's lease lasts without
+                      renewal (default 15): a dead node's run is recorded
+                      interrupted this long after it stopped renewing
   --metrics ADDR      serve /livez /readyz /healthz /metrics on ADDR
                       (PORT or HOST:PORT, loopback unless a host is given)
   --stop-timeout S    seconds to let running jobs finish on SIGTERM (default 30)
@@ -54,6 +60,7 @@ Logs go to stderr: text on a terminal, JSON lines otherwise.]]
 local SPEC = {
   store = { type = "string" }, metrics = { type = "string" },
   ["stop-timeout"] = { type = "number", default = 30, min = 0 },
+  lease = { type = "number", default = 15, min = 0.3 },
   json = { type = "flag" }, next = { type = "integer", default = 10, min = 1 },
   from = { type = "string" }, limit = { type = "integer", default = 20, min = 1 },
   list = { type = "flag" }, once = { type = "string" },
@@ -132,7 +139,7 @@ end
 local function existing_store(path)
   local store = require "resi.store"
   path = path or store.default_path()
-  if not require("resi.fs").exists(path) then return nil end
+  if not store.is_url(path) and not require("resi.fs").exists(path) then return nil end
   local ok, db = pcall(store.open, path)
   return ok and db or nil
 end
@@ -208,7 +215,7 @@ local function cmd_run(o, rest)
   local db = open_store(o.store)
   if not db then return end
   local sched = require("resi.jobs.scheduler").new{ jobs = { def }, store = db, node = node_name(), pid = own_pid(),
-    log = require "resi.log" }
+    log = require "resi.log", lease = db.shared and o.lease or nil }
   local outcome = sched:run_now(def.name)
   db:close()
   io.stdout:write(("%s: %s\n"):format(def.name, outcome or "already recorded for this second"))
@@ -218,7 +225,8 @@ end
 -- A history row as printed/encoded.
 local function history_entry(r)
   return { job = r.job, nominal_at = iso(r.nominal_at), outcome = r.status, started_at = iso(r.started_at),
-    finished_at = iso(r.finished_at), node = r.node, attempt = r.attempt, missed = r.missed, error = r.error,
+    finished_at = iso(r.finished_at), node = r.node, owner = r.owner, attempt = r.attempt, missed = r.missed,
+    error = r.error,
     duration = r.started_at and r.finished_at and (r.finished_at - r.started_at) or nil }
 end
 
@@ -283,7 +291,7 @@ local function notify(log, state)
 end
 
 -- Starts the health/metrics listener; returns the server and metrics, or nil after reporting.
-local function start_metrics(addr, db, loaded)
+local function start_metrics(addr, db, loaded, lease_ready)
   local health = require "resi.health"
   local host, port = health.parse_addr(addr)
   if not host then
@@ -292,6 +300,10 @@ local function start_metrics(addr, db, loaded)
   local m = require("resi.jobs.metrics").new()
   local srv, err = health.serve{ host = host, port = port, registry = m.registry, ready = function()
     if not loaded() then return false, "jobs not loaded" end
+    if db.shared then
+      if lease_ready() then return true end
+      return false, "the shared store has not confirmed this daemon's leases lately (database unreachable?)"
+    end
     local ok, werr = pcall(db.set, db, "jobs.health", "probe", os.time())
     if not ok then return false, "store not writable: " .. tostring(werr) end
     return true
@@ -346,6 +358,14 @@ end
 -- they always look. Returns the names exported (never the values).
 local function load_credentials() return require("resi.credentials").export_directory() end
 
+-- The hash other daemons on a shared store compare (resi.jobs.cluster).
+local function jobs_hash(file, defs)
+  local f = io.open(file, "rb")
+  local text = f and f:read("a") or ""
+  if f then f:close() end
+  return require("resi.jobs.cluster").jobs_hash(text, defs)
+end
+
 -- Reloads FILE into the scheduler; a broken file keeps the old jobs.
 local function reload(file, sched, log, m)
   local defs, err = require("resi.jobs").load(file)
@@ -354,6 +374,10 @@ local function reload(file, sched, log, m)
     return false
   end
   sched:set_jobs(defs)
+  if sched.keeper then
+    sched.jobs_hash = jobs_hash(file, defs)
+    sched.keeper:register()
+  end
   if m then m.declare(defs, function(d) return sched:paused(sched.jobs[d.name]) end) end
   log.info("jobs reloaded", { file = file, jobs = #defs })
   return true
@@ -385,24 +409,29 @@ local function cmd_daemon(o, rest)
   if not defs then return end
   local db = open_store(o.store)
   if not db then return end
-  local lock, lerr, code = require("resi.fs").lock(db.path .. ".daemon.lock")
+  -- one daemon per SQLite file; on a shared PostgreSQL store any number
+  local lock, lerr, code = { unlock = function() end }, nil, nil
+  if not db.shared then lock, lerr, code = require("resi.fs").lock(db.path .. ".daemon.lock") end
   if not lock then
     return die(1, code == "busy" and ("another resi jobs daemon uses the store " .. db.path) or tostring(lerr))
   end
   local log = require "resi.log"
   local loaded = false
-  local srv, m
+  local srv, m, sched
   if o.metrics then
-    srv, m = start_metrics(o.metrics, db, function() return loaded end)
+    srv, m = start_metrics(o.metrics, db, function() return loaded end,
+      function() return sched and sched.keeper and sched.keeper:ready() end)
     if not srv then return end
   end
-  local sched = require("resi.jobs.scheduler").new{ jobs = defs, store = db, node = node_name(), pid = own_pid(),
-    log = log, observer = m and m.observer }
+  sched = require("resi.jobs.scheduler").new{ jobs = defs, store = db, node = node_name(), pid = own_pid(),
+    log = log, observer = m and m.observer, lease = db.shared and o.lease or nil,
+    jobs_hash = db.shared and jobs_hash(file, defs) or nil, jobs_file = file }
   if m then m.declare(defs, function(d) return sched:paused(sched.jobs[d.name]) end) end
   local signals = signal_queue()
   local recovered = sched:start()
   loaded = true
   log.info("resi jobs started", { file = file, jobs = #defs, store = db.path, recovered = recovered,
+    node = sched.owner, lease = sched.lease,
     metrics = srv and srv.url or nil, pid = own_pid(), credentials = #credentials > 0 and credentials or nil })
   notify(log, ("READY=1\nSTATUS=%d jobs from %s"):format(#defs, file))
   local watchdog = start_watchdog(log)
@@ -437,6 +466,8 @@ local function main(o, rest)
   return cmd_daemon(o, rest)
 end
 
+--- Runs `resi jobs` with the command line's arguments.
+---@param ... string
 return function(...)
   argparse.run({ ... }, SPEC, help, main)
 end

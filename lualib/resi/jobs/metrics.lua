@@ -11,6 +11,11 @@
 ---   resi_job_next_run_timestamp_seconds{job}
 ---   resi_job_suspended{job}                           1 while paused
 ---   resi_scheduler_clock_jumps_total{direction,size}
+--- and, with a shared PostgreSQL store (lease mode, resi.jobs.cluster):
+---   resi_scheduler_db_clock_offset_seconds            this node's clock minus the database's
+---   resi_scheduler_lease_renewal_failures_total       renewals that got no answer
+---   resi_scheduler_runs_fenced_total{job}             runs cancelled because their lease was lost
+---   resi_scheduler_jobs_file_mismatch                 live daemons on the store with another jobs file
 --- plus resi.metrics.process (process_*, resi_build_info) and
 --- resi.metrics.http (the HTTP client's counters) and resi.metrics.notify
 --- (resi_notify_*_total: notifications sent, failed, retried).
@@ -37,6 +42,13 @@ local function families(reg)
     suspended = reg:gauge("resi_job_suspended", "1 while the job is paused.", { "job" }),
     jumps = reg:counter("resi_scheduler_clock_jumps_total", "Wall-clock jumps seen, by direction and size.",
       { "direction", "size" }),
+    offset = reg:gauge("resi_scheduler_db_clock_offset_seconds",
+      "This node's clock minus the shared store's database clock.", {}),
+    renew_failures = reg:counter("resi_scheduler_lease_renewal_failures_total",
+      "Lease renewals of running runs that failed (no answer from the store).", {}),
+    fenced = reg:counter("resi_scheduler_runs_fenced_total", "Runs cancelled because their lease was lost.", { "job" }),
+    mismatch = reg:gauge("resi_scheduler_jobs_file_mismatch",
+      "Live daemons on the shared store that load a different jobs file.", {}),
   }
 end
 
@@ -63,6 +75,10 @@ function M.new()
   function obs.on_next(job, t) if t then f.next_run:set({ job = job }, t) end end
   function obs.on_jump(direction, size) f.jumps:inc{ direction = direction, size = size } end
   function obs.on_paused(job, paused) f.suspended:set({ job = job }, paused and 1 or 0) end
+  function obs.on_clock_offset(seconds) f.offset:set({}, seconds) end
+  function obs.on_lease_failure() f.renew_failures:inc({}) end
+  function obs.on_fenced(job) f.fenced:inc{ job = job } end
+  function obs.on_mismatch(n) f.mismatch:set({}, n) end
   m.observer = obs
   --- Declares the jobs of a (re)loaded file: their info and zeroed counters.
   function m.declare(defs, paused)

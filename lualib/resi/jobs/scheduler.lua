@@ -73,7 +73,8 @@ local NOLOG = { debug = function() end, info = function() end, warn = function()
 -- An observer with every hook a no-op; the daemon passes metrics hooks.
 local function observer(o)
   o = o or {}
-  local hooks = { "on_outcome", "on_skip", "on_next", "on_running", "on_jump", "on_start", "on_paused" }
+  local hooks = { "on_outcome", "on_skip", "on_next", "on_running", "on_jump", "on_start", "on_paused",
+    "on_clock_offset", "on_lease_failure", "on_fenced", "on_mismatch" }
   for _, h in ipairs(hooks) do o[h] = o[h] or function() end end
   return o
 end
@@ -104,7 +105,12 @@ end
 --- Creates a scheduler.
 --- `notifier`: where jobs with notify_on send when they name no target
 --- (default notify.from_env() on first use; false: nowhere).
----@param o {jobs: table[], store: table, clock?: table, node?: string, pid?: integer, log?: table, observer?: table, random?: fun(): number, pid_alive?: fun(pid: integer): boolean, max_sleep?: number, notifier?: table|false}
+--- `lease` (seconds): lease mode, for several daemons on one shared store
+--- (resi.jobs.cluster): claims on the database clock under a lease that
+--- this process renews, runs fenced when it cannot, expired runs of any
+--- node reaped as interrupted; `owner` is this process's unique id,
+--- `jobs_hash`/`jobs_file` what it tells other daemons it loaded.
+---@param o {jobs: table[], store: table, clock?: table, node?: string, pid?: integer, log?: table, observer?: table, random?: fun(): number, pid_alive?: fun(pid: integer): boolean, max_sleep?: number, notifier?: table|false, lease?: number, owner?: string, jobs_hash?: string, jobs_file?: string}
 ---@return table
 function M.new(o)
   local self = setmetatable({
@@ -121,7 +127,16 @@ function M.new(o)
     jobs = {}, order = {}, retired = {},
     jumps = { forward = 0, backward = 0 },
     stopping = false,
+    lease = o.lease, owner = o.owner, jobs_hash = o.jobs_hash, jobs_file = o.jobs_file, offset = nil,
   }, Scheduler)
+  if self.lease then
+    -- lease mode schedules on the database's clock: now() minus the measured offset
+    local base = self.clock
+    self.base_clock = base
+    self.clock = setmetatable({ now = function() return base.now() - (self.offset or 0) end }, { __index = base })
+    self.owner = self.owner or require("resi.store.lease").owner_id()
+    self.keeper = require("resi.jobs.cluster").new(self)
+  end
   self:set_jobs(o.jobs or {})
   return self
 end
@@ -224,6 +239,7 @@ end
 --- Returns the number of rows recovered.
 ---@return integer
 function Scheduler:start()
+  if self.keeper then self.keeper:measure_offset() end
   local n = self:recover()
   -- one transaction for every job's cursor: one commit, not one per job
   self.store:transaction(function()
@@ -232,6 +248,10 @@ function Scheduler:start()
   self.last_wall, self.last_mono = self.clock.now(), self.clock.monotonic()
   self.started = true
   self.ticker = task.spawn(function() self:loop() end)
+  if self.keeper then
+    self.keeper:register()
+    self.keeper_task = task.spawn(function() self.keeper:loop() end)
+  end
   return n
 end
 
@@ -249,6 +269,10 @@ end
 -- Settles the running rows left by dead processes of this node: each
 -- becomes interrupted, then is run again when its job says on_interrupt = "rerun".
 function Scheduler:recover()
+  if self.keeper then
+    self.keeper:renew() -- confirms the lease state (readiness) before the first claim
+    return self.keeper:reap()
+  end
   local marked = self.store:interrupt_dead(self.node, self:alive_test())
   for _, row in ipairs(marked) do
     self.obs.on_outcome(row.job, "interrupted")
@@ -264,8 +288,14 @@ end
 ---@param st table  the job's state
 ---@param row table  a run row of the store
 function Scheduler:rerun(st, row)
-  local attempt = self.store:rerun{ job = row.job, nominal_at = row.nominal_at, node = self.node, pid = self.pid,
-    started_at = self.clock.now() }
+  local attempt
+  if self.lease then
+    attempt = self.store:rerun_leased{ job = row.job, nominal_at = row.nominal_at, node = self.node, pid = self.pid,
+      owner = self.owner, lease = self.lease }
+  else
+    attempt = self.store:rerun{ job = row.job, nominal_at = row.nominal_at, node = self.node, pid = self.pid,
+      started_at = self.clock.now() }
+  end
   if not attempt then return end
   self.log.info("rerunning interrupted run", { job = row.job, run_id = run_id(row.job, row.nominal_at),
     attempt = attempt })
@@ -476,7 +506,10 @@ function Scheduler:dispatch(st, t, info)
   if self.stopping then return self:record(st, t, "missed", "stopping") end
   local overlap = st.def.overlap or "skip"
   local busy = st.nactive > 0 or #st.queue > 0
-  if not busy or overlap == "allow" then return self:begin(st, t, info) end
+  if not busy or overlap == "allow" then
+    info.exclusive = overlap == "skip" -- lease mode: no other node's run of the job may be running either
+    return self:begin(st, t, info)
+  end
   if info.queue then return self:enqueue(st, t, info) end
   if overlap == "skip" then return self:record(st, t, "skipped_overlap", "overlap") end
   if overlap == "buffer_one" then
@@ -510,7 +543,11 @@ end
 ---@param t integer  the slot's nominal time
 ---@param why string
 function Scheduler:finish_unstarted(st, t, why)
-  self.store:finish_run(st.name, t, "cancelled", { finished_at = self.clock.now(), error = why })
+  if self.lease then
+    self.store:finish_owned(st.name, t, "cancelled", self.owner, why)
+  else
+    self.store:finish_run(st.name, t, "cancelled", { finished_at = self.clock.now(), error = why })
+  end
   self.obs.on_outcome(st.name, "cancelled")
   self.log.warn("queued run cancelled", { job = st.name, run_id = run_id(st.name, t), outcome = "cancelled",
     reason = why })
@@ -521,12 +558,45 @@ end
 ---@param t integer  the slot's nominal time
 ---@param info table
 function Scheduler:claim(st, t, info)
+  if self.lease then return self:claim_leased(st, t, info) end
   local ok = self.store:claim_run{ job = st.name, nominal_at = t, node = self.node, pid = self.pid,
     started_at = self.clock.now(), attempt = info.attempt or 1, missed = info.missed or 0 }
   if not ok then
     self.log.info("slot already recorded; not run again", { job = st.name, run_id = run_id(st.name, t) })
   end
   return ok
+end
+
+--- Lease mode's claim: on the database clock, under this process's lease;
+--- a slot early on the database's clock is tried again when due (at most
+--- three times), one refused for overlap (skip: another node runs the job)
+--- is recorded skipped_overlap.
+---@param st table  the job's state
+---@param t integer  the slot's nominal time
+---@param info table
+function Scheduler:claim_leased(st, t, info)
+  local core = require "resi.core"
+  for _ = 1, 3 do
+    local sent = core.monotonic()
+    local ok, why, wait = self.store:claim_leased{ job = st.name, nominal_at = t, node = self.node, pid = self.pid,
+      owner = self.owner, lease = self.lease, attempt = info.attempt or 1, missed = info.missed or 0,
+      exclusive = info.exclusive }
+    if ok then
+      info.claimed_at = sent
+      return true
+    end
+    if why == "overlap" then
+      self:record(st, t, "skipped_overlap", "overlap (a run of the job holds a lease on another node)")
+      return false
+    end
+    if why ~= "early" then break end
+    self.log.info("slot not yet due on the database's clock; waiting", { job = st.name, run_id = run_id(st.name, t),
+      seconds = wait })
+    self.clock.sleep(math.min(wait, 5) + 0.01)
+    if wait > 1 then self.keeper:measure_offset() end -- this node's clock moved since it was measured
+  end
+  self.log.info("slot already recorded; not run again", { job = st.name, run_id = run_id(st.name, t) })
+  return false
 end
 
 --- Claims a slot and starts its run.
@@ -543,7 +613,11 @@ end
 ---@param t integer  the slot's nominal time
 ---@param info table
 function Scheduler:launch(st, t, info)
-  local rec = { id = run_id(st.name, t), t = t, info = info }
+  local rec = { id = run_id(st.name, t), job = st.name, t = t, info = info, claimed_at = info.claimed_at }
+  if self.keeper then
+    rec.claimed_at = rec.claimed_at or require("resi.core").monotonic()
+    rec.trust_until = self.keeper:trust(rec.claimed_at)
+  end
   st.active[rec.id] = rec
   st.nactive = st.nactive + 1
   self.obs.on_running(st.name, st.nactive)
@@ -650,8 +724,8 @@ end
 function Scheduler:finish(st, rec, run, outcome, err, trace)
   local now = self.clock.now()
   local duration = now - run.started_at
-  local saved, serr = pcall(self.store.finish_run, self.store, st.name, rec.t, outcome, { finished_at = now,
-    error = outcome == "failed" and tostring(err) or rec.cancel_reason or (outcome == "timed_out" and "timeout") or nil })
+  local why = outcome == "failed" and tostring(err) or rec.cancel_reason or (outcome == "timed_out" and "timeout") or nil
+  local saved, serr = self:save_outcome(rec, outcome, now, why)
   if not saved then
     -- the row stays running; the next start of the daemon marks it interrupted
     self.log.error("could not record a run's outcome", { job = st.name, run_id = rec.id, outcome = outcome,
@@ -663,7 +737,8 @@ function Scheduler:finish(st, rec, run, outcome, err, trace)
   self.obs.on_running(st.name, st.nactive)
   self.obs.on_outcome(st.name, outcome, duration, now)
   local fields = { job = st.name, run_id = rec.id, nominal = schedule.iso(rec.t), started = schedule.iso(run.started_at),
-    duration = duration, outcome = outcome, attempt = run.attempt, missed = run.missed }
+    duration = duration, outcome = outcome, attempt = run.attempt, missed = run.missed,
+    node = self.lease and self.owner or nil }
   if outcome == "failed" then
     fields.error, fields.traceback = tostring(err), trace
     self.log.error("run failed", fields)
@@ -676,6 +751,27 @@ function Scheduler:finish(st, rec, run, outcome, err, trace)
     self.notifying = require("resi.jobs.notify").after_run(self, st.def, rec, outcome, err, duration)
   end
   self:start_buffered(st)
+end
+
+--- Records a run's outcome; returns ok, error. In lease mode only while
+--- this process holds the run's lease (a fenced run, or one whose trust
+--- window passed while the process was frozen, is left to the lease's end,
+--- which records it interrupted).
+---@param rec table  the run record
+---@param outcome string
+---@param now number
+---@param why string|nil
+function Scheduler:save_outcome(rec, outcome, now, why)
+  if not self.lease then
+    return pcall(self.store.finish_run, self.store, rec.job, rec.t, outcome, { finished_at = now, error = why })
+  end
+  local late = rec.trust_until and require("resi.core").monotonic() >= rec.trust_until
+  if rec.fenced or late then
+    return false, "lease lost (" .. tostring(rec.fenced or "trust window passed") .. "): the outcome is not recorded"
+  end
+  local ok, done = pcall(self.store.finish_owned, self.store, rec.job, rec.t, outcome, self.owner, why)
+  if ok and not done then return false, "lease lost: the store no longer gives this process the run" end
+  return ok, done
 end
 
 --- Starts the next queued slot of a job once nothing of it runs; when
@@ -701,9 +797,12 @@ function Scheduler:run_now(name)
   local st = self.jobs[name]
   if not st then error(("no job named %q"):format(name), 2) end
   local t = math.floor(self.clock.now())
+  if self.keeper then self.keeper:measure_offset() end
   if not self:claim(st, t, { missed = 0 }) then return nil end
   local rec = self:launch(st, t, { missed = 0 })
+  local keeper = self.keeper and task.spawn(function() self.keeper:loop() end)
   pcall(rec.task.wait, rec.task)
+  if keeper then keeper:cancel() end
   local row = self.store.get_run and self.store:get_run(name, t)
   return row and row.status or st.last_outcome
 end
@@ -743,6 +842,10 @@ function Scheduler:stop(timeout)
   end)
   for _, rec in ipairs(runs) do pcall(rec.task.wait, rec.task) end
   killer:cancel()
+  if self.keeper_task then
+    self.keeper_task:cancel()
+    self.keeper:unregister()
+  end
   return cancelled
 end
 

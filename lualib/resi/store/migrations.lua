@@ -10,9 +10,10 @@
 --- was written by a newer resi and is refused, never written to.
 ---
 --- The run table's columns and statements are portable to PostgreSQL (see
---- resi.store.runs); these scripts are SQLite's (PostgreSQL's would declare
---- kv.key `COLLATE "C"` for byte-order prefix scans, BLOB as bytea, REAL as
---- double precision, and keep the version in a table).
+--- resi.store.runs); these scripts are SQLite's. resi.store.pg_schema has
+--- the same versions for PostgreSQL (kv.key `COLLATE "C"` for byte-order
+--- prefix scans, BLOB as bytea, REAL as double precision, the version in a
+--- table): keep the two lists in step.
 local M = {}
 
 --- The migrations, in order: M.list[n] brings the schema to version n.
@@ -49,6 +50,19 @@ CREATE TABLE jobs (
 );
 PRAGMA user_version = 1;
 ]],
+  -- 2: leases (resi.store.lease): a run's owner process and how long its
+  -- claim holds, and named leases (intent locks, leader chores)
+  [[
+ALTER TABLE runs ADD COLUMN owner TEXT;        -- the claiming process: host:pid:random
+ALTER TABLE runs ADD COLUMN lease_until REAL;  -- database clock, epoch seconds; NULL: no lease
+CREATE TABLE leases (
+  name       TEXT PRIMARY KEY,
+  owner      TEXT NOT NULL,
+  term       INTEGER NOT NULL,                 -- +1 at every change of holder (a fence)
+  expires_at REAL NOT NULL                     -- database clock, epoch seconds
+);
+PRAGMA user_version = 2;
+]],
 }
 
 --- The schema version this resi writes.
@@ -59,13 +73,22 @@ local function version(conn)
   return conn:first("PRAGMA user_version").user_version
 end
 
--- Refuses a file from a newer resi.
-local function check_newer(now, fail)
-  if now > M.latest then
+--- Refuses (through fail) a schema version newer than latest: a store
+--- written by a newer resi (what: "open another file", "use another
+--- database"). Shared with resi.store.pg_schema.
+---@param now integer
+---@param latest integer
+---@param fail fun(code: string, text: string)
+---@param what? string
+function M.refuse_newer(now, latest, fail, what)
+  if now > latest then
     fail("schema", ("schema version %d is newer than this resi supports (%d): it was written by a newer resi; "
-      .. "upgrade resi or open another file"):format(now, M.latest))
+      .. "upgrade resi or %s"):format(now, latest, what or "open another file"))
   end
 end
+
+-- Refuses a file from a newer resi.
+local function check_newer(now, fail) M.refuse_newer(now, M.latest, fail) end
 
 --- Refuses (through fail) a file whose schema is newer than this resi's;
 --- returns the file's version. Reads only: call it before anything writes.

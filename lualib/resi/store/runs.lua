@@ -28,7 +28,7 @@ M.SLOT_OUTCOMES = { skipped_overlap = true, missed = true, coalesced = true }
 --- The statuses a run can be re-run from (db:rerun).
 M.RERUN_FROM = { interrupted = true, failed = true, timed_out = true }
 
-local COLS = "job, nominal_at, status, attempt, node, pid, started_at, finished_at, error, missed"
+local COLS = "job, nominal_at, status, attempt, node, pid, started_at, finished_at, error, missed, owner, lease_until"
 
 --- The statements, portable to PostgreSQL.
 M.sql = {
@@ -140,6 +140,8 @@ end
 ---@field finished_at? number
 ---@field error? string
 ---@field missed integer         slots coalesced into this run
+---@field owner? string          the process holding its lease (resi.store.lease), host:pid:random
+---@field lease_until? number    when that lease ends, database clock
 
 -- The db methods installed by M.install.
 local Runs = {}

@@ -1,0 +1,364 @@
+-- Several `resi jobs` daemons on one real PostgreSQL (spec/support/postgres),
+-- the same jobs file, 1-second slots: every slot gets exactly one outcome and
+-- none runs twice while the spec kill -9s the owner of a running run,
+-- freezes one (SIGSTOP) past its lease and resumes it, restarts PostgreSQL,
+-- and runs one daemon with its clock 20 s ahead (faketime). Then the same
+-- through PgBouncer in transaction pooling mode. RESI_PG_SLOTS sets how
+-- many seconds of slots the long run covers (default 240).
+local uv = require "luv"
+local json = require "resi.json"
+local store = require "resi.store"
+local files = require "spec.support.files"
+local proc = require "spec.support.proc"
+local postgres = require "spec.support.postgres"
+local daemon = require "spec.support.daemon"
+
+local LEASE = 2
+local FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+local server, dir, db_n = nil, nil, 0
+
+-- A fresh database on the server; returns its URL.
+local function fresh_url(base)
+  db_n = db_n + 1
+  server.admin("CREATE DATABASE j" .. db_n)
+  return ((base or server.url):gsub("/postgres$", "/j" .. db_n))
+end
+
+-- A jobs file whose job `tick` runs every second, writes "START slot pid"
+-- and "END slot pid" lines to log, and takes `seconds`.
+local function tick_file(name, log, seconds, extra)
+  return files.write(dir, name, ([[
+local jobs = require "resi.jobs"
+local uv = require "luv"
+-- Appends one line to the side-effect log.
+local function note(what, run)
+  local f = assert(io.open(%q, "a"))
+  f:write(what, " ", run.nominal_at, " ", uv.os_getpid(), "\n")
+  f:close()
+end
+jobs.every(1, "tick", function(run)
+  note("START", run)
+  resi.sleep(%s)
+  note("END", run)
+end%s)
+]]):format(log, tostring(seconds), extra or ""))
+end
+
+-- Starts a daemon on file and url; env: extra variables.
+local function start(file, url, env, extra)
+  local args = { "jobs", file, "--store", url, "--lease", tostring(LEASE) }
+  for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+  return daemon.start(args, { env = env, cwd = dir })
+end
+
+-- The side-effect log as {slot = {starts = {pid...}, ends = {pid...}}}.
+local function side_effects(log)
+  local out = {}
+  local f = io.open(log)
+  if not f then return out end
+  for line in f:lines() do
+    local what, slot, pid = line:match("^(%u+) (%d+) (%d+)$")
+    slot, pid = tonumber(slot), tonumber(pid)
+    out[slot] = out[slot] or { starts = {}, ends = {} }
+    local list = what == "START" and out[slot].starts or out[slot].ends
+    list[#list + 1] = pid
+  end
+  f:close()
+  return out
+end
+
+-- Every row of the tick job, by slot.
+local function run_rows(db)
+  local out = {}
+  for _, r in ipairs(db:history{ job = "tick", limit = 100000 }) do out[r.nominal_at] = r end
+  return out
+end
+
+-- The running row of the tick job owned by one of the daemons in list
+-- (waits up to 5 s for one); returns the row and that daemon.
+local function running_owner(db, list)
+  local found, who
+  proc.eventually(function()
+    for _, r in ipairs(db:running_runs()) do
+      for _, d in ipairs(list) do
+        if r.pid == d.pid and not d.done and not d.stopped then found, who = r, d return true end
+      end
+    end
+    return false
+  end, 5)
+  return found, who
+end
+
+-- Stops every daemon with SIGTERM (resuming frozen ones) and waits for them.
+local function stop_all(list)
+  for _, d in ipairs(list) do
+    d.kill("sigcont")
+    d.kill("sigterm")
+  end
+  for _, d in ipairs(list) do d.wait() end
+end
+
+-- Checks the invariants over the slots [from, to]: one outcome each, no
+-- slot started twice, every success started once by its row's process,
+-- no claim before its second on the database clock. Returns counts by status.
+local function check_slots(db, log, from, to)
+  local rows, fx = run_rows(db), side_effects(log)
+  local counts = {}
+  for t = from, to do
+    local r = rows[t]
+    assert(r, ("slot %d has no outcome"):format(t))
+    assert(r.status ~= "running", ("slot %d is still running"):format(t))
+    counts[r.status] = (counts[r.status] or 0) + 1
+    local e = fx[t] or { starts = {}, ends = {} }
+    assert(#e.starts <= 1, ("slot %d started %d times (pids %s)"):format(t, #e.starts, table.concat(e.starts, ",")))
+    if r.status == "succeeded" then
+      assert(#e.starts == 1 and e.starts[1] == r.pid, ("slot %d succeeded on %s but started by %s"):format(t,
+        tostring(r.pid), table.concat(e.starts, ",")))
+      assert(r.owner and r.owner:match(":" .. r.pid .. ":"), "the row names its owner process")
+    end
+    if r.started_at and r.attempt > 0 then
+      assert(r.started_at >= t - 0.5, ("slot %d claimed %.3f s early on the database clock"):format(t, t - r.started_at))
+    end
+  end
+  return counts, rows, fx
+end
+
+-- Starts PgBouncer in transaction pooling mode in front of the server;
+-- returns its URL (same user and password) and a stop function.
+local function pgbouncer()
+  local bdir = files.dir("resi-pgbouncer")
+  local port = require("spec.support.sockets").closed_port()
+  files.write(bdir, "userlist.txt", ('"resi" "%s"\n'):format(server.password))
+  files.write(bdir, "pgbouncer.ini", ([[
+[databases]
+* = host=127.0.0.1 port=%d
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %d
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = %s/userlist.txt
+pool_mode = transaction
+default_pool_size = 4
+max_client_conn = 100
+logfile = %s/pgbouncer.log
+ignore_startup_parameters = extra_float_digits,options
+]]):format(server.port, port, bdir, bdir))
+  local argv = { "pgbouncer", bdir .. "/pgbouncer.ini" }
+  if server.run_as then
+    proc.run { "chown", "-R", server.run_as, bdir }
+    argv = { "runuser", "-u", server.run_as, "--", "pgbouncer", bdir .. "/pgbouncer.ini" }
+  end
+  local handle, pid = uv.spawn(argv[1], { args = { table.unpack(argv, 2) } }, function() end)
+  assert(handle, pid)
+  assert(proc.eventually(function()
+    local t = uv.new_tcp()
+    local ok = false
+    t:connect("127.0.0.1", port, function(err) ok = err == nil and "yes" or "no" end)
+    proc.eventually(function() return ok ~= false end, 1)
+    t:close()
+    return ok == "yes"
+  end, 10), "pgbouncer did not start")
+  local url = ("postgresql://resi:%s@127.0.0.1:%d/postgres"):format(server.password, port)
+  return url, function()
+    local f = io.open(bdir .. "/pgbouncer.log")
+    local text = f and f:read("a") or ""
+    if f then f:close() end
+    uv.kill(pid, "sigterm")
+    proc.eventually(function() return proc.run({ "kill", "-0", tostring(pid) }).status ~= 0 end, 5)
+    files.remove_dir(bdir)
+    return text
+  end
+end
+
+setup(function()
+  server = postgres.start()
+  dir = files.dir("resi-jobs-pg")
+end)
+
+teardown(function()
+  if server then server.stop() end
+  if dir then files.remove_dir(dir) end
+end)
+
+describe("resi jobs on a shared PostgreSQL store", function()
+  it("two daemons: each slot runs on one of them; ready, metrics, history name the node; a different file is warned about",
+    function()
+      local url = fresh_url()
+      local log = dir .. "/two.log"
+      local file = tick_file("two.lua", log, 0.2)
+      local other = tick_file("other.lua", log, 0.2, ', { timeout = 30 }')
+      local port = require("spec.support.sockets").closed_port()
+      local a = start(file, url, nil, { "--metrics", "127.0.0.1:" .. port })
+      local b = start(file, url)
+      resi.sleep(6)
+      local c = start(other, url)
+      resi.sleep(3)
+      local ready = proc.run({ "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:" .. port .. "/readyz" })
+      local metrics = proc.run({ "curl", "-s", "http://127.0.0.1:" .. port .. "/metrics" }).stdout
+      c.kill("sigterm")
+      c.wait()
+      local hist = proc.resi({ "jobs", "history", file, "--json", "--limit", "3", "--store", url }, { cwd = dir })
+      stop_all({ a, b })
+      assert.equal("200", ready.stdout)
+      assert.matches("resi_scheduler_db_clock_offset_seconds %-?[%d.e-]+", metrics)
+      assert.matches("resi_scheduler_lease_renewal_failures_total 0", metrics, 1, true)
+      assert.matches("resi_scheduler_jobs_file_mismatch 1", metrics, 1, true)
+      assert.matches("loads a different jobs file", a.stderr() .. b.stderr() .. c.stderr(), 1, true)
+      assert.matches('"msg":"run finished"[^\n]*"node":"[^"]+:%d+:%x+"', a.stderr() .. b.stderr()) -- logs name the node
+      assert.equal(0, hist.status, hist.stderr)
+      local line = json.decode(hist.stdout:match("[^\n]+"))
+      assert.matches("^[^:]+:%d+:%x+$", line.owner)
+      local pwd = url:match("://[^:]+:([^@]+)@")
+      for _, d in ipairs({ a, b, c }) do assert.is_nil(d.stderr():find(pwd, 1, true)) end
+      local db = store.open(url)
+      local rows = run_rows(db)
+      local first = math.huge
+      for t in pairs(rows) do first = math.min(first, t) end
+      local counts = check_slots(db, log, first + 1, first + 6)
+      assert.is_true((counts.succeeded or 0) >= 5)
+      db:close()
+    end)
+
+  it("keeps one outcome per slot through kill -9, SIGSTOP past the lease, PostgreSQL restarts and a clock 20 s ahead",
+    function()
+      local slots = tonumber(os.getenv("RESI_PG_SLOTS")) or 240
+      local url = fresh_url()
+      local log = dir .. "/faults.log"
+      local file = tick_file("faults.lua", log, 0.4)
+      local fake = { "LD_PRELOAD=" .. FAKETIME_LIB, "FAKETIME=+20s", "FAKETIME_DONT_FAKE_MONOTONIC=1",
+        "FAKETIME_NO_CACHE=1" }
+      local list = { start(file, url), start(file, url), start(file, url, fake) }
+      list[3].faked = true
+      local db = store.open(url)
+      local began = uv.hrtime() / 1e9
+      local killed, frozen, restarts, cycle = {}, {}, 0, 0
+      resi.sleep(4)
+      while uv.hrtime() / 1e9 - began < slots - 8 do
+        cycle = cycle + 1
+        local fault = cycle % 4
+        if fault == 1 then
+          local row, d = running_owner(db, list)
+          if row then
+            d.kill("sigkill")
+            d.wait()
+            killed[#killed + 1] = row.nominal_at
+            local env = d.faked and fake or nil
+            local n = start(file, url, env)
+            n.faked = d.faked
+            list[#list + 1] = n
+          end
+          resi.sleep(3)
+        elseif fault == 2 then
+          local row, d = running_owner(db, list)
+          if row then
+            d.kill("sigstop")
+            d.stopped = true
+            frozen[#frozen + 1] = { slot = row.nominal_at, pid = d.pid }
+            resi.sleep(LEASE + 2)
+            d.kill("sigcont")
+            d.stopped = false
+          end
+          resi.sleep(3)
+        elseif fault == 3 then
+          server.restart()
+          restarts = restarts + 1
+          resi.sleep(6)
+        else
+          resi.sleep(5)
+        end
+      end
+      resi.sleep(LEASE + 4) -- the last faults' leases expire and are reaped
+      stop_all(list)
+      local rows = run_rows(db)
+      local first, last = math.huge, -math.huge
+      for t in pairs(rows) do
+        first, last = math.min(first, t), math.max(last, t)
+      end
+      local counts = check_slots(db, log, first + 1, last - 1)
+      local total = 0
+      for _, n in pairs(counts) do total = total + n end
+      assert.is_true(total >= slots - 20, ("only %d slots covered"):format(total))
+      assert.is_true(#killed >= 2 and #frozen >= 2 and restarts >= 2, "every fault happened")
+      for _, t in ipairs(killed) do assert.equal("interrupted", rows[t].status) end
+      for _, f in ipairs(frozen) do
+        assert.are_not.equal("succeeded", rows[f.slot].status, "a frozen owner finished a run it had lost")
+      end
+      local by_faked = 0
+      for _, d in ipairs(list) do
+        if d.faked then
+          for _, r in pairs(rows) do if r.pid == d.pid and r.status == "succeeded" then by_faked = by_faked + 1 end end
+        end
+      end
+      io.stderr:write(("\n[jobs_pg] %d slots: %s; killed %d, frozen %d, PostgreSQL restarts %d; faked-clock runs %d\n")
+        :format(total, json.encode(counts), #killed, #frozen, restarts, by_faked))
+      assert.is_true(by_faked > 0, "the daemon whose clock is 20 s ahead claimed no slot")
+      assert.matches("clock differs from the database", list[3].stderr(), 1, true)
+      db:close()
+    end)
+
+  it("/readyz is 503 while PostgreSQL is down, and a run that cannot renew its lease is fenced before it ends",
+    function()
+      local url = fresh_url()
+      local log = dir .. "/down.log"
+      local file = tick_file("down.lua", log, 6)
+      local port = require("spec.support.sockets").closed_port()
+      local a = start(file, url, nil, { "--metrics", "127.0.0.1:" .. port })
+      local base = "http://127.0.0.1:" .. port
+      -- The HTTP status of a path of the daemon's listener.
+      local function status(path)
+        return proc.run({ "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", base .. path }).stdout
+      end
+      assert.is_true(proc.eventually(function() return status("/readyz") == "200" end, 10))
+      assert.is_true(proc.eventually(function() return next(side_effects(log)) ~= nil end, 5))
+      local slot = next(side_effects(log))
+      server.stop_fast()
+      local down_at = uv.hrtime() / 1e9
+      assert.is_true(proc.eventually(function() return status("/readyz") == "503" end, LEASE + 2))
+      assert.is_true(uv.hrtime() / 1e9 - down_at <= LEASE + 1)
+      resi.sleep(LEASE)
+      local metrics = proc.run({ "curl", "-s", base .. "/metrics" }).stdout
+      server.start()
+      assert.is_true(proc.eventually(function() return status("/readyz") == "200" end, 15))
+      resi.sleep(LEASE + 1)
+      a.kill("sigterm")
+      a.wait()
+      local fx = side_effects(log)[slot]
+      assert.equal(1, #fx.starts)
+      assert.equal(0, #fx.ends, "the fenced run went on to its end")
+      local failures = tonumber(metrics:match("resi_scheduler_lease_renewal_failures_total (%d+)"))
+      assert.is_true(failures >= 1, metrics)
+      assert.matches('resi_scheduler_runs_fenced_total{job="tick"} 1', metrics, 1, true)
+      assert.matches("lease lost", a.stderr(), 1, true)
+      local db = store.open(url)
+      assert.equal("interrupted", db:get_run("tick", slot).status)
+      db:close()
+    end)
+
+  it("works behind PgBouncer in transaction pooling mode: two daemons, a kill -9, one outcome per slot", function()
+    local via, stop_bouncer = pgbouncer()
+    local url = fresh_url(via)
+    local log = dir .. "/bouncer.log"
+    local file = tick_file("bouncer.lua", log, 0.4)
+    local list = { start(file, url), start(file, url) }
+    local db = store.open(url)
+    resi.sleep(5)
+    local row, d = running_owner(db, list)
+    assert.is_table(row, "a run is in progress")
+    d.kill("sigkill")
+    d.wait()
+    list[#list + 1] = start(file, url)
+    resi.sleep(LEASE + 8)
+    stop_all(list)
+    local rows = run_rows(db)
+    local first, last = math.huge, -math.huge
+    for t in pairs(rows) do first, last = math.min(first, t), math.max(last, t) end
+    local counts = check_slots(db, log, first + 1, last - 1)
+    assert.equal("interrupted", rows[row.nominal_at].status)
+    assert.is_true((counts.succeeded or 0) >= 8)
+    db:close()
+    local text = stop_bouncer()
+    assert.matches("login attempt: db=j%d+ user=resi", text) -- the daemons went through PgBouncer
+  end)
+end)
