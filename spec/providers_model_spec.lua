@@ -161,6 +161,17 @@ describe("resi.providers account model", function()
       end
     end)
 
+    it("derives a different username from each of 10,000 seeds (token ids and their retries)", function()
+      for _, acct in ipairs { up, oxy } do
+        local seen, distinct = {}, 0
+        for i = 1, 10000 do
+          local u = acct:new_credentials({ seed = ("%012d\0%d"):format(i * 7919, i % 3 + 1) }).username
+          if not seen[u] then seen[u], distinct = true, distinct + 1 end
+        end
+        assert.are.equal(10000, distinct, acct.name)
+      end
+    end)
+
     it("derives usernames from the account and the seed; passwords never repeat", function()
       for _, acct in ipairs { up, oxy } do
         local a = acct:new_credentials { seed = "token-1" }

@@ -69,6 +69,11 @@ end
 
 ---- what every account has ---------------------------------------------
 
+--- What providers.open returns: one account class per provider, each with
+--- the model's methods (unsupported ones raise, see acct.capabilities).
+---@alias resi.providers.any_account resi.providers.unknownproxies_account|resi.providers.oxylabs_account|resi.providers.resifactory_account
+
+---@class resi.providers.account
 local Account = {}
 
 local ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -81,13 +86,23 @@ local function fnv1a(s)
   return h
 end
 
+-- splitmix64's finalizer: every output bit depends on every input bit
+-- (FNV-1a's low bits depend only on the inputs' low bits, so taking them
+-- modulo a charset's size gave 10,000 seeds fewer than 500 usernames).
+local function mix(x)
+  x = (x ~ (x >> 30)) * -4658895280553007687 -- 0xbf58476d1ce4e5b9
+  x = (x ~ (x >> 27)) * -7723592293110705685 -- 0x94d049bb133111eb
+  return x ~ (x >> 31)
+end
+
 -- n characters from charset: derived from seed when given (the same seed
 -- gives the same string), else from the OS generator.
 local function chars(n, charset, seed)
   if seed == nil then return random.string(n, charset) end
-  local out = {}
+  local out, state = {}, fnv1a(seed)
   for i = 1, n do
-    local k = fnv1a(seed .. "\0" .. i) % #charset + 1
+    state = state + -7046029254386353131 -- 0x9e3779b97f4a7c15, splitmix64's step
+    local k = (mix(state) >> 1) % #charset + 1
     out[i] = charset:sub(k, k)
   end
   return table.concat(out)
@@ -123,6 +138,7 @@ end
 
 ---- UnknownProxies -------------------------------------------------------
 
+---@class resi.providers.unknownproxies_account: resi.providers.account
 local UP = setmetatable({ capabilities = { tokens = true, create_token = true, set_limit = true, disable = false,
   delete_token = true, set_password = true, returns_passwords = true, balance = false, expiry = true } },
   { __index = Account })
@@ -142,6 +158,9 @@ local function up_record(t)
     hours = hours, raw = t }
 end
 
+--- Every token of the account that is not deleted, as common records.
+---@async
+---@return resi.providers.token[]
 function UP:tokens()
   local out = {}
   for _, t in ipairs(self.client:list_tokens()) do
@@ -153,6 +172,7 @@ end
 --- (Oxylabs forgets deleted sub-users).
 ---@param id string
 ---@return resi.providers.token
+---@async
 function UP:token(id)
   local t = self.client:get_token(id)
   if t.status == "deleted" then
@@ -200,6 +220,7 @@ end
 --- after it). Returns its record.
 ---@param opts {limit_bytes: integer, hours?: integer, username?: string, password?: string, like?: table}
 ---@return resi.providers.token
+---@async
 function UP:create_token(opts)
   opts = opts or {}
   if opts.unlimited then common.invalid("unknownproxies", "unlimited", "is not possible: every token has a data limit") end
@@ -216,6 +237,7 @@ end
 ---@param want? {limit_bytes?: integer, hours?: integer, password?: string, like?: {allowedPools?: string[]}}
 ---@param current? table
 ---@return table
+---@async
 function UP:apply(id, want, current)
   want = want or {}
   local t = (current or self:token(id)).raw
@@ -231,18 +253,21 @@ end
 ---@param id string
 ---@param bytes integer
 ---@return resi.providers.token
+---@async
 function UP:set_limit(id, bytes) return up_record(self.client:modify_token(id, { dataLimit = bytes })) end
 
 --- Sets a token's password (exactly 8 characters); its record.
 ---@param id string
 ---@param password string
 ---@return resi.providers.token
+---@async
 function UP:set_password(id, password) return up_record(self.client:modify_token(id, { password = password })) end
 
 --- Deletes a token: {id, deleted = true, already} (already: a retry found
 --- it deleted).
 ---@param id string
 ---@return {id: string, deleted: true, already: boolean}
+---@async
 function UP:delete_token(id)
   local r = self.client:delete_token(id)
   return { id = id, deleted = true, already = r.already == true }
@@ -251,6 +276,7 @@ end
 --- The account's live token with this username, or nil.
 ---@param username string
 ---@return resi.providers.token|nil
+---@async
 function UP:find(username)
   local t = self.client:find_by_username(username)
   return t and up_record(t)
@@ -258,6 +284,7 @@ end
 
 ---- Oxylabs ---------------------------------------------------------------
 
+---@class resi.providers.oxylabs_account: resi.providers.account
 local OXY = setmetatable({ capabilities = { tokens = true, create_token = true, set_limit = true, disable = true,
   delete_token = true, set_password = true, returns_passwords = false, balance = false, expiry = false } },
   { __index = Account })
@@ -287,6 +314,9 @@ function OXY:credential_rules(seed)
   return { username = "r" .. chars(11, LOWER_DIGITS, seed), password = oxy_password() }
 end
 
+--- Every sub-user of the account, as common records.
+---@async
+---@return resi.providers.token[]
 function OXY:tokens()
   local out = {}
   for _, s in ipairs(self.client:sub_users()) do out[#out + 1] = oxy_record(s) end
@@ -297,6 +327,7 @@ end
 --- (auto_disable, lifetime). The record carries the password.
 ---@param opts? {limit_bytes?: integer, unlimited?: boolean, username?: string, password?: string, auto_disable?: boolean, like?: table}
 ---@return resi.providers.token
+---@async
 function OXY:create_token(opts)
   opts = opts or {}
   local limit = opts.unlimited and json.null or (opts.limit_bytes and opts.limit_bytes / GB)
@@ -339,6 +370,7 @@ end
 --- The sub-user's record (from the list: Oxylabs has no read of one).
 ---@param id string
 ---@return resi.providers.token
+---@async
 function OXY:token(id)
   for _, s in ipairs(self.client:sub_users()) do
     if tostring(s.id) == tostring(id) then return oxy_record(s) end
@@ -354,6 +386,7 @@ end
 ---@param want? {limit_bytes?: integer, unlimited?: boolean, auto_disable?: boolean, like?: {auto_disable?: boolean, lifetime?: boolean}}
 ---@param current? table
 ---@return table
+---@async
 function OXY:apply(id, want, current)
   want = want or {}
   local s = oxy_full(self, id, (current or self:token(id)).raw)
@@ -369,17 +402,20 @@ end
 ---@param id string
 ---@param bytes integer
 ---@return resi.providers.token
+---@async
 function OXY:set_limit(id, bytes) return oxy_record(self.client:update_sub_user(id, { traffic_limit = bytes / GB })) end
 
 --- Disables a sub-user; its record.
 ---@param id string
 ---@return resi.providers.token
+---@async
 function OXY:disable(id) return oxy_record(self.client:update_sub_user(id, { status = "disabled" })) end
 
 --- Sets a sub-user's password (Oxylabs' rule); its record, with it.
 ---@param id string
 ---@param password string
 ---@return resi.providers.token
+---@async
 function OXY:set_password(id, password)
   return oxy_record(self.client:update_sub_user(id, { password = password }), password)
 end
@@ -387,6 +423,7 @@ end
 --- Deletes a sub-user: {id, deleted = true, already} (already: it was gone).
 ---@param id string
 ---@return {id: string, deleted: true, already: boolean}
+---@async
 function OXY:delete_token(id)
   local _, already = self.client:delete_sub_user(id)
   return { id = tostring(id), deleted = true, already = already ~= nil }
@@ -395,6 +432,7 @@ end
 --- The sub-user with this username, or nil.
 ---@param username string
 ---@return resi.providers.token|nil
+---@async
 function OXY:find(username)
   local s = self.client:find_sub_user(username)
   return s and oxy_record(s)
@@ -402,11 +440,15 @@ end
 
 ---- ResiFactory -----------------------------------------------------------
 
+---@class resi.providers.resifactory_account: resi.providers.account
 local RF = setmetatable({ capabilities = { tokens = false, create_token = false, set_limit = false, disable = false,
   delete_token = false, set_password = false, returns_passwords = false, balance = true, generate = true,
   expiry = false } }, { __index = Account })
 RF.__index = RF
 
+--- The account's balances per pool (GB), as ResiFactory returns them.
+---@async
+---@return table<string, number>
 function RF:balance()
   local b = self.client:balance()
   return b.balances or b
@@ -416,6 +458,8 @@ end
 --- later run, replay the first answer instead of spending again).
 ---@param fields table
 ---@param opts? {idempotency_key?: string}
+---@async
+---@return {raw: table, list: resi.proxylist.list, is_demo: boolean, count: integer, format: string, replayed: boolean}
 function RF:generate(fields, opts) return self.client:generate(fields, opts) end
 
 ---- the account -----------------------------------------------------------
@@ -448,7 +492,7 @@ end
 --- .capabilities and .gateway.
 ---@param name "unknownproxies"|"oxylabs"|"resifactory"
 ---@param opts? table
----@return resi.providers.account
+---@return resi.providers.any_account
 function M.open(name, opts)
   local class = CLASSES[name]
   if not class then

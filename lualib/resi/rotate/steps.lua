@@ -53,7 +53,11 @@ end
 -- that taken (a set) does not hold; returns it and its attempt number.
 local function free_username(acct, old_id, n, taken)
   local function name(k) return acct:new_credentials { seed = old_id .. "\0" .. k }.username end
-  while taken[name(n)] do n = n + 1 end
+  local last = n + 1000 -- a bound, not a limit: 62^8 names, a taken one is rare
+  while taken[name(n)] do
+    n = n + 1
+    if n > last then error(("no free username derived from %s after 1000 tries"):format(old_id), 0) end
+  end
   return name(n), n
 end
 
@@ -157,6 +161,7 @@ local function pct(x) return ("%.1f%%"):format(x * 100) end
 ---@param ctx table
 ---@param tokens resi.providers.token[]
 ---@param threshold number
+---@async
 function M.rotate_over(ctx, tokens, threshold)
   local taken = taken_usernames(ctx, tokens)
   for _, t in ipairs(tokens) do
@@ -183,6 +188,7 @@ end
 --- one that published their replacement; the rotation is then finished.
 ---@param ctx table
 ---@param run integer  this run's number
+---@async
 function M.retire(ctx, run)
   for _, it in ipairs(ctx.book:pending()) do
     local p = it.plan
@@ -232,6 +238,7 @@ local READY = { ready = true, published = true }
 --- and the token it replaces stays in.
 ---@param ctx table
 ---@return table[]
+---@async
 function M.live(ctx)
   local by_new, retiring, unready = {}, {}, {}
   for _, it in ipairs(ctx.book:list()) do
@@ -259,6 +266,7 @@ end
 --- old password stops working: said as a warning.
 ---@param ctx table
 ---@param c table  a live credential without an entry
+---@async
 function M.adopt(ctx, c)
   local t = c.token
   local book = intent.open("adopt", { account = ctx.acct, store = ctx.db })
