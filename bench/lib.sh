@@ -54,6 +54,23 @@ ratio() {
   fi
 }
 
+# Per-round ratios of two commands' results, each given as a
+# space-separated list in run order (the runs interleaved, one of each per
+# round): prints "median (min–max)" of a[i] / b[i], scaled by $3 (default 1)
+# with printf format $4 (default %.2f); "n/a" without two lists of one length.
+round_ratios() {
+  local -a x y q=()
+  read -r -a x <<<"$1"
+  read -r -a y <<<"$2"
+  if ((${#x[@]} == 0 || ${#x[@]} != ${#y[@]})); then echo n/a; return; fi
+  for i in "${!x[@]}"; do q+=("$(ratio "${x[$i]}" "${y[$i]}" %.5f)"); done
+  local med lo hi
+  med=$(median "${q[@]}")
+  lo=$(printf '%s\n' "${q[@]}" | sort -g | head -n 1)
+  hi=$(printf '%s\n' "${q[@]}" | sort -g | tail -n 1)
+  awk -v m="$med" -v a="$lo" -v b="$hi" -v k="${3:-1}" -v f="${4:-%.2f}" 'BEGIN { printf f " (" f "–" f ")", m * k, a * k, b * k }'
+}
+
 # Prints "yes" when a / b >= target, "**no**" when below, "n/a" without both values.
 meets() {
   local a=$1 b=$2 target=$3

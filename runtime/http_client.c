@@ -14,7 +14,6 @@
  * opened and closed here, so a keep-alive connection's watcher lives as long
  * as the socket, not one transfer; a plain GET's easy handle is reused
  * without curl_easy_reset. */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,9 +26,20 @@
 #define MULTI_KEY "resi.http.multi"
 #define MULTI_MT "resi.http.multi_handle"
 #define REQUEST_MT "resi.http.transfer"
+#define RESPONSE_KEY "resi.http.response_class"
 #define EASY_POOL_MAX 64
 
 typedef struct http_req http_req;
+
+/* The per-transfer options a pooled handle still has from its last
+ * transfer (a plain GET's handle is not reset): when the next transfer
+ * asks for the same, they are not set again (each setopt of a string is a
+ * copy, and CAINFO and PROXY_CAINFO are two on every request). */
+typedef struct {
+  int valid; /* the fields below were set, with libcurl's own CA bundle and no proxy */
+  int gzip, fresh; /* fresh: CURLOPT_FORBID_REUSE (keep_alive = false) */
+  long timeout_ms, connect_ms;
+} easy_opts;
 
 /* One multi handle per Lua state, with the loop handles that drive it. */
 typedef struct {
@@ -41,6 +51,7 @@ typedef struct {
   int in_flight;
   CURL *pool[EASY_POOL_MAX]; /* idle easy handles, ready for reuse */
   unsigned char pool_set[EASY_POOL_MAX]; /* 1: not reset, the fixed options still set */
+  easy_opts pool_opts[EASY_POOL_MAX];     /* what else each pooled handle still has set */
   int pooled;
   int closing; /* handles still to close before the struct is freed */
   struct sock_ctx **socks; /* watcher of each fd curl told us about, by fd */
@@ -72,6 +83,7 @@ struct http_req {
   int too_large;
   int head_done; /* the blank line that ends the response headers arrived */
   int fixed_set; /* the easy handle came with set_fixed_options applied */
+  easy_opts opts; /* the per-transfer options its handle has set */
   int reusable;  /* its options are all overwritten by the next configure: no reset needed */
   int task_ref;
   lua_Integer token;
@@ -290,6 +302,7 @@ static void req_free(http_req *r) {
         curl_easy_reset(r->easy);
       }
       m->pool_set[m->pooled] = (unsigned char)r->reusable;
+      m->pool_opts[m->pooled] = r->reusable ? r->opts : (easy_opts){0};
       m->pool[m->pooled++] = r->easy;
     } else {
       curl_easy_cleanup(r->easy);
@@ -354,26 +367,29 @@ static const char *failure_code(http_req *r, CURLcode rc) {
   }
 }
 
+/* ASCII lower case (header names are ASCII; no locale lookup per byte). */
+static char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c; }
+
 /* Pushes a header name lower-cased (through a stack buffer when it fits). */
 static void push_lower(lua_State *L, const char *p, size_t n) {
   char small[64];
   if (n > sizeof small) {
     luaL_Buffer b;
     char *d = luaL_buffinitsize(L, &b, n);
-    for (size_t i = 0; i < n; i++) d[i] = (char)tolower((unsigned char)p[i]);
+    for (size_t i = 0; i < n; i++) d[i] = ascii_lower(p[i]);
     luaL_pushresultsize(&b, n); /* stack: .., name */
     return;
   }
-  for (size_t i = 0; i < n; i++) small[i] = (char)tolower((unsigned char)p[i]);
+  for (size_t i = 0; i < n; i++) small[i] = ascii_lower(p[i]);
   lua_pushlstring(L, small, n); /* stack: .., name */
 }
 
-/* Pushes the response headers as a table with lower-case names; repeated
- * headers are joined with ", ". */
-static void push_headers(lua_State *L, const resi_buf *head) {
+/* Pushes the response headers of a header block (status line first) as a
+ * table with lower-case names; repeated headers are joined with ", ". */
+static void push_headers(lua_State *L, const char *p, size_t len) {
   lua_createtable(L, 0, 8); /* stack: headers (sized for a typical response) */
-  const char *p = head->data, *end = head->data + head->len;
-  if (p == NULL) return;
+  const char *end = p + len;
+  if (len == 0) return;
   const char *nl = memchr(p, '\n', (size_t)(end - p)); /* skip the status line */
   p = nl ? nl + 1 : end;
   while (p < end) {
@@ -413,9 +429,12 @@ static void push_response(lua_State *L, http_req *r) {
   curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
   curl_easy_getinfo(r->easy, CURLINFO_PRIMARY_IP, &ip);
   lua_createtable(L, 0, 10); /* stack: res */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, RESPONSE_KEY) == LUA_TTABLE) lua_setmetatable(L, -2); /* stack: res */
+  else lua_pop(L, 1);
   resi_set_integer(L, "status", status);
-  push_headers(L, &r->head); /* stack: res, headers */
-  lua_setfield(L, -2, "headers");
+  /* the headers become a table when res.headers is first read (http.lua) */
+  lua_pushlstring(L, r->head.data ? r->head.data : "", r->head.len);
+  lua_setfield(L, -2, "_head");
   lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
   lua_setfield(L, -2, "body");
   lua_pushstring(L, url ? url : "");
@@ -500,6 +519,7 @@ static CURL *take_easy(http_multi *m, http_req *r) {
   if (m->pooled == 0) return curl_easy_init();
   m->pooled--;
   r->fixed_set = m->pool_set[m->pooled];
+  r->opts = m->pool_opts[m->pooled];
   return m->pool[m->pooled];
 }
 
@@ -571,8 +591,9 @@ static void set_fixed_options(CURL *e, http_multi *m) {
 }
 
 /* Applies the options table at index 1 to the easy handle of r. Every option
- * set here is set on every call (or the handle is marked for a reset), so a
- * plain GET's handle can be reused without curl_easy_reset. */
+ * set here is set on every call, or known to hold its value from the
+ * handle's last transfer (easy_opts), or the handle is marked for a reset,
+ * so a plain GET's handle can be reused without curl_easy_reset. */
 static void configure(lua_State *L, http_req *r) {
   CURL *e = r->easy;
   size_t body_len = 0;
@@ -589,18 +610,28 @@ static void configure(lua_State *L, http_req *r) {
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-  /* libcurl's built-in bundle is what a reset handle has; an https:// proxy
-   * is verified against the same bundle as the target */
-  const char *bundle = ca_file ? ca_file : curl_version_info(CURLVERSION_NOW)->cainfo;
-  curl_easy_setopt(e, CURLOPT_CAINFO, bundle);
-  curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, bundle);
   lua_getfield(L, 1, "gzip");
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, lua_toboolean(L, -1) ? "" : NULL);
-  lua_pop(L, 1);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)opt_integer(L, "timeout_ms", 0));
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)opt_integer(L, "connect_timeout_ms", 0));
-  /* an empty string disables proxies from the environment (http_proxy ...) */
-  curl_easy_setopt(e, CURLOPT_PROXY, proxy ? proxy : "");
+  int gzip = lua_toboolean(L, -1);
+  lua_getfield(L, 1, "fresh");
+  int fresh = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  long timeout_ms = (long)opt_integer(L, "timeout_ms", 0), connect_ms = (long)opt_integer(L, "connect_timeout_ms", 0);
+  easy_opts want = {ca_file == NULL && proxy == NULL, gzip, fresh, timeout_ms, connect_ms};
+  if (!(want.valid && r->fixed_set && r->opts.valid && r->opts.gzip == gzip && r->opts.fresh == fresh &&
+        r->opts.timeout_ms == timeout_ms && r->opts.connect_ms == connect_ms)) {
+    /* libcurl's built-in bundle is what a reset handle has; an https:// proxy
+     * is verified against the same bundle as the target */
+    const char *bundle = ca_file ? ca_file : curl_version_info(CURLVERSION_NOW)->cainfo;
+    curl_easy_setopt(e, CURLOPT_CAINFO, bundle);
+    curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, bundle);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, gzip ? "" : NULL);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    /* an empty string disables proxies from the environment (http_proxy ...) */
+    curl_easy_setopt(e, CURLOPT_PROXY, proxy ? proxy : "");
+    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, fresh ? 1L : 0L); /* the connection closes after this transfer */
+    r->opts = want;
+  }
   r->max_body = (size_t)opt_integer(L, "max_body", 64 * 1024 * 1024);
   if (method == NULL) method = "GET";
   set_method(e, method, body, body_len);
@@ -633,6 +664,23 @@ static int http_request(lua_State *L) {
   r->token = token;
   track(m, r);
   m->transfers_started++;
+  return 1;
+}
+
+/* core.set_response_class(mt): the metatable every response table gets. */
+static int http_set_response_class(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, RESPONSE_KEY); /* stack: (empty) */
+  return 0;
+}
+
+/* core.parse_headers(block) -> headers: the table of a response's header
+ * block (lower-case names, repeats joined with ", "). */
+static int http_parse_headers(lua_State *L) {
+  size_t len;
+  const char *block = luaL_checklstring(L, 1, &len);
+  push_headers(L, block, len); /* stack: block, headers */
   return 1;
 }
 
@@ -709,6 +757,8 @@ static void create_multi(lua_State *L) {
 static const luaL_Reg http_funcs[] = {
     {"request", http_request},
     {"stats", http_stats},
+    {"set_response_class", http_set_response_class},
+    {"parse_headers", http_parse_headers},
     {NULL, NULL},
 };
 
@@ -716,6 +766,10 @@ int luaopen_resi_http_core(lua_State *L) {
   static const luaL_Reg transfer_methods[] = {{"cancel", transfer_cancel}, {NULL, NULL}};
   resi_new_gc_class(L, MULTI_MT, NULL, multi_gc);
   resi_new_gc_class(L, REQUEST_MT, transfer_methods, transfer_cancel);
+  luaL_getmetatable(L, REQUEST_MT); /* stack: mt */
+  lua_pushcfunction(L, transfer_cancel);
+  lua_setfield(L, -2, "__call"); /* transfer(): cancel, so a transfer is its own on_cancel (no closure) */
+  lua_pop(L, 1);                 /* stack: (empty) */
   if (get_multi(L) == NULL) {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return luaL_error(L, "resi.http: curl_global_init failed");
     create_multi(L);

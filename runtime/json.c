@@ -72,6 +72,14 @@ static const char *skip_scalar(lexer *lx, size_t *len, int *is_int) {
 
 /* Parses an integer literal exactly; returns 0 when it does not fit. */
 static int parse_int(const char *s, size_t len, lua_Integer *out) {
+  size_t neg = len > 0 && s[0] == '-', i = neg;
+  lua_Integer fast = 0;
+  if (len - neg >= 1 && len - neg <= 18) /* 18 digits cannot overflow: no strtoll (it was most of the walk) */
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) fast = fast * 10 + (s[i] - '0');
+  if (i == len && i > neg) {
+    *out = neg ? -fast : fast;
+    return 1;
+  }
   char buf[32];
   if (len >= sizeof buf) return 0;
   memcpy(buf, s, len);
@@ -123,8 +131,8 @@ static void fix_object(lua_State *L, lexer *lx, int decode_key) {
     lx->p++;
     skip_ws(lx);
     if (lx->p >= lx->end) break;
-    push_key(L, key, klen, escaped, decode_key); /* stack: t, key */
     char c = peek(lx);
+    if (c != '"') push_key(L, key, klen, escaped, decode_key); /* stack: t, key (a string value needs none) */
     if (c == '{' || c == '[') {
       lua_pushvalue(L, -1);
       lua_rawget(L, -3); /* stack: t, key, child */
@@ -133,7 +141,6 @@ static void fix_object(lua_State *L, lexer *lx, int decode_key) {
     } else if (c == '"') {
       size_t l;
       skip_string(lx, &l, &escaped);
-      lua_pop(L, 1);
     } else {
       lua_Integer v;
       if (scan_int(lx, &v)) {

@@ -42,5 +42,6 @@ int luaopen_resi_proxylist_core(lua_State *L) {
   luaL_newlib(L, funcs);  /* stack: core */
   resi_pl_list_open(L);   /* stack: core (+ pick, sample, slice, from, methods) */
   resi_pl_reader_open(L); /* stack: core (+ reader) */
+  resi_pl_view_open(L);   /* stack: core (+ methods.entries) */
   return 1;
 }

@@ -34,11 +34,13 @@ static int has_unsafe(const char *s, size_t n) {
 /* Checks that a line-based format can carry the credentials. */
 static int check_plain(const char *arena, const resi_pl_entry *e, int fmt, char *why) {
   const char *u = arena + e->user, *name = resi_pl_format_names[fmt];
-  if (fmt != RESI_PL_PROXYCHAINS && resi_pl_find(u, u + e->user_len, ':')) {
+  int clean = (e->flags & RESI_PL_CLEAN) != 0; /* checked when parsed (proxylist.h) */
+  if (!clean && fmt != RESI_PL_PROXYCHAINS && resi_pl_find(u, u + e->user_len, ':')) {
     snprintf(why, RESI_PL_REASON, "the %s format cannot carry a ':' in the username (use url or json)", name);
     return -1;
   }
-  if (has_unsafe(u, e->user_len) || ((e->flags & RESI_PL_HAS_PASS) && has_unsafe(arena + e->pass, e->pass_len))) {
+  if (!clean &&
+      (has_unsafe(u, e->user_len) || ((e->flags & RESI_PL_HAS_PASS) && has_unsafe(arena + e->pass, e->pass_len)))) {
     snprintf(why, RESI_PL_REASON,
              "the %s format cannot carry spaces or control characters in credentials (use url or json)", name);
     return -1;

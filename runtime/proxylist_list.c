@@ -6,6 +6,7 @@
  * fixed-size entries; list[i] builds the entry's table when it is asked
  * for, and list.errors is its user value. resi.proxylist (Lua) adds the
  * methods written in Lua to core.methods. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,14 @@ resi_pl_list *resi_pl_list_new(lua_State *L) {
 /* Pushes the errors table of the list at idx. */
 void resi_pl_list_errors(lua_State *L, int idx) {
   lua_getiuservalue(L, idx, 1); /* stack: .., errors */
+}
+
+/* Makes room for cap entries in all (a hint: nothing happens when memory
+ * is short). */
+void resi_pl_list_reserve(resi_pl_list *l, size_t cap) {
+  if (cap <= l->cap) return;
+  resi_pl_entry *p = realloc(l->e, cap * sizeof *p);
+  if (p) l->e = p, l->cap = cap;
 }
 
 /* Appends an entry whose strings are in src (copied into l's arena unless
@@ -65,7 +74,7 @@ static void copy_entry(lua_State *L, resi_pl_list *r, const resi_pl_list *l, siz
 }
 
 /* Pushes entry e as a table {scheme, host, port, user, pass}. */
-static void push_entry(lua_State *L, const char *arena, const resi_pl_entry *e) {
+void resi_pl_push_entry(lua_State *L, const char *arena, const resi_pl_entry *e) {
   lua_createtable(L, 0, 5); /* stack: t */
   lua_pushstring(L, resi_pl_scheme_names[e->scheme]);
   lua_setfield(L, -2, "scheme");
@@ -84,21 +93,21 @@ static void push_entry(lua_State *L, const char *arena, const resi_pl_entry *e) 
 }
 
 /* The list argument at i. */
-static resi_pl_list *check_list(lua_State *L, int i) { return luaL_checkudata(L, i, LIST_MT); }
+resi_pl_list *resi_pl_check_list(lua_State *L, int i) { return luaL_checkudata(L, i, LIST_MT); }
 
 /* #list */
 static int list_len(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)check_list(L, 1)->n);
+  lua_pushinteger(L, (lua_Integer)resi_pl_check_list(L, 1)->n);
   return 1;
 }
 
 /* list[i] -> entry table; list.name -> method (upvalue 1) or list.errors. */
 static int list_index(lua_State *L) {
-  resi_pl_list *l = check_list(L, 1);
+  resi_pl_list *l = resi_pl_check_list(L, 1);
   if (lua_type(L, 2) == LUA_TNUMBER) {
     lua_Integer i = lua_tointeger(L, 2);
     if (i < 1 || (size_t)i > l->n) return 0;
-    push_entry(L, l->arena.data, &l->e[i - 1]); /* stack: list, i, entry */
+    resi_pl_push_entry(L, l->arena.data, &l->e[i - 1]); /* stack: list, i, entry */
     return 1;
   }
   lua_pushvalue(L, 2);
@@ -117,14 +126,14 @@ static int list_newindex(lua_State *L) {
 
 /* tostring(list): a count, never credentials. */
 static int list_tostring(lua_State *L) {
-  resi_pl_list *l = check_list(L, 1);
+  resi_pl_list *l = resi_pl_check_list(L, 1);
   lua_pushfstring(L, "resi.proxylist.list (%d entries)", (int)l->n); /* stack: list, text */
   return 1;
 }
 
 /* Frees a list's memory. */
 static int list_gc(lua_State *L) {
-  resi_pl_list *l = check_list(L, 1);
+  resi_pl_list *l = resi_pl_check_list(L, 1);
   resi_buf_free(&l->arena);
   free(l->e);
   l->e = NULL;
@@ -134,19 +143,37 @@ static int list_gc(lua_State *L) {
 
 /* ---- writing a list as text ---------------------------------------------- */
 
+/* Bytes list:format(fmt, file) formats before each write. */
+#define FORMAT_BATCH (256 * 1024)
+
+/* Writes out's bytes to f (when not NULL) and empties out; returns 0, or
+ * -2 with why set. */
+static long flush_to(resi_buf *out, FILE *f, char *why) {
+  if (f == NULL) return 0;
+  if (out->len && fwrite(out->data, 1, out->len, f) != out->len) {
+    snprintf(why, RESI_PL_REASON, "%s", strerror(errno));
+    return -2;
+  }
+  out->len = 0;
+  return 0;
+}
+
 /* Writes every entry of l to out in fmt, one a line (json: an array, an
- * object a line). Returns 0; the number (from 1) of the first entry that
- * fmt cannot carry, with why set; or -1 when memory ran out. */
-static long format_all(const resi_pl_list *l, int fmt, resi_buf *out, char *why) {
+ * object a line); with f, out is scratch written to f every FORMAT_BATCH
+ * bytes. Returns 0; the number (from 1) of the first entry that fmt cannot
+ * carry, with why set; -1 when memory ran out; -2 (why set) when a write
+ * failed. */
+static long format_all(const resi_pl_list *l, int fmt, resi_buf *out, FILE *f, char *why) {
   int json = fmt == RESI_PL_JSON;
   if (json && !resi_buf_add(out, l->n ? "[\n" : "[]\n", l->n ? 2 : 3)) return -1;
   for (size_t i = 0; i < l->n; i++) {
     if (resi_pl_format(out, l->arena.data, &l->e[i], fmt, why)) return (long)(i + 1);
     int ok = json && i + 1 < l->n ? resi_buf_add(out, ",\n", 2) : resi_buf_add(out, "\n", 1);
     if (!ok) return -1;
+    if (out->len >= FORMAT_BATCH && flush_to(out, f, why)) return -2;
   }
   if (json && l->n && !resi_buf_add(out, "]\n", 2)) return -1;
-  return 0;
+  return flush_to(out, f, why);
 }
 
 /* Raises naming entry i (from 1) by its host and port, never its
@@ -159,23 +186,30 @@ static int entry_error(lua_State *L, const resi_pl_list *l, size_t i, const char
 }
 
 /* list:format(fmt) -> text: one entry a line (json: an array, an object a
- * line). Raises naming the entry when the format cannot carry it. */
+ * line). list:format(fmt, file) writes the same text to a Lua file handle
+ * in FORMAT_BATCH pieces instead (no string of the whole) and returns true.
+ * Raises naming the entry when the format cannot carry it (a file then
+ * holds the entries before it), or on a write error. */
 static int list_format(lua_State *L) {
-  resi_pl_list *l = check_list(L, 1);
+  resi_pl_list *l = resi_pl_check_list(L, 1);
   int fmt = resi_pl_check_format(L, 2, "list", 0);
+  luaL_Stream *file = lua_isnoneornil(L, 3) ? NULL : luaL_checkudata(L, 3, LUA_FILEHANDLE);
+  if (file && file->closef == NULL) return luaL_error(L, "resi.proxylist: format to a closed file");
   resi_buf out = {0};
   char why[RESI_PL_REASON];
-  long bad = format_all(l, fmt, &out, why);
-  if (bad == 0) lua_pushlstring(L, out.data ? out.data : "", out.len); /* stack: list, [fmt,] text */
+  long bad = format_all(l, fmt, &out, file ? file->f : NULL, why);
+  if (bad == 0 && !file) lua_pushlstring(L, out.data ? out.data : "", out.len); /* stack: list, fmt, text */
   resi_buf_free(&out);
   if (bad > 0) return entry_error(L, l, (size_t)bad, why);
+  if (bad == -2) return luaL_error(L, "resi.proxylist: write error: %s", why);
   if (bad < 0) return resi_pl_oom(L);
+  if (file) lua_pushboolean(L, 1); /* stack: list, fmt, file, true */
   return 1;
 }
 
 /* list:line(i, fmt) -> text of one entry, or nil, reason. */
 static int list_line(lua_State *L) {
-  resi_pl_list *l = check_list(L, 1);
+  resi_pl_list *l = resi_pl_check_list(L, 1);
   lua_Integer i = luaL_checkinteger(L, 2);
   int fmt = resi_pl_check_format(L, 3, "url", 0);
   luaL_argcheck(L, i >= 1 && (size_t)i <= l->n, 2, "no such entry");
@@ -235,7 +269,7 @@ static int seen(uint32_t *slots, size_t size, const resi_pl_list *l, size_t i) {
  * Entries are normalised when parsed (scheme and host lower case, http
  * for lines without a scheme), so "HTTP://H:1" and "h:1" are the same. */
 static int list_dedupe(lua_State *L) {
-  resi_pl_list *l = check_list(L, 1);
+  resi_pl_list *l = resi_pl_check_list(L, 1);
   size_t size = 16;
   while (size < l->n * 2) size *= 2;
   uint32_t *slots = calloc(size, sizeof *slots);
@@ -251,7 +285,7 @@ static int list_dedupe(lua_State *L) {
 
 /* core.pick(list, indices) -> a new list of those entries, in that order. */
 static int list_pick(lua_State *L) {
-  resi_pl_list *l = check_list(L, 1);
+  resi_pl_list *l = resi_pl_check_list(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_Integer n = luaL_len(L, 2);
   resi_pl_list *r = resi_pl_list_new(L); /* stack: list, idx, new */
@@ -305,7 +339,7 @@ static uint32_t *random_order(size_t n, size_t k, uint64_t *seed) {
 /* core.sample(list, n, seed) -> a new list of min(n, #list) entries in random
  * order, each entry at most once; n = #list gives list:shuffle(seed). */
 static int list_sample(lua_State *L) {
-  resi_pl_list *l = check_list(L, 1);
+  resi_pl_list *l = resi_pl_check_list(L, 1);
   lua_Integer want = luaL_checkinteger(L, 2);
   uint64_t seed = seed_arg(L, 3);
   luaL_argcheck(L, want >= 0, 2, "must not be negative");
@@ -320,7 +354,7 @@ static int list_sample(lua_State *L) {
 
 /* core.slice(list, i, j) -> a new list of entries i..j. */
 static int list_slice(lua_State *L) {
-  resi_pl_list *l = check_list(L, 1);
+  resi_pl_list *l = resi_pl_check_list(L, 1);
   lua_Integer i = luaL_checkinteger(L, 2), j = luaL_checkinteger(L, 3);
   if (i < 1) i = 1;
   if (j > (lua_Integer)l->n) j = (lua_Integer)l->n;

@@ -616,7 +616,7 @@ static const char *find_sep(const char *s, size_t n) {
 }
 
 /* Parses one token (no whitespace) in format fmt. */
-static int parse_token(const char *s, size_t n, int fmt, resi_buf *arena, resi_pl_entry *e, char *why) {
+static int parse_raw_token(const char *s, size_t n, int fmt, resi_buf *arena, resi_pl_entry *e, char *why) {
   const char *sep;
   switch (fmt) {
   case RESI_PL_URL:
@@ -648,6 +648,16 @@ static int parse_token(const char *s, size_t n, int fmt, resi_buf *arena, resi_p
   return parse_list(s, n, 1, arena, e, why);
 }
 
+/* Parses one token (no whitespace) in format fmt; an entry whose
+ * credentials are the token's bytes as they are (not a URL's) is marked
+ * RESI_PL_CLEAN, which the caller clears when the token is not clean. */
+static int parse_token(const char *s, size_t n, int fmt, resi_buf *arena, resi_pl_entry *e, char *why) {
+  if (fmt == RESI_PL_URL || (fmt == RESI_PL_AUTO && find_sep(s, n))) return parse_raw_token(s, n, fmt, arena, e, why);
+  int rc = parse_raw_token(s, n, fmt, arena, e, why);
+  if (rc == 0) e->flags |= RESI_PL_CLEAN;
+  return rc;
+}
+
 int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, resi_buf *arena,
                        resi_pl_entry *e, char *why) {
   while (n > 0 && is_ws(*s)) s++, n--;
@@ -665,19 +675,35 @@ int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, res
     return -1;
   }
   size_t t = 0;
+  int clean = 1; /* no control byte or DEL in the token */
   for (;;) { /* the token ends at whitespace; other control bytes belong to it */
-    while (t + 8 <= n) { /* eight bytes at a time while none is <= ' ' */
-      uint64_t w;
+#ifdef __SSE2__
+    for (; t + 16 <= n; t += 16) { /* sixteen bytes at a time while none is <= ' ' or DEL */
+      __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + t));
+      __m128i low = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(' ')), x);
+      int m = _mm_movemask_epi8(_mm_or_si128(low, _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f))));
+      if (m) {
+        t += (size_t)__builtin_ctz((unsigned)m);
+        break;
+      }
+    }
+#endif
+    while (t + 8 <= n) { /* eight bytes at a time while none is <= ' ' or DEL */
+      uint64_t w, d;
       memcpy(&w, s + t, 8);
-      if ((w - 0x2121212121212121u) & ~w & 0x8080808080808080u) break;
+      d = w ^ 0x7f7f7f7f7f7f7f7fu;
+      if (((w - 0x2121212121212121u) & ~w & 0x8080808080808080u) || ((d - 0x0101010101010101u) & ~d & 0x8080808080808080u))
+        break;
       t += 8;
     }
-    while (t < n && (unsigned char)s[t] > ' ') t++;
+    for (; t < n && (unsigned char)s[t] > ' '; t++)
+      if (s[t] == 0x7f) clean = 0;
     if (t < n && !is_ws(s[t])) {
       if (s[t] == '\0') { /* no proxy client can pass it on */
         snprintf(why, RESI_PL_REASON, "NUL byte in the line");
         return -1;
       }
+      clean = 0;
       t++;
       continue;
     }
@@ -688,6 +714,7 @@ int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, res
   memset(e, 0, sizeof *e);
   e->scheme = (uint8_t)default_scheme;
   if (parse_token(s, t, fmt, arena, e, why) == 0) {
+    if (!clean) e->flags &= (uint8_t)~RESI_PL_CLEAN;
     if (after_proxy(s + t, n - t, e, why) == 0) return 1;
     arena->len = mark;
     return -1;
@@ -716,8 +743,10 @@ int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, res
     char why2[RESI_PL_REASON];
     memset(e, 0, sizeof *e);
     e->scheme = (uint8_t)default_scheme;
-    if (parse_token(s, (size_t)(bar - s), fmt, arena, e, why2) == 0 && after_proxy(s + t, n - t, e, why) == 0)
+    if (parse_token(s, (size_t)(bar - s), fmt, arena, e, why2) == 0 && after_proxy(s + t, n - t, e, why) == 0) {
+      if (!clean) e->flags &= (uint8_t)~RESI_PL_CLEAN;
       return 1;
+    }
     arena->len = mark;
   }
   return -1;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "proxylist.h"
 
@@ -63,9 +64,22 @@ static void add_error(pl_reader *r, long line, const char *text, size_t len, con
 }
 
 /* Adds a parsed entry (its strings already in the list's arena) to the
- * list being built. */
-static int keep(pl_reader *r, const resi_pl_entry *e) {
-  if (!resi_pl_list_push(r->list, e, r->list->arena.data)) return r->failed = 1;
+ * list being built. mark is where the entry's strings start in the arena,
+ * or SIZE_MAX when unknown: a host that starts there and repeats the one
+ * before it (a provider's gateway on every line) is kept once, the
+ * entry's other strings moved down over the copy. */
+static int keep(pl_reader *r, resi_pl_entry *e, size_t mark) {
+  resi_pl_list *l = r->list;
+  size_t hl = e->host_len;
+  if (l->n && e->host == mark && hl == l->e[l->n - 1].host_len &&
+      memcmp(l->arena.data + l->e[l->n - 1].host, l->arena.data + mark, hl) == 0) {
+    memmove(l->arena.data + mark, l->arena.data + mark + hl, l->arena.len - mark - hl);
+    if (e->user >= mark + hl) e->user -= (uint32_t)hl;
+    if (e->pass >= mark + hl) e->pass -= (uint32_t)hl;
+    e->host = l->e[l->n - 1].host;
+    l->arena.len -= hl;
+  }
+  if (!resi_pl_list_push(l, e, l->arena.data)) return r->failed = 1;
   r->count++;
   return 0;
 }
@@ -92,13 +106,14 @@ static int on_line(void *ud, const char *s, size_t n, long line) {
   resi_pl_entry e;
   resi_buf *arena = arena_of(r);
   if (r->to >= 0) r->scratch.len = 0;
+  size_t mark = arena->len;
   int rc = resi_pl_parse_line(s, n, r->from == RESI_PL_AUTO ? RESI_PL_AUTO : r->from, r->scheme, arena, &e, why);
   if (rc < 0) {
     add_error(r, line, s, n, why);
     return 0;
   }
   if (rc == 0) return 0;
-  if (r->to < 0) return keep(r, &e);
+  if (r->to < 0) return keep(r, &e, mark);
   return take(r, &e, arena->data, line, s, n);
 }
 
@@ -109,7 +124,10 @@ static int on_object(void *ud, const resi_pl_entry *e, long line, const char *wh
     add_error(r, line, text, len, why);
     return 0;
   }
-  if (r->to < 0) return keep(r, e);
+  if (r->to < 0) {
+    resi_pl_entry c = *e;
+    return keep(r, &c, SIZE_MAX);
+  }
   int rc = take(r, e, r->scratch.data, line, text, len);
   r->scratch.len = 0;
   return rc;
@@ -290,22 +308,52 @@ static int reader_next_input(lua_State *L) {
   return results(L, r); /* stack: reader, out, errors|nil */
 }
 
+/* The size of a regular file f, or 0 (a pipe, a terminal). */
+static size_t file_size(FILE *f) {
+  struct stat st;
+  return fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) ? (size_t)st.st_size : 0;
+}
+
+/* Before a list's first chunk of file f: room in its arena for the whole
+ * file (parsed strings never outgrow their text), so it is allocated once
+ * and never copied as it grows; touched pages only count. */
+static void presize_arena(resi_pl_list *l, FILE *f) {
+  size_t size = file_size(f);
+  if (size > PUMP_CHUNK && size < UINT32_MAX) resi_buf_reserve(&l->arena, size);
+}
+
+/* After a list's first chunk (n bytes) of file f: room for the entries the
+ * whole file holds at that chunk's rate, and a few more. */
+static void presize_entries(resi_pl_list *l, FILE *f, size_t n) {
+  size_t size = file_size(f);
+  if (n == 0 || size <= n || l->n == 0) return;
+  resi_pl_list_reserve(l, (size_t)((double)size / (double)n * (double)l->n * 1.02) + 64);
+}
+
 /* reader:pump(infile, outfile) -> more, errors: converts the next chunk of
  * infile straight into outfile (Lua file handles), without making Lua
- * strings of either; more is false at the end of infile. */
+ * strings of either; more is false at the end of infile. A reader that
+ * builds a list takes no outfile: reader:pump(infile) -> more parses the
+ * chunk into the list's arena. */
 static int reader_pump(lua_State *L) {
   pl_reader *r = check_reader(L);
   luaL_Stream *in = luaL_checkudata(L, 2, LUA_FILEHANDLE);
-  luaL_Stream *out = luaL_checkudata(L, 3, LUA_FILEHANDLE);
-  if (in->closef == NULL || out->closef == NULL) return luaL_error(L, "resi.proxylist: pump on a closed file");
-  if (r->to < 0) return luaL_error(L, "resi.proxylist: pump needs a converting reader");
+  luaL_Stream *out = r->to < 0 ? NULL : luaL_checkudata(L, 3, LUA_FILEHANDLE);
+  if (in->closef == NULL || (out && out->closef == NULL)) return luaL_error(L, "resi.proxylist: pump on a closed file");
   if (r->inbuf == NULL && (r->inbuf = malloc(PUMP_CHUNK)) == NULL) return resi_pl_oom(L);
   size_t n = fread(r->inbuf, 1, PUMP_CHUNK, in->f);
   if (n == 0 && ferror(in->f)) return luaL_error(L, "resi.proxylist: read error: %s", strerror(errno));
   lua_settop(L, 3);
   push_errors(L, r); /* stack: reader, in, out, errors */
   r->out.len = 0;
+  size_t before = r->list && r->list->n == 0 && r->list->arena.cap == 0 ? 1 : 0;
+  if (before) presize_arena(r->list, in->f);
   if (n > 0) feed(L, r, r->inbuf, n, 0);
+  if (before) presize_entries(r->list, in->f, n);
+  if (out == NULL) {
+    lua_pushboolean(L, n > 0); /* stack: reader, in, out, errors, more */
+    return 1;
+  }
   if (r->out.len && fwrite(r->out.data, 1, r->out.len, out->f) != r->out.len)
     return luaL_error(L, "resi.proxylist: write error: %s", strerror(errno));
   lua_pushboolean(L, n > 0); /* stack: reader, in, out, errors, more */

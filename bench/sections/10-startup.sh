@@ -55,3 +55,36 @@ print()
 print(f"resi ÷ lua5.4 (median start-up): **{ratio:.2f}×**; target ≤ {target:g}× — "
       + ("**met**." if ratio <= target else "**not met**."))
 PY
+
+# What each module costs to load: `resi -e 'require "resi.X"'` against `resi -e ''`
+# in one hyperfine run (interleaving is per command, so the base is measured in
+# the same conditions); the cost is the difference of the medians.
+mods=(json http proxylist ratelimit providers rotate store jobs cron notify log metrics health repl)
+mod_runs=${BENCH_STARTUP_MOD_RUNS:-40}
+args=(-n base "./resi -e ''")
+for m in "${mods[@]}"; do args+=(-n "$m" "./resi -e 'require \"resi.$m\"'"); done
+hyperfine -N --style none --warmup 5 --runs "$mod_runs" --export-json "$OUT/startup-mods.json" "${args[@]}" >/dev/null
+cat <<MD
+
+### What each module costs to load
+
+The base, \`resi -e ''\`, loads only what every script gets (listed below the table); a script pays for what it requires.
+\`resi -e 'require "resi.X"'\` against \`resi -e ''\` (hyperfine, $mod_runs runs each, same run):
+the median time and its excess over the base (a module's own dependencies included,
+so the costs overlap and do not add up).
+
+MD
+"$PY" - "$OUT/startup-mods.json" <<'PY'
+import json, sys
+results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+base = results["base"]["median"]
+print("| Module | Median (ms) | Load cost (ms) |")
+print("|---|---:|---:|")
+print(f"| (none: `resi -e ''`) | {base * 1000:.2f} | — |")
+for name, r in results.items():
+    if name != "base":
+        print(f"| `resi.{name}` | {r['median'] * 1000:.2f} | {(r['median'] - base) * 1000:+.2f} |")
+PY
+echo
+# shellcheck disable=SC2016 # Lua code and Markdown backticks, not shell expansions
+echo "Loaded by \`resi -e ''\` itself: $(./resi -e 'local t = {} for k in pairs(package.loaded) do if k:match("^resi") then t[#t + 1] = "`" .. k .. "`" end end table.sort(t) print(table.concat(t, ", "))')."

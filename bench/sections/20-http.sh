@@ -45,24 +45,28 @@ client_cmd() {
   esac
 }
 
-declare -A runs=() failed=()
+declare -A runs=() cpu=() failed=()
+[[ -x /usr/bin/time ]] || { echo "GNU time is missing (make deps BENCH_DEPS=1 installs it)" >&2; exit 1; }
 # Modes: seq (1 in flight), conc ($conc in flight), and when clients are pinned
 # also free: $conc in flight with the client left to the scheduler (only nginx
 # pinned), for clients that use more than one core when they may.
 modes=(seq conc)
-[[ -n $SERVER_CPUS ]] && modes+=(free)
+[[ -n $SERVER_CPUS ]] && modes+=(free freeseq)
 for mode in "${modes[@]}"; do
-  if [[ $mode == seq ]]; then n=$seq_n c=1; else n=$conc_n c=$conc; fi
+  if [[ $mode == seq || $mode == freeseq ]]; then n=$seq_n c=1; else n=$conc_n c=$conc; fi
   pin=("${CLIENT_PIN[@]}")
-  [[ $mode == free ]] && pin=()
+  [[ $mode == free* ]] && pin=()
   for ((r = 1; r <= repeat; r++)); do
     for cl in "${clients[@]}"; do
       [[ -n ${failed[$cl.$mode]:-} ]] && continue
       log=$OUT/http-$cl-$mode.err
       client_cmd "$cl" "$n" "$c"
-      if out=$(timeout 600 "${pin[@]}" "${cmd[@]}" 2>"$log") && [[ $out =~ ^[0-9.]+$ ]]; then
+      if out=$(timeout 600 /usr/bin/time -f '%U %S' -o "$OUT/http-cpu" "${pin[@]}" "${cmd[@]}" 2>"$log") &&
+        [[ $out =~ ^[0-9.]+$ ]]; then
         runs[$cl.$mode]+=" $out"
-        echo "http: $cl $mode run $r: $out req/s" >&2
+        # client CPU (user + sys of the whole process, start-up included) per request, in µs
+        cpu[$cl.$mode]+=" $(awk -v n="$n" '{ printf "%.2f", ($1 + $2) * 1e6 / n }' "$OUT/http-cpu")"
+        echo "http: $cl $mode run $r: $out req/s, ${cpu[$cl.$mode]##* } µs CPU/request" >&2
       else
         failed[$cl.$mode]="$(tail -n 5 "$log" | tr '\n' ' ')"
         [[ -n ${failed[$cl.$mode]//[[:space:]]/} ]] || failed[$cl.$mode]="no requests/s line and no error output"
@@ -84,6 +88,25 @@ cell() {
   [[ -n ${failed[$1.$2]:-} ]] && { echo "failed"; return; }
   local v; mapfile -t v < <(runs_of "$1" "$2")
   echo "$(fmt_int "$(median "${v[@]}")") ($(fmt_int "${v[0]}")–$(fmt_int "${v[-1]}"))"
+}
+# Per-round ratios (lib.sh round_ratios) of client $2 ÷ client $3 in mode
+# $4, from the runs or cpu values (array named $1), scaled by $5, format $6.
+round_ratio() {
+  local -n src=$1
+  round_ratios "${src[$2.$4]:-}" "${src[$3.$4]:-}" "$5" "$6"
+}
+# "yes" when the median per-round ratio (first word of round_ratio's
+# output, unscaled) is >= $2 (or <= $2 when $3 is "max").
+round_meets() {
+  local first=${1%% *}
+  [[ $first =~ ^[0-9.]+$ ]] || { echo n/a; return; }
+  awk -v v="$first" -v t="$2" -v d="${3:-min}" 'BEGIN { ok = d == "max" ? v <= t : v >= t; print ok ? "yes" : "**no**" }'
+}
+# The median CPU µs per request of a client in a mode, or "failed".
+cpu_cell() {
+  [[ -n ${failed[$1.$2]:-} ]] && { echo failed; return; }
+  local v; read -r -a v <<<"${cpu[$1.$2]:-}"
+  ((${#v[@]})) && median "${v[@]}" || echo n/a
 }
 pct() { ratio "$1" "$2" | awk '{ if ($1 == "n/a") print "n/a"; else printf "%.0f%%", $1 * 100 }'; }
 times() { local v; v=$(ratio "$1" "$2" %.1f); [[ $v == n/a ]] && echo n/a || echo "$v×"; }
@@ -127,17 +150,37 @@ client share the machine's $NCPU cores: $placement
 
 MD
 if [[ " ${modes[*]} " == *" free "* ]]; then
-  echo "| Client | Sequential (req/s) | $conc in flight (req/s) | $conc in flight, client not pinned (req/s) |"
-  echo "|---|---:|---:|---:|"
+  echo "| Client | Sequential (req/s) | $conc in flight (req/s) | $conc in flight, client not pinned (req/s) | Sequential, client not pinned (req/s) | CPU µs/request: sequential / $conc in flight |"
+  echo "|---|---:|---:|---:|---:|---:|"
   for cl in "${clients[@]}"; do
-    echo "| ${label[$cl]} | $(cell "$cl" seq) | $(cell "$cl" conc) | $(cell "$cl" free) |"
+    echo "| ${label[$cl]} | $(cell "$cl" seq) | $(cell "$cl" conc) | $(cell "$cl" free) | $(cell "$cl" freeseq) | $(cpu_cell "$cl" seq) / $(cpu_cell "$cl" conc) |"
   done
 else
   echo "| Client | Sequential (req/s) | $conc in flight (req/s) |"
   echo "|---|---:|---:|"
   for cl in "${clients[@]}"; do
-    echo "| ${label[$cl]} | $(cell "$cl" seq) | $(cell "$cl" conc) |"
+    echo "| ${label[$cl]} | $(cell "$cl" seq) | $(cell "$cl" conc) | $(cpu_cell "$cl" seq) / $(cpu_cell "$cl" conc) |"
   done
+fi
+r_seq=$(round_ratio runs resi curl seq 100 %.0f) r_conc=$(round_ratio runs resi curl conc 100 %.0f)
+c_seq=$(round_ratio cpu resi curl seq 1 %.2f) c_conc=$(round_ratio cpu resi curl conc 1 %.2f)
+cat <<MD
+
+CPU per request is the client process's user + sys time (GNU time, start-up
+included) divided by its requests. Targets as ratios to raw libcurl measured
+in the same round (each round runs every client once, in turn): the median of the
+$repeat rounds' ratios, with their min–max.
+
+| Target (per-round ratio to raw libcurl) | Median (min–max) | Met |
+|---|---:|---|
+| resi CPU/request ≤ 1.2× libcurl's, sequential | ${c_seq}× | $(round_meets "$(round_ratio cpu resi curl seq 1 %.4f)" 1.2 max) |
+| resi CPU/request ≤ 1.5× libcurl's, $conc in flight | ${c_conc}× | $(round_meets "$(round_ratio cpu resi curl conc 1 %.4f)" 1.5 max) |
+| resi throughput ≥ 90% of libcurl's, sequential, pinned | ${r_seq}% | $(round_meets "$(round_ratio runs resi curl seq 1 %.4f)" 0.9) |
+| resi throughput ≥ 75% of libcurl's, $conc in flight, pinned | ${r_conc}% | $(round_meets "$(round_ratio runs resi curl conc 1 %.4f)" 0.75) |
+MD
+if [[ " ${modes[*]} " == *" free "* ]]; then
+  r_fs=$(round_ratio runs resi curl freeseq 100 %.0f)
+  echo "| resi throughput ≥ 80% of libcurl's, sequential, not pinned | ${r_fs}% | $(round_meets "$(round_ratio runs resi curl freeseq 1 %.4f)" 0.8) |"
 fi
 cat <<MD
 
@@ -153,6 +196,7 @@ MD
 if [[ " ${modes[*]} " == *" free "* ]]; then
   echo "| resi ÷ raw libcurl, $conc in flight, client not pinned | $(pct "${m[resi.free]}" "${m[curl.free]}") | — | |"
   echo "| resi ÷ Node fetch, $conc in flight, client not pinned | $(times "${m[resi.free]}" "${m[node.free]}") | — | |"
+  echo "| resi ÷ raw libcurl, sequential, client not pinned | $(pct "${m[resi.freeseq]}" "${m[curl.freeseq]}") | — | |"
 fi
 
 if ((${#failed[@]})); then

@@ -47,6 +47,10 @@ for _ in $(seq "$repeat"); do
 done
 sim_med=$(median "${sim_runs[@]}")
 nginx_med=$(median "${nginx_runs[@]}")
+# the target as a ratio to nginx run beside it: 20,000 req/s was 14.7% of nginx's
+# 135,861 on the day it was set; each round runs the sandbox, then nginx
+per_round=$(round_ratios "${sim_runs[*]}" "${nginx_runs[*]}" 100 %.1f)
+ratio_target=15
 
 cat <<MD
 ## Sandbox throughput (\`resi sim\`)
@@ -63,6 +67,8 @@ the same body from its config: no auth, no state, no encoding.
 | \`resi sim\`, UnknownProxies token read | $(fmt_int "$sim_med") | $(printf '%s ' "${sim_runs[@]}") |
 | nginx \`return 200\`, same body (ceiling) | $(fmt_int "$nginx_med") | $(printf '%s ' "${nginx_runs[@]}") |
 
-resi sim ÷ nginx: **$(ratio "$sim_med" "$nginx_med" "%.4f" | awk '{ printf "%.0f%%", $1 * 100 }')**.
-Target ≥ 20,000 requests/s: **$(awk -v v="$sim_med" 'BEGIN { print (v >= 20000) ? "met" : "not met" }')**.
+resi sim ÷ nginx: **$(ratio "$sim_med" "$nginx_med" "%.4f" | awk '{ printf "%.0f%%", $1 * 100 }')** (ratio of the medians);
+per round (sandbox and nginx run in turn): ${per_round}%, median (min–max).
+Target resi sim ≥ ${ratio_target}% of nginx (per-round median): **$(awk -v v="${per_round%% *}" -v t="$ratio_target" 'BEGIN { print (v + 0 >= t) ? "met" : "not met" }')**.
+Absolute figure (depends on the day): ≥ 20,000 requests/s: **$(awk -v v="$sim_med" 'BEGIN { print (v >= 20000) ? "met" : "not met" }')**.
 MD

@@ -11,6 +11,16 @@
 local core = require "resi.http_core"
 local task = require "resi.task"
 
+--- http.get(url, opts), http.post(url, opts), ... : http.request with that
+--- method; a transport failure returns nil, message, code.
+---@class resi.http
+---@field get async fun(url: string, opts?: table): resi.http.response|nil, string|nil, string|nil
+---@field head async fun(url: string, opts?: table): resi.http.response|nil, string|nil, string|nil
+---@field post async fun(url: string, opts?: table): resi.http.response|nil, string|nil, string|nil
+---@field put async fun(url: string, opts?: table): resi.http.response|nil, string|nil, string|nil
+---@field patch async fun(url: string, opts?: table): resi.http.response|nil, string|nil, string|nil
+---@field delete async fun(url: string, opts?: table): resi.http.response|nil, string|nil, string|nil
+---@field options async fun(url: string, opts?: table): resi.http.response|nil, string|nil, string|nil
 local M = {}
 
 --- Default timeouts in seconds (whole transfer, and connect phase).
@@ -27,14 +37,25 @@ local env_ca_file = env_path("CURL_CA_BUNDLE") or env_path("SSL_CERT_FILE")
 
 ---@class resi.http.response
 ---@field status integer
----@field headers table<string, string>  lower-case names
+---@field headers table<string, string>  lower-case names (made from the header block on first read)
 ---@field body string
 ---@field url string   the effective URL
 ---@field time number  seconds the transfer took
 ---@field reused boolean  true when no new connection was opened
 local Response = {}
-Response.__index = Response
 Response.__name = "resi.http.response"
+
+-- Methods, and res.headers made from the header block (C's _head) when it
+-- is first read: most callers never read the headers of most responses.
+function Response.__index(self, key)
+  if key == "headers" then
+    local headers = core.parse_headers(rawget(self, "_head") or "")
+    rawset(self, "headers", headers)
+    return headers
+  end
+  return Response[key]
+end
+core.set_response_class(Response) -- C sets it on every response table
 
 local json_mod -- resi.json, loaded on first use
 
@@ -43,13 +64,14 @@ local json_mod -- resi.json, loaded on first use
 --- changes stays changed for the next caller).
 ---@return any|nil value, string|nil err
 function Response:json()
-  local memo = rawget(self, "_json")
-  if not memo then
+  if not rawget(self, "_json_done") then
     json_mod = json_mod or require("resi.json")
-    memo = table.pack(json_mod.safe_decode(self.body))
-    rawset(self, "_json", memo)
+    local value, err = json_mod.safe_decode(self.body)
+    rawset(self, "_json", value)
+    rawset(self, "_json_err", err)
+    rawset(self, "_json_done", true)
   end
-  return memo[1], memo[2]
+  return rawget(self, "_json"), rawget(self, "_json_err")
 end
 
 function Response:__tostring()
@@ -214,13 +236,24 @@ end
 
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
--- Runs one transfer in the current task and waits for it.
-local function perform(spec)
+-- The options table handed to core.request, refilled for every transfer:
+-- C reads it before core.request returns (nothing yields in between), so
+-- one table serves every request; what may be big is dropped after.
+local spec = {}
+
+-- Runs one transfer in the current task and waits for it. The transfer is
+-- its own on_cancel (calling it cancels), and the response comes from C
+-- with its metatable set: no closure or table here per request.
+local function perform(opts, url, method, lines, body, timeout_ms, connect_timeout_ms)
   local t, token = task.prepare("resi.http.request")
+  spec.url, spec.method, spec.headers, spec.body = url, method, lines, body
+  spec.timeout_ms, spec.connect_timeout_ms = timeout_ms, connect_timeout_ms
+  spec.proxy, spec.ca_file, spec.gzip, spec.max_body = opts.proxy, opts.ca_file or env_ca_file, opts.gzip ~= false,
+    opts.max_body
+  spec.fresh = opts.keep_alive == false
   local transfer = core.request(spec, t, token)
-  local res, err, code = task.suspend(t, function() transfer:cancel() end)
-  if res then return setmetatable(res, Response) end
-  return nil, err, code
+  spec.headers, spec.body = nil, nil
+  return task.suspend(t, transfer)
 end
 
 -- Drops Authorization and Cookie headers (before a redirect to another host).
@@ -278,36 +311,24 @@ local function request(opts, url, method)
   local follow = opts.follow
   local max_redirects = follow == true and 10 or (type(follow) == "number" and follow) or 0
   local timeout_ms, connect_timeout_ms = timeouts(opts)
-  local spec = {
-    url = url,
-    method = method,
-    headers = lines,
-    body = body,
-    timeout_ms = timeout_ms,
-    connect_timeout_ms = connect_timeout_ms,
-    proxy = opts.proxy,
-    ca_file = opts.ca_file or env_ca_file,
-    gzip = opts.gzip ~= false,
-    max_body = opts.max_body,
-  }
-  local res, err, code = perform(spec)
-  if max_redirects <= 0 then return res, err, code end
+  if max_redirects <= 0 then return perform(opts, url, method, lines, body, timeout_ms, connect_timeout_ms) end
+  local res, err, code = perform(opts, url, method, lines, body, timeout_ms, connect_timeout_ms)
   local hops = 0
   while res and REDIRECT[res.status] and res.headers.location do
     hops = hops + 1
     if hops > max_redirects then
       return nil, ("more than %d redirects (last to %s)"):format(max_redirects, res.headers.location), "protocol"
     end
-    local from = spec.url
-    spec.url = M.resolve_url(from, res.headers.location)
-    check_url(spec.url, via_proxy)
-    if spec.headers and select(2, M.split_url(spec.url)) ~= select(2, M.split_url(from)) then
-      spec.headers = strip_credentials(spec.headers) -- never hand credentials to another host
+    local from = url
+    url = M.resolve_url(from, res.headers.location)
+    check_url(url, via_proxy)
+    if lines and select(2, M.split_url(url)) ~= select(2, M.split_url(from)) then
+      lines = strip_credentials(lines) -- never hand credentials to another host
     end
-    if res.status == 303 or ((res.status == 301 or res.status == 302) and spec.method == "POST") then
-      spec.method, spec.body = "GET", nil
+    if res.status == 303 or ((res.status == 301 or res.status == 302) and method == "POST") then
+      method, body = "GET", nil
     end
-    res, err, code = perform(spec)
+    res, err, code = perform(opts, url, method, lines, body, timeout_ms, connect_timeout_ms)
   end
   return res, err, code
 end
@@ -317,8 +338,12 @@ end
 --- rules (so a redirect can never downgrade to plain HTTP off loopback).
 --- allow_plain_http = true, together with proxy=, allows http:// to any host
 --- (a target fetched through a proxy, e.g. a proxy check, carries no resi
---- secret); without proxy= it changes nothing.
----@param opts {method?: string, url: string, headers?: table, query?: table, body?: string, json?: any, timeout?: number, connect_timeout?: number, proxy?: string, allow_plain_http?: boolean, follow?: boolean|integer, max_body?: integer, gzip?: boolean, ca_file?: string}
+--- secret); without proxy= it changes nothing. keep_alive = false closes the
+--- connection after the response instead of keeping it for the next request:
+--- for one-off connections (a proxy check: each proxy and its credentials are
+--- used once, and a cache full of connections no later request can use costs
+--- every new one a scan).
+---@param opts {method?: string, url: string, headers?: table, query?: table, body?: string, json?: any, timeout?: number, connect_timeout?: number, proxy?: string, allow_plain_http?: boolean, follow?: boolean|integer, max_body?: integer, gzip?: boolean, ca_file?: string, keep_alive?: boolean}
 ---@return resi.http.response|nil res, string|nil err, string|nil code
 function M.request(opts)
   if type(opts) ~= "table" then bad("request", "expects a table of options") end

@@ -8,7 +8,12 @@
 --- ("http" when the line has none, or opts.scheme), host without IPv6
 --- brackets, port an integer, user/pass decoded (nil when absent). A list is a
 --- read-only userdata: #list, list[i], ipairs(list), list.errors; operations
---- return new lists. Parsing never drops a line, or a field, silently: every
+--- return new lists. list:format(fmt) gives the text, list:format(fmt, file)
+--- writes it to a Lua file handle without building it. To read a big list,
+--- `for i, p in list:entries()` makes no table per entry: p is one reused
+--- view whose fields (p.host, p.port, p.user, p.pass, p.scheme) are read
+--- when asked for; it moves to the next entry each step, so keep p:copy()
+--- (a table, as list[i]) or i, not p. Parsing never drops a line, or a field, silently: every
 --- rejected line is in list.errors as {line=, text=, reason=}. A reason names
 --- the field and the fault and never quotes the line (a line in the wrong
 --- format puts a password in any field); text is the line with every field
@@ -42,6 +47,23 @@ M.formats = { "list", "userpass", "url", "json", "hostport", "proxychains" }
 --- The schemes an entry may have.
 M.schemes = { "http", "https", "socks4", "socks4a", "socks5", "socks5h" }
 
+---@alias resi.proxylist.format "list"|"userpass"|"url"|"json"|"hostport"|"proxychains"
+
+--- A proxy list: #list entries, list[i] -> resi.proxylist.entry; list.errors
+--- holds the lines that did not parse ({line=, text=, reason=}).
+---@class resi.proxylist.entry
+---@field scheme "http"|"https"|"socks4"|"socks4a"|"socks5"|"socks5h"
+---@field host string
+---@field port integer
+---@field user? string
+---@field pass? string
+---
+---@class resi.proxylist.list
+---@field errors {line: integer, text: string, reason: string}[]
+---@field format fun(self: resi.proxylist.list, fmt?: resi.proxylist.format): string  the list as text in a format
+---@field line fun(self: resi.proxylist.list, i: integer, fmt?: resi.proxylist.format): string  one entry as a line
+---@field dedupe fun(self: resi.proxylist.list): resi.proxylist.list  without repeated entries (first kept)
+---@field entries fun(self: resi.proxylist.list): resi.proxylist.entry[]  the entries as tables
 local methods = core.methods
 
 -- Raises an argument error for the caller of a public function.
@@ -124,7 +146,7 @@ function M.load(path, opts)
   if type(path) ~= "string" then bad("load expects a path") end
   local f, close = open_input(path, 2)
   local r = M.reader(opts)
-  for chunk in function() return f:read(M.chunk_size) end do r:feed(chunk) end
+  while r:pump(f) do end -- C reads each chunk into the list's arena: no Lua string of the file
   if close then f:close() end
   return enforce((r:finish()), opts, path)
 end
@@ -232,15 +254,25 @@ function methods:totable()
 end
 
 --- Writes the list to path in fmt (default "list") atomically: into a temp
---- file beside it, then renamed over it, so a failed write leaves the old
---- file as it was. Returns true, or raises naming the file.
+--- file beside it (streamed, no string of the whole text), fsynced, then
+--- renamed over it, so a failed write leaves the old file as it was.
+--- Returns true, or raises naming the file (or the entry the format cannot
+--- carry). opts.sync = false skips the fsync (a bulk output that may be
+--- lost in a power cut, as `resi proxies convert -o` and cp do).
 ---@param path string
 ---@param fmt? string
+---@param opts? {sync?: boolean}
 ---@return boolean
-function methods:save(path, fmt)
+function methods:save(path, fmt, opts)
   if type(path) ~= "string" then bad("save expects a path") end
-  local text = self:format(fmt or "list")
-  require("resi.fs").write_atomic(path, text)
+  opts = options(opts)
+  local w = require("resi.fs").atomic_writer(path, { sync = opts.sync })
+  local ok, err = pcall(self.format, self, fmt or "list", w.file)
+  if not ok then
+    w:abort()
+    error(err, 0)
+  end
+  w:commit()
   return true
 end
 

@@ -304,7 +304,7 @@ local function load_all(files, opts)
   local lists, rejected = {}, 0
   each_input(files, function(f, name)
     local r = proxylist.reader { format = opts.from, scheme = opts.scheme }
-    for chunk in function() return f:read(proxylist.chunk_size) end do r:feed(chunk) end
+    while r:pump(f) do end -- C reads the chunks into the list: no Lua strings
     local list = r:finish()
     rejected = rejected + report(list.errors, name)
     lists[#lists + 1] = list

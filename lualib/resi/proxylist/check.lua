@@ -94,6 +94,7 @@ local function check_one(list, i, opts)
     connect_timeout = opts.connect_timeout,
     ca_file = opts.ca_file,
     max_body = opts.max_body or 1024 * 1024,
+    keep_alive = false, -- one use per proxy: a cache of them would make every new connection scan it
   }
   result.latency = core.monotonic() - t0
   if permit then
@@ -142,7 +143,8 @@ end
 --- (resi.http's HTTPS-only rule protects resi's own API traffic). The reason
 --- names the scheme only: a URL may carry a key in its query.
 ---@param url any
----@return boolean ok, string|nil reason
+---@return boolean ok
+---@return string|nil reason
 function M.check_url(url)
   if type(url) ~= "string" then return false, "url is required (the URL to fetch through each proxy)" end
   local scheme = http.split_url(url)

@@ -1,0 +1,61 @@
+-- resi.http's per-request savings (issue 17) keep the behaviour: a pooled
+-- transfer handle that skips re-setting unchanged options still takes every
+-- changed one, and res.headers, made from the header block on first read,
+-- is the same table the eager version gave. Against Debian's nginx.
+local http = require "resi.http"
+local nginx = require "spec.support.nginx"
+
+describe("resi.http handle reuse and lazy headers", function()
+  local srv
+
+  setup(function() srv = nginx.start() end)
+  teardown(function() if srv then srv.stop() end end)
+
+  it("takes a changed timeout on a reused handle, each way", function()
+    for _ = 1, 3 do assert(http.get(srv.url .. "/small.json")) end -- handles pooled with the default timeout
+    local t0 = resi.monotonic()
+    local res, _, code = http.get(srv.url .. "/slow", { timeout = 0.5 })
+    assert.is_nil(res)
+    assert.equal("timeout", code)
+    assert.is_true(resi.monotonic() - t0 < 3) -- not the default 30 s, not the whole 5 s body
+    assert(http.get(srv.url .. "/small.json", { timeout = 0.5 })) -- a handle now pooled with 0.5 s
+    local slow = assert(http.get(srv.url .. "/slow", { timeout = 20 }))
+    assert.equal(200, slow.status)
+    assert.equal(1024, #slow.body)
+  end)
+
+  it("switches gzip off and on again on reused handles", function()
+    for _, gzip in ipairs { true, false, false, true, true } do
+      local res = assert(http.get(srv.url .. "/gzip.json", { gzip = gzip }))
+      assert.equal(gzip and "gzip" or nil, res.headers["content-encoding"])
+      assert.equal(2000, #assert(res:json()))
+    end
+  end)
+
+  it("closes the connection after a keep_alive = false request, and keeps it otherwise", function()
+    local function conn(opts) return (assert(http.get(srv.url .. "/conn", opts)).body:match("^(%d+) ")) end
+    local kept = conn()
+    assert.equal(kept, conn()) -- the default: the same nginx connection
+    local opened = http.stats().sockets_opened
+    assert.equal(kept, conn { keep_alive = false }) -- may use the cached connection, but closes it after
+    local after = conn()
+    assert.are_not.equal(kept, after) -- a new connection: the last one was closed
+    assert.equal(opened + 1, http.stats().sockets_opened)
+    assert.equal(after, conn()) -- on a reused handle keep_alive is back to true: kept
+    assert.equal(after, conn())
+    assert.equal(opened + 1, http.stats().sockets_opened)
+  end)
+
+  it("makes res.headers on first read, once, with lower-case names", function()
+    local res = assert(http.get(srv.url .. "/small.json"))
+    assert.is_nil(rawget(res, "headers"))
+    local h = res.headers
+    assert.equal("table", type(h))
+    assert.equal(h, res.headers) -- the same table every time
+    assert.equal("application/json", h["content-type"])
+    assert.equal(tostring(#srv.small), h["content-length"])
+    for name in pairs(h) do assert.equal(name:lower(), name) end
+    assert.is_nil(h["content-type:"])
+    assert.equal(res:json(), res:json()) -- decoded once
+  end)
+end)
