@@ -453,5 +453,6 @@ int luaopen_resi_sqlite_core(lua_State *L) {
   luaL_newlib(L, funcs); /* stack: core */
   lua_pushstring(L, sqlite3_libversion());
   lua_setfield(L, -2, "version"); /* stack: core */
+  resi_set_integer(L, "default_busy_ms", DEFAULT_BUSY_MS); /* stack: core */
   return 1;
 }

@@ -113,11 +113,30 @@ local function make_dirs(dir, path)
   if ok then uv.fs_chmod(dir, 448) end -- the umask may have removed bits
 end
 
+-- Switches the file to WAL mode; returns the journal mode it is in. On a
+-- file still in rollback mode the switch upgrades the pragma's own read to
+-- the exclusive lock, and SQLite answers an upgrade SQLITE_BUSY at once,
+-- without its busy handler (two upgrading readers would deadlock), so when
+-- another process opens a new file at the same moment this retries, with
+-- sleeps like the busy handler's, for at most busy_ms (BEGIN IMMEDIATE,
+-- which the migrations use, takes its lock first and does wait there).
+local function enter_wal(conn, busy_ms)
+  local deadline, delay = uv.hrtime() / 1e6 + busy_ms, 1
+  while true do
+    local ok, res = pcall(conn.first, conn, "PRAGMA journal_mode = WAL")
+    if ok then return res.journal_mode end
+    local left = deadline - uv.hrtime() / 1e6
+    if type(res) ~= "table" or res.code ~= "busy" or left <= 0 then error(res, 0) end
+    uv.sleep(math.max(1, math.floor(math.min(delay, left))))
+    delay = math.min(delay * 2, 100)
+  end
+end
+
 -- Puts the connection in WAL mode with full syncs and migrates the schema.
-local function set_up(conn, path)
+local function set_up(conn, path, busy_ms)
   local function failed(code, text) fail(code, path, text) end
   migrations.check(conn, failed) -- before anything writes to a newer resi's file
-  local mode = conn:first("PRAGMA journal_mode = WAL").journal_mode
+  local mode = enter_wal(conn, busy_ms)
   if mode ~= "wal" and mode ~= "memory" then
     fail("wal", path, "cannot switch to WAL mode (the journal mode stays " .. tostring(mode) .. ")")
   end
@@ -145,7 +164,7 @@ function M.open(path, opts)
   local busy = opts.busy_timeout and math.floor(opts.busy_timeout * 1000 + 0.5) or nil
   local conn, err, code = core.open(path, busy)
   if conn == nil then fail(code, path, err) end
-  local ok, setup_err = pcall(set_up, conn, path)
+  local ok, setup_err = pcall(set_up, conn, path, busy or core.default_busy_ms)
   if not ok then
     conn:close()
     error(setup_err, 0)

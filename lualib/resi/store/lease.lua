@@ -38,13 +38,16 @@ local TEMPLATES = {
   -- PostgreSQL: the claim and, when it is refused, why, in one round trip
   -- (a data-modifying CTE, which SQLite lacks); the outer SELECT sees the
   -- statement's snapshot, so a slot a concurrent claim just won counts as
-  -- neither early nor busy: "taken"
-  claim_why = "WITH n AS (SELECT {now} AS t), ins AS ({claim}) SELECT (SELECT count(*) FROM ins) AS won, n.t AS t, "
-    .. "(SELECT count(*) FROM runs WHERE job = CAST($1 AS text) AND nominal_at = CAST($2 AS bigint)) AS taken, "
-    .. "(SELECT count(*) FROM runs WHERE job = CAST($1 AS text) AND status = 'running' AND lease_until >= n.t) AS busy "
-    .. "FROM n",
-  why = "SELECT {now} AS t, (SELECT status FROM runs WHERE job = $1 AND nominal_at = $2) AS status, "
-    .. "(SELECT count(*) FROM runs WHERE job = $1 AND status = 'running' AND lease_until >= {now}) AS busy",
+  -- neither early nor busy: "taken". Only EXISTS probes (an index lookup
+  -- each), and the running runs are looked at only for an exclusive claim:
+  -- counting them made every claim scan all running rows (bench/NOTES.md,
+  -- "PostgreSQL claims")
+  claim_why = "WITH n AS (SELECT {now} AS t), ins AS ({claim}) SELECT EXISTS (SELECT 1 FROM ins) AS won, n.t AS t, "
+    .. "EXISTS (SELECT 1 FROM runs WHERE job = CAST($1 AS text) AND nominal_at = CAST($2 AS bigint)) AS taken, "
+    .. "CASE WHEN CAST($9 AS integer) = 0 THEN false ELSE EXISTS (SELECT 1 FROM runs WHERE job = CAST($1 AS text) "
+    .. "AND status = 'running' AND lease_until >= n.t) END AS busy FROM n",
+  -- SQLite: why a claim was refused (a row: taken; else early, else overlap)
+  why = "SELECT {now} AS t, (SELECT status FROM runs WHERE job = $1 AND nominal_at = $2) AS status",
   renew = "UPDATE runs SET lease_until = n.t + CAST($2 AS double precision) FROM (SELECT {now} AS t) n "
     .. "WHERE runs.owner = $1 AND runs.status = 'running' AND runs.lease_until >= n.t "
     .. "RETURNING runs.job, runs.nominal_at, runs.lease_until",
@@ -139,10 +142,10 @@ function Lease:claim_leased(r)
     r.pid or uv.os_getpid(), r.missed or 0, r.owner, r.lease, r.exclusive and 1 or 0)
   if self.dialect == "postgres" then
     local res = conn:first(s.claim_why, table.unpack(args, 1, args.n))
-    if res.won > 0 then return true end
-    if res.taken > 0 then return false, "taken" end
+    if res.won then return true end
+    if res.taken then return false, "taken" end
     if r.nominal_at > res.t + M.EARLY then return false, "early", r.nominal_at - res.t end
-    if r.exclusive and res.busy > 0 then return false, "overlap" end
+    if res.busy then return false, "overlap" end
     return false, "taken"
   end
   if conn:first(s.claim, table.unpack(args, 1, args.n)) then return true end
