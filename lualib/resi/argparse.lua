@@ -29,7 +29,8 @@ M.usage_error = usage
 --- underscores) and the positional arguments.
 ---@param args string[]
 ---@param spec table<string, {type: "string"|"number"|"integer"|"flag"|"list", default?: any, choices?: table, min?: number, max?: number}>
----@return table opts, string[] rest
+---@return table opts
+---@return string[] rest
 function M.parse(args, spec)
   local opts, rest = {}, {}
   for name, s in pairs(spec) do

@@ -76,6 +76,11 @@ local MIN_T = civil.epoch(1, 1, 1, 0, 0, 0)
 local MAX_T = civil.epoch(9999, 12, 31, 23, 59, 59)
 local CACHE_MONTHS = 64                    -- month day-tables kept per day-field pair
 
+--- A parsed cron expression (cron.parse).
+---@class resi.cron.schedule
+---@field expr string
+---@field tz string|nil  the IANA zone, nil for UTC
+---@field kind "wildcard"|"fixed"  how DST moves it (see resi.jobs)
 local Schedule = {}
 Schedule.__index = Schedule
 
@@ -513,7 +518,7 @@ end
 --- bad token (or the unknown zone).
 ---@param expr string
 ---@param opts {tz: string|nil}|nil
----@return table|nil sched
+---@return resi.cron.schedule|nil sched
 ---@return string|nil err
 function M.parse(expr, opts)
   local k, err = compile(expr)

@@ -154,7 +154,8 @@ end
 
 --- Reads a whole file; nil and a message when it cannot.
 ---@param path string
----@return string|nil, string|nil
+---@return string|nil data
+---@return string|nil err
 function M.read(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
@@ -164,6 +165,8 @@ function M.read(path)
 end
 
 --- True when path exists.
+---@param path string
+---@return boolean
 function M.exists(path) return uv.fs_stat(path) ~= nil end
 
 --- Checks, before any work is done, that a file can be written at path
@@ -171,7 +174,8 @@ function M.exists(path) return uv.fs_stat(path) ~= nil end
 --- a directory and is writable, and path itself is not a directory.
 --- Returns true, or nil and the cause ("directory /x does not exist").
 ---@param path string
----@return true|nil, string|nil
+---@return true|nil ok
+---@return string|nil err
 function M.check_writable(path)
   local dir = split_path(path)
   local st = uv.fs_stat(dir)
@@ -197,7 +201,10 @@ end
 --- releases the lock when the process ends, even when it is killed.
 ---@param path string
 ---@param opts? {wait?: number}
----@return resi.fs.lock|nil, string|nil, string|nil
+---@return resi.fs.lock|nil lock
+---@return string|nil err
+---@return "busy"|"error"|nil code
+---@async
 function M.lock(path, opts)
   if type(path) ~= "string" then error("resi.fs.lock: path must be a string", 2) end
   local core = require "resi.fs_core"

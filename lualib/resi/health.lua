@@ -44,7 +44,8 @@ end
 --- "localhost:9464", "[::1]:9464", "0.0.0.0:9464". Returns host, port or nil,
 --- message.
 ---@param addr string
----@return string|nil host, integer|string port_or_err
+---@return string|nil host
+---@return integer|string port_or_err
 function M.parse_addr(addr)
   if type(addr) ~= "string" then return nil, "address must be a string" end
   local host, port = addr:match("^%[([%x:.]+)%]:(%d+)$")
@@ -149,7 +150,9 @@ end
 --- allow_remote = true, "address" for a host that is not an IP address or
 --- localhost, else resi.server's code (EADDRINUSE, ...).
 ---@param opts {host?: string, port?: integer, registry?: resi.metrics.registry, ready?: fun(): (boolean, string?), ready_timeout?: number, allow_remote?: boolean}
----@return resi.server|nil srv, string|nil err, string|nil code
+---@return resi.server|nil srv
+---@return string|nil err
+---@return string|nil code
 function M.serve(opts)
   check_options(opts)
   local host = opts.host or "127.0.0.1"

@@ -62,7 +62,8 @@ local json_mod -- resi.json, loaded on first use
 --- Decodes the body as JSON; returns nil, err when it is not valid JSON.
 --- Decoded once: later calls return the same value (a table the caller
 --- changes stays changed for the next caller).
----@return any|nil value, string|nil err
+---@return any|nil value
+---@return string|nil err
 function Response:json()
   if not rawget(self, "_json_done") then
     json_mod = json_mod or require("resi.json")
@@ -85,7 +86,8 @@ local function bad(field, msg) raise(field .. " " .. msg) end
 
 --- Splits an absolute URL into scheme, host (IPv6 without brackets) and the rest.
 ---@param url string
----@return string|nil scheme, string|nil host
+---@return string|nil scheme
+---@return string|nil host
 function M.split_url(url)
   local scheme, authority = url:match("^(%a[%w+.-]*)://([^/?#]*)")
   if not scheme then return nil end
@@ -344,7 +346,10 @@ end
 --- used once, and a cache full of connections no later request can use costs
 --- every new one a scan).
 ---@param opts {method?: string, url: string, headers?: table, query?: table, body?: string, json?: any, timeout?: number, connect_timeout?: number, proxy?: string, allow_plain_http?: boolean, follow?: boolean|integer, max_body?: integer, gzip?: boolean, ca_file?: string, keep_alive?: boolean}
----@return resi.http.response|nil res, string|nil err, string|nil code
+---@return resi.http.response|nil res
+---@return string|nil err
+---@return string|nil code
+---@async
 function M.request(opts)
   if type(opts) ~= "table" then bad("request", "expects a table of options") end
   return request(opts, opts.url, opts.method)

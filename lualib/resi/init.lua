@@ -4,6 +4,13 @@
 local task = require "resi.task"
 local core = require "resi.core"
 
+---@class resi
+---@field json resi.json  loaded on first use
+---@field http resi.http  loaded on first use
+---@field log resi.log  loaded on first use
+---@field ratelimit resi.ratelimit  loaded on first use
+---@field fs resi.fs  loaded on first use
+---@field uv table  luv, bound to resi's loop (loaded on first use)
 local M = {
   spawn = task.spawn,
   sleep = task.sleep,
@@ -14,11 +21,16 @@ local M = {
   cancelled = task.cancelled,
   is_cancelled = task.is_cancelled,
   --- Wall-clock time in seconds since the epoch (with fractions).
+  ---@return number
   now = core.now,
   --- Seconds on a clock that never goes back (for durations).
+  ---@return number
   monotonic = core.monotonic,
   --- The script's arguments (after the script name); set by the host.
+  ---@type string[]
   args = {},
+  --- resi's version.
+  ---@type string
   version = "0.1.0",
 }
 

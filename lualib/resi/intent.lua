@@ -88,6 +88,7 @@ end
 --- The intent under key, or nil.
 ---@param key string
 ---@return resi.intent|nil
+---@async
 function Book:get(key)
   local rec = self.db:get(self.ns, key)
   return rec and wrap(self, rec)
@@ -100,6 +101,7 @@ end
 ---@param key string
 ---@param plan? table
 ---@return resi.intent
+---@async
 function Book:begin(key, plan)
   if type(key) ~= "string" or key == "" then bad("begin", "key must be a non-empty string") end
   -- one INSERT ... ON CONFLICT DO NOTHING: of two processes (or machines
@@ -147,6 +149,7 @@ function Intent:abandon(note)
 end
 
 --- Forgets the intent (a finished one that nothing needs any more).
+---@async
 function Intent:forget() self.book.db:delete(self.book.ns, self.key) end
 
 function Intent:__tostring()
@@ -156,6 +159,7 @@ end
 --- Every intent of the book (state: only those in that state), in key order.
 ---@param state? "pending"|"done"|"abandoned"
 ---@return resi.intent[]
+---@async
 function Book:list(state)
   local out = {}
   for _, row in ipairs(self.db:list(self.ns)) do
@@ -179,7 +183,8 @@ function Book:pending() return self:list("pending") end
 --- pending (the next run looks first), and the error goes on.
 ---@param key string
 ---@param steps {plan?: fun(): table, find?: fun(plan: table, it: resi.intent): any, act: fun(plan: table, it: resi.intent): any}
----@return any result, "done"|"abandoned"|"found"|"acted" how
+---@return any result
+---@return "done"|"abandoned"|"found"|"acted" how
 function Book:once(key, steps)
   if type(steps) ~= "table" or type(steps.act) ~= "function" then bad("once", "steps.act must be a function") end
   local it = self:get(key)
@@ -216,7 +221,9 @@ end
 --- variable), or nil, message, "busy" when another run holds it after
 --- opts.wait seconds (default 0). An in-memory store has no lock.
 ---@param opts? {wait?: number, lease?: number}
----@return resi.fs.lock|table|nil lock, string|nil err, string|nil code
+---@return resi.fs.lock|table|nil lock
+---@return string|nil err
+---@return string|nil code
 function Book:lock(opts)
   if self.db.path == ":memory:" then return setmetatable({}, { __close = function() end }) end
   if self.db.shared then return require("resi.store.lock").take(self.db, self.ns, opts) end

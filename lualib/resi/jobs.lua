@@ -183,11 +183,46 @@ local function declare(where, kind, spec, name, fn, opts, extra)
   return def
 end
 
+---@alias resi.jobs.overlap "skip"|"buffer_one"|"cancel_other"|"allow"
+---@alias resi.jobs.catchup "latest"|"all"|"none"
+---@alias resi.jobs.outcome "succeeded"|"failed"|"timed_out"|"cancelled"|"interrupted"|"skipped_overlap"|"missed"|"coalesced"
+
+--- A job's options (the module's header says what each does).
+---@class resi.jobs.options
+---@field tz? string  IANA zone of a cron schedule (default UTC)
+---@field overlap? resi.jobs.overlap
+---@field catchup? resi.jobs.catchup
+---@field grace? number  seconds: the start deadline of a late slot
+---@field max_catchup? integer
+---@field jitter? number  seconds
+---@field stable_offset? number|true
+---@field timeout? number  seconds per attempt
+---@field retry? {attempts: integer, backoff?: number|fun(attempt: integer): number}
+---@field on_interrupt? "skip"|"rerun"
+---@field paused? boolean
+---@field notify_on? {failure_after?: integer, recovery?: boolean}
+---@field notify? table  a resi.notify notifier or a notify.from_config table
+
+--- What a job function gets.
+---@class resi.jobs.run
+---@field id string  "rotate@2026-03-29T01:00:00Z": the same on every attempt and after a restart
+---@field nominal_at integer  the slot, epoch seconds
+---@field attempt integer  1, 2 ... with retry
+---@field missed integer  slots coalesced into this run
+
+--- A declared job (what jobs.load returns, one per jobs.every / cron / script).
+---@class resi.jobs.Job: resi.jobs.options
+---@field name string
+---@field kind "every"|"cron"|"script"
+---@field schedule table
+---@field fn? fun(run: resi.jobs.run)
+---@field file string  where it was declared (file:line)
+
 --- Declares a job run every `interval` (seconds, or "90s", "5m", "1h30m", "1d").
 ---@param interval integer|string
 ---@param name string
----@param fn fun(run: table)
----@param opts? table
+---@param fn fun(run: resi.jobs.run)
+---@param opts? resi.jobs.options
 function M.every(interval, name, fn, opts)
   local where = call_site()
   if type(fn) ~= "function" then fail(where, "job %q: expected a function, got %s", tostring(name), type(fn)) end
@@ -197,8 +232,8 @@ end
 --- Declares a job run on a cron schedule (5 or 6 fields, see resi.cron).
 ---@param expr string
 ---@param name string
----@param fn fun(run: table)
----@param opts? table
+---@param fn fun(run: resi.jobs.run)
+---@param opts? resi.jobs.options
 function M.cron(expr, name, fn, opts)
   local where = call_site()
   if type(fn) ~= "function" then fail(where, "job %q: expected a function, got %s", tostring(name), type(fn)) end
@@ -234,7 +269,7 @@ end
 ---@param name string
 ---@param path string
 ---@param args? string[]
----@param opts? table
+---@param opts? resi.jobs.options
 function M.script(sched, name, path, args, opts)
   local where = call_site()
   if type(path) ~= "string" then fail(where, "job %q: script path must be a string, got %s", tostring(name), type(path)) end
@@ -267,7 +302,8 @@ end
 --- Loads a jobs file. Returns the job definitions (in declaration order),
 --- or nil and "file:line: message".
 ---@param path string
----@return table[]|nil defs, string|nil err
+---@return resi.jobs.Job[]|nil defs
+---@return string|nil err
 function M.load(path)
   local chunk, err = loadfile(path, "t", setmetatable({}, { __index = _G }))
   if not chunk then return nil, err end

@@ -39,7 +39,8 @@ end
 
 --- Decodes JSON text; returns nil and a message naming the problem on bad input.
 ---@param text string
----@return any|nil value, string|nil err
+---@return any|nil value
+---@return string|nil err
 function M.safe_decode(text)
   if type(text) ~= "string" then return nil, "resi.json.decode: expected a string, got " .. type(text) end
   local value, err = decode_raw(text)
@@ -55,6 +56,9 @@ function M.decode(text)
   if err then error(err, 2) end
   return value
 end
+
+local encode = core.encode
+local pcall, error = pcall, error
 
 --- Encodes a value. opts.sort_keys writes object keys in order (stable
 --- output); opts.indent pretty-prints. Raises on values JSON cannot hold,
@@ -73,9 +77,6 @@ end
 ---@param value any
 ---@param opts? {sort_keys?: boolean, indent?: boolean}
 ---@return string
-local encode = core.encode
-local pcall, error = pcall, error
-
 function M.encode(value, opts)
   local ok, out
   if opts then

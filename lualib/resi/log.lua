@@ -12,6 +12,8 @@ local secret = require "resi.secret"
 
 local M = {}
 
+---@alias resi.log.level "debug"|"info"|"warn"|"error"
+
 local LEVELS = { debug = 10, info = 20, warn = 30, error = 40 }
 
 -- Settings from the environment; change them with M.configure.
@@ -22,8 +24,8 @@ local sink = io.stderr
 
 --- Changes the level, format or output file of the log; returns the settings
 --- it replaced, so `log.configure(previous)` restores them.
----@param opts {level?: string, format?: "text"|"json", file?: file*}
----@return {level: string, format: string, file: file*} previous
+---@param opts {level?: resi.log.level, format?: "text"|"json", file?: file*}
+---@return {level: resi.log.level, format: "text"|"json", file: file*} previous
 function M.configure(opts)
   local previous = { format = format, file = sink }
   for name, n in pairs(LEVELS) do if n == threshold then previous.level = name end end
@@ -41,7 +43,8 @@ function M.configure(opts)
 end
 
 --- Would a message at this level be written?
----@param level string
+---@param level resi.log.level
+---@return boolean
 function M.enabled(level) return (LEVELS[level] or 0) >= threshold end
 
 -- A value as JSON, or nil and why it cannot be.
@@ -99,15 +102,19 @@ local function write(level, msg, fields)
   sink:flush()
 end
 
+--- Writes a debug line (when RESI_LOG_LEVEL=debug); fields are masked.
 ---@param msg string
 ---@param fields? table
 function M.debug(msg, fields) write("debug", msg, fields) end
+--- Writes an info line; fields are masked.
 ---@param msg string
 ---@param fields? table
 function M.info(msg, fields) write("info", msg, fields) end
+--- Writes a warning line; fields are masked.
 ---@param msg string
 ---@param fields? table
 function M.warn(msg, fields) write("warn", msg, fields) end
+--- Writes an error line; fields are masked.
 ---@param msg string
 ---@param fields? table
 function M.error(msg, fields) write("error", msg, fields) end

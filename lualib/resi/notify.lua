@@ -271,7 +271,9 @@ end
 --- (they go on in the background), or false and what failed (secrets
 --- masked). Never raises.
 ---@param ev {kind?: string, title?: string, text?: string, fields?: table, severity?: "info"|"success"|"warning"|"error", credentials?: table, id?: string}
----@return boolean ok, string|nil err
+---@return boolean ok
+---@return string|nil err
+---@async
 function Notifier:send(ev)
   local ok, delivered, err = pcall(send, self, ev)
   if ok then return delivered, err end
@@ -285,6 +287,7 @@ end
 --- still running in the background; true when none is left.
 ---@param timeout? number
 ---@return boolean
+---@async
 function Notifier:flush(timeout)
   local function left() return next(self._pending) ~= nil end
   if not left() then return true end
@@ -304,6 +307,7 @@ end
 --- one per target, for `resi notify test`. Never raises.
 ---@param ev table
 ---@return {target: string, label: string, ok: boolean, answer?: string, error?: string, attempts?: integer}[]
+---@async
 function Notifier:test(ev)
   local s = self._settings
   local results = {}

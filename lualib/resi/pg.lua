@@ -153,7 +153,9 @@ end
 ---@async
 ---@param url string
 ---@param opts? {timeout?: number}
----@return resi.pg.conn|nil conn, string|nil message, string|nil code
+---@return resi.pg.conn|nil conn
+---@return string|nil message
+---@return string|nil code
 function M.connect(url, opts)
   if type(url) ~= "string" then raise("connect: url must be a string, got " .. type(url)) end
   if opts ~= nil and type(opts) ~= "table" then raise("connect: opts must be a table") end
@@ -247,7 +249,9 @@ local function packed(ok, ...) return { n = select("#", ...) + 1, ok, ... } end
 ---@param sql string
 ---@param params? any[]
 ---@param opts? {timeout?: number}
----@return resi.pg.result|nil result, string|nil message, string|nil code
+---@return resi.pg.result|nil result
+---@return string|nil message
+---@return string|nil code
 function Conn:query(sql, params, opts)
   local n, timeout = check_query(sql, params, opts)
   params = params or {}

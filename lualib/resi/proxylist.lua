@@ -49,15 +49,16 @@ M.schemes = { "http", "https", "socks4", "socks4a", "socks5", "socks5h" }
 
 ---@alias resi.proxylist.format "list"|"userpass"|"url"|"json"|"hostport"|"proxychains"
 
---- A proxy list: #list entries, list[i] -> resi.proxylist.entry; list.errors
---- holds the lines that did not parse ({line=, text=, reason=}).
+--- One proxy of a list.
 ---@class resi.proxylist.entry
 ---@field scheme "http"|"https"|"socks4"|"socks4a"|"socks5"|"socks5h"
 ---@field host string
 ---@field port integer
 ---@field user? string
 ---@field pass? string
----
+
+--- A proxy list: #list entries, list[i] -> resi.proxylist.entry; list.errors
+--- holds the lines that did not parse ({line=, text=, reason=}).
 ---@class resi.proxylist.list
 ---@field errors {line: integer, text: string, reason: string}[]
 ---@field format fun(self: resi.proxylist.list, fmt?: resi.proxylist.format): string  the list as text in a format
@@ -119,7 +120,7 @@ end
 --- and their reasons, never their text).
 ---@param text string
 ---@param opts? {format?: string, scheme?: string, strict?: boolean}
----@return userdata list
+---@return resi.proxylist.list list
 function M.parse(text, opts)
   opts = options(opts)
   if type(text) ~= "string" then bad("parse expects a string, got a " .. type(text)) end
@@ -140,7 +141,7 @@ end
 --- as for parse.
 ---@param path string
 ---@param opts? {format?: string, scheme?: string, strict?: boolean}
----@return userdata list
+---@return resi.proxylist.list list
 function M.load(path, opts)
   opts = options(opts)
   if type(path) ~= "string" then bad("load expects a path") end
@@ -154,7 +155,7 @@ end
 --- Builds a list from entry tables ({scheme=, host=, port=, user=, pass=}),
 --- checked like parsed lines; raises naming the first bad entry.
 ---@param entries table[]
----@return userdata list
+---@return resi.proxylist.list list
 function M.from(entries)
   if type(entries) ~= "table" then bad("from expects a list of entry tables") end
   return core.from(entries)
@@ -176,7 +177,9 @@ end
 --- number of entries written.
 ---@param text string
 ---@param opts {from?: string, to: string, scheme?: string}
----@return string text, table errors, integer count
+---@return string text
+---@return table errors
+---@return integer count
 function M.convert(text, opts)
   local conv = M.converter(opts)
   local out, errs = conv:feed(text)
@@ -192,7 +195,7 @@ end
 
 --- A new list of the entries for which fn(entry, i) is true.
 ---@param fn fun(entry: table, i: integer): any
----@return userdata list
+---@return resi.proxylist.list list
 function methods:filter(fn)
   if type(fn) ~= "function" then bad("filter expects a function") end
   local keep = {}
@@ -205,7 +208,7 @@ end
 --- A new list of fn(entry, i) for every entry; fn returns an entry table,
 --- or nil to leave the entry out.
 ---@param fn fun(entry: table, i: integer): table|nil
----@return userdata list
+---@return resi.proxylist.list list
 function methods:map(fn)
   if type(fn) ~= "function" then bad("map expects a function") end
   local out = {}
@@ -218,7 +221,7 @@ end
 
 --- A new list in random order; the same seed (an integer) gives the same order.
 ---@param seed? integer
----@return userdata list
+---@return resi.proxylist.list list
 function methods:shuffle(seed)
   if seed ~= nil and math.type(seed) ~= "integer" then bad("shuffle's seed must be an integer") end
   return core.sample(self, #self, seed)
@@ -228,7 +231,7 @@ end
 --- shuffled, when n >= #list).
 ---@param n integer
 ---@param seed? integer
----@return userdata list
+---@return resi.proxylist.list list
 function methods:sample(n, seed)
   if math.type(n) ~= "integer" or n < 0 then bad("sample expects a count (an integer >= 0)") end
   if seed ~= nil and math.type(seed) ~= "integer" then bad("sample's seed must be an integer") end
@@ -237,7 +240,7 @@ end
 
 --- Splits into lists of at most n entries each, in order.
 ---@param n integer
----@return userdata[] lists
+---@return resi.proxylist.list[] lists
 function methods:chunk(n)
   if math.type(n) ~= "integer" or n < 1 then bad("chunk expects a size (an integer >= 1)") end
   local out = {}
@@ -278,23 +281,25 @@ end
 
 --- Sticky-session lists for provider username dialects; see resi.proxylist.sticky.
 ---@param opts table
----@return userdata list
+---@return resi.proxylist.list list
 function M.sticky(opts) return require("resi.proxylist.sticky").build(opts) end
 
 --- New session ids for the sticky entries of a list (Oxylabs sessid,
 --- UnknownProxies session passwords); see resi.proxylist.sticky.refresh.
----@param list userdata
+---@param list resi.proxylist.list
 ---@param opts? {minutes?: integer, seed?: integer}
----@return userdata list, integer refreshed
+---@return resi.proxylist.list list
+---@return integer refreshed
 function M.refresh(list, opts)
   if not M.is_list(list) then bad("refresh expects a proxy list") end
   return require("resi.proxylist.sticky").refresh(list, opts)
 end
 
 --- Checks every proxy of a list through a URL; see resi.proxylist.check.
----@param list userdata
+---@param list resi.proxylist.list
 ---@param opts {url: string, concurrency?: integer, timeout?: number}
 ---@return table[] results
+---@async
 function M.check(list, opts) return require("resi.proxylist.check").run(list, opts) end
 
 --- Is x a proxy list?

@@ -643,7 +643,10 @@ end
 --- "too_heavy". Cancelling the task takes it out of the line.
 ---@param weight? number|table
 ---@param opts? {weight?: number, priority?: number, timeout?: number}
----@return resi.ratelimit.permit|nil permit, string|nil reason, any info
+---@return resi.ratelimit.permit|nil permit
+---@return string|nil reason
+---@return any info
+---@async
 function Limiter:acquire(weight, opts)
   weight, opts = acquire_args(weight, opts)
   local priority = opts.priority or 5
@@ -666,7 +669,8 @@ end
 --- waits. Returns a permit, or nil and the seconds until it might succeed
 --- (math.huge while a concurrency limit is full).
 ---@param weight? number
----@return resi.ratelimit.permit|nil, number|nil
+---@return resi.ratelimit.permit|nil
+---@return number|nil
 function Limiter:try(weight)
   weight = acquire_args(weight)
   if self.queue.n > 0 or #self.blocked > 0 then
@@ -798,6 +802,7 @@ end
 ---@param fn fun(attempt: integer): any
 ---@param opts? table
 ---@return any
+---@async
 function Limiter:call(fn, opts) return retry.call(self, fn, opts) end
 
 --- Sends an HTTP request (resi.http.request options) through a limiter,
@@ -810,7 +815,10 @@ function Limiter:call(fn, opts) return retry.call(self, fn, opts) end
 ---@param lim resi.ratelimit.limiter
 ---@param http_opts table
 ---@param policy? table
----@return table|nil res, string|nil err, any code
+---@return table|nil res
+---@return string|nil err
+---@return any code
+---@async
 function M.request(lim, http_opts, policy)
   if type(lim) ~= "table" or not lim._is_limiter then
     error("resi.ratelimit.request: first argument must be a limiter", 2)

@@ -116,7 +116,8 @@ end
 --- session. Returns the new source and the names kept (empty when none).
 --- `local x <close>` is left alone (its closing is the point).
 ---@param src string
----@return string src, string[] names
+---@return string src
+---@return string[] names
 function M.rewrite_locals(src)
   local toks, depth, edits, kept = M.tokens(src), 0, {}, {}
   for k, tok in ipairs(toks) do
@@ -148,7 +149,10 @@ end
 ---@param src string
 ---@param env table
 ---@param chunkname? string the name in messages (default "stdin")
----@return function|nil fn, boolean|string expr_or_err, nil, string[]|nil kept
+---@return function|nil fn
+---@return boolean|string expr_or_err
+---@return nil
+---@return string[]|nil kept
 function M.compile(src, env, chunkname)
   local name = chunkname and ("=" .. chunkname) or M.CHUNKNAME
   local fn, rerr = load("return " .. src .. "\n", name, "t", env)
@@ -271,7 +275,8 @@ end
 --- blank line, else the entry's task (started; it prints its own output)
 --- and the entry's source.
 ---@param line string
----@return "more"|"empty"|table, string|nil
+---@return "more"|"empty"|table
+---@return string|nil
 function Session:submit(line)
   local src = self.buffer and (self.buffer .. "\n" .. line) or line
   if not self.buffer and src:match("^%s*$") then return "empty" end
@@ -362,6 +367,7 @@ end
 --- A fresh environment table (globals of the session); `base` is where
 --- names not set at the prompt come from (default _G).
 ---@param base? table
+---@return table env
 function Session:new_env(base)
   local env = setmetatable({}, { __index = base or _G })
   env.print = session_print(self)

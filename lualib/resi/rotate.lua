@@ -252,6 +252,7 @@ end
 --- picked up where it stopped by the next run.
 ---@param opts? resi.rotate.options
 ---@return resi.rotate.summary
+---@async
 function M.run(opts)
   opts = setmetatable({}, { __index = opts or {} })
   opts.threshold, opts.grace = opts.threshold or 0.9, opts.grace or 60

@@ -98,12 +98,15 @@ Server.__index = Server
 function Server:close() self.listener:close() end
 
 --- Counters: open connections, connections accepted, requests received.
+---@return table
 function Server:stats() return self.listener:stats() end
 
 --- Starts serving. Returns the server, or nil, message, code when the
 --- address cannot be bound.
 ---@param opts {host?: string, port?: integer, handler: fun(req: table): table, max_header?: integer, max_body?: integer}
----@return resi.server|nil, string|nil, string|nil
+---@return resi.server|nil srv
+---@return string|nil err
+---@return string|nil code
 function M.serve(opts)
   if type(opts) ~= "table" then error("resi.server.serve: expects a table of options", 2) end
   local handler = opts.handler

@@ -153,6 +153,7 @@ end
 ---@param path? string  a file path, or ":memory:"
 ---@param opts? {busy_timeout?: number}
 ---@return resi.store.db
+---@async
 function M.open(path, opts)
   if path ~= nil and type(path) ~= "string" then
     error("resi.store.open: path must be a string, got " .. type(path), 2)
@@ -234,6 +235,8 @@ end
 --- undoes only its own changes if the outer fn catches it.
 ---@param fn fun(db: resi.store.db, ...): ...
 ---@return any ...
+---@param ... any passed to fn after db
+---@async
 function DB:transaction(fn, ...)
   if type(fn) ~= "function" then bad_arg("transaction", "expected a function, got " .. type(fn)) end
   local conn = self:_enter()
@@ -256,6 +259,7 @@ end
 ---@param ns string
 ---@param key string
 ---@return any
+---@async
 function DB:get(ns, key)
   check_string("get", "ns", ns)
   check_string("get", "key", key)
@@ -289,6 +293,7 @@ end
 ---@param key string
 ---@param value any
 ---@return boolean
+---@async
 function DB:add(ns, key, value)
   if value == nil then bad_arg("add", "value must not be nil") end
   local text = encoded("add", ns, key, value)
@@ -301,6 +306,7 @@ end
 ---@param ns string
 ---@param key string
 ---@param value any
+---@async
 function DB:set(ns, key, value)
   check_string("set", "ns", ns)
   check_string("set", "key", key)
@@ -317,6 +323,7 @@ end
 ---@param ns string
 ---@param key string
 ---@return boolean
+---@async
 function DB:delete(ns, key)
   check_string("delete", "ns", ns)
   check_string("delete", "key", key)
@@ -336,6 +343,7 @@ end
 ---@param ns string
 ---@param prefix? string
 ---@return {key: string, value: any}[]
+---@async
 function DB:list(ns, prefix)
   check_string("list", "ns", ns)
   prefix = prefix or ""

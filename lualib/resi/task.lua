@@ -34,12 +34,19 @@ local Cancelled = {
   __tostring = function() return "task cancelled" end,
 }
 --- The error a cancelled task raises at its wait point (and task:wait re-raises).
+---@type {kind: "cancelled", message: string}
 M.cancelled = setmetatable({ kind = "cancelled", message = "task cancelled" }, Cancelled)
 
+--- Is err the cancellation error (a task was cancelled while it waited)?
 ---@param err any
 ---@return boolean
 function M.is_cancelled(err) return getmetatable(err) == Cancelled end
 
+---@alias resi.task.status "ready"|"running"|"waiting"|"done"|"failed"|"cancelled"
+
+---@class resi.task.Task
+---@field id integer
+---@field name? string
 local Task = {}
 Task.__index = Task
 Task.__name = "resi.task"
@@ -167,13 +174,14 @@ M.wake = wake
 core.set_scheduler(wake, drain)
 
 --- The task that is running now, or nil outside any task.
----@return table|nil
+---@return resi.task.Task|nil
 function M.current() return current end
 
 --- Checks that the caller can wait here; returns the task and the token its
 --- operation must wake it with. `what` names the caller in error messages.
 ---@param what string
----@return table task, integer token
+---@return resi.task.Task task
+---@return integer token
 function M.prepare(what)
   local t = current
   if t == nil then
@@ -199,8 +207,10 @@ end
 
 --- Suspends the task until its operation wakes it; returns the wake values.
 --- on_cancel, if given, aborts the operation when the task is cancelled.
----@param t table
+---@async
+---@param t resi.task.Task
 ---@param on_cancel fun()|nil
+---@return any ... the wake values
 function M.suspend(t, on_cancel)
   local early = t.early
   if early then
@@ -219,7 +229,8 @@ end
 
 --- Starts fn(...) in a new task; it runs when the current task waits or ends.
 ---@param fn function
----@return table task
+---@param ... any fn's arguments
+---@return resi.task.Task
 function M.spawn(fn, ...)
   if type(fn) ~= "function" then
     error("resi.spawn: expected a function, got " .. type(fn), 2)
@@ -267,6 +278,8 @@ local function outcome(t)
 end
 
 --- Waits for the task to end; returns its results or re-raises its error.
+---@async
+---@return any ... the task function's results
 function Task:wait()
   if not finished(self) then
     if self == current then error("task:wait(): a task cannot wait for itself", 2) end
@@ -302,6 +315,7 @@ function Task:cancel()
 end
 
 --- "ready" | "running" | "waiting" | "done" | "failed" | "cancelled"
+---@return resi.task.status
 function Task:status() return self.state end
 
 function Task:__tostring() return describe(self) end
@@ -312,6 +326,7 @@ function Task:__gc()
 end
 
 --- Suspends the current task for `seconds` (fractions allowed).
+---@async
 ---@param seconds number
 function M.sleep(seconds)
   if type(seconds) ~= "number" then
@@ -324,7 +339,9 @@ end
 
 --- Bridges a callback API: start(done) begins an operation that calls
 --- done(...) once; returns done's arguments.
+---@async
 ---@param start fun(done: function)
+---@return any ... what done was called with
 function M.await(start)
   local t, token = M.prepare("resi.await")
   start(function(...) wake(t, token, ...) end)
@@ -334,8 +351,11 @@ end
 --- Runs fn(...) in a child task for at most `seconds`. Returns fn's results,
 --- or nil, "timeout", "timeout" when time ran out (the child is cancelled,
 --- which aborts what it was waiting on). fn's errors are re-raised.
+---@async
 ---@param seconds number
 ---@param fn function
+---@param ... any fn's arguments
+---@return any ... fn's results, or nil, "timeout", "timeout"
 function M.timeout(seconds, fn, ...)
   if type(seconds) ~= "number" then
     error("resi.timeout: expected a number of seconds, got " .. type(seconds), 2)
@@ -360,7 +380,9 @@ end
 
 --- Runs functions (or waits for tasks) concurrently; returns the first result
 --- of each, in order. The first error cancels the others and is re-raised.
----@param list table
+---@async
+---@param list (function|resi.task.Task)[]
+---@return any ... the first result of each, in order
 function M.all(list)
   if type(list) ~= "table" then error("resi.all: expected a list of functions or tasks", 2) end
   local n = #list
@@ -425,12 +447,18 @@ local function pass_through(co, r)
 end
 
 --- coroutine.resume that lets resi operations inside the coroutine wait.
+---@param co thread
+---@param ... any
+---@return boolean ok
+---@return any ...
 function M.resume(co, ...)
   local r = pass_through(co, pack(co_resume(co, ...)))
   return unpack(r, 1, r.n)
 end
 
 --- coroutine.wrap that lets resi operations inside the coroutine wait.
+---@param fn function
+---@return function
 function M.wrap(fn)
   local co = co_create(fn)
   return function(...)
@@ -447,6 +475,8 @@ coroutine.resume = M.resume
 coroutine.wrap = M.wrap
 
 --- Starts the main task (called by the host with the loaded chunk).
+---@param chunk function
+---@param args string[]
 function M.start_main(chunk, args)
   local resi = require "resi"
   resi.args = { unpack(args, 1, #args) }

@@ -86,6 +86,8 @@ local function main(o, rest)
   argparse.usage_error(cmd and ("unknown subcommand %q (test)"):format(cmd) or "missing subcommand (test)")
 end
 
+--- Runs `resi notify` with the command line's arguments.
+---@param ... string
 return function(...)
   argparse.run({ ... }, SPEC, help, main)
 end

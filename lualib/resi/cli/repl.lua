@@ -422,6 +422,8 @@ local function wants_help(args)
 end
 
 -- The subcommand's entry: help, usage errors (exit status 2), then main.
+--- Runs `resi repl` with the command line's arguments.
+---@param ... string
 return function(...)
   local args = { ... }
   if wants_help(args) then

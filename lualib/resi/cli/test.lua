@@ -32,6 +32,8 @@ local function usage_problem(args)
   return err
 end
 
+--- Runs `resi test` with the command line's arguments.
+---@param ... string
 return function(...)
   local args = { ... }
   if args[1] == "--help" or args[1] == "-h" then

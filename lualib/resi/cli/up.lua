@@ -208,6 +208,8 @@ function commands.delete.run(opts, rest)
     "resi up delete")
 end
 
+--- Runs `resi up` with the command line's arguments.
+---@param ... string
 return function(...)
   command.main({ name = "up", help = help.main, commands = commands }, { ... })
 end

@@ -40,7 +40,9 @@ end
 
 --- The year, month and day of a day number.
 ---@param z integer
----@return integer y, integer m, integer d
+---@return integer y
+---@return integer m
+---@return integer d
 function M.civil_from_days(z)
   z = z + 719468
   local era = z // 146097
@@ -64,13 +66,24 @@ end
 
 --- The civil time of y-m-d h:mi:s.
 ---@return integer
+---@param y integer
+---@param m integer 1..12
+---@param d integer 1..31
+---@param h integer
+---@param mi integer
+---@param s integer
 function M.epoch(y, m, d, h, mi, s)
   return M.days_from_civil(y, m, d) * 86400 + h * 3600 + mi * 60 + s
 end
 
 --- The fields of a civil time: year, month, day, hour, minute, second.
 ---@param c integer
----@return integer y, integer m, integer d, integer h, integer mi, integer s
+---@return integer y
+---@return integer m
+---@return integer d
+---@return integer h
+---@return integer mi
+---@return integer s
 function M.fields(c)
   local days, sod = c // 86400, c % 86400
   local y, m, d = M.civil_from_days(days)

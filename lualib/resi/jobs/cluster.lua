@@ -228,6 +228,7 @@ local function earliest(s)
 end
 
 --- The keeper task's body: cycles until the scheduler stops and its runs end.
+---@async
 function Keeper:loop()
   while true do
     self:cycle()

@@ -45,7 +45,8 @@ end
 --- notify.from_config (built now, so a bad target is a jobs-file error).
 --- Returns the notifier, or nil and the problem.
 ---@param v any
----@return table|nil notifier, string|nil problem
+---@return table|nil notifier
+---@return string|nil problem
 function M.notifier_option(v)
   if type(v) ~= "table" then return nil, "a notifier (resi.notify) or a notify.from_config table" end
   if type(v.send) == "function" then return v end
@@ -111,6 +112,7 @@ end
 ---@param err any the failure, if any
 ---@param duration? number
 ---@return table|nil task
+---@async
 function M.after_run(sched, def, rec, outcome, err, duration)
   local on = def.notify_on
   if not on or not sched.store.history then return nil end

@@ -20,7 +20,8 @@ local UNITS = { s = 1, m = 60, h = 3600, d = 86400, w = 604800 }
 --- number+unit pairs ("90s", "5m", "1h30m", "1d"; units w d h m s).
 --- Returns the seconds, or nil and a message.
 ---@param v any
----@return integer|nil seconds, string|nil err
+---@return integer|nil seconds
+---@return string|nil err
 function M.parse_interval(v)
   if type(v) == "number" then
     local n = math.tointeger(v)
@@ -134,7 +135,8 @@ Cron.__index = Cron
 --- parser's message (it names the field and the bad token).
 ---@param expr string
 ---@param tz string|nil IANA zone, UTC when nil
----@return table|nil sched, string|nil err
+---@return table|nil sched
+---@return string|nil err
 function M.cron(expr, tz)
   if type(expr) ~= "string" then return nil, "cron expression must be a string, got " .. type(expr) end
   local ok, cron = pcall(require, "resi.cron")
@@ -197,7 +199,8 @@ function Cron:explain(from, n) return self.cron:explain(from, n) end
 ---@param a number
 ---@param b number
 ---@param limit integer
----@return integer[] slots, integer|boolean dropped
+---@return integer[] slots
+---@return integer|boolean dropped
 function M.between(sched, a, b, limit)
   local out = {}
   if b <= a then return out, 0 end
@@ -251,7 +254,9 @@ end
 --- Parses ISO 8601 (UTC "Z", an offset, or none meaning UTC), "now", or
 --- epoch seconds. Returns epoch seconds or nil and a message.
 ---@param s string
----@return integer|nil, string|nil
+---@return integer|nil
+---@return string|nil
+---@param now? number epoch seconds that "now" stands for (default os.time())
 function M.parse_time(s, now)
   if s == "now" then return math.floor(now or os.time()) end
   if s:match("^%d+$") then return math.tointeger(tonumber(s)) end

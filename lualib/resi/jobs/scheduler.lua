@@ -192,6 +192,7 @@ end
 --- time this store saw it (kept in the store so slots are never lost between
 --- a first start and the first record).
 ---@param st table  the job's state
+---@async
 function Scheduler:initial_cursor(st)
   local now = math.floor(self.clock.now())
   local last = self.store:last_run(st.name)
@@ -228,6 +229,7 @@ end
 --- Is the job paused? `resi jobs pause/resume` (the store's job state) wins
 --- over the file's `paused` option once it has been used.
 ---@param st table  the job's state
+---@async
 function Scheduler:paused(st)
   local state = self.store:job_state(st.name)
   if state.updated_at ~= nil or state.paused then return state.paused == true end
@@ -238,6 +240,7 @@ end
 --- (or run again), every job gets its cursor, and the timer task starts.
 --- Returns the number of rows recovered.
 ---@return integer
+---@async
 function Scheduler:start()
   if self.keeper then self.keeper:measure_offset() end
   local n = self:recover()
@@ -287,6 +290,7 @@ end
 --- Runs an interrupted slot again (on_interrupt = "rerun"), as attempt + 1.
 ---@param st table  the job's state
 ---@param row table  a run row of the store
+---@async
 function Scheduler:rerun(st, row)
   local attempt
   if self.lease then
@@ -489,6 +493,7 @@ end
 ---@param t integer  the slot's nominal time
 ---@param outcome string
 ---@param reason string|nil
+---@async
 function Scheduler:record(st, t, outcome, reason)
   local ok = self.store:record_slot(st.name, t, outcome, { node = self.node, at = self.clock.now(), error = reason })
   if not ok then return end
@@ -542,6 +547,7 @@ end
 ---@param st table  the job's state
 ---@param t integer  the slot's nominal time
 ---@param why string
+---@async
 function Scheduler:finish_unstarted(st, t, why)
   if self.lease then
     self.store:finish_owned(st.name, t, "cancelled", self.owner, why)
@@ -557,6 +563,7 @@ end
 ---@param st table  the job's state
 ---@param t integer  the slot's nominal time
 ---@param info table
+---@async
 function Scheduler:claim(st, t, info)
   if self.lease then return self:claim_leased(st, t, info) end
   local ok = self.store:claim_run{ job = st.name, nominal_at = t, node = self.node, pid = self.pid,
@@ -574,6 +581,7 @@ end
 ---@param st table  the job's state
 ---@param t integer  the slot's nominal time
 ---@param info table
+---@async
 function Scheduler:claim_leased(st, t, info)
   local core = require "resi.core"
   for _ = 1, 3 do
@@ -645,6 +653,7 @@ end
 ---@param st table  the job's state
 ---@param rec table  the run record
 ---@param run table  the run object
+---@async
 function Scheduler:attempt(st, rec, run)
   local def = st.def
   local child = task.spawn(def.fn, run)
@@ -793,6 +802,7 @@ end
 --- slot was already recorded).
 ---@param name string
 ---@return string|nil outcome
+---@async
 function Scheduler:run_now(name)
   local st = self.jobs[name]
   if not st then error(("no job named %q"):format(name), 2) end
@@ -826,6 +836,7 @@ end
 --- then cancels the rest (recorded "cancelled"). Returns how many were cancelled.
 ---@param timeout number
 ---@return integer
+---@async
 function Scheduler:stop(timeout)
   self.stopping = true
   self:poke()

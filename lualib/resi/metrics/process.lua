@@ -21,7 +21,8 @@ function M.start_time()
 end
 
 --- Resident and virtual memory in bytes, from /proc/self/status.
----@return integer|nil rss, integer|nil vsize
+---@return integer|nil rss
+---@return integer|nil vsize
 function M.memory()
   local s = read("/proc/self/status")
   if not s then return nil end

@@ -114,7 +114,10 @@ end
 ---@param t table
 ---@param e table
 ---@param o {timeout: number, attempts: integer, deadline: number, base?: number, cap?: number}
----@return boolean ok, string|nil err, string|nil answer, integer attempts
+---@return boolean ok
+---@return string|nil err
+---@return string|nil answer
+---@return integer attempts
 function M.deliver(t, e, o)
   local log = require "resi.log"
   local c = counter(t.name)

@@ -92,7 +92,8 @@ end
 --- The whole message (headers and body, CRLF) of an event.
 ---@param e table a normalised event
 ---@param o {from: string, to: string[], subject_prefix?: string, now?: number}
----@return string message, string message_id
+---@return string message
+---@return string message_id
 function M.message(e, o)
   local domain = o.from:match("@(.+)$")
   local id = ("<%s.%d@%s>"):format(e.id:gsub("[^%w.-]", "-"), math.floor(e.time), domain)

@@ -21,7 +21,8 @@ local M = {}
 ---@param opts table
 ---@param name string
 ---@param default_env? string
----@return string|nil value, string|nil source  where it came from (a variable name or "option")
+---@return string|nil value
+---@return string|nil source  where it came from (a variable name or "option")
 function M.option(opts, name, default_env)
   local v = opts[name]
   if v ~= nil then

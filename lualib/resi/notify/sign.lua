@@ -59,7 +59,8 @@ end
 ---@param headers table<string, string>
 ---@param body string
 ---@param opts? {tolerance?: number, now?: number}
----@return boolean ok, string|nil why
+---@return boolean ok
+---@return string|nil why
 function M.verify(secret, headers, body, opts)
   opts = opts or {}
   local ts, sig = headers["x-resi-timestamp"], headers["x-resi-signature"]

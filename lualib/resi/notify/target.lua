@@ -49,7 +49,9 @@ function M.hide(t, text) return secrets.hide(text, M.secrets_of(t).values) end
 ---@param body string
 ---@param headers? table
 ---@param ctx {timeout: number}
----@return table|nil res, string|nil err, string|nil code
+---@return table|nil res
+---@return string|nil err
+---@return string|nil code
 function M.post_json(url, body, headers, ctx)
   local h = { ["Content-Type"] = "application/json" }
   for k, v in pairs(headers or {}) do h[k] = v end

@@ -83,7 +83,9 @@ end
 ---@param sql string
 ---@param params? any[]
 ---@param opts? {timeout?: number}
----@return resi.pg.result|nil result, string|nil message, string|nil code
+---@return resi.pg.result|nil result
+---@return string|nil message
+---@return string|nil code
 function Client:query(sql, params, opts)
   local c, msg, code = connection(self)
   if not c then return nil, msg, code end

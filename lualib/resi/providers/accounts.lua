@@ -101,7 +101,8 @@ end
 --- Reads and checks an accounts file. Returns the account specs, or nil
 --- and every problem as one message ("FILE: path: cause" per line).
 ---@param path string
----@return resi.providers.account_spec[]|nil specs, string|nil err
+---@return resi.providers.account_spec[]|nil specs
+---@return string|nil err
 function M.load(path)
   local text, err = fs.read(path)
   if not text then return nil, "cannot read " .. path .. ": " .. tostring(err) end
@@ -135,7 +136,8 @@ end
 --- file or an unknown provider name.
 ---@param path? string
 ---@param names? string[]
----@return resi.providers.account_spec[]|nil specs, string|nil err
+---@return resi.providers.account_spec[]|nil specs
+---@return string|nil err
 function M.select(path, names)
   local known = {}
   for _, n in ipairs(M.NAMES) do known[n] = true end

@@ -83,7 +83,8 @@ end
 --- raises an error object (resi.providers.common's).
 ---@param client table
 ---@param spec table
----@return any body, table|nil res
+---@return any body
+---@return table|nil res
 function M.run(client, spec)
   local lim = client:limiter_for(spec.method, spec.path)
   -- attempts: the call's, else the client's ratelimit.retry option, else 4

@@ -140,7 +140,9 @@ end
 --- failure that may have taken effect), reconcile? (for unsafe creates:
 --- called when the outcome is unknown; returns what the call made, or nil)}.
 ---@param spec table
----@return any body, table|nil res
+---@return any body
+---@return table|nil res
+---@async
 function Client:call(spec) return call.run(self, spec) end
 
 --- "unknownproxies client (user reseller1, password …)": never a secret.

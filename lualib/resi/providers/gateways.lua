@@ -35,7 +35,8 @@ end
 
 --- The host and port of an UnknownProxies pool's gateway, or nil and why.
 ---@param pool string
----@return string|nil host, integer|string port_or_err
+---@return string|nil host
+---@return integer|string port_or_err
 function M.unknownproxies_pool(pool)
   local port = M.unknownproxies_pools[pool]
   if not port then

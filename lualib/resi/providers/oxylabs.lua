@@ -26,6 +26,19 @@ M.JWT_LIFETIME = 3600
 M.JWT_MARGIN = 300
 M.STATS_TYPES = { ["24h"] = true, week = true, month = true, current_month = true, lifetime = true, custom = true }
 
+--- A sub-user as the API returns it (providers.md §2.3; its password is
+--- never returned).
+---@class resi.providers.oxylabs.SubUser
+---@field id integer
+---@field username string
+---@field status "active"|"disabled"
+---@field created_at string
+---@field traffic number  GB used in the current period
+---@field traffic_limit number|nil  GB; nil (null) = unlimited, 0 = blocked
+---@field auto_disable boolean
+---@field lifetime boolean
+
+---@class resi.providers.oxylabs.Client: resi.providers.client
 local Client = common.class(P)
 
 -- "user main, password …".
@@ -47,6 +60,7 @@ end
 
 --- Logs in (POST /login) and keeps user_id and the JWT; returns user_id.
 ---@return string
+---@async
 function Client:login()
   local body = self:call { method = "POST", path = "/login", login = true, safe = true }
   if type(body) ~= "table" or type(body.token) ~= "string" or body.user_id == nil then
@@ -101,7 +115,8 @@ local function check_bool(field, v)
 end
 
 --- Active sub-users of the account.
----@return table[]
+---@return resi.providers.oxylabs.SubUser[]
+---@async
 function Client:sub_users()
   return (self:call { method = "GET", path = "/users/{user_id}/sub-users", safe = true })
 end
@@ -109,6 +124,8 @@ end
 --- Creates a sub-user: username, password (required), traffic_limit,
 --- lifetime, auto_disable. Returns what the API returns.
 ---@param fields {username: string, password: string, traffic_limit?: number, lifetime?: boolean, auto_disable?: boolean}
+---@async
+---@return table created  what the API returns ({id = ...})
 function Client:create_sub_user(fields)
   if type(fields) ~= "table" then common.invalid(P, "fields", "must be a table") end
   common.known_fields(P, "create_sub_user", fields,
@@ -126,6 +143,9 @@ function Client:create_sub_user(fields)
 end
 
 --- The active sub-user with this username, or nil.
+---@async
+---@param username string
+---@return resi.providers.oxylabs.SubUser|nil sub_user
 function Client:find_sub_user(username)
   for _, s in ipairs(self:sub_users()) do
     if s.username == username then return s end
@@ -136,7 +156,9 @@ end
 --- Traffic statistics of a sub-user. opts.type: 24h | week | month |
 --- current_month | lifetime | custom (with date_from, date_to); time_zone.
 ---@param id integer
----@param opts? {type?: string, date_from?: string, date_to?: string, time_zone?: string}
+---@param opts? {type?: "24h"|"week"|"month"|"current_month"|"lifetime"|"custom", date_from?: string, date_to?: string, time_zone?: string}
+---@async
+---@return {traffic: number, results: table[]}
 function Client:sub_user_stats(id, opts)
   opts = opts or {}
   local query = { type = opts.type or "month" }
@@ -159,6 +181,10 @@ end
 
 --- Changes a sub-user: password, traffic_limit, lifetime, status
 --- ("active" | "disabled"), auto_disable.
+---@async
+---@param id string|integer
+---@param fields {password?: string, traffic_limit?: number|nil, lifetime?: boolean, status?: "active"|"disabled", auto_disable?: boolean}
+---@return resi.providers.oxylabs.SubUser sub_user
 function Client:update_sub_user(id, fields)
   id = check_id(id)
   if type(fields) ~= "table" or next(fields) == nil then
@@ -180,6 +206,9 @@ end
 
 --- Deletes a sub-user. A retry after a lost answer that finds it gone counts
 --- as done.
+---@async
+---@param id string|integer
+---@return any
 function Client:delete_sub_user(id)
   id = check_id(id)
   local ok, err = pcall(self.call, self, { method = "DELETE", path = "/users/{user_id}/sub-users/" .. id,
@@ -191,6 +220,10 @@ end
 
 --- Per-target traffic of a sub-user on one date ("YYYY-MM-DD", within the
 --- last 30 days).
+---@async
+---@param id string|integer
+---@param date string YYYY-MM-DD
+---@return table
 function Client:target_stats(id, date)
   id = check_id(id)
   if type(date) ~= "string" or not date:match("^%d%d%d%d%-%d%d%-%d%d$") then
@@ -201,6 +234,8 @@ function Client:target_stats(id, date)
 end
 
 --- Total traffic of the account for the current month.
+---@async
+---@return table
 function Client:client_stats()
   return (self:call { method = "GET", path = "/users/{user_id}/client-stats", safe = true })
 end
@@ -208,6 +243,8 @@ end
 --- A client. opts: username, password (default OXYLABS_USERNAME /
 --- OXYLABS_PASSWORD: the main proxy user), base_url (default
 --- RESI_OXYLABS_URL, then the real API), timeout, ratelimit (overrides for its resi.ratelimit profile, e.g. {window = 3}).
+---@param opts? {username?: string, password?: string, base_url?: string, timeout?: number, ratelimit?: table}
+---@return resi.providers.oxylabs.Client
 function M.new(opts)
   return common.basic_client(Client, opts, "OXYLABS", "RESI_OXYLABS_URL", M.DEFAULT_URL)
 end

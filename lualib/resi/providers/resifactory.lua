@@ -27,6 +27,10 @@ M.PROXY_TYPES = { rotating = true, sticky = true, mobile_rotating = true, mobile
 M.STICKY = { sticky = true, mobile_sticky = true }
 M.FORMATS = { list = true, json = true, userpass = true }
 
+---@alias resi.providers.resifactory.proxy_type "rotating"|"sticky"|"mobile_rotating"|"mobile_sticky"
+---@alias resi.providers.resifactory.format "list"|"json"|"userpass"
+
+---@class resi.providers.resifactory.Client: resi.providers.client
 local Client = common.class(P)
 
 -- "key rf_live_…x7kQ".
@@ -55,6 +59,9 @@ end
 
 --- The pools this key can use (GET /pools), fetched once and cached;
 --- refresh = true fetches again.
+---@async
+---@param refresh? boolean
+---@return table[]
 function Client:pools(refresh)
   if refresh or not self.pools_cache then
     self.pools_cache = self:call { method = "GET", path = "/pools", safe = true }
@@ -69,9 +76,10 @@ end
 --- key you recorded (resi.intent's it.idempotency_key) and a call repeated
 --- later, even by another run, replays the first answer instead of
 --- spending again (the API keeps keys 24 hours).
----@param fields {pool?: string, country?: string, state?: string, quantity?: integer, proxyType?: "rotating"|"sticky"|"mobile_rotating"|"mobile_sticky", sessionDuration?: integer, format?: "list"|"json"|"userpass"}
+---@param fields {pool?: string, country?: string, state?: string, quantity?: integer, proxyType?: resi.providers.resifactory.proxy_type, sessionDuration?: integer, format?: resi.providers.resifactory.format}
 ---@param opts? {idempotency_key?: string}
 ---@return {raw: table, list: resi.proxylist.list, is_demo: boolean, count: integer, format: string, replayed: boolean}
+---@async
 function Client:generate(fields, opts)
   fields = fields or {}
   if type(fields) ~= "table" then common.invalid(P, "fields", "must be a table") end
@@ -133,11 +141,16 @@ function Client:generate(fields, opts)
 end
 
 --- Remaining GB per pool (GET /balance).
+---@return table
+---@async
 function Client:balance()
   return (self:call { method = "GET", path = "/balance", safe = true })
 end
 
 --- Top domains by bandwidth (GET /usage); opts.limit 1..100.
+---@async
+---@param opts? {limit?: integer}
+---@return table
 function Client:usage(opts)
   local query = {}
   if opts and opts.limit ~= nil then query.limit = common.integer(P, "limit", opts.limit, 1, 100) end
@@ -145,12 +158,16 @@ function Client:usage(opts)
 end
 
 --- Identity and key summary (GET /me).
+---@return table
+---@async
 function Client:me()
   return (self:call { method = "GET", path = "/me", safe = true })
 end
 
 --- A client. opts: api_key (default RF_API_KEY), base_url (default
 --- RESI_RESIFACTORY_URL, then the real API), require_live, timeout, ratelimit (overrides for its resi.ratelimit profile, e.g. {window = 3}).
+---@param opts? {api_key?: string, base_url?: string, require_live?: boolean, timeout?: number, ratelimit?: table}
+---@return resi.providers.resifactory.Client
 function M.new(opts)
   opts = opts or {}
   local key = opts.api_key or require("resi.credentials").get("RF_API_KEY")

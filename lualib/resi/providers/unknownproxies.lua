@@ -26,6 +26,22 @@ M.PATHS = {
 }
 M.DEFAULT_URL = "https://api.unknownproxies.com/api/v1"
 
+--- A residential token as the API returns it (providers.md §1.2).
+---@class resi.providers.unknownproxies.Token
+---@field token string  the id
+---@field username string  8 characters
+---@field password string
+---@field authType "user"
+---@field status "active"|"expired"|"deleted"
+---@field dataLimit integer  bytes, a whole multiple of 1,000,000,000
+---@field dataUsage integer  bytes used
+---@field durationHours integer  0 = no time expiry
+---@field allowedPools string[]  empty = all pools
+---@field createdAt integer  epoch seconds
+---@field updatedAt integer  epoch seconds
+---@field usage? {date: string, usage: integer}[]  with get_token(id, {usage = true})
+
+---@class resi.providers.unknownproxies.Client: resi.providers.client
 local Client = common.class(P)
 
 -- Basic credentials for every call.
@@ -71,7 +87,8 @@ end
 --- Creates a token. fields: dataLimit (bytes, required), username?,
 --- durationHours?. Returns the token object.
 ---@param fields {dataLimit: integer, username?: string, durationHours?: integer}
----@return table
+---@return resi.providers.unknownproxies.Token
+---@async
 function Client:create_token(fields)
   if type(fields) ~= "table" then common.invalid(P, "fields", "must be a table") end
   common.known_fields(P, "create_token", fields, { dataLimit = true, username = true, durationHours = true })
@@ -85,7 +102,8 @@ end
 
 --- Finds a token of this account by username (nil when none is active).
 ---@param username string
----@return table|nil
+---@return resi.providers.unknownproxies.Token|nil
+---@async
 function Client:find_by_username(username)
   for _, t in ipairs(self:list_tokens()) do
     if t.username == username and t.status ~= "deleted" then return t end
@@ -97,7 +115,8 @@ end
 --- empty list means every pool), dataLimit (never lower), durationHours.
 ---@param token string
 ---@param fields {password?: string, allowedPools?: string[], dataLimit?: integer, durationHours?: integer}
----@return table
+---@return resi.providers.unknownproxies.Token
+---@async
 function Client:modify_token(token, fields)
   if type(token) ~= "string" or token == "" then common.invalid(P, "token", "is required (the token id)") end
   if type(fields) ~= "table" or next(fields) == nil then
@@ -124,6 +143,7 @@ end
 --- Deletes an active token (irreversible; it stays retrievable as deleted).
 ---@param token string
 ---@return table {message = "success"}
+---@async
 function Client:delete_token(token)
   if type(token) ~= "string" or token == "" then common.invalid(P, "token", "is required (the token id)") end
   local ok, res = pcall(self.call, self, { method = "DELETE", path = M.PATHS.delete, json = { token = token },
@@ -140,7 +160,8 @@ end
 --- Retrieves one token (also deleted ones); opts.usage adds daily usage.
 ---@param token string
 ---@param opts? {usage?: boolean}
----@return table
+---@return resi.providers.unknownproxies.Token
+---@async
 function Client:get_token(token, opts)
   if type(token) ~= "string" or token == "" then common.invalid(P, "token", "is required (the token id)") end
   local query = { token = token }
@@ -149,7 +170,8 @@ function Client:get_token(token, opts)
 end
 
 --- Every token of the account.
----@return table[]
+---@return resi.providers.unknownproxies.Token[]
+---@async
 function Client:list_tokens()
   local body = self:call { method = "GET", path = M.PATHS.list, safe = true }
   return body.tokens or body
@@ -159,6 +181,7 @@ end
 --- UNKNOWNPROXIES_PASSWORD), base_url (default RESI_UNKNOWNPROXIES_URL, then
 --- the real API), timeout, ratelimit (overrides for its resi.ratelimit profile, e.g. {window = 3}).
 ---@param opts? {username?: string, password?: string, base_url?: string, timeout?: number, ratelimit?: table}
+---@return resi.providers.unknownproxies.Client
 function M.new(opts)
   return common.basic_client(Client, opts, "UNKNOWNPROXIES", "RESI_UNKNOWNPROXIES_URL", M.DEFAULT_URL)
 end

@@ -231,9 +231,10 @@ end
 --- completes (in completion order), so a caller that cancels the task
 --- running check still has every finished result (`resi proxies check` on
 --- SIGINT). Cancelling aborts the checks in flight and starts no others.
----@param list userdata
+---@param list resi.proxylist.list
 ---@param opts {url: string, concurrency?: integer, timeout?: number, connect_timeout?: number, ca_file?: string, progress?: boolean, limiter?: resi.ratelimit.limiter, on_result?: fun(r: table), preflight?: boolean}
 ---@return table[] results
+---@async
 function M.run(list, opts)
   local o = check_options(list, opts)
   if opts.preflight ~= false then o.direct_status = preflight(o) end

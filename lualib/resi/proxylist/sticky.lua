@@ -342,9 +342,10 @@ end
 --- opts.minutes when given, 1..1440), UnknownProxies session passwords
 --- (PASS-9 digits on an unknownproxies host). Other entries are copied
 --- unchanged. Returns the new list and how many entries got a new session.
----@param list userdata
+---@param list resi.proxylist.list
 ---@param opts? {minutes?: integer, seed?: integer}
----@return userdata list, integer refreshed
+---@return resi.proxylist.list list
+---@return integer refreshed
 function M.refresh(list, opts)
   opts = opts or {}
   local minutes = int_opt(opts, "minutes", 1, 1440)
@@ -393,7 +394,7 @@ M.providers = { "oxylabs", "unknownproxies", "template" }
 --- to override the gateway, opts.seed for a reproducible list. Returns a
 --- proxy list.
 ---@param opts table
----@return userdata list
+---@return resi.proxylist.list list
 function M.build(opts)
   if type(opts) ~= "table" then bad("expects a table of options") end
   local dialect = dialects[opts.provider]

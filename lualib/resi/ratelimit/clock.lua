@@ -50,6 +50,7 @@ function Virtual:_due(limit)
 end
 
 --- Lets woken tasks run (a few real loop turns, no time passes).
+---@async
 function Virtual:settle()
   for _ = 1, self.turns do task.sleep(0) end
 end
@@ -73,6 +74,7 @@ function Virtual:advance(dt)
 end
 
 --- Number of tasks sleeping on this clock.
+---@return integer
 function Virtual:pending()
   local n = 0
   for _ in pairs(self.sleepers) do n = n + 1 end
@@ -81,7 +83,12 @@ end
 
 --- Normalizes a limiter's clock option: nil (real), a virtual clock or any
 --- table with now/wall/sleep, or a function (now) with a separate sleep.
----@return function now, function wall, function sleep
+---@return function now
+---@return function wall
+---@return function sleep
+---@param clock? resi.ratelimit.virtual_clock|{now: fun(): number, wall?: fun(): number, sleep?: fun(s: number)}|fun(): number
+---@param sleep? fun(seconds: number)
+---@param wall? fun(): number
 function M.resolve(clock, sleep, wall)
   if clock == nil then return M.real.now, wall or M.real.wall, sleep or M.real.sleep end
   if type(clock) == "table" then

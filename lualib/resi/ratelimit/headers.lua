@@ -68,7 +68,8 @@ end
 ---@param value string|nil
 ---@param now number
 ---@param server_now number|nil
----@return number|nil seconds, string|nil ignored_reason
+---@return number|nil seconds
+---@return string|nil ignored_reason
 function M.retry_after(value, now, server_now)
   if value == nil then return nil end
   local n = plain_number(value)
@@ -168,6 +169,10 @@ local function sf_members(s)
   end
   return out
 end
+--- Structured-field members, leniently: `a;k=v, "b";k=v` (lists) and
+--- `k=v;p=1, k2=v2` (dictionaries). Each member: {value=, key=?, params={}}.
+---@param s string|nil
+---@return table[]
 M.sf_members = sf_members
 
 -- A non-negative number from a header value or an SF item, else nil.

@@ -5,11 +5,13 @@
 --- gone and skipped when it reaches the head of its level.
 local M = {}
 
+---@class resi.ratelimit.queue
 local Queue = {}
 Queue.__index = Queue
 
 --- A new empty queue; aging in seconds per level (false: strict priority).
 ---@param aging number|false
+---@return resi.ratelimit.queue
 function M.new(aging)
   return setmetatable({ levels = {}, order = {}, n = 0, seq = 0, aging = aging }, Queue)
 end
@@ -28,6 +30,7 @@ function Queue:level(p)
 end
 
 --- Appends a waiter (a table; gets seq, priority, enq fields set by the caller).
+---@param w table
 function Queue:push(w)
   self.seq = self.seq + 1
   w.seq = self.seq
@@ -83,11 +86,14 @@ function Queue:pick(now, ends, sign)
 end
 
 --- The waiter that goes next at `now`, or nil.
+---@param now number
+---@return table|nil
 function Queue:head(now)
   return self:pick(now, front, 1)
 end
 
 --- The oldest waiter (by arrival), or nil.
+---@return table|nil
 function Queue:oldest()
   local best
   for _, p in ipairs(self.order) do
@@ -98,11 +104,15 @@ function Queue:oldest()
 end
 
 --- The least important waiter at `now` (the newest of the worst level), or nil.
+---@param now number
+---@return table|nil
 function Queue:lowest(now)
   return self:pick(now, back, -1)
 end
 
 --- Takes a waiter out (wherever it is). Returns false if it was not queued.
+---@param w table
+---@return boolean
 function Queue:remove(w)
   if not w.queued then return false end
   w.queued = false
@@ -114,6 +124,7 @@ function Queue:remove(w)
 end
 
 --- Waiters per priority level: {[p] = count}.
+---@return table<integer, integer>
 function Queue:counts()
   local out = {}
   for _, p in ipairs(self.order) do

@@ -55,6 +55,7 @@ end
 
 --- Takes one retry from the budget; false when it is empty.
 ---@return boolean
+---@param cost? number tokens to take (default 1)
 function Budget:withdraw(cost)
   cost = cost or 1
   if self.tokens < cost then
@@ -94,7 +95,8 @@ M.has_idempotency_key = has_key
 ---@param res table|nil  the response
 ---@param code string|nil  the transport failure code when res is nil
 ---@param safe? boolean
----@return "throttled"|"retry"|nil decision, "status"|"not idempotent"|nil reason
+---@return "throttled"|"retry"|nil decision
+---@return "status"|"not idempotent"|nil reason
 function M.classify(method, headers, res, code, safe)
   method = (method or "GET"):upper()
   if safe == nil then safe = M.IDEMPOTENT[method] or has_key(headers) end
@@ -139,7 +141,10 @@ end
 ---@param lim resi.ratelimit.limiter
 ---@param st table  from M.start
 ---@param fn fun(attempt: integer): any
----@return boolean sent, table|string results_or_why, any info
+---@return boolean sent
+---@return table|string results_or_why
+---@return any info
+---@async
 function M.attempt(lim, st, fn)
   st.attempt = st.attempt + 1
   local permit, why, info = lim:acquire(st.opts.weight or 1, st.opts)
@@ -169,6 +174,7 @@ function M.succeeded(st) st.budget:deposit() end
 ---@param st table
 ---@param decision "throttled"|"retry"
 ---@return boolean
+---@async
 function M.again(lim, st, decision)
   if st.attempt >= st.attempts then
     log().debug("ratelimit: giving up after the last attempt", { limiter = lim.name, attempts = st.attempt })
@@ -201,6 +207,7 @@ end
 ---@param fn fun(attempt: integer): any
 ---@param opts? table
 ---@return any
+---@async
 function M.call(self, fn, opts)
   opts = opts or {}
   local retryable = opts.retryable or function(r1, _, r3)
@@ -229,7 +236,10 @@ local function random_key() return require("resi.random").hex(16) end
 ---@param lim resi.ratelimit.limiter
 ---@param http_opts table
 ---@param policy? table
----@return table|nil res, string|nil err, any code
+---@return table|nil res
+---@return string|nil err
+---@return any code
+---@async
 function M.request(lim, http_opts, policy)
   local http = require "resi.http"
   local o = {}

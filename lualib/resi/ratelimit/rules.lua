@@ -44,6 +44,8 @@ function Sliding:prune(now)
 end
 
 --- Units used in the window that ends now.
+---@param now number
+---@return number
 function Sliding:used(now) return self:prune(now) end
 
 --- Seconds until `w` units fit (0: now; nil: never, w exceeds the limit).
@@ -67,6 +69,9 @@ function Sliding:delay(now, w)
 end
 
 --- Records `w` units at `now`; returns the entry (for touch and refund).
+---@param now number
+---@param w number
+---@return table entry
 function Sliding:commit(now, w)
   local x = { t = now, w = w }
   self.entries[#self.entries + 1] = x
@@ -74,14 +79,20 @@ function Sliding:commit(now, w)
 end
 
 --- The call behind an entry ended at `now`: its window starts then at the latest.
+---@param x table an entry from commit
+---@param now number
 function Sliding:touch(x, now) if now > x.t then x.t = now end end
 
 --- Gives an entry's units back (a granted call that never ran).
+---@param x table an entry from commit
 function Sliding:refund(x) x.w = 0 end
 
 --- Counts `n` units used by someone else (the server said fewer remain).
 --- They leave the window `expire_in` seconds from now when the server said
 --- when more quota comes (its reset), else a whole window from now.
+---@param now number
+---@param n number
+---@param expire_in? number
 function Sliding:phantom(now, n, expire_in)
   if n <= 0 then return end
   local t = now
@@ -90,12 +101,17 @@ function Sliding:phantom(now, n, expire_in)
 end
 
 --- Changes the limit; what is in the window stays counted.
+---@param limit number
 function Sliding:set_limit(limit) self.limit = limit end
 
 --- Is the rule back to its initial state (nothing in the window)?
+---@param now number
+---@return boolean
 function Sliding:idle(now) return self:prune(now) == 0 end
 
 --- When the oldest unit leaves the window (seconds from now), 0 when empty.
+---@param now number
+---@return number
 function Sliding:reset_in(now)
   self:prune(now)
   local oldest = huge
@@ -103,6 +119,8 @@ function Sliding:reset_in(now)
   return oldest == huge and 0 or oldest + self.window - now
 end
 
+---@class resi.ratelimit.gcra: resi.ratelimit.rule
+---@field burst number
 local Gcra = {}
 Gcra.__index = Gcra
 
@@ -120,12 +138,17 @@ end
 function Gcra:interval() return self.window / self.limit end
 
 --- Units taken and not yet refilled.
+---@param now number
+---@return number
 function Gcra:used(now)
   local t = self.tat > now and self.tat or now
   return (t - now) / self:interval()
 end
 
 --- Seconds until `w` units fit (0: now; nil: never, w exceeds the burst).
+---@param now number
+---@param w number
+---@return number|nil
 function Gcra:delay(now, w)
   if w > self.burst then return nil end
   local T = self:interval()
@@ -135,6 +158,9 @@ function Gcra:delay(now, w)
 end
 
 --- Takes `w` units at `now`; returns a handle for refund.
+---@param now number
+---@param w number
+---@return table handle
 function Gcra:commit(now, w)
   local T = self:interval()
   local tat = self.tat > now and self.tat or now
@@ -146,15 +172,20 @@ end
 function Gcra:touch() end
 
 --- Gives units back.
+---@param x table a handle from commit
 function Gcra:refund(x)
   self.tat = self.tat - x.w * self:interval()
   x.w = 0
 end
 
 --- Counts `n` units used by someone else.
+---@param now number
+---@param n number
 function Gcra:phantom(now, n) if n > 0 then self:commit(now, n) end end
 
 --- Changes the rate, keeping the units currently taken.
+---@param limit number
+---@param now? number
 function Gcra:set_limit(limit, now)
   local used = self:used(now or 0)
   if self.burst == self.limit then self.burst = limit end
@@ -163,14 +194,19 @@ function Gcra:set_limit(limit, now)
 end
 
 --- Is the bucket full again (back to its initial state)?
+---@param now number
+---@return boolean
 function Gcra:idle(now) return self.tat <= now end
 
 --- Seconds until the bucket is full again.
+---@param now number
+---@return number
 function Gcra:reset_in(now) return self.tat > now and self.tat - now or 0 end
 
 --- Builds a rule from a spec {limit=, window=, algorithm=, burst=, rate=};
 --- a bad spec raises a message without a position (the caller adds it).
----@param spec table
+---@param spec {limit?: number, window?: number, algorithm?: "sliding"|"gcra"|"bucket", burst?: number, rate?: number}
+---@param where? string the prefix of error messages (default "resi.ratelimit")
 ---@return resi.ratelimit.rule
 function M.from_spec(spec, where)
   where = where or "resi.ratelimit"

@@ -199,7 +199,8 @@ end
 --- Candidates are sorted; none is found by calling anything.
 ---@param env table the session environment
 ---@param before string the line up to the cursor
----@return string[] candidates, integer from
+---@return string[] candidates
+---@return integer from
 function M.candidates(env, before)
   local q, partial = before:match("require%s*%(?%s*([\"'])([%w_.]*)$")
   if q then return M.modules(partial), #before - #partial + 1 end

@@ -131,7 +131,8 @@ end
 --- too) and bound clients are dropped. Returns the sandbox, or nil and why.
 ---@param env table
 ---@param opts? table resi.sim.start options (seed, speed, ...)
----@return table|nil sim, string|nil err
+---@return table|nil sim
+---@return string|nil err
 function M.start_sim(env, opts)
   local o = { ports = { 0, 0, 0 } }
   for k, v in pairs(opts or {}) do o[k] = v end

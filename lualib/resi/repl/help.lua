@@ -93,7 +93,8 @@ end
 --- The documentation of a Lua function from its annotations: {signature,
 --- lines (the comment, @ tags included), file, line}, or nil and why.
 ---@param f function
----@return table|nil doc, string|nil why
+---@return table|nil doc
+---@return string|nil why
 function M.doc(f)
   local info = debug.getinfo(f, "S")
   if info.what == "C" then return nil, "a builtin (C) function: no Lua source to read" end

@@ -38,6 +38,7 @@ end
 ---@param accts table[]  resi.rotate's account entries
 ---@param db resi.store.db
 ---@param say fun(line: string)
+---@async
 function M.import(path, accts, db, say)
   local text = fs.read(path)
   if not text then return end

@@ -326,7 +326,9 @@ end
 --- each names its path (`unknownproxies[1].tokens[2].dataLimit must be ...`,
 --- `oxylabs[1].usre: unknown field (...)`) and never quotes a secret.
 ---@param accounts any
----@return boolean ok, string|nil text, string[]|nil problems
+---@return boolean ok
+---@return string|nil text
+---@return string[]|nil problems
 function M.check(accounts)
   local p = setmetatable({ list = {}, seen = {} }, Problems)
   if not is_object(accounts) then
@@ -353,7 +355,8 @@ end
 --- Reads and checks an accounts file; the table, or nil and a message that
 --- names the file and every bad field.
 ---@param path string
----@return table|nil accounts, string|nil err
+---@return table|nil accounts
+---@return string|nil err
 function M.load(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, "cannot read accounts file: " .. err end

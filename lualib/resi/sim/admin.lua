@@ -93,6 +93,10 @@ local function forbidden(message) return reply(403, { error = { code = "forbidde
 --- `relayed` is true for requests that came through the TLS front of a
 --- non-loopback --host: their address is the relay's (127.0.0.1), so they
 --- are refused whatever it says.
+---@param world table the sandbox's state (resi.sim)
+---@param req table
+---@param path string below /_sim/
+---@param provider "unknownproxies"|"oxylabs"|"resifactory"
 ---@param relayed? boolean
 ---@return table response
 function M.handle(world, req, path, provider, relayed)

@@ -19,20 +19,24 @@ function M.new(speed, start)
 end
 
 --- Simulated epoch seconds (float).
+---@return number
 function Clock:now()
   return self.base + (core.monotonic() - self.m0) * self.speed
 end
 
 --- Simulated epoch seconds, whole.
+---@return integer
 function Clock:time() return math.floor(self:now()) end
 
 --- Moves simulated time forward by `seconds` (never back).
+---@param seconds number
 function Clock:advance(seconds)
   assert(type(seconds) == "number" and seconds >= 0, "advance: seconds must be a non-negative number")
   self.base = self.base + seconds
 end
 
 --- Changes the speed from now on, without a jump.
+---@param speed number simulated seconds per real second
 function Clock:set_speed(speed)
   assert(type(speed) == "number" and speed >= 0, "speed must be a non-negative number")
   self.base, self.m0, self.speed = self:now(), core.monotonic(), speed

@@ -71,6 +71,10 @@ local function matches(rule, method, path)
 end
 
 --- Takes the first rule that matches this request (counting it down), or nil.
+---@param provider string
+---@param method string
+---@param path string
+---@return table|nil rule
 function Faults:take(provider, method, path)
   for idx, rule in ipairs(self.rules) do
     if (rule.provider == nil or rule.provider == provider) and matches(rule, method, path) then
@@ -86,6 +90,7 @@ function Faults:take(provider, method, path)
 end
 
 --- The rules still armed, as the admin API shows them.
+---@return table[]
 function Faults:list()
   local out = {}
   for i, r in ipairs(self.rules) do
@@ -96,6 +101,8 @@ function Faults:list()
 end
 
 --- Removes every rule (of one provider when given); returns how many.
+---@param provider? string
+---@return integer removed
 function Faults:clear(provider)
   local kept, n = {}, 0
   for _, r in ipairs(self.rules) do

@@ -34,10 +34,13 @@ local C = {}
 C.__index = C
 
 --- Drops the first n bytes of the pending input.
+---@param n integer
 function C:consume(n) self.buf = self.buf:sub(n + 1) end
 
 --- Bills n bytes (and requests) to the connection's credential, times
 --- world.config.bill_scale (1; demos bill each real byte as more).
+---@param n integer bytes
+---@param requests? integer
 function C:bill(n, requests)
   if not self.cred or (n <= 0 and not requests) then return end
   self.gw.stats.bytes = self.gw.stats.bytes + n
@@ -48,6 +51,7 @@ function C:bill(n, requests)
 end
 
 --- Writes bytes to the client (billed once authenticated).
+---@param data string
 function C:send(data)
   if self.closed then return end
   self:bill(#data)
@@ -55,6 +59,7 @@ function C:send(data)
 end
 
 --- Writes bytes to the client, then closes.
+---@param data string
 function C:send_close(data)
   if self.closed then return end
   self:bill(#data)
@@ -75,6 +80,11 @@ end
 --- Checks credentials in the provider's dialect; the credential, or nil
 --- and the reason (counted as a refusal). `head_bytes` already read are
 --- billed on success, with the rest pending.
+---@param user string
+---@param pass string
+---@param head_bytes integer
+---@return table|nil cred
+---@return string|nil why
 function C:authenticate(user, pass, head_bytes)
   local cred, why = auth.check(self.gw.provider, user, pass)
   if not cred then
@@ -88,6 +98,9 @@ end
 
 --- Does a request for host:port go to the echo target (anything off
 --- loopback, a non-loopback client, or a gateway's own address)?
+---@param host string
+---@param port integer
+---@return boolean
 function C:is_echo(host, port)
   if not loopback(host) or not self.local_client then return true end
   return self.gw.world.gateway_ports[port] == true
@@ -110,6 +123,9 @@ function C:echo_serve()
 end
 
 --- Answers one absolute-form request from the echo target and closes.
+---@param head table the parsed request head
+---@param host string
+---@param path string
 function C:echo_once(head, host, path)
   self:bill(self.head_bytes or 0, 1)
   self:send_close(echo.response(self.gw.echo, self.cred, { method = head.method, path = path }, host,
@@ -118,6 +134,7 @@ end
 
 --- Answers an origin-form request (no proxy: GET / to the gateway) from
 --- the echo target: the exit is the client itself.
+---@param head table the parsed request head
 function C:echo_direct(head)
   self:send_close(echo.response(self.gw.echo, nil, head, "direct", self.gw.world.clock:now(), false))
 end
@@ -125,6 +142,9 @@ end
 --- Opens the route to host:port. ready(ok) answers the client (and may
 --- return true plus bytes for the upstream); then the echo serves the
 --- stream, or a tunnel to the loopback upstream carries it.
+---@param host string
+---@param port integer
+---@param ready fun(ok: boolean): boolean|nil, string|nil
 function C:open(host, port, ready)
   self.target = host
   self:bill(self.head_bytes or 0, 1)
@@ -220,7 +240,8 @@ end
 ---@param p table     the provider (world.providers[name], with .name)
 ---@param host string
 ---@param port integer
----@return resi.sim.gateway|nil, string|nil
+---@return resi.sim.gateway|nil
+---@return string|nil
 function M.start(world, p, host, port)
   local server = uv.new_tcp()
   local self = setmetatable({ world = world, provider = p, server = server, echo = echo.new_state(),

@@ -104,7 +104,8 @@ local DIALECTS = { unknownproxies = unknownproxies, oxylabs = oxylabs, resifacto
 ---@param p table  the provider (world.providers[name])
 ---@param user string
 ---@param pass string
----@return table|nil cred, string|nil reason
+---@return table|nil cred
+---@return string|nil reason
 function M.check(p, user, pass)
   if type(user) ~= "string" or user == "" then return nil, "no proxy credentials" end
   local cred, why = DIALECTS[p.name](p, user, pass or "")

@@ -44,7 +44,8 @@ end
 ---@param state table  from new_state
 ---@param cred table   from resi.sim.gateway_auth.check
 ---@param now number   simulated epoch seconds
----@return string ip, string country
+---@return string ip
+---@return string country
 function M.exit_for(state, cred, now)
   local key, n
   if cred.session then

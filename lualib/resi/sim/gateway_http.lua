@@ -29,7 +29,8 @@ end
 
 --- The user and password of a Proxy-Authorization: Basic value, or nil.
 ---@param value string|nil
----@return string|nil user, string|nil pass
+---@return string|nil user
+---@return string|nil pass
 function M.basic(value)
   local b64 = type(value) == "string" and value:match("^[Bb][Aa][Ss][Ii][Cc]%s+(%S+)%s*$")
   local ok, text = pcall(base64.decode, b64 or "")

@@ -238,7 +238,9 @@ M.TRAFFIC_RATE = 0.015
 --- bills; true keeps it on. bill_scale: each byte through a gateway is
 --- billed as this many (default 1; the rotation demo fills GB tokens with
 --- kB of real traffic).
----@return resi.sim|nil, string|nil
+---@param opts? table
+---@return resi.sim|nil sim
+---@return string|nil err
 function M.start(opts)
   opts = opts or {}
   local seed = math.tointeger(opts.seed) or 1

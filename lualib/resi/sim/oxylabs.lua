@@ -619,7 +619,8 @@ end
 --- what it may do now: "active", "disabled" or "exhausted" (its limit
 --- reached, or traffic_limit 0); nil and "deleted" or "unknown" without one.
 ---@param name string
----@return table|nil su, string state
+---@return table|nil su
+---@return string state
 function P:gateway_sub_user(name)
   local su = self.by_username[name]
   if not su then return nil, self.deleted_names[name] and "deleted" or "unknown" end
@@ -657,7 +658,8 @@ end
 --- Admin (POST /_sim/usage): sets or adds a sub-user's traffic; see the
 --- header comment for the body.
 ---@param body table
----@return boolean ok, table view_or_error
+---@return boolean ok
+---@return table view_or_error
 function P:set_usage(body)
   local id = body.id
   if type(id) == "string" and id:match("^%d+$") then id = tonumber(id) end

@@ -132,6 +132,8 @@ function P:new_request_id() return "req_" .. self.rng:string(20) end
 ---@param status integer
 ---@param code string
 ---@param message string
+---@param details? table
+---@param request_id? string
 ---@return table response
 function P:error(status, code, message, details, request_id)
   local rid = request_id or self:new_request_id()
@@ -551,7 +553,8 @@ end
 --- the module comment for the fields. Returns true and the account's state,
 --- or false and {status?, code?, message}.
 ---@param body table
----@return boolean, table
+---@return boolean
+---@return table
 function P:set_usage(body)
   local acct = type(body.api_key) == "string" and self.by_key[body.api_key]
   if not acct then return false, { status = 404, code = "not_found", message = "no resifactory account with that api_key" } end

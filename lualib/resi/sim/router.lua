@@ -33,6 +33,11 @@ end
 
 --- Finds the route for a method and path (relative to the provider's base).
 --- Returns fn, params, route name; or nil, "not_found" | "method_not_allowed".
+---@param method string
+---@param path string
+---@return function|nil fn
+---@return table|string params  or "not_found" | "method_not_allowed"
+---@return string|nil route
 function Router:find(method, path)
   local segs = {}
   for s in path:gmatch("[^/]+") do segs[#segs + 1] = s end

@@ -50,7 +50,8 @@ end
 
 --- The commands --tls needs: {openssl=, stunnel=, setpriv=?}, or nil and a
 --- message saying what to install.
----@return table|nil tools, string|nil err
+---@return table|nil tools
+---@return string|nil err
 function M.tools()
   local t = { openssl = which("openssl"), stunnel = which("stunnel4") or which("stunnel"), setpriv = which("setpriv") }
   local missing = {}
@@ -422,7 +423,8 @@ end
 --- died on its own). Returns the front, or nil and a message (nothing left
 --- running, nothing left on disk).
 ---@param opts {host: string, ports: integer[], backends: integer[], names: string[], on_exit?: fun(msg: string)}
----@return resi.sim.tls|nil, string|nil
+---@return resi.sim.tls|nil
+---@return string|nil
 function M.start(opts)
   local tools, err = M.tools()
   if not tools then return nil, err end

@@ -33,6 +33,10 @@ local P = {}
 P.__index = P
 
 --- The provider's error answer.
+---@param status integer
+---@param code string
+---@param message string
+---@return table response
 function P:error(status, code, message)
   return { status = status, json = { error = code, message = message } }
 end
@@ -235,6 +239,9 @@ function P:route_list(req, acct)
 end
 
 --- Answers one API request (path relative to /api/v1).
+---@param req table
+---@param path string
+---@return table response
 function P:handle(req, path)
   local fn, params = self.router:find(req.method, path)
   if not fn then
@@ -251,6 +258,8 @@ function P:handle(req, path)
 end
 
 --- Moves time on: usage from traffic (dt simulated seconds) and expiry.
+---@param now number simulated epoch seconds
+---@param dt number simulated seconds since the last tick
 function P:tick(now, dt)
   local rate = self.world.config.traffic_rate
   for _, t in pairs(self.tokens) do
@@ -297,6 +306,8 @@ function P:gateway_bill(t, bytes)
 end
 
 --- Admin: sets a token's dataUsage ({"id", "bytes"} or {"id", "add_bytes"}).
+---@param body {id: string, bytes?: integer, add_bytes?: integer}
+---@return table response
 function P:set_usage(body)
   local t = self.tokens[body.id]
   if not t then return false, { status = 404, code = "not_found", message = "no token " .. tostring(body.id) } end
@@ -324,6 +335,9 @@ function P:snapshot()
 end
 
 --- The provider over the sandbox's accounts.
+---@param world table
+---@param accounts table[]
+---@return table provider
 function M.new(world, accounts)
   local self = setmetatable({ world = world, accounts = {}, account_list = {}, tokens = {}, by_username = {},
     pools = {}, router = router.new() }, P)

@@ -20,6 +20,7 @@ function M.rng(seed)
 end
 
 --- The next 64-bit value.
+---@return integer
 function Rng:next()
   self.state = self.state + 0x9E3779B97F4A7C15
   local z = self.state
@@ -29,16 +30,23 @@ function Rng:next()
 end
 
 --- An integer in [lo, hi].
+---@param lo integer
+---@param hi integer
+---@return integer
 function Rng:int(lo, hi)
   return lo + (self:next() >> 1) % (hi - lo + 1)
 end
 
 --- A float in [0, 1).
+---@return number
 function Rng:float()
   return (self:next() >> 11) * (1.0 / 9007199254740992.0)
 end
 
 --- A random string of n characters from charset (alphanumeric by default).
+---@param n integer
+---@param charset? string
+---@return string
 function Rng:string(n, charset)
   charset = charset or ALNUM
   local out = {}
@@ -50,6 +58,7 @@ function Rng:string(n, charset)
 end
 
 --- A UUID-shaped string (version 4 layout).
+---@return string
 function Rng:uuid()
   local hex = self:string(32, "0123456789abcdef")
   return ("%s-%s-4%s-a%s-%s"):format(hex:sub(1, 8), hex:sub(9, 12), hex:sub(14, 16), hex:sub(18, 20), hex:sub(21, 32))
@@ -63,7 +72,8 @@ M.base64url = base64.encode_url
 
 --- The user and password of a request's Basic Authorization header, or nil.
 ---@param req table
----@return string|nil, string|nil
+---@return string|nil
+---@return string|nil
 function M.basic_auth(req)
   local h = req.headers.authorization
   local b64 = h and h:match("^[Bb]asic%s+(%S+)%s*$")
@@ -74,6 +84,8 @@ function M.basic_auth(req)
 end
 
 --- The token of a request's Bearer Authorization header, or nil.
+---@param req table
+---@return string|nil
 function M.bearer(req)
   local h = req.headers.authorization
   return h and h:match("^Bearer (%S+)$")
@@ -84,7 +96,8 @@ M.GB = 1000000000
 
 --- Decodes a JSON object body: the table, or nil and a reason.
 ---@param req table
----@return table|nil, string|nil
+---@return table|nil
+---@return string|nil
 function M.json_body(req)
   if req.body == nil or req.body == "" then return nil, "the request body is empty; send a JSON object" end
   local v, err = json.safe_decode(req.body)
@@ -94,12 +107,18 @@ function M.json_body(req)
 end
 
 --- "YYYY-MM-DD" of an epoch time (UTC).
+---@param t number
+---@return string
 function M.date(t) return os.date("!%Y-%m-%d", math.floor(t)) end
 
 --- "YYYY-MM-DD HH" of an epoch time (UTC): the hour bucket of usage history.
+---@param t number
+---@return string
 function M.hour(t) return os.date("!%Y-%m-%d %H", math.floor(t)) end
 
 --- Parses "YYYY-MM-DD" or "YYYY-MM-DD HH" (UTC) to epoch seconds, or nil.
+---@param s string
+---@return integer|nil
 function M.parse_date(s)
   if type(s) ~= "string" then return nil end
   local y, m, d, h = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
@@ -120,15 +139,21 @@ function M.parse_date(s)
 end
 
 --- True for an integer-valued number (JSON 5 and 5.0 alike).
+---@param v any
+---@return boolean
 function M.is_int(v) return math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v) and v == v and v ~= math.huge and v ~= -math.huge) end
 
 --- True when the request came over loopback (the admin API's only clients).
+---@param req table
+---@return boolean
 function M.from_loopback(req)
   local r = req.remote or ""
   return r == "127.0.0.1" or r:match("^127%.") ~= nil or r == "::1" or r == "::ffff:127.0.0.1"
 end
 
 --- Copies a table one level deep.
+---@param t table
+---@return table
 function M.copy(t)
   local c = {}
   for k, v in pairs(t) do c[k] = v end

@@ -112,6 +112,7 @@ local function check_lease(name, lease)
 end
 
 -- The db methods installed by M.install.
+---@class resi.store.db
 local Lease = {}
 
 -- The statements of the db's dialect.
@@ -119,6 +120,7 @@ local function sql(db) return M.statements(db.dialect or "sqlite") end
 
 --- The database clock, epoch seconds (a float).
 ---@return number
+---@async
 function Lease:db_clock()
   return self:_enter():first(sql(self).clock).t
 end
@@ -130,7 +132,10 @@ end
 --- live lease ("overlap": skip holds across nodes). Returns true, or false
 --- and the reason (and for "early" the seconds to wait).
 ---@param r {job: string, nominal_at: integer, owner: string, lease: number, node?: string, pid?: integer, attempt?: integer, missed?: integer, exclusive?: boolean}
----@return boolean, string|nil, number|nil
+---@return boolean
+---@return string|nil
+---@return number|nil
+---@async
 function Lease:claim_leased(r)
   if type(r) ~= "table" or type(r.job) ~= "string" or math.type(r.nominal_at) ~= "integer" then
     bad_arg("claim_leased", "expected {job = string, nominal_at = integer, owner =, lease =}")
@@ -161,6 +166,7 @@ end
 ---@param owner string
 ---@param lease number
 ---@return table<string, number>
+---@async
 function Lease:renew_runs(owner, lease)
   check_lease("renew_runs", lease)
   local held = {}
@@ -178,6 +184,7 @@ end
 ---@param owner string
 ---@param err? any
 ---@return boolean
+---@async
 function Lease:finish_owned(job, nominal_at, outcome, owner, err)
   if not require("resi.store.runs").RUN_OUTCOMES[outcome] then bad_arg("finish_owned", "unknown outcome " .. tostring(outcome)) end
   return self:_enter():first(sql(self).finish, job, nominal_at, outcome, err ~= nil and tostring(err) or nil, owner) ~= nil
@@ -187,6 +194,7 @@ end
 --- owner's): one UPDATE, so of several nodes doing it at once each row is
 --- marked by one. Returns the rows it marked.
 ---@return table[]
+---@async
 function Lease:reap_expired()
   local rows = self:_enter():rows(sql(self).reap)
   for _, row in ipairs(rows) do row.status = "interrupted" end
@@ -197,6 +205,7 @@ end
 --- "rerun"); returns the new attempt, or nil when another node took it.
 ---@param r {job: string, nominal_at: integer, owner: string, lease: number, node?: string, pid?: integer}
 ---@return integer|nil
+---@async
 function Lease:rerun_leased(r)
   check_lease("rerun_leased", r.lease)
   local row = self:_enter():first(sql(self).rerun, r.job, r.nominal_at, r.node or uv.os_gethostname(),
@@ -210,7 +219,9 @@ end
 ---@param name string
 ---@param owner string
 ---@param lease number
----@return integer|nil term, number|nil expires_at
+---@return integer|nil term
+---@return number|nil expires_at
+---@async
 function Lease:acquire_lease(name, owner, lease)
   check_lease("acquire_lease", lease)
   local row = self:_enter():first(sql(self).acquire, name, owner, lease)
@@ -225,6 +236,7 @@ end
 ---@param term integer
 ---@param lease number
 ---@return number|nil
+---@async
 function Lease:extend_lease(name, owner, term, lease)
   local row = self:_enter():first(sql(self).extend, name, owner, term, lease)
   return row and row.expires_at
@@ -234,6 +246,7 @@ end
 ---@param name string
 ---@param owner string
 ---@param term integer
+---@async
 function Lease:release_lease(name, owner, term)
   self:_enter():run(sql(self).release, name, owner, term)
 end
@@ -241,6 +254,7 @@ end
 --- The holder of a named lease {name=, owner=, term=, expires_at=}, or nil.
 ---@param name string
 ---@return table|nil
+---@async
 function Lease:lease_holder(name)
   return self:_enter():first(sql(self).holder, name)
 end

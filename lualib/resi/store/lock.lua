@@ -60,7 +60,9 @@ end
 ---@param db resi.store.db
 ---@param name string
 ---@param opts? {wait?: number, lease?: number}
----@return table|nil lock, string|nil err, string|nil code
+---@return table|nil lock
+---@return string|nil err
+---@return string|nil code
 function M.take(db, name, opts)
   opts = opts or {}
   local holder = task.current()

@@ -81,9 +81,17 @@ local function query(self, sql, n, ...)
 end
 
 --- The first row of a statement, or nil.
+---@async
+---@param sql string
+---@param ... any the statement's parameters
+---@return table|nil row
 function Conn:first(sql, ...) return query(self, sql, select("#", ...), ...)[1] end
 
 --- Every row of a statement, as a plain array.
+---@async
+---@param sql string
+---@param ... any the statement's parameters
+---@return table[]
 function Conn:rows(sql, ...)
   local res, out = query(self, sql, select("#", ...), ...), {}
   for i = 1, #res do out[i] = res[i] end
@@ -91,9 +99,15 @@ function Conn:rows(sql, ...)
 end
 
 --- Runs a statement; returns how many rows it changed.
+---@async
+---@param sql string
+---@param ... any the statement's parameters
+---@return integer changed
 function Conn:run(sql, ...) return query(self, sql, select("#", ...), ...).affected or 0 end
 
 --- Runs one statement without parameters.
+---@async
+---@param sql string
 function Conn:exec(sql) query(self, sql, 0) end
 
 --- Is the store open (not closed; the connection itself may be down)?

@@ -144,6 +144,7 @@ end
 ---@field lease_until? number    when that lease ends, database clock
 
 -- The db methods installed by M.install.
+---@class resi.store.db
 local Runs = {}
 
 --- Claims a slot: inserts its `running` row and commits it. Returns true
@@ -152,6 +153,7 @@ local Runs = {}
 --- pid to this process, started_at to now, attempt to 1, missed to 0.
 ---@param r {job: string, nominal_at: integer, node?: string, pid?: integer, started_at?: number, attempt?: integer, missed?: integer}
 ---@return boolean
+---@async
 function Runs:claim_run(r)
   if type(r) ~= "table" then bad_arg("claim_run", "expected a table {job=, nominal_at=, ...}") end
   check_slot("claim_run", r.job, r.nominal_at)
@@ -170,6 +172,7 @@ end
 ---@param outcome string
 ---@param fields? {error?: any, finished_at?: number}
 ---@return boolean
+---@async
 function Runs:finish_run(job, nominal_at, outcome, fields)
   fields = check_outcome_args("finish_run", job, nominal_at, outcome, M.RUN_OUTCOMES, fields)
   local row = self:_enter():first(SQL.finish, job, nominal_at, outcome, fields.finished_at or core.now(),
@@ -186,6 +189,7 @@ end
 ---@param outcome string
 ---@param fields? {error?: any, missed?: integer, node?: string, at?: number}
 ---@return boolean
+---@async
 function Runs:record_slot(job, nominal_at, outcome, fields)
   fields = check_outcome_args("record_slot", job, nominal_at, outcome, M.SLOT_OUTCOMES, fields)
   local row = self:_enter():first(SQL.record, job, nominal_at, outcome, fields.node or M.node(),
@@ -199,6 +203,7 @@ end
 --- run is not in that state (another process took it first).
 ---@param r {job: string, nominal_at: integer, from?: string, node?: string, pid?: integer, started_at?: number}
 ---@return integer|nil attempt
+---@async
 function Runs:rerun(r)
   if type(r) ~= "table" then bad_arg("rerun", "expected a table {job=, nominal_at=, ...}") end
   check_slot("rerun", r.job, r.nominal_at)
@@ -215,6 +220,7 @@ end
 ---@param job string
 ---@param nominal_at integer
 ---@return resi.store.run|nil
+---@async
 function Runs:get_run(job, nominal_at)
   check_slot("get_run", job, nominal_at)
   return self:_enter():first(SQL.get, job, nominal_at)
@@ -222,6 +228,7 @@ end
 
 --- The runs now `running`, by job and slot.
 ---@return resi.store.run[]
+---@async
 function Runs:running_runs()
   return self:_enter():rows(SQL.running)
 end
@@ -231,6 +238,7 @@ end
 ---@param run resi.store.run
 ---@param reason? string
 ---@return boolean
+---@async
 function Runs:mark_interrupted(run, reason)
   if type(run) ~= "table" then bad_arg("mark_interrupted", "expected a run row") end
   check_slot("mark_interrupted", run.job, run.nominal_at)
@@ -246,6 +254,7 @@ end
 ---@param node? string|false
 ---@param alive? fun(run: resi.store.run): boolean
 ---@return resi.store.run[]
+---@async
 function Runs:interrupt_dead(node, alive)
   if node == nil then node = M.node() end
   alive = alive or M.process_alive
@@ -267,6 +276,7 @@ end
 ---@param job string
 ---@param status? string
 ---@return resi.store.run|nil
+---@async
 function Runs:last_run(job, status)
   if type(job) ~= "string" then bad_arg("last_run", "job must be a string, got " .. type(job)) end
   if status ~= nil then return self:_enter():first(SQL.last_with, job, status) end
@@ -277,6 +287,7 @@ end
 --- after q.since, at most q.limit (default 100).
 ---@param q? {job?: string, limit?: integer, since?: integer}
 ---@return resi.store.run[]
+---@async
 function Runs:history(q)
   q = q or {}
   local limit, since = q.limit or 100, q.since or math.mininteger
@@ -292,6 +303,7 @@ end
 --- Deletes the finished run rows of slots before `before`; returns how many.
 ---@param before integer
 ---@return integer
+---@async
 function Runs:prune_runs(before)
   if math.type(before) ~= "integer" then bad_arg("prune_runs", "before must be an integer (UTC epoch seconds)") end
   return self:_enter():run(SQL.prune, before)
@@ -308,6 +320,7 @@ end
 --- false and no next_at for a job never seen).
 ---@param name string
 ---@return {name: string, paused: boolean, next_at?: integer, updated_at?: number}
+---@async
 function Runs:job_state(name)
   if type(name) ~= "string" then bad_arg("job_state", "name must be a string, got " .. type(name)) end
   return job_state(self:_enter():first(SQL.job, name), name)
@@ -315,6 +328,7 @@ end
 
 --- Every stored job state, by name.
 ---@return {name: string, paused: boolean, next_at?: integer, updated_at?: number}[]
+---@async
 function Runs:job_states()
   local rows = self:_enter():rows(SQL.jobs)
   for i, row in ipairs(rows) do rows[i] = job_state(row) end
@@ -324,6 +338,7 @@ end
 --- Pauses (true) or resumes (false) a job; the daemon reads it before each claim.
 ---@param name string
 ---@param paused boolean
+---@async
 function Runs:set_paused(name, paused)
   if type(name) ~= "string" then bad_arg("set_paused", "name must be a string, got " .. type(name)) end
   self:_enter():run(SQL.set_paused, name, paused and 1 or 0, core.now())
@@ -332,6 +347,7 @@ end
 --- Records the next slot the daemon will run for a job (for `resi jobs list`).
 ---@param name string
 ---@param next_at integer|nil
+---@async
 function Runs:set_next_at(name, next_at)
   if type(name) ~= "string" then bad_arg("set_next_at", "name must be a string, got " .. type(name)) end
   if next_at ~= nil and math.type(next_at) ~= "integer" then bad_arg("set_next_at", "next_at must be an integer") end

@@ -66,6 +66,8 @@ local function log_capture()
   return capture
 end
 
+--- busted's output handler for resi test (busted calls it with its options).
+---@param options table
 return function(options)
   local busted = require "busted"
   local tty = io.type(io.stdout) == "file" and term.isatty(io.stdout)
