@@ -50,7 +50,7 @@ describe("resi.fs", function()
     end
 
     -- The names in dir, sorted, one per line.
-    local function names() return proc.run({ "ls", dir }).stdout end
+    local function names() return proc.run({ "ls", dir }, { env = { "LC_ALL=C" } }).stdout end
 
     it("are removed when their writer is gone, and kept while it lives", function()
       local dead = proc.run({ "true" }).pid -- exited and reaped: no such process now
@@ -62,8 +62,10 @@ describe("resi.fs", function()
       temp(("other.json.tmp-%d-0badf00d"):format(dead)) -- another target's: not this writer's business
       temp(("state.json.tmp-%d-notahex!"):format(dead)) -- not a temp file name
       fs.write_atomic(dir .. "/state.json", "{}", 384)
-      assert.equal(("other.json.tmp-%d-0badf00d\nstate.json\nstate.json.tmp-%d-00c0ffee\nstate.json.tmp-%d-notahex!\n")
-        :format(dead, me, dead), names())
+      local want = { ("other.json.tmp-%d-0badf00d"):format(dead), "state.json",
+        ("state.json.tmp-%d-00c0ffee"):format(me), ("state.json.tmp-%d-notahex!"):format(dead) }
+      table.sort(want) -- the order of names() (byte order): the PIDs' digits decide it
+      assert.equal(table.concat(want, "\n") .. "\n", names())
       assert.equal("{}", fs.read(dir .. "/state.json"))
     end)
 
