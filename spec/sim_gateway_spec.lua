@@ -166,9 +166,20 @@ describe("sim gateway: UnknownProxies over HTTP proxy", function()
     local ips = {}
     for body in e.data:gmatch("\r\n\r\n({.-})") do ips[#ips + 1] = json.decode(body).ip end
     assert.are.equal(2, #ips)
-    assert.are_not.equal(ips[1], ips[2]) -- rotating: a new exit per request
+    -- rotating, but one tunnel is one connection out of one exit: it keeps it
+    assert.are.equal(ips[1], ips[2])
+    local headers = {}
+    for ip in e.data:gmatch("X%-Sim%-Exit%-Ip: ([%d.]+)\r\n") do headers[#headers + 1] = ip end
+    assert.are.same({ ips[1], ips[1] }, headers)
     assert.matches('"target":"10.1.2.3"', e.data, 1, true)
     e:close()
+    -- the next tunnel is a new connection: a new exit
+    local f = raw(h:gateway())
+    f:send("CONNECT 10.1.2.3:80 HTTP/1.1\r\nProxy-Authorization: " .. basic(t.username, t.password) .. "\r\n\r\n"
+      .. "GET /c HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert.is_true(f:wait('"path":"/c".*}'))
+    assert.are_not.equal(ips[1], json.decode(f.data:match("\r\n\r\n({.-})$")).ip)
+    f:close()
   end)
 
   it("answers bad requests with 400 naming the problem", function()
@@ -311,6 +322,24 @@ describe("sim gateway: ResiFactory dialect", function()
     assert.are.equal(2 - acct.domains["target.example"].bytes / 1073741824, acct.balances.walmart_premium)
   end)
 
+  it("bills a SOCKS5 or CONNECT tunnel to the echo as one request to its destination, no byte to 'unknown'", function()
+    local p = generate(KEY, { quantity = 1, country = "us", format = "json" }).proxies[1]
+    local get = "GET / HTTP/1.1\r\nHost: ip.sim\r\nConnection: close\r\n\r\n"
+    local s = raw(h:gateway())
+    s:send("\5\1\2" .. "\1" .. string.char(#p.username) .. p.username .. string.char(#p.password) .. p.password
+      .. "\5\1\0\3\6ip.sim\0\80" .. get)
+    assert.is_true(s:wait('"target":"ip.sim".*}'))
+    s:close()
+    local c = raw(h:gateway())
+    c:send(("CONNECT ip.sim:80 HTTP/1.1\r\nProxy-Authorization: %s\r\n\r\n"):format(basic(p.username, p.password)) .. get)
+    assert.is_true(c:wait('"target":"ip.sim".*}'))
+    c:close()
+    local domains = h.world.providers.resifactory.by_key[KEY].domains
+    assert.is_nil(domains.unknown, json.encode(domains))
+    assert.are.equal(2, domains["ip.sim"].requests)
+    assert.is_true(domains["ip.sim"].bytes > #s.data + #c.data, json.encode(domains))
+  end)
+
   it("never accepts demo credentials, nor a pool with no balance left", function()
     local doc = generate(KEY .. "x", { quantity = 1, format = "json" })
     assert.is_true(doc.is_demo)
@@ -386,6 +415,30 @@ describe("sim gateway: tunnels at scale", function()
     assert.is_true((uv.hrtime() - t0) / 1e9 < 2)
     fast:close()
     slow:close()
+  end)
+
+  it("a client that pipelines echo requests and stops reading gets no more answers queued than the bound", function()
+    local h, t = ctx.h, ctx.t
+    local gw = h.sim.gateways.unknownproxies
+    local c = raw(h:gateway())
+    c:send(("CONNECT ip.sim:80 HTTP/1.1\r\nProxy-Authorization: %s\r\n\r\n"):format(basic(t.username, t.password)))
+    assert.is_true(c:wait("established\r\n\r\n$"))
+    c.sock:read_stop() -- never reads its answers
+    c:send(("GET /bytes/1048576 HTTP/1.1\r\nHost: ip.sim\r\n\r\n"):rep(48))
+    resi.sleep(0.5)
+    local conn = next(gw.conns)
+    assert.is_truthy(conn)
+    local queued = conn.sock:get_write_queue_size()
+    -- without the bound all 48 MB would be queued in the sandbox
+    assert.is_true(queued > 0 and queued < 4 * 1024 * 1024, "queued " .. queued)
+    -- once the client reads again, every answer arrives
+    local n = 0
+    c.sock:read_start(function(err, chunk)
+      if err or not chunk then c.eof = true return end
+      n = n + #chunk
+    end)
+    assert.is_true(proc.eventually(function() return n >= 48 * 1048576 end, 20), "read " .. n)
+    c:close()
   end)
 end)
 

@@ -600,11 +600,8 @@ commands.check = function(args)
   return (failed > 0 or rejected > 0) and 1 or 0
 end
 
--- An error message without a leading Lua position ("x.lua:12: "): what a
--- user reads names the fault, not a file inside resi.
-local function clean(msg)
-  return (tostring(msg):gsub("^[^\n]-%.lua:%d+: ", ""))
-end
+-- An error message without a leading Lua position (shared with resi up/oxy/rf).
+local clean = require("resi.cmdline.command").clean
 
 --- Runs `resi proxies` with the command line's arguments.
 ---@param ... string

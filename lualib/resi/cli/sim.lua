@@ -44,8 +44,9 @@ The sandbox never connects off this machine: only loopback destinations
 connected; a request for any other host (e.g. http://ip.sim/) is answered
 by a built-in echo target with the exit IP and country the credential
 would have had (a sticky session keeps its exit for its lifetime; a
-rotating credential gets a new one per request). Plain HTTP only: TLS to
-the echo target is closed.
+rotating credential gets a new one per request, and a CONNECT or SOCKS5
+tunnel keeps one for its life). Plain HTTP only: TLS to the echo target is
+closed.
 
 Options:
   --host ADDR          IP address to listen on (default 127.0.0.1; 0.0.0.0 or

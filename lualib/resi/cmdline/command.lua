@@ -27,10 +27,14 @@ local function expand(args)
   return out
 end
 
--- An error message without a leading Lua position ("x.lua:12: ").
-local function clean(msg)
+--- An error message without a leading Lua position ("x.lua:12: "): what a
+--- user reads names the fault, not a file inside resi (resi proxies too).
+---@param msg any
+---@return string
+function M.clean(msg)
   return (tostring(msg):gsub("^[^\n]-%.lua:%d+: ", ""))
 end
+local clean = M.clean
 
 -- The fields of a missing-credential error (validation, no request sent),
 -- whose message gets a hint naming the other places credentials come from.

@@ -38,11 +38,17 @@ C.__index = C
 function C:consume(n) self.buf = self.buf:sub(n + 1) end
 
 --- Bills n bytes (and requests) to the connection's credential, times
---- world.config.bill_scale (1; demos bill each real byte as more).
+--- world.config.bill_scale (1; demos bill each real byte as more). Bytes
+--- before the destination is known (SOCKS5's auth reply and request) wait
+--- in head_bytes for it: C:open bills them to the target.
 ---@param n integer bytes
 ---@param requests? integer
 function C:bill(n, requests)
   if not self.cred or (n <= 0 and not requests) then return end
+  if not self.target then
+    self.head_bytes = (self.head_bytes or 0) + n
+    return
+  end
   self.gw.stats.bytes = self.gw.stats.bytes + n
   self.gw:billed()
   local scale = self.gw.world.config.bill_scale
@@ -50,12 +56,14 @@ function C:bill(n, requests)
   self.cred.bill(n, self.target or "unknown", requests)
 end
 
---- Writes bytes to the client (billed once authenticated).
+--- Writes bytes to the client (billed once authenticated); done(err), if
+--- given, runs when the write has completed.
 ---@param data string
-function C:send(data)
+---@param done? fun(err: string|nil)
+function C:send(data, done)
   if self.closed then return end
   self:bill(#data)
-  self.sock:write(data)
+  self.sock:write(data, done)
 end
 
 --- Writes bytes to the client, then closes.
@@ -106,17 +114,41 @@ function C:is_echo(host, port)
   return self.gw.world.gateway_ports[port] == true
 end
 
--- Serves echo requests on the (tunnelled) client stream.
+-- After an echo answer's write: a paused connection whose queue has
+-- drained below tunnel.LOW reads and answers again.
+function C:echo_drained()
+  if self.closed or not self.echo_paused or self.sock:get_write_queue_size() > tunnel.LOW then return end
+  self.echo_paused = false
+  self.sock:read_start(self.reader)
+  self:dispatch()
+end
+
+-- Serves echo requests on the (tunnelled) client stream. Bounded like a
+-- tunnel: while more than tunnel.HIGH bytes of answers wait for a client
+-- that does not read them, neither reading nor answering goes on.
 function C:echo_serve()
+  local function drained(err)
+    if err then return self:close() end -- the client is gone
+    self:echo_drained()
+  end
   self.handler = function(c)
-    while not c.closed do
+    while not c.closed and not c.echo_paused do
       local head, used = pp.http_head(c.buf, http_side.MAX_HEAD, 0)
       if head == nil then return end
       if head == false then return c:close() end -- not HTTP (TLS to the echo): nothing to say
-      c:consume(used)
-      c:bill(0, 1)
-      local res = echo.response(c.gw.echo, c.cred, head, c.target, c.gw.world.clock:now(), head.keep_alive)
-      if head.keep_alive then c:send(res) else return c:send_close(res) end
+      c:consume(used) -- the tunnel's one request was billed by C:open
+      local now = c.gw.world.clock:now()
+      if not c.exit then -- chosen by the tunnel's first request, kept for its life
+        local ip, country = echo.exit_for(c.gw.echo, c.cred, now)
+        c.exit = { ip = ip, country = country }
+      end
+      local res = echo.response(c.gw.echo, c.cred, head, c.target, now, head.keep_alive, c.exit)
+      if not head.keep_alive then return c:send_close(res) end
+      c:send(res, drained)
+      if c.sock:get_write_queue_size() > tunnel.HIGH then
+        c.echo_paused = true
+        c.sock:read_stop()
+      end
     end
   end
   if #self.buf > 0 then self.handler(self) end
@@ -188,6 +220,12 @@ function C:on_read(err, chunk)
   if not self.handler then
     self.handler = self.buf:byte(1) == 5 and socks_side.handle or http_side.handle
   end
+  self:dispatch()
+end
+
+-- Runs the handler on the pending input; an error closes the connection
+-- (logged), never the sandbox.
+function C:dispatch()
   local ok, perr = pcall(self.handler, self)
   if not ok then
     log.error("resi sim: gateway connection failed", { provider = self.gw.provider.name, error = tostring(perr) })
@@ -217,7 +255,8 @@ function G:accept()
   local c = setmetatable({ gw = self, sock = sock, buf = "", local_client = peer and loopback(peer.ip) or false }, C)
   self.stats.connections, self.stats.active = self.stats.connections + 1, self.stats.active + 1
   self.conns[c] = true
-  sock:read_start(function(err, chunk) c:on_read(err, chunk) end)
+  c.reader = function(err, chunk) c:on_read(err, chunk) end
+  sock:read_start(c.reader)
 end
 
 --- Stops listening and closes every open connection and tunnel.

@@ -7,7 +7,9 @@
 --- Exits are deterministic: a sticky session (a session id in the
 --- credential) keeps its IP for its lifetime on the simulated clock and
 --- then rotates to the next one; a rotating credential gets a new IP on
---- every request. Untargeted credentials get a country from the exit.
+--- every request, and a tunnel (CONNECT, SOCKS5) keeps the exit it got for
+--- its first request, as one TCP connection out of a real exit does.
+--- Untargeted credentials get a country from the exit.
 --- GET /bytes/N answers N bytes instead (N <= MAX_BYTES, to move real
 --- traffic), with the exit in X-Sim-Exit-Ip / X-Sim-Exit-Country headers
 --- (on every answer).
@@ -67,17 +69,23 @@ end
 
 --- The echo's HTTP response (bytes) to a request head for target host,
 --- through cred (nil: a direct request to the gateway, the exit is the
---- client's own address). keep_alive false adds Connection: close.
+--- client's own address). keep_alive false adds Connection: close. exit,
+--- when given, is the exit already chosen ({ip, country}: a tunnel's).
 ---@param state table
 ---@param cred table|nil
 ---@param head table   {method, url}
 ---@param target string
 ---@param now number
 ---@param keep_alive boolean
+---@param exit? {ip: string, country: string}
 ---@return string
-function M.response(state, cred, head, target, now, keep_alive)
+function M.response(state, cred, head, target, now, keep_alive, exit)
   local ip, country = "127.0.0.1", json.null
-  if cred then ip, country = M.exit_for(state, cred, now) end
+  if exit then
+    ip, country = exit.ip, exit.country
+  elseif cred then
+    ip, country = M.exit_for(state, cred, now)
+  end
   local path = head.path or head.url
   local n = math.tointeger(tonumber(path:match("^/bytes/(%d+)$") or ""))
   local body, ctype
