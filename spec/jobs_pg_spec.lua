@@ -15,6 +15,10 @@ local daemon = require "spec.support.daemon"
 
 local LEASE = 2
 local FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+-- libfaketime preloaded into a sanitizer build hangs in ASan's start-up
+-- (both intercept the clock), so the ASan run of the suite (make asan) runs
+-- the third daemon with the real clock; make test covers the clock ahead.
+local SANITIZED = proc.resi_path():find("build%-asan") ~= nil
 
 local server, dir, db_n = nil, nil, 0
 
@@ -221,6 +225,33 @@ describe("resi jobs on a shared PostgreSQL store", function()
       db:close()
     end)
 
+  it("resi jobs run FILE NAME on PostgreSQL exits 0 after a success, twice in a row, with no orphaned store task", function()
+    local url = fresh_url()
+    local file = tick_file("once.lua", dir .. "/once.log", 0)
+    for i = 1, 2 do
+      if i == 2 then resi.sleep(1) end -- the next second: a new slot
+      local r = proc.resi({ "jobs", "run", file, "tick", "--store", url }, { cwd = "/" })
+      assert.equal("tick: succeeded\n", r.stdout)
+      assert.is_nil(r.stderr:find("error in task", 1, true), r.stderr)
+      assert.equal(0, r.status, r.stderr)
+    end
+  end)
+
+  it("list, history and the daemon with a wrong password: exit 1, the store named, the password never shown", function()
+    local secret = "wrong-" .. require("resi.random").hex(6) .. "-S3cr3t"
+    local url = fresh_url():gsub("://resi:[^@]+@", "://resi:" .. secret .. "@")
+    local file = tick_file("badpw.lua", dir .. "/badpw.log", 0)
+    for _, argv in ipairs({ { "jobs", "list", file, "--store", url }, { "jobs", "history", file, "--store", url },
+      { "jobs", file, "--store", url } }) do
+      local r = proc.resi(argv, { cwd = "/" })
+      local what = table.concat(argv, " ", 1, 2)
+      assert.equal(1, r.status, what .. ": " .. r.stderr)
+      assert.matches("password authentication failed", r.stderr, 1, true)
+      assert.matches("postgresql://resi@127.0.0.1:", r.stderr, 1, true)
+      assert.is_nil((r.stdout .. r.stderr):find(secret, 1, true), what)
+    end
+  end)
+
   it("keeps one outcome per slot through kill -9, SIGSTOP past the lease, PostgreSQL restarts and a clock 20 s ahead",
     function()
       local slots = tonumber(os.getenv("RESI_PG_SLOTS")) or 240
@@ -229,8 +260,9 @@ describe("resi jobs on a shared PostgreSQL store", function()
       local file = tick_file("faults.lua", log, 0.4)
       local fake = { "LD_PRELOAD=" .. FAKETIME_LIB, "FAKETIME=+20s", "FAKETIME_DONT_FAKE_MONOTONIC=1",
         "FAKETIME_NO_CACHE=1" }
+      if SANITIZED then fake = nil end
       local list = { start(file, url), start(file, url), start(file, url, fake) }
-      list[3].faked = true
+      list[3].faked = fake ~= nil
       local db = store.open(url)
       local began = uv.hrtime() / 1e9
       local killed, frozen, restarts, cycle = {}, {}, 0, 0
@@ -280,7 +312,9 @@ describe("resi jobs on a shared PostgreSQL store", function()
       local total = 0
       for _, n in pairs(counts) do total = total + n end
       assert.is_true(total >= slots - 20, ("only %d slots covered"):format(total))
-      assert.is_true(#killed >= 2 and #frozen >= 2 and restarts >= 2, "every fault happened")
+      local need = slots >= 60 and 2 or 1 -- a round of the four faults takes about 21 s
+      assert.is_true(#killed >= need and #frozen >= need and restarts >= need,
+        ("every fault happened %d times (killed %d, frozen %d, restarts %d)"):format(need, #killed, #frozen, restarts))
       for _, t in ipairs(killed) do assert.equal("interrupted", rows[t].status) end
       for _, f in ipairs(frozen) do
         assert.are_not.equal("succeeded", rows[f.slot].status, "a frozen owner finished a run it had lost")
@@ -293,8 +327,10 @@ describe("resi jobs on a shared PostgreSQL store", function()
       end
       io.stderr:write(("\n[jobs_pg] %d slots: %s; killed %d, frozen %d, PostgreSQL restarts %d; faked-clock runs %d\n")
         :format(total, json.encode(counts), #killed, #frozen, restarts, by_faked))
-      assert.is_true(by_faked > 0, "the daemon whose clock is 20 s ahead claimed no slot")
-      assert.matches("clock differs from the database", list[3].stderr(), 1, true)
+      if fake then
+        assert.is_true(by_faked > 0, "the daemon whose clock is 20 s ahead claimed no slot")
+        assert.matches("clock differs from the database", list[3].stderr(), 1, true)
+      end
       db:close()
     end)
 

@@ -173,6 +173,19 @@ describe("tasks", function()
     assert.truthy(e:find("inner", 1, true))
   end)
 
+  it("resi.timeout in a cancelled task raises without starting fn", function()
+    local ran = false
+    local t = resi.spawn(function()
+      pcall(resi.sleep, 10) -- cancelled here; the pcall swallows it
+      resi.timeout(1, function() ran = true end)
+    end)
+    resi.sleep(0.01)
+    t:cancel()
+    resi.sleep(0.05)
+    assert.equal("cancelled", t:status())
+    assert.is_false(ran)
+  end)
+
   it("has a wall clock and a monotonic clock", function()
     local now = resi.now()
     assert.is_true(math.abs(now - os.time()) <= 1)

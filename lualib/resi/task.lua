@@ -360,8 +360,8 @@ function M.timeout(seconds, fn, ...)
   if type(seconds) ~= "number" then
     error("resi.timeout: expected a number of seconds, got " .. type(seconds), 2)
   end
+  local t, token = M.prepare("resi.timeout") -- before spawning: a cancelled caller starts no fn
   local child = M.spawn(fn, ...)
-  local t, token = M.prepare("resi.timeout")
   local timer = core.timer(seconds * 1000, t, token)
   local cb = on_finish(child, function() wake(t, token) end)
   local function abort()

@@ -135,13 +135,14 @@ local function cmd_check(_, rest)
   io.stdout:write(("%s: %d job%s OK\n"):format(rest[1], #defs, #defs == 1 and "" or "s"))
 end
 
--- The store when its file exists (list must not create one), else nil.
+-- The store when its file exists (list must not create one), else nil;
+-- one that exists (or a URL) but cannot be opened is reported (exit
+-- status 1) and the jobs are listed without it.
 local function existing_store(path)
   local store = require "resi.store"
   path = path or store.default_path()
   if not store.is_url(path) and not require("resi.fs").exists(path) then return nil end
-  local ok, db = pcall(store.open, path)
-  return ok and db or nil
+  return open_store(path)
 end
 
 -- The line of one job for `list`.
@@ -330,10 +331,12 @@ local function signal_queue()
     end)
     q.handles[#q.handles + 1] = h
   end
+  -- The next signal's name, waiting for one when none is queued.
   function q.next()
     if #q.items == 0 then task.await(function(done) q.done = done end) end
     return table.remove(q.items, 1)
   end
+  -- Stops and closes the signal handlers.
   function q.close()
     for _, h in ipairs(q.handles) do h:stop(); h:close() end
   end

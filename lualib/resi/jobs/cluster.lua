@@ -88,9 +88,12 @@ function Keeper:ready() return mono() < self.ok_until end
 function Keeper:trust(sent) return sent + self.lease - self.margin end
 
 -- Calls fn(...) with the store, at most `seconds`; returns ok, results or
--- false, message.
+-- false, message. The keeper's own cancellation is re-raised, not turned
+-- into a store failure: a keeper that went on would spawn store calls that
+-- outlive it (and the store, once closed).
 local function bounded(seconds, fn, ...)
   local r = table.pack(pcall(task.timeout, seconds, fn, ...))
+  if not r[1] and task.is_cancelled(r[2]) and task.current().cancelled then error(r[2], 0) end
   if not r[1] then return false, tostring(r[2]) end
   if r[2] == nil and r[3] == "timeout" then return false, ("no answer from the store in %gs"):format(seconds) end
   return true, table.unpack(r, 2, r.n)
