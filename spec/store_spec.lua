@@ -277,6 +277,17 @@ describe("resi.store", function()
   end)
 
   describe("files", function()
+    it("are never made from a libpq keyword string, whose password would name the file", function()
+      local here = uv.cwd()
+      uv.chdir(dir)
+      local err = raised(store.open, "host=db.internal password=Kw0rdS3cret dbname=resi")
+      uv.chdir(here)
+      assert.equal("misuse", err.code)
+      assert.truthy(tostring(err):find("postgresql://", 1, true), tostring(err))
+      assert.is_nil(tostring(err):find("Kw0rdS3cret", 1, true))
+      assert.is_nil(uv.fs_scandir_next(uv.fs_scandir(dir))) -- nothing created
+    end)
+
     it("are created 0600 in 0700 directories, whatever the umask", function()
       local deep = dir .. "/a/b/resi.db"
       local code = [[

@@ -161,6 +161,12 @@ function M.open(path, opts)
   path = path or M.default_path()
   opts = opts or {}
   if M.is_url(path) then return require("resi.store.postgres").open(path, opts, DB) end
+  if path:match("^%s*%a+%s*=") then
+    -- "host=db password=..." is libpq's keyword form: never a file name
+    -- (which would hold the password), and never echoed
+    error(core.error("misuse", "(a libpq keyword string)", "not a file path: give PostgreSQL as a "
+      .. "postgresql://user@host:port/db URL (the password in RESI_STORE, PGPASSWORD or ~/.pgpass)"), 0)
+  end
   if path ~= ":memory:" then make_dirs(dirname(path), path) end
   local busy = opts.busy_timeout and math.floor(opts.busy_timeout * 1000 + 0.5) or nil
   local conn, err, code = core.open(path, busy)
