@@ -134,6 +134,9 @@ local USER_COLUMNS = { { "ID", right = true }, { "USERNAME" }, { "STATUS" }, { "
 local commands = {}
 
 commands.users = { help = help.users, spec = { json = { type = "flag" } } }
+--- Runs `resi oxy users` (what it does: help.users).
+---@param opts table  its options, parsed by resi.argparse
+---@param rest string[]  its positional arguments
 function commands.users.run(opts, rest)
   command.positional(rest, {})
   output.records(command.account("oxylabs"):tokens(), opts.json, user_json, USER_COLUMNS, user_row)
@@ -141,6 +144,9 @@ end
 
 commands.stats = { help = help.stats, spec = { type = { type = "string" }, from = { type = "string" },
   to = { type = "string" }, json = { type = "flag" } } }
+--- Runs `resi oxy stats` (what it does: help.stats).
+---@param opts table  its options, parsed by resi.argparse
+---@param rest string[]  its positional arguments
 function commands.stats.run(opts, rest)
   local id = command.positional(rest, { "ID" })
   if (opts.from or opts.to) and opts.type and opts.type ~= "custom" then
@@ -164,6 +170,9 @@ end
 commands.create = { help = help.create, spec = { username = { type = "string" }, gb = { type = "number" },
   unlimited = { type = "flag" }, ["auto-disable"] = { type = "flag" }, lifetime = { type = "flag" },
   json = { type = "flag" } } }
+--- Runs `resi oxy create` (what it does: help.create).
+---@param opts table  its options, parsed by resi.argparse
+---@param rest string[]  its positional arguments
 function commands.create.run(opts, rest)
   command.positional(rest, {})
   if not opts.username then argparse.usage_error("missing --username U") end
@@ -183,6 +192,9 @@ function commands.create.run(opts, rest)
 end
 
 commands.delete = { help = help.delete, spec = { yes = { type = "flag" }, json = { type = "flag" } } }
+--- Runs `resi oxy delete` (what it does: help.delete).
+---@param opts table  its options, parsed by resi.argparse
+---@param rest string[]  its positional arguments
 function commands.delete.run(opts, rest)
   local id = command.positional(rest, { "ID" })
   return command.delete(command.account("oxylabs"), id, opts, "Oxylabs sub-user %s (%s)", "resi oxy delete")

@@ -108,6 +108,9 @@ end
 local commands = {}
 
 commands.balance = { help = help.balance, spec = { json = { type = "flag" } } }
+--- Runs `resi rf balance` (what it does: help.balance).
+---@param opts table  its options, parsed by resi.argparse
+---@param rest string[]  its positional arguments
 function commands.balance.run(opts, rest)
   command.positional(rest, {})
   local b = client():balance()
@@ -122,6 +125,9 @@ function commands.balance.run(opts, rest)
 end
 
 commands.usage = { help = help.usage, spec = { limit = { type = "integer" }, json = { type = "flag" } } }
+--- Runs `resi rf usage` (what it does: help.usage).
+---@param opts table  its options, parsed by resi.argparse
+---@param rest string[]  its positional arguments
 function commands.usage.run(opts, rest)
   command.positional(rest, {})
   local u = client():usage { limit = opts.limit }
@@ -139,6 +145,9 @@ function commands.usage.run(opts, rest)
 end
 
 commands.pools = { help = help.pools, spec = { json = { type = "flag" } } }
+--- Runs `resi rf pools` (what it does: help.pools).
+---@param opts table  its options, parsed by resi.argparse
+---@param rest string[]  its positional arguments
 function commands.pools.run(opts, rest)
   command.positional(rest, {})
   local pools = {}
@@ -158,6 +167,9 @@ function commands.pools.run(opts, rest)
 end
 
 commands.me = { help = help.me, spec = { json = { type = "flag" } } }
+--- Runs `resi rf me` (what it does: help.me).
+---@param opts table  its options, parsed by resi.argparse
+---@param rest string[]  its positional arguments
 function commands.me.run(opts, rest)
   command.positional(rest, {})
   local me = client():me()
@@ -187,6 +199,9 @@ commands.generate = { help = help.generate, spec = { country = { type = "string"
   quantity = { type = "integer" }, type = { type = "string" }, minutes = { type = "integer" },
   pool = { type = "string" }, state = { type = "string" }, format = { type = "string", default = "list",
   choices = FORMATS }, output = { type = "string" }, ["require-live"] = { type = "flag" }, json = { type = "flag" } } }
+--- Runs `resi rf generate` (what it does: help.generate).
+---@param opts table  its options, parsed by resi.argparse
+---@param rest string[]  its positional arguments
 function commands.generate.run(opts, rest)
   command.positional(rest, {})
   if opts.output then

@@ -144,12 +144,18 @@ end
 local commands = {}
 
 commands.tokens = { help = help.tokens, spec = { json = { type = "flag" } } }
+--- Runs `resi up tokens` (what it does: help.tokens).
+---@param opts table  its options, parsed by resi.argparse
+---@param rest string[]  its positional arguments
 function commands.tokens.run(opts, rest)
   command.positional(rest, {})
   output.records(command.account("unknownproxies"):tokens(), opts.json, token_json, TOKEN_COLUMNS, token_row)
 end
 
 commands.token = { help = help.token, spec = { json = { type = "flag" }, usage = { type = "flag" } } }
+--- Runs `resi up token` (what it does: help.token).
+---@param opts table  its options, parsed by resi.argparse
+---@param rest string[]  its positional arguments
 function commands.token.run(opts, rest)
   local id = command.positional(rest, { "ID" })
   local acct = command.account("unknownproxies")
@@ -174,6 +180,9 @@ end
 
 commands.create = { help = help.create, spec = { gb = { type = "number" }, hours = { type = "integer" },
   username = { type = "string" }, json = { type = "flag" } } }
+--- Runs `resi up create` (what it does: help.create).
+---@param opts table  its options, parsed by resi.argparse
+---@param rest string[]  its positional arguments
 function commands.create.run(opts, rest)
   command.positional(rest, {})
   if opts.gb == nil then argparse.usage_error("missing --gb N (the data limit in GB)") end
@@ -186,6 +195,9 @@ end
 commands.modify = { help = help.modify, spec = { gb = { type = "number" }, hours = { type = "integer" },
   pools = { type = "list" }, ["all-pools"] = { type = "flag" }, ["new-password"] = { type = "flag" },
   json = { type = "flag" } } }
+--- Runs `resi up modify` (what it does: help.modify).
+---@param opts table  its options, parsed by resi.argparse
+---@param rest string[]  its positional arguments
 function commands.modify.run(opts, rest)
   local id = command.positional(rest, { "ID" })
   if #opts.pools > 0 and opts.all_pools then argparse.usage_error("--pools and --all-pools exclude each other") end
@@ -202,6 +214,9 @@ function commands.modify.run(opts, rest)
 end
 
 commands.delete = { help = help.delete, spec = { yes = { type = "flag" }, json = { type = "flag" } } }
+--- Runs `resi up delete` (what it does: help.delete).
+---@param opts table  its options, parsed by resi.argparse
+---@param rest string[]  its positional arguments
 function commands.delete.run(opts, rest)
   local id = command.positional(rest, { "ID" })
   return command.delete(command.account("unknownproxies"), id, opts, "UnknownProxies token %s (username %s)",
