@@ -35,12 +35,7 @@ file is malformed; 2 a usage error.]]
 -- {failure = message} and caught by main.
 local function fail(msg) error({ failure = msg }, 0) end
 
--- The directory the Lua library sits in (PREFIX/share/resi, or the checkout).
-local function share_dir()
-  local lualib = debug.getinfo(1, "S").source:match("^@(.*)/resi/cli/[^/]*$") or "."
-  local dir = lualib:match("^(.*)/[^/]+$") or "."
-  return uv.fs_realpath(dir) or dir
-end
+local share_dir = require("resi.cmdline.command").share_dir
 
 --- The addon's library directory: installed (share/resi/luals/library) or
 --- the checkout's build (build/luals/library); raises when neither exists.

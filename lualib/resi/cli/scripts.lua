@@ -34,14 +34,7 @@ local KINDS = { { dir = "scripts", kind = "script" }, { dir = "examples", kind =
 -- How wide a description may be after its name (80 columns in all).
 local WIDTH = 62
 
---- The share directory: the parent of the lualib/ holding this module.
----@return string
-local function share_dir()
-  local src = debug.getinfo(1, "S").source
-  local lualib = src:match("^@(.*)/resi/cli/[^/]*$") or "."
-  local dir = lualib:match("^(.*)/[^/]+$") or "."
-  return uv.fs_realpath(dir) or dir
-end
+local share_dir = require("resi.cmdline.command").share_dir
 
 --- The header comment's first sentence, on one line; "" when there is none.
 ---@param text string  the script's source

@@ -125,6 +125,16 @@ function M.positional(rest, names)
   return table.unpack(rest)
 end
 
+--- The directory resi's Lua library sits in: the parent of lualib/
+--- (PREFIX/share/resi when installed, the checkout's root when run there),
+--- where the bundled scripts/, examples/ and luals/ are.
+---@return string
+function M.share_dir()
+  local lualib = debug.getinfo(1, "S").source:match("^@(.*)/resi/cmdline/[^/]*$") or "."
+  local dir = lualib:match("^(.*)/[^/]+$") or "."
+  return require("luv").fs_realpath(dir) or dir
+end
+
 --- The account of a provider (resi.providers.open, credentials from the
 --- environment: NAME, NAME_FILE or $CREDENTIALS_DIRECTORY).
 ---@param provider "unknownproxies"|"oxylabs"|"resifactory"
