@@ -144,6 +144,11 @@ local function set_up(conn, path, busy_ms)
   migrations.apply(conn, failed)
 end
 
+-- The first words of libpq's keyword form ("host=db password=..."): a
+-- store path that starts with one is a connection string, not a file.
+local LIBPQ_KEYWORDS = { host = true, hostaddr = true, port = true, dbname = true, user = true,
+  password = true, passfile = true, service = true, sslmode = true, application_name = true }
+
 --- Opens the store at path (default: M.default_path(), which honours
 --- $RESI_STORE; a `postgresql://` URL opens resi.store.postgres), creating the file
 --- (0600), its directories (0700) and the schema when missing. opts.busy_timeout:
@@ -161,7 +166,7 @@ function M.open(path, opts)
   path = path or M.default_path()
   opts = opts or {}
   if M.is_url(path) then return require("resi.store.postgres").open(path, opts, DB) end
-  if path:match("^%s*%a+%s*=") then
+  if LIBPQ_KEYWORDS[path:match("^%s*([%a_]+)%s*=")] then
     -- "host=db password=..." is libpq's keyword form: never a file name
     -- (which would hold the password), and never echoed
     error(core.error("misuse", "(a libpq keyword string)", "not a file path: give PostgreSQL as a "
