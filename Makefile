@@ -15,11 +15,12 @@ CC ?= cc
 BUILD ?= build
 PKG_CONFIG ?= pkg-config
 
-# Debian packages: build and run time, then what the suite and bench talk to.
+# Debian packages: build and run time, then what the suite and bench talk to
+# (lua-cjson is the reference resi.json's decoder is tested against).
 DEPS_BUILD = build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev lua-luv-dev \
-             libcurl4-openssl-dev lua-cjson libhttp-parser-dev libsqlite3-dev libedit-dev \
+             libcurl4-openssl-dev libhttp-parser-dev libsqlite3-dev libedit-dev \
              libssl-dev libpq-dev
-DEPS_TEST = lua-busted nginx-light openssl curl ca-certificates tinyproxy microsocks stunnel4 time procps python3 python3-requests lua-check \
+DEPS_TEST = lua-busted lua-cjson nginx-light openssl curl ca-certificates tinyproxy microsocks stunnel4 time procps python3 python3-requests lua-check \
             python3-aiosmtpd postgresql faketime pgbouncer man-db
 # npm is skipped when an npm command exists (NodeSource's nodejs ships it and conflicts with Debian's npm).
 DEPS_BENCH = hyperfine nodejs npm python3 python3-croniter python3-requests wrk time

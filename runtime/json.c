@@ -1,10 +1,5 @@
-/* json.c: resi.json_core, the C half of resi.json.
- *
- * Decoding is Debian's lua-cjson 2.1.0; this file fixes what that version
- * gets wrong, by walking the JSON text in step with the decoded value:
- * integer literals become exact Lua integers (cjson hands back doubles, so
- * 123456789012345678 would lose digits) and empty arrays get the array
- * metatable (cjson turns [] and {} into the same empty table).
+/* json.c: resi.json_core, the C half of resi.json: the encoder, and the
+ * module that also offers the decoder (json_decode.c).
  *
  * Encoding is written here: cjson 2.1.0 writes integers beyond 14 digits in
  * exponent form (123456789012345 -> 1.2345678901234e+14) and has no way to
@@ -12,222 +7,16 @@
  * does not package. A table whose keys are all positive integers is an
  * array, holes written as null ({1, 2, nil, 4} -> [1,2,null,4]), within a
  * sparseness bound (see SPARSE_SAFE). */
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "host.h"
+#include "json.h"
 
-#define ARRAY_MT "resi.json.array"
+#define ARRAY_MT RESI_JSON_ARRAY_MT
 #define ENCODER_MT "resi.json.encoder"
-#define MAX_DEPTH 1000
-
-/* ---- decode fix-up ---------------------------------------------------- */
-
-typedef struct {
-  const char *p, *end;
-} lexer;
-
-/* The current character, or NUL at the end of the text. */
-static char peek(const lexer *lx) { return lx->p < lx->end ? *lx->p : '\0'; }
-
-/* Skips JSON whitespace. */
-static void skip_ws(lexer *lx) {
-  while (lx->p < lx->end && (*lx->p == ' ' || *lx->p == '\t' || *lx->p == '\n' || *lx->p == '\r')) lx->p++;
-}
-
-/* Skips a string token (the lexer is at its opening quote); returns its
- * start and sets *len to its raw length including the quotes; *escaped
- * tells whether it holds a backslash. */
-static const char *skip_string(lexer *lx, size_t *len, int *escaped) {
-  const char *start = lx->p++;
-  *escaped = 0;
-  while (lx->p < lx->end && *lx->p != '"') {
-    if (*lx->p == '\\') {
-      *escaped = 1;
-      if (lx->p + 1 < lx->end) lx->p++;
-    }
-    lx->p++;
-  }
-  if (lx->p < lx->end) lx->p++; /* closing quote */
-  *len = (size_t)(lx->p - start);
-  return start;
-}
-
-/* Skips a number or literal token; sets *is_int for integer literals. */
-static const char *skip_scalar(lexer *lx, size_t *len, int *is_int) {
-  const char *start = lx->p;
-  *is_int = 1;
-  while (lx->p < lx->end) {
-    char c = *lx->p;
-    if (c == ',' || c == ']' || c == '}' || c == ' ' || c == '\t' || c == '\n' || c == '\r') break;
-    if (c == '.' || c == 'e' || c == 'E' || (c >= 'a' && c <= 'z' && c != 'e')) *is_int = 0;
-    lx->p++;
-  }
-  *len = (size_t)(lx->p - start);
-  if (*len == 0 || !(start[0] == '-' || (start[0] >= '0' && start[0] <= '9'))) *is_int = 0;
-  return start;
-}
-
-/* Parses an integer literal exactly; returns 0 when it does not fit. */
-static int parse_int(const char *s, size_t len, lua_Integer *out) {
-  size_t neg = len > 0 && s[0] == '-', i = neg;
-  lua_Integer fast = 0;
-  if (len - neg >= 1 && len - neg <= 18) /* 18 digits cannot overflow: no strtoll (it was most of the walk) */
-    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) fast = fast * 10 + (s[i] - '0');
-  if (i == len && i > neg) {
-    *out = neg ? -fast : fast;
-    return 1;
-  }
-  char buf[32];
-  if (len >= sizeof buf) return 0;
-  memcpy(buf, s, len);
-  buf[len] = '\0';
-  errno = 0;
-  char *endp;
-  long long v = strtoll(buf, &endp, 10);
-  if (errno == ERANGE || *endp != '\0') return 0;
-  *out = (lua_Integer)v;
-  return 1;
-}
-
-/* Skips a scalar token; returns 1, setting *v, when it is an integer
- * literal that fits a Lua integer. */
-static int scan_int(lexer *lx, lua_Integer *v) {
-  size_t len;
-  int is_int;
-  const char *tok = skip_scalar(lx, &len, &is_int);
-  return is_int && parse_int(tok, len, v);
-}
-
-static void fix_value(lua_State *L, lexer *lx, int decode_key);
-
-/* Pushes the decoded key for a raw key token: fast path when unescaped, else
- * cjson decodes the token (function at index decode_key). */
-static void push_key(lua_State *L, const char *tok, size_t len, int escaped, int decode_key) {
-  if (!escaped) {
-    lua_pushlstring(L, tok + 1, len - 2);
-    return;
-  }
-  lua_pushvalue(L, decode_key);
-  lua_pushlstring(L, tok, len);
-  lua_call(L, 1, 1); /* stack: .., key */
-}
-
-/* Walks an object in the text while the decoded table is on top. */
-static void fix_object(lua_State *L, lexer *lx, int decode_key) {
-  lx->p++; /* { */
-  for (;;) {
-    skip_ws(lx);
-    if (peek(lx) != '"') break; /* } or the end */
-    const char *before = lx->p;
-    size_t klen;
-    int escaped;
-    const char *key = skip_string(lx, &klen, &escaped);
-    if (lx->p > lx->end || klen < 2) break;
-    skip_ws(lx);
-    if (peek(lx) != ':') break;
-    lx->p++;
-    skip_ws(lx);
-    if (lx->p >= lx->end) break;
-    char c = peek(lx);
-    if (c != '"') push_key(L, key, klen, escaped, decode_key); /* stack: t, key (a string value needs none) */
-    if (c == '{' || c == '[') {
-      lua_pushvalue(L, -1);
-      lua_rawget(L, -3); /* stack: t, key, child */
-      if (lua_istable(L, -1)) fix_value(L, lx, decode_key);
-      lua_pop(L, 2);
-    } else if (c == '"') {
-      size_t l;
-      skip_string(lx, &l, &escaped);
-    } else {
-      lua_Integer v;
-      if (scan_int(lx, &v)) {
-        lua_pushinteger(L, v); /* stack: t, key, int */
-        lua_rawset(L, -3);
-      } else {
-        lua_pop(L, 1);
-      }
-    }
-    skip_ws(lx);
-    if (peek(lx) == ',') lx->p++;
-    else if (lx->p == before) break; /* no progress: text and value disagree */
-  }
-  if (lx->p < lx->end) lx->p++; /* } */
-}
-
-/* Walks an array in the text while the decoded table is on top. */
-static void fix_array(lua_State *L, lexer *lx, int decode_key) {
-  lx->p++; /* [ */
-  lua_Integer i = 0;
-  skip_ws(lx);
-  if (peek(lx) == ']') { /* [] : mark the empty table as an array */
-    luaL_setmetatable(L, ARRAY_MT);
-    lx->p++;
-    return;
-  }
-  for (;;) {
-    skip_ws(lx);
-    if (lx->p >= lx->end || *lx->p == ']') break;
-    const char *before = lx->p;
-    i++;
-    char c = peek(lx);
-    if (c == '{' || c == '[') {
-      lua_rawgeti(L, -1, i); /* stack: t, child */
-      if (lua_istable(L, -1)) fix_value(L, lx, decode_key);
-      lua_pop(L, 1);
-    } else if (c == '"') {
-      size_t l;
-      int escaped;
-      skip_string(lx, &l, &escaped);
-    } else {
-      lua_Integer v;
-      if (scan_int(lx, &v)) {
-        lua_pushinteger(L, v); /* stack: t, int */
-        lua_rawseti(L, -2, i);
-      }
-    }
-    skip_ws(lx);
-    if (peek(lx) == ',') lx->p++;
-    else if (lx->p == before || peek(lx) != ']') break; /* text and value disagree */
-  }
-  if (lx->p < lx->end) lx->p++; /* ] */
-}
-
-/* Walks one value whose decoded table is on top of the stack. */
-static void fix_value(lua_State *L, lexer *lx, int decode_key) {
-  luaL_checkstack(L, 8, "resi.json: nesting too deep");
-  if (peek(lx) == '{') fix_object(L, lx, decode_key);
-  else fix_array(L, lx, decode_key);
-}
-
-/* core.fix(text, value, decode_string) -> value: applies the fix-up to a
- * value cjson decoded from text (which cjson has already validated). */
-static int json_fix(lua_State *L) {
-  size_t len;
-  const char *text = luaL_checklstring(L, 1, &len);
-  luaL_checktype(L, 3, LUA_TFUNCTION);
-  /* cjson stops at the first NUL byte, so the walk does too */
-  const char *nul = memchr(text, '\0', len);
-  lexer lx = {text, nul ? nul : text + len};
-  skip_ws(&lx);
-  if (lx.p >= lx.end) return lua_settop(L, 2), 1;
-  if (lua_istable(L, 2)) {
-    lua_settop(L, 3);
-    lua_pushvalue(L, 2); /* stack: text, value, decode, value */
-    fix_value(L, &lx, 3);
-    lua_settop(L, 2);
-    return 1;
-  }
-  lua_Integer v;
-  if (lua_type(L, 2) == LUA_TNUMBER && scan_int(&lx, &v)) {
-    lua_pushinteger(L, v); /* stack: .., int */
-    return 1;
-  }
-  lua_settop(L, 2);
-  return 1;
-}
+#define MAX_DEPTH RESI_JSON_MAX_DEPTH
 
 /* ---- encode ------------------------------------------------------------ */
 
@@ -546,7 +335,7 @@ static int json_array_mt(lua_State *L) {
 }
 
 static const luaL_Reg json_funcs[] = {
-    {"fix", json_fix},
+    {"decode", resi_json_decode},
     {"encode", json_encode},
     {"array_mt", json_array_mt},
     {NULL, NULL},
@@ -556,5 +345,7 @@ int luaopen_resi_json_core(lua_State *L) {
   resi_new_class(L, ARRAY_MT, NULL, NULL); /* only __name: it marks tables, it has no methods */
   resi_new_gc_class(L, ENCODER_MT, NULL, encoder_gc);
   luaL_newlib(L, json_funcs); /* stack: core */
+  lua_pushlightuserdata(L, NULL); /* stack: core, null (the value cjson's null is too) */
+  lua_setfield(L, -2, "null");
   return 1;
 }

@@ -138,6 +138,116 @@ describe("resi.json", function()
     assert.is_nil((json.safe_decode(42)))
   end)
 
+  it("takes strict JSON outside strings: no leading zeros, bare dots, signs, trailing commas or words", function()
+    for _, text in ipairs { "01", "1.", ".5", "+1", "-", "1e", "1e+", "0x10", "NaN", "Infinity", "-Infinity",
+      "[1,]", '{"a":1,}', "[1 2]", '{"a" 1}', '{a:1}', "tru", "nul", "[1]]", "// c\n1", "'a'", "" } do
+      local v, err = json.safe_decode(text)
+      assert.is_nil(v, text)
+      assert.matches("^resi%.json%.decode: .* at character %d+$", err, nil, false, text)
+    end
+    assert.equal(0, json.decode("-0"))
+    assert.equal("integer", math.type(json.decode("-0")))
+    assert.equal(100.0, json.decode("1E+2"))
+    assert.equal("float", math.type(json.decode("1E+2")))
+    assert.equal(-0.25, json.decode(" \t\r\n-2.5e-1 \n"))
+  end)
+
+  it("decodes integers exactly up to 64 bits and larger ones as floats", function()
+    assert.equal(math.maxinteger, json.decode("9223372036854775807"))
+    assert.equal(math.mininteger, json.decode("-9223372036854775808"))
+    assert.equal("integer", math.type(json.decode("-9223372036854775808")))
+    assert.equal("integer", math.type(json.decode("1234567890123456789")))
+    local big = json.decode("9223372036854775808")
+    assert.equal("float", math.type(big))
+    assert.equal(2.0 ^ 63, big)
+    assert.equal(1e30, json.decode("1000000000000000000000000000000"))
+  end)
+
+  it("names the position of bad input and never quotes it (it can hold a secret)", function()
+    local secret = "sk_live_SecretThatMustNeverLeak42"
+    for _, text in ipairs { '{"password":"' .. secret .. '" x}', '{"k":"' .. secret .. '\\q"}',
+      '["' .. secret, '{"' .. secret .. '":}', '[1, ' .. secret .. ']' } do
+      local v, err = json.safe_decode(text)
+      assert.is_nil(v)
+      assert.is_nil(err:find(secret, 1, true), err)
+      assert.is_nil(err:find("SecretThat", 1, true), err)
+    end
+    assert.equal("resi.json.decode: expected ',' or '}' at character 49",
+      select(2, json.safe_decode('{"password":"' .. secret .. '" x}')))
+    assert.equal("resi.json.decode: expected ',' or ']', but the text ended at character 5",
+      select(2, json.safe_decode("[1,2")))
+    assert.equal("resi.json.decode: unexpected text after the value at character 4",
+      select(2, json.safe_decode("[1]\0{}")))
+  end)
+
+  it("decodes escapes, surrogate pairs and raw bytes in strings, and refuses lone surrogates", function()
+    assert.equal('"/\b\f\n\r\t\0', json.decode('"\\"\\/\\b\\f\\n\\r\\t\\u0000"'))
+    assert.equal("tab\there", json.decode('"tab\there"')) -- a raw tab, as sloppy servers send
+    assert.equal("\u{10FFFF}", json.decode('"\\udbff\\udfff"'))
+    assert.equal("x\u{1F600}y\u{20AC}", json.decode('"x\\uD83D\\uDE00y\\u20ac"'))
+    for _, text in ipairs { '"\\ud83d"', '"\\ud83dx"', '"\\ude00"', '"\\ud83d\\u0041"', '"\\u12"', '"\\x41"', '"abc' } do
+      assert.is_nil((json.safe_decode(text)), text)
+    end
+  end)
+
+  it("keeps member order for repeated keys and element order past the gathered first chunk", function()
+    local parts, keys = {}, {}
+    for i = 1, 1000 do parts[i] = tostring(i * 7) end
+    local list = json.decode("[" .. table.concat(parts, ",") .. "]")
+    assert.equal(1000, #list)
+    for i = 1, 1000 do assert.equal(i * 7, list[i]) end
+    for i = 1, 100 do keys[#keys + 1] = ('"k%d":%d'):format(i % 40, i) end -- each of k0..k39 repeats
+    local obj = json.decode("{" .. table.concat(keys, ",") .. "}")
+    local n = 0
+    for _ in pairs(obj) do n = n + 1 end
+    assert.equal(40, n)
+    for k = 0, 39 do assert.equal(k <= 20 and 80 + k or 40 + k, obj["k" .. k]) end
+    assert.equal(2, json.decode('{"a":1,"a":2}').a)
+  end)
+
+  it("nests 1000 deep and refuses 1001, naming the limit", function()
+    assert.equal(1, json.decode(("["):rep(1000) .. "1" .. ("]"):rep(1000)) and 1)
+    local v, err = json.safe_decode(("["):rep(1001) .. ("]"):rep(1001))
+    assert.is_nil(v)
+    assert.equal("resi.json.decode: more than 1000 nested arrays and objects at character 1001", err)
+    assert.is_nil((json.safe_decode(('{"a":'):rep(1001) .. "1" .. ("}"):rep(1001))))
+  end)
+
+  it("gives the value Debian's lua-cjson gives wherever both accept the text", function()
+    local cjson = require("cjson.safe").new()
+    cjson.decode_invalid_numbers(false)
+    cjson.decode_max_depth(1000)
+    -- Is a (resi's) the same JSON value as b (cjson's, all numbers doubles)?
+    local function same(a, b)
+      if type(a) == "table" then
+        if type(b) ~= "table" then return false end
+        for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+        for k in pairs(b) do if a[k] == nil then return false end end
+        return true
+      elseif math.type(a) == "integer" then
+        return a + 0.0 == b
+      end
+      return a == b
+    end
+    local texts = {
+      '{"token":"tk_live_7Hq2mZ9xP4vLr8Ka","dataLimit":10737418240,"bytesIn":123456789012345,'
+        .. '"sessions":{"active":12,"max":100},"allowedPools":["residential","mobile"],"x":[],"y":{}}',
+      '[1, -2.5e3, 0.1, 1e-7, 12345678901234567890, -0, 0.0, true, false, null, "\\u00e9", [[[]]], {"":{}}]',
+      '{"users":[{"id":1,"name":"a\\"b","traffic":{"rx":5e9,"tx":1.5}},{"id":2,"name":"\\ud83d\\ude00"}]}',
+      "  42  ", '"just a string"', "null", "-9223372036854775808", "1e400",
+    }
+    local big = {}
+    for i = 1, 300 do big[i] = ('{"i":%d,"f":%d.5,"s":"v%d","a":[%d,"%d"]}'):format(i, i, i, i, i) end
+    texts[#texts + 1] = "[" .. table.concat(big, ",") .. "]"
+    for _, text in ipairs(texts) do
+      local mine, err = json.safe_decode(text)
+      assert.is_nil(err, text)
+      local theirs = cjson.decode(text)
+      assert.is_not_nil(theirs, text)
+      assert.is_true(same(mine, theirs), text)
+    end
+  end)
+
   it("pretty-prints with indent", function()
     assert.equal('{\n  "a": [\n    1\n  ]\n}', json.encode({ a = { 1 } }, { indent = true }))
   end)

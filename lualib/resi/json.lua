@@ -1,27 +1,20 @@
 --- resi.json: JSON with exact integers and arrays that stay arrays.
 ---
---- Decoding runs Debian's lua-cjson, then resi.json_core.fix corrects what
---- that version loses: integer literals come back as Lua integers (exact to
---- 64 bits) and `[]` comes back marked as an array, so decode -> encode keeps
---- `[]` as `[]`. Encoding is resi's own (see runtime/json.c for why).
+--- Decoding is resi's own, one pass in C (runtime/json_decode.c says why it
+--- is not Debian's lua-cjson, which it is tested against): integer literals
+--- come back as Lua integers (exact to 64 bits), other numbers as floats, and
+--- `[]` comes back marked as an array, so decode -> encode keeps `[]` as `[]`.
+--- Encoding is resi's own too (see runtime/json.c for why).
 local core = require "resi.json_core"
-local cjson = require("cjson.safe").new()
-
-cjson.decode_invalid_numbers(false) -- NaN, Infinity and hex are not JSON
-cjson.decode_max_depth(1000)
 
 local M = {}
 
---- The value that stands for JSON null (the same value cjson decodes null to).
-M.null = cjson.null
+--- The value that stands for JSON null (a light userdata; the same value
+--- lua-cjson decodes null to).
+M.null = core.null
 
 local ARRAY = core.array_mt()
-local decode_raw = cjson.decode
-
--- Decodes one string token (for object keys with escapes).
-local function decode_key(token)
-  return (decode_raw(token))
-end
+local decode_core = core.decode
 
 --- Marks t (or a new table) as a JSON array, so an empty one encodes as [].
 ---@param t? table
@@ -43,9 +36,9 @@ end
 ---@return string|nil err
 function M.safe_decode(text)
   if type(text) ~= "string" then return nil, "resi.json.decode: expected a string, got " .. type(text) end
-  local value, err = decode_raw(text)
-  if value == nil and err then return nil, "resi.json.decode: " .. err end
-  return core.fix(text, value, decode_key)
+  local value, err = decode_core(text)
+  if err then return nil, "resi.json.decode: " .. err end
+  return value
 end
 
 --- Decodes JSON text; raises an error naming the problem on bad input.
