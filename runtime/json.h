@@ -10,6 +10,13 @@
 /* How deep arrays and objects may nest, both ways. */
 #define RESI_JSON_MAX_DEPTH 1000
 
+/* Decodes the escape at p (its backslash; end bounds the text) into out,
+ * setting *outlen (1 to 4 bytes: "\u" escapes become UTF-8, a surrogate
+ * pair one code point). Returns the bytes it took (2, 6 or 12), 0 when the
+ * text ends inside the escape, or -1 with *why when it is invalid
+ * (json_escape.c). */
+int resi_json_unescape(const char *p, const char *end, char out[4], size_t *outlen, const char **why);
+
 /* core.decode(text) -> value | nil, message (json_decode.c). */
 int resi_json_decode(lua_State *L);
 

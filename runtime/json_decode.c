@@ -48,57 +48,6 @@ static inline void skip_ws(decoder *d) {
 
 static int decode_value(decoder *d);
 
-/* The value of one hex digit, or -1. */
-static int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  c = (char)(c | 0x20);
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-/* Reads the 4 hex digits after "\u" at p; returns the code unit or -1. */
-static long hex4(const decoder *d, const char *p) {
-  if (d->end - p < 6) return -1;
-  long v = 0;
-  for (int i = 2; i < 6; i++) {
-    int h = hex_digit(p[i]);
-    if (h < 0) return -1;
-    v = v * 16 + h;
-  }
-  return v;
-}
-
-/* Appends code point cp to b as UTF-8. */
-static void add_utf8(luaL_Buffer *b, unsigned long cp) {
-  char u[4];
-  size_t n;
-  if (cp < 0x80) u[0] = (char)cp, n = 1;
-  else if (cp < 0x800) u[0] = (char)(0xC0 | (cp >> 6)), u[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
-  else if (cp < 0x10000)
-    u[0] = (char)(0xE0 | (cp >> 12)), u[1] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
-  else
-    u[0] = (char)(0xF0 | (cp >> 18)), u[1] = (char)(0x80 | ((cp >> 12) & 0x3F)),
-    u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
-  luaL_addlstring(b, u, n);
-}
-
-/* Decodes the \u escape at d->p (one code unit, or a surrogate pair) into b. */
-static int add_unicode_escape(decoder *d, luaL_Buffer *b) {
-  long hi = hex4(d, d->p);
-  if (hi < 0) return fail(d, "invalid \\u escape", d->p);
-  if (hi >= 0xDC00 && hi <= 0xDFFF) return fail(d, "lone low surrogate in a \\u escape", d->p);
-  if (hi < 0xD800 || hi > 0xDBFF) {
-    add_utf8(b, (unsigned long)hi);
-    d->p += 6;
-    return 1;
-  }
-  long lo = d->end - d->p >= 12 && d->p[6] == '\\' && d->p[7] == 'u' ? hex4(d, d->p + 6) : -1;
-  if (lo < 0xDC00 || lo > 0xDFFF) return fail(d, "high surrogate not followed by a low one in a \\u escape", d->p);
-  add_utf8(b, 0x10000 + (((unsigned long)hi - 0xD800) << 10) + ((unsigned long)lo - 0xDC00));
-  d->p += 12;
-  return 1;
-}
-
 /* Decodes a string with escapes from d->p (just past the opening quote,
  * with the unescaped run up to q already known) and pushes it. */
 static int decode_escaped(decoder *d, const char *q) {
@@ -109,28 +58,15 @@ static int decode_escaped(decoder *d, const char *q) {
     d->p = q;
     if (d->p >= d->end) return fail(d, "unterminated string", d->p);
     if (*d->p == '"') break;
-    if (d->end - d->p < 2) return fail(d, "unterminated string", d->end);
-    char c = d->p[1], out;
-    switch (c) {
-    case '"': out = '"'; break;
-    case '\\': out = '\\'; break;
-    case '/': out = '/'; break;
-    case 'b': out = '\b'; break;
-    case 'f': out = '\f'; break;
-    case 'n': out = '\n'; break;
-    case 'r': out = '\r'; break;
-    case 't': out = '\t'; break;
-    case 'u':
-      if (!add_unicode_escape(d, &b)) return 0;
-      q = d->p;
-      while (q < d->end && *q != '"' && *q != '\\') q++;
-      continue;
-    default: return fail(d, "invalid escape in a string", d->p);
-    }
-    luaL_addchar(&b, out);
-    d->p += 2;
-    q = d->p;
-    while (q < d->end && *q != '"' && *q != '\\') q++;
+    char out[4];
+    size_t n;
+    const char *why;
+    int used = resi_json_unescape(d->p, d->end, out, &n, &why);
+    if (used == 0) return fail(d, "unterminated string", d->end);
+    if (used < 0) return fail(d, why, d->p);
+    luaL_addlstring(&b, out, n);
+    d->p += used;
+    for (q = d->p; q < d->end && *q != '"' && *q != '\\'; q++) {}
   }
   d->p++; /* closing quote */
   luaL_pushresult(&b); /* stack: .., string */
@@ -193,62 +129,54 @@ static int literal(decoder *d, const char *word, size_t len) {
   return 1;
 }
 
-/* Enters a nested array or object, refusing past MAX_DEPTH: makes room on
- * the Lua stack for its gathered values and pushes the slot its table will
- * take (at *slot), so that making the table moves nothing. */
-static int enter(decoder *d, int *slot) {
+/* Enters the array or object at d->p (close is its closing byte), refusing
+ * past MAX_DEPTH: makes room on the Lua stack for its gathered values and
+ * pushes the slot its table will take (at *slot), so that making the table
+ * moves nothing. An empty one is made at once (an array marked, so that it
+ * encodes as []): returns 2 for it, 1 when members follow, 0 on failure. */
+static int enter(decoder *d, int *slot, char close) {
   if (++d->depth > RESI_JSON_MAX_DEPTH) return fail(d, "more than 1000 nested arrays and objects", d->p);
   luaL_checkstack(d->L, 2 * CHUNK + 8, "resi.json.decode: nesting too deep");
   lua_pushnil(d->L); /* stack: .., slot */
   *slot = lua_gettop(d->L);
   d->p++; /* [ or { */
   skip_ws(d);
-  return 1;
+  if (d->p >= d->end || *d->p != close) return 1;
+  d->p++, d->depth--;
+  lua_createtable(d->L, 0, 0);
+  if (close == ']') luaL_setmetatable(d->L, RESI_JSON_ARRAY_MT);
+  lua_replace(d->L, *slot); /* stack: .., [] or {} */
+  return 2;
 }
 
-/* Makes the array table in its slot and moves the n values above it in. */
-static void make_array(lua_State *L, int slot, int n, int size) {
-  lua_createtable(L, size, 0);
-  lua_replace(L, slot); /* stack: .., t, v1 .. vn */
-  for (int i = n; i >= 1; i--) lua_rawseti(L, slot, i);
-}
-
-/* Decodes the array at d->p and pushes it. */
-static int decode_array(decoder *d) {
-  lua_State *L = d->L;
-  int slot, n = 0, made = 0;
-  if (!enter(d, &slot)) return 0;
-  if (d->p < d->end && *d->p == ']') {
-    d->p++, d->depth--;
-    lua_createtable(L, 0, 0);
-    luaL_setmetatable(L, RESI_JSON_ARRAY_MT);
-    lua_replace(L, slot); /* stack: .., [] (marked, so it encodes as []) */
+/* After an array element or object member: takes the ',' before the next
+ * one (returns 1) or the closing byte (returns 2); else fails with what was
+ * expected (returns 0). */
+static int after_member(decoder *d, char close, const char *expected) {
+  skip_ws(d);
+  if (d->p < d->end && *d->p == ',') {
+    d->p++;
+    skip_ws(d);
     return 1;
   }
-  for (;;) {
-    if (!made && n == CHUNK) make_array(L, slot, n, 2 * CHUNK), made = 1;
-    if (!decode_value(d)) return 0; /* stack: .., slot, values.., v */
-    n++;
-    if (made) lua_rawseti(L, slot, n);
-    skip_ws(d);
-    if (d->p < d->end && *d->p == ',') {
-      d->p++;
-      skip_ws(d);
-    } else if (d->p < d->end && *d->p == ']') {
-      d->p++;
-      break;
-    } else {
-      return fail(d, "expected ',' or ']'", d->p);
-    }
+  if (d->p < d->end && *d->p == close) {
+    d->p++;
+    return 2;
   }
-  if (!made) make_array(L, slot, n, n); /* stack: .., t */
-  d->depth--;
-  return 1;
+  return fail(d, expected, d->p);
 }
 
-/* Makes the object table in its slot and sets the n key/value pairs above
- * it in order, so that a repeated key keeps its last value. */
-static void make_object(lua_State *L, int slot, int n, int size) {
+/* Makes the table of the n members gathered above its slot (values for an
+ * array, key/value pairs for an object) with room for size, and moves them
+ * in; an object's pairs in order, so that a repeated key keeps its last
+ * value. */
+static void make_table(lua_State *L, int object, int slot, int n, int size) {
+  if (!object) {
+    lua_createtable(L, size, 0);
+    lua_replace(L, slot); /* stack: .., t, v1 .. vn */
+    for (int i = n; i >= 1; i--) lua_rawseti(L, slot, i);
+    return;
+  }
   lua_createtable(L, 0, size);
   lua_replace(L, slot); /* stack: .., t, k1, v1 .. kn, vn */
   for (int i = 0; i < n; i++) {
@@ -259,40 +187,36 @@ static void make_object(lua_State *L, int slot, int n, int size) {
   lua_settop(L, slot); /* stack: .., t */
 }
 
-/* Decodes the object at d->p and pushes it. */
-static int decode_object(decoder *d) {
+/* Decodes one object member ("key": value) and pushes the key and the value. */
+static int decode_member(decoder *d) {
+  if (d->p >= d->end || *d->p != '"') return fail(d, "expected a string key", d->p);
+  if (!decode_string(d)) return 0; /* stack: .., k */
+  skip_ws(d);
+  if (d->p >= d->end || *d->p != ':') return fail(d, "expected ':'", d->p);
+  d->p++;
+  skip_ws(d);
+  return decode_value(d); /* stack: .., k, v */
+}
+
+/* Decodes the array or object at d->p (close: ']' or '}') and pushes it.
+ * The first CHUNK members are gathered on the stack and the table made at
+ * their count; a longer one is made then and filled as it goes. */
+static int decode_container(decoder *d, char close) {
   lua_State *L = d->L;
-  int slot, n = 0, made = 0;
-  if (!enter(d, &slot)) return 0;
-  if (d->p < d->end && *d->p == '}') {
-    d->p++, d->depth--;
-    lua_createtable(L, 0, 0);
-    lua_replace(L, slot); /* stack: .., {} */
-    return 1;
-  }
+  int object = close == '}', slot, n = 0, made = 0;
+  int members = enter(d, &slot, close);
+  if (members != 1) return members != 0;
   for (;;) {
-    if (d->p >= d->end || *d->p != '"') return fail(d, "expected a string key", d->p);
-    if (!made && n == CHUNK) make_object(L, slot, n, 2 * CHUNK), made = 1;
-    if (!decode_string(d)) return 0; /* stack: .., slot, pairs.., k */
-    skip_ws(d);
-    if (d->p >= d->end || *d->p != ':') return fail(d, "expected ':'", d->p);
-    d->p++;
-    skip_ws(d);
-    if (!decode_value(d)) return 0; /* stack: .., slot, pairs.., k, v */
+    if (!made && n == CHUNK) make_table(L, object, slot, n, 2 * CHUNK), made = 1;
+    if (!(object ? decode_member(d) : decode_value(d))) return 0; /* stack: .., slot, members.., member */
     n++;
-    if (made) lua_rawset(L, slot);
-    skip_ws(d);
-    if (d->p < d->end && *d->p == ',') {
-      d->p++;
-      skip_ws(d);
-    } else if (d->p < d->end && *d->p == '}') {
-      d->p++;
-      break;
-    } else {
-      return fail(d, "expected ',' or '}'", d->p);
-    }
+    if (made && object) lua_rawset(L, slot);
+    else if (made) lua_rawseti(L, slot, n);
+    int more = after_member(d, close, object ? "expected ',' or '}'" : "expected ',' or ']'");
+    if (more == 0) return 0;
+    if (more == 2) break;
   }
-  if (!made) make_object(L, slot, n, n); /* stack: .., t */
+  if (!made) make_table(L, object, slot, n, n); /* stack: .., t */
   d->depth--;
   return 1;
 }
@@ -301,8 +225,8 @@ static int decode_object(decoder *d) {
 static int decode_value(decoder *d) {
   if (d->p >= d->end) return fail(d, "expected a value", d->p);
   switch (*d->p) {
-  case '{': return decode_object(d);
-  case '[': return decode_array(d);
+  case '{': return decode_container(d, '}');
+  case '[': return decode_container(d, ']');
   case '"': return decode_string(d);
   case 't': return literal(d, "true", 4) && (lua_pushboolean(d->L, 1), 1);
   case 'f': return literal(d, "false", 5) && (lua_pushboolean(d->L, 0), 1);

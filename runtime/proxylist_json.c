@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "json.h"
 #include "proxylist.h"
 
 enum { J_START, J_WKEY, J_WSEP, J_VALUE, J_SEP, J_END };
@@ -40,39 +41,6 @@ static int bad(cursor *c, const char *msg) {
   return BAD;
 }
 
-/* Value of a hex digit, or -1. */
-static int hexval(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
-}
-
-/* Reads 4 hex digits at p. */
-static long hex4(const char *p) {
-  long v = 0;
-  for (int i = 0; i < 4; i++) {
-    int d = hexval(p[i]);
-    if (d < 0) return -1;
-    v = v * 16 + d;
-  }
-  return v;
-}
-
-/* Appends code point cp as UTF-8. */
-static int put_utf8(resi_buf *b, long cp) {
-  char u[4];
-  size_t n;
-  if (cp < 0x80) u[0] = (char)cp, n = 1;
-  else if (cp < 0x800) u[0] = (char)(0xC0 | (cp >> 6)), u[1] = (char)(0x80 | (cp & 63)), n = 2;
-  else if (cp < 0x10000)
-    u[0] = (char)(0xE0 | (cp >> 12)), u[1] = (char)(0x80 | ((cp >> 6) & 63)), u[2] = (char)(0x80 | (cp & 63)), n = 3;
-  else
-    u[0] = (char)(0xF0 | (cp >> 18)), u[1] = (char)(0x80 | ((cp >> 12) & 63)), u[2] = (char)(0x80 | ((cp >> 6) & 63)),
-    u[3] = (char)(0x80 | (cp & 63)), n = 4;
-  return resi_buf_add(b, u, n);
-}
-
 /* Reads a string at c->p (its opening quote); decodes it into out when out
  * is not NULL. */
 static int string(cursor *c, resi_buf *out) {
@@ -87,39 +55,15 @@ static int string(cursor *c, resi_buf *out) {
       return OK;
     }
     if (*p != '\\') return bad(c, "control character in a string");
-    if (p + 1 >= c->end) return MORE;
-    char e = p[1], ch;
-    switch (e) {
-    case '"': ch = '"'; break;
-    case '\\': ch = '\\'; break;
-    case '/': ch = '/'; break;
-    case 'b': ch = '\b'; break;
-    case 'f': ch = '\f'; break;
-    case 'n': ch = '\n'; break;
-    case 'r': ch = '\r'; break;
-    case 't': ch = '\t'; break;
-    case 'u': {
-      if (c->end - p < 6) return MORE;
-      long cp = hex4(p + 2);
-      if (cp < 0) return bad(c, "bad \\u escape");
-      p += 6;
-      if (cp >= 0xD800 && cp <= 0xDBFF) { /* a surrogate pair */
-        if (c->end - p < 6) return MORE;
-        long lo = p[0] == '\\' && p[1] == 'u' ? hex4(p + 2) : -1;
-        if (lo < 0xDC00 || lo > 0xDFFF) return bad(c, "unpaired surrogate in \\u escape");
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-        p += 6;
-      } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-        return bad(c, "unpaired surrogate in \\u escape");
-      }
-      if (cp == 0) return bad(c, "\\u0000 in a string");
-      if (out && !put_utf8(out, cp)) return bad(c, "out of memory");
-      continue;
-    }
-    default: return bad(c, "bad escape in a string");
-    }
-    if (out && !resi_buf_add(out, &ch, 1)) return bad(c, "out of memory");
-    p += 2;
+    char u[4];
+    size_t n;
+    const char *why;
+    int used = resi_json_unescape(p, c->end, u, &n, &why);
+    if (used == 0) return MORE;
+    if (used < 0) return bad(c, why);
+    if (n == 1 && u[0] == '\0') return bad(c, "\\u0000 in a string");
+    if (out && !resi_buf_add(out, u, n)) return bad(c, "out of memory");
+    p += used;
   }
   return MORE;
 }
