@@ -1,6 +1,7 @@
 /* http_request.h: assembles HTTP/1.x requests from bytes with Debian's
- * http-parser, with limits on header and body size. No sockets and no Lua:
- * the server feeds it what it reads, the fuzz target feeds it anything. */
+ * http-parser, with limits on header and body size. No sockets and no Lua
+ * (but resi_req_push, in http_request_lua.c): the server feeds it what it
+ * reads, the fuzz target feeds it anything. */
 #ifndef RESI_HTTP_REQUEST_H
 #define RESI_HTTP_REQUEST_H
 
@@ -60,5 +61,12 @@ const char *resi_req_method(const resi_req *r);
 const char *resi_req_url(const resi_req *r);
 const char *resi_req_header_name(const resi_req *r, size_t i);
 const char *resi_req_header_value(const resi_req *r, size_t i);
+
+/* Pushes the table of a completed request, the one form every Lua caller
+ * gets: method, url, headers (lower-case names, trailing spaces and tabs
+ * removed, a repeated header's values joined with ", "), body,
+ * http_version ("1.1") and keep_alive; room is left for a caller's own
+ * fields. Defined in http_request_lua.c, the file's only Lua code. */
+void resi_req_push(lua_State *L, const resi_req *r);
 
 #endif

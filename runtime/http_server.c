@@ -159,38 +159,10 @@ static void conn_refuse(conn *c) {
   conn_send(c, head, (size_t)n, body, (size_t)blen, 1);
 }
 
-/* Pushes the request table of a completed request. */
+/* Pushes the request table of a completed request: resi_req_push's fields
+ * and the client's address (remote). */
 static void push_request(lua_State *L, conn *c) {
-  resi_req *r = &c->req;
-  lua_createtable(L, 0, 8); /* stack: req */
-  lua_pushstring(L, resi_req_method(r));
-  lua_setfield(L, -2, "method");
-  lua_pushstring(L, resi_req_url(r));
-  lua_setfield(L, -2, "url");
-  lua_createtable(L, 0, (int)r->nheaders); /* stack: req, headers */
-  for (size_t i = 0; i < r->nheaders; i++) {
-    const char *v = resi_req_header_value(r, i);
-    size_t vlen = strlen(v);
-    while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t')) vlen--;
-    lua_pushstring(L, resi_req_header_name(r, i)); /* stack: req, headers, name */
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, -3) == LUA_TSTRING) { /* repeated: join with ", " */
-      lua_pushliteral(L, ", ");
-      lua_pushlstring(L, v, vlen);
-      lua_concat(L, 3);
-    } else {
-      lua_pop(L, 1);
-      lua_pushlstring(L, v, vlen);
-    } /* stack: req, headers, name, value */
-    lua_rawset(L, -3);
-  }
-  lua_setfield(L, -2, "headers"); /* stack: req */
-  lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
-  lua_setfield(L, -2, "body");
-  lua_pushfstring(L, "%d.%d", r->parser.http_major, r->parser.http_minor);
-  lua_setfield(L, -2, "http_version");
-  lua_pushboolean(L, r->keep_alive);
-  lua_setfield(L, -2, "keep_alive");
+  resi_req_push(L, &c->req); /* stack: req */
   lua_pushstring(L, c->remote);
   lua_setfield(L, -2, "remote");
 }

@@ -16,10 +16,19 @@ static pp_state bad(const char **why, const char *reason) {
   return PP_BAD;
 }
 
-pp_state pp_socks_greeting(const unsigned char *p, size_t n, pp_greeting *g, size_t *used, const char **why) {
+/* The start every SOCKS5 message shares: a version byte (PP_BAD with
+ * reason when it is not version), then at least need bytes in all (PP_MORE
+ * until they are there). PP_OK when both hold. */
+static pp_state start(const unsigned char *p, size_t n, unsigned char version, size_t need, const char **why,
+                      const char *reason) {
   if (n < 1) return PP_MORE;
-  if (p[0] != 5) return bad(why, "not SOCKS version 5");
-  if (n < 2) return PP_MORE;
+  if (p[0] != version) return bad(why, reason);
+  return n < need ? PP_MORE : PP_OK;
+}
+
+pp_state pp_socks_greeting(const unsigned char *p, size_t n, pp_greeting *g, size_t *used, const char **why) {
+  pp_state st = start(p, n, 5, 2, why, "not SOCKS version 5");
+  if (st != PP_OK) return st;
   size_t k = p[1];
   if (k == 0) return bad(why, "SOCKS5 greeting offers no methods");
   if (n < 2 + k) return PP_MORE;
@@ -30,9 +39,8 @@ pp_state pp_socks_greeting(const unsigned char *p, size_t n, pp_greeting *g, siz
 }
 
 pp_state pp_socks_auth(const unsigned char *p, size_t n, pp_auth *a, size_t *used, const char **why) {
-  if (n < 1) return PP_MORE;
-  if (p[0] != 1) return bad(why, "not RFC 1929 username/password version 1");
-  if (n < 2) return PP_MORE;
+  pp_state st = start(p, n, 1, 2, why, "not RFC 1929 username/password version 1");
+  if (st != PP_OK) return st;
   size_t ulen = p[1];
   if (n < 2 + ulen + 1) return PP_MORE;
   size_t plen = p[2 + ulen];
@@ -48,9 +56,8 @@ pp_state pp_socks_auth(const unsigned char *p, size_t n, pp_auth *a, size_t *use
 }
 
 pp_state pp_socks_request(const unsigned char *p, size_t n, pp_request *r, size_t *used, const char **why) {
-  if (n < 1) return PP_MORE;
-  if (p[0] != 5) return bad(why, "not SOCKS version 5");
-  if (n < 4) return PP_MORE;
+  pp_state st = start(p, n, 5, 4, why, "not SOCKS version 5");
+  if (st != PP_OK) return st;
   if (p[2] != 0) return bad(why, "SOCKS5 request: reserved byte is not 0");
   r->cmd = p[1], r->atyp = p[3];
   size_t addr;

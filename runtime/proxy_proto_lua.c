@@ -14,78 +14,74 @@ static int push_bad(lua_State *L, const char *why) {
   return 2;
 }
 
-/* socks_greeting(bytes) -> methods (a string of method bytes), used */
-static int l_socks_greeting(lua_State *L) {
-  size_t n;
+/* The three SOCKS5 messages, and what their parsers fill. */
+typedef enum { SOCKS_GREETING, SOCKS_AUTH, SOCKS_REQUEST } socks_kind;
+typedef union {
+  pp_greeting greeting;
+  pp_auth auth;
+  pp_request request;
+} socks_msg;
+
+/* Pushes a greeting's methods (a string of method bytes); returns 1. */
+static int push_greeting(lua_State *L, const socks_msg *m) {
+  lua_pushlstring(L, (const char *)m->greeting.methods, m->greeting.nmethods); /* stack: methods */
+  return 1;
+}
+
+/* Pushes the user and password of a sub-negotiation; returns 2. */
+static int push_auth(lua_State *L, const socks_msg *m) {
+  lua_pushlstring(L, m->auth.user, m->auth.ulen);
+  lua_pushlstring(L, m->auth.pass, m->auth.plen); /* stack: user, pass */
+  return 2;
+}
+
+/* Pushes a request as {cmd=, atyp=, host=, port=}; returns 1. */
+static int push_request(lua_State *L, const socks_msg *m) {
+  const pp_request *r = &m->request;
+  lua_createtable(L, 0, 4); /* stack: req */
+  resi_set_integer(L, "cmd", r->cmd);
+  resi_set_integer(L, "atyp", r->atyp);
+  resi_set_integer(L, "port", (lua_Integer)r->port);
+  lua_pushstring(L, r->host);
+  lua_setfield(L, -2, "host"); /* stack: req */
+  return 1;
+}
+
+/* The frame of every SOCKS5 binding: parses argument 1 as a message of
+ * kind, then returns what push gives and the bytes used, nothing while the
+ * message is incomplete, or false and why. */
+static int socks_call(lua_State *L, socks_kind kind, int (*push)(lua_State *, const socks_msg *)) {
+  size_t n, used = 0;
   const unsigned char *p = (const unsigned char *)luaL_checklstring(L, 1, &n);
-  pp_greeting g;
-  size_t used = 0;
+  socks_msg m;
   const char *why = NULL;
-  pp_state st = pp_socks_greeting(p, n, &g, &used, &why);
+  pp_state st = kind == SOCKS_GREETING ? pp_socks_greeting(p, n, &m.greeting, &used, &why)
+                : kind == SOCKS_AUTH   ? pp_socks_auth(p, n, &m.auth, &used, &why)
+                                       : pp_socks_request(p, n, &m.request, &used, &why);
   if (st == PP_MORE) return 0;
   if (st == PP_BAD) return push_bad(L, why);
-  lua_pushlstring(L, (const char *)g.methods, g.nmethods);
-  lua_pushinteger(L, (lua_Integer)used); /* stack: methods, used */
-  return 2;
+  int nret = push(L, &m);
+  lua_pushinteger(L, (lua_Integer)used); /* stack: fields.., used */
+  return nret + 1;
+}
+
+/* socks_greeting(bytes) -> methods (a string of method bytes), used */
+static int l_socks_greeting(lua_State *L) {
+  return socks_call(L, SOCKS_GREETING, push_greeting);
 }
 
 /* socks_auth(bytes) -> user, pass, used */
 static int l_socks_auth(lua_State *L) {
-  size_t n;
-  const unsigned char *p = (const unsigned char *)luaL_checklstring(L, 1, &n);
-  pp_auth a;
-  size_t used = 0;
-  const char *why = NULL;
-  pp_state st = pp_socks_auth(p, n, &a, &used, &why);
-  if (st == PP_MORE) return 0;
-  if (st == PP_BAD) return push_bad(L, why);
-  lua_pushlstring(L, a.user, a.ulen);
-  lua_pushlstring(L, a.pass, a.plen);
-  lua_pushinteger(L, (lua_Integer)used); /* stack: user, pass, used */
-  return 3;
+  return socks_call(L, SOCKS_AUTH, push_auth);
 }
 
 /* socks_request(bytes) -> {cmd=, atyp=, host=, port=}, used */
 static int l_socks_request(lua_State *L) {
-  size_t n;
-  const unsigned char *p = (const unsigned char *)luaL_checklstring(L, 1, &n);
-  pp_request r;
-  size_t used = 0;
-  const char *why = NULL;
-  pp_state st = pp_socks_request(p, n, &r, &used, &why);
-  if (st == PP_MORE) return 0;
-  if (st == PP_BAD) return push_bad(L, why);
-  lua_createtable(L, 0, 4); /* stack: req */
-  resi_set_integer(L, "cmd", r.cmd);
-  resi_set_integer(L, "atyp", r.atyp);
-  resi_set_integer(L, "port", (lua_Integer)r.port);
-  lua_pushstring(L, r.host);
-  lua_setfield(L, -2, "host");
-  lua_pushinteger(L, (lua_Integer)used); /* stack: req, used */
-  return 2;
+  return socks_call(L, SOCKS_REQUEST, push_request);
 }
 
-/* Pushes the table of a completed request: method, url, headers (lower-case
- * names; a repeated header keeps its last value), keep_alive, body. */
-static void push_head(lua_State *L, resi_req *r) {
-  lua_createtable(L, 0, 5); /* stack: head */
-  lua_pushstring(L, resi_req_method(r));
-  lua_setfield(L, -2, "method");
-  lua_pushstring(L, resi_req_url(r));
-  lua_setfield(L, -2, "url");
-  lua_createtable(L, 0, (int)r->nheaders); /* stack: head, headers */
-  for (size_t i = 0; i < r->nheaders; i++) {
-    lua_pushstring(L, resi_req_header_value(r, i));
-    lua_setfield(L, -2, resi_req_header_name(r, i));
-  }
-  lua_setfield(L, -2, "headers"); /* stack: head */
-  lua_pushboolean(L, r->keep_alive);
-  lua_setfield(L, -2, "keep_alive");
-  lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
-  lua_setfield(L, -2, "body"); /* stack: head */
-}
-
-/* http_head(bytes, max_header, max_body) -> head, used | nil | false, why, status */
+/* http_head(bytes, max_header, max_body) -> head, used | nil | false, why, status
+ * head: resi_req_push's table (http_request_lua.c). */
 static int l_http_head(lua_State *L) {
   size_t n;
   const char *p = luaL_checklstring(L, 1, &n);
@@ -98,7 +94,7 @@ static int l_http_head(lua_State *L) {
   resi_req_state st = resi_req_feed(&r, p, n, &used);
   int nret = 0;
   if (st == RESI_REQ_COMPLETE) {
-    push_head(L, &r);
+    resi_req_push(L, &r);
     lua_pushinteger(L, (lua_Integer)used); /* stack: head, used */
     nret = 2;
   } else if (st == RESI_REQ_ERROR) {
