@@ -1,8 +1,9 @@
 # shellcheck shell=bash disable=SC2034 # sets variables for the sections
 # bench/lib.sh: helpers the section scripts source (not a section itself).
 # Sets ROOT (the source tree), OUT (bench/out, gitignored) and RESI, and
-# gives: free_port, median, fmt_int, ratio helpers, and nginx_start/nginx_stop
-# for a private nginx on a loopback port (stopped by the caller's trap).
+# gives: free_port, median, fmt_int, ratio helpers, stop_pids, nginx_start/
+# nginx_stop for a private nginx on a loopback port and sim_start/sim_up_get
+# for a private `resi sim` (stopped by the caller's trap).
 # Sourcing it is the whole preamble of a section: it also turns on strict
 # mode (set -euo pipefail) and moves to ROOT.
 set -euo pipefail
@@ -125,12 +126,54 @@ CONF
   return 1
 }
 
+# Stops the background processes given by id (SIGTERM, then waits for each);
+# empty ids are skipped, so a trap can name ones that never started.
+stop_pids() {
+  local p
+  for p in "$@"; do
+    [[ -n $p ]] || continue
+    kill -TERM "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+}
+
 # Stops the nginx started by nginx_start (if any) and removes its prefix.
 nginx_stop() {
-  if [[ -n ${NGINX_PID:-} ]]; then
-    kill -TERM "$NGINX_PID" 2>/dev/null || true
-    wait "$NGINX_PID" 2>/dev/null || true
-    NGINX_PID=
-  fi
+  stop_pids "${NGINX_PID:-}"
+  NGINX_PID=
   if [[ -n ${NGINX_PREFIX:-} ]]; then rm -rf "$NGINX_PREFIX"; NGINX_PREFIX=; fi
+}
+
+# Starts `resi sim --ports 0,0,0 --no-traffic` plus the arguments after $1
+# (e.g. --seed 1, or --accounts FILE) on the server CPU, waits for its
+# --env-file $1.env (written whole once every port listens; the sim removes
+# it when it stops) and exports what it holds: the API URLs, the gateways and
+# the generated accounts' credentials. Its stderr goes to $1.err. Sets
+# SIM_PID (stop it with stop_pids) and SIM_UP_AUTH, the UnknownProxies
+# account's Basic credentials (base64) for sim_up_get.
+sim_start() {
+  local prefix=$1
+  shift
+  rm -f "$prefix.env"
+  "${SERVER_PIN[@]}" "$RESI" sim --ports 0,0,0 --no-traffic --env-file "$prefix.env" "$@" >/dev/null 2>"$prefix.err" &
+  SIM_PID=$!
+  for _ in $(seq 600); do
+    [[ -e $prefix.env ]] && break
+    kill -0 "$SIM_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  if [[ ! -e $prefix.env ]]; then
+    echo "resi sim did not start:" >&2
+    cat "$prefix.err" >&2 || true
+    return 1
+  fi
+  # shellcheck disable=SC1090,SC1091 # the sim's export lines
+  source "$prefix.env"
+  SIM_UP_AUTH=$(printf '%s' "${UNKNOWNPROXIES_USERNAME:-}:${UNKNOWNPROXIES_PASSWORD:-}" | base64 -w0)
+}
+
+# GETs $1 (a path under the sandbox's UnknownProxies API, e.g. /resi/tokens)
+# with the account's Basic auth and prints the body (after sim_start).
+sim_up_get() {
+  curl -fsS -H "Authorization: Basic $SIM_UP_AUTH" "$RESI_UNKNOWNPROXIES_URL$1"
 }

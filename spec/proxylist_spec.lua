@@ -567,6 +567,12 @@ describe("resi.proxylist", function()
         assert.truthy(r.stdout:find("usage: resi proxies " .. cmd, 1, true), cmd)
       end
       assert.equal(0, proc.resi({ "proxies", "--help" }).status)
+      local unknown = proc.resi { "proxies", "frobnicate" }
+      assert.equal(1, unknown.stderr:find("resi proxies: unknown command 'frobnicate'\n\nusage: resi proxies COMMAND", 1,
+        true), unknown.stderr)
+      local after_dashes = proc.resi { "proxies", "convert", "--to", "url", "--", "--help" } -- a file, not the flag
+      assert.equal(1, after_dashes.status)
+      assert.equal("resi proxies: cannot read --help: No such file or directory\n", after_dashes.stderr)
       for _, args in ipairs {
         { "proxies" }, { "proxies", "frobnicate" }, { "proxies", "convert" }, { "proxies", "convert", "--to", "xml" },
         { "proxies", "convert", "--to", "url", "--bogus" }, { "proxies", "sticky", "--provider", "oxylabs" },

@@ -17,21 +17,16 @@ conns=50
 SIM_PID=
 stop_all() {
   nginx_stop
-  if [[ -n $SIM_PID ]]; then kill -TERM "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true; fi
+  stop_pids "$SIM_PID"
 }
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
-"${SERVER_PIN[@]}" "$RESI" sim --ports 0,0,0 --seed 1 --no-traffic >"$OUT/sim.env" 2>"$OUT/sim.err" &
-SIM_PID=$!
-for _ in $(seq 100); do [[ $(wc -l <"$OUT/sim.env") -ge 8 ]] && break; sleep 0.05; done
-# shellcheck disable=SC1090
-source <(sed 's/^/export /' "$OUT/sim.env")
-auth=$(printf '%s' "$UNKNOWNPROXIES_USERNAME:$UNKNOWNPROXIES_PASSWORD" | base64 -w0)
-body=$(curl -fsS -H "Authorization: Basic $auth" "$RESI_UNKNOWNPROXIES_URL/resi/tokens")
+sim_start "$OUT/sim" --seed 1
+body=$(sim_up_get /resi/tokens)
 token=$("$RESI" -e 'print(require("resi.json").decode(resi.args[1]).tokens[1].token)' "$body")
 sim_url="$RESI_UNKNOWNPROXIES_URL/resi/token?token=$token"
-doc=$(curl -fsS -H "Authorization: Basic $auth" "$sim_url")
+doc=$(sim_up_get "/resi/token?token=$token")
 nginx_start "$(free_port)" "$doc" 1
 
 # Runs wrk against $1 (extra args after) and prints requests/s.
@@ -42,7 +37,7 @@ rps() {
 
 sim_runs=() nginx_runs=()
 for _ in $(seq "$repeat"); do
-  sim_runs+=("$(rps "$sim_url" -H "Authorization: Basic $auth")")
+  sim_runs+=("$(rps "$sim_url" -H "Authorization: Basic $SIM_UP_AUTH")")
   nginx_runs+=("$(rps "$NGINX_URL")")
 done
 sim_med=$(median "${sim_runs[@]}")

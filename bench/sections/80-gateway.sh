@@ -16,12 +16,10 @@ cd "$ROOT"
 mb=${BENCH_GW_MB:-256}
 secs=${BENCH_GW_SECONDS:-3}
 repeat=${BENCH_REPEAT:-3}
-SIM_PID= TP_PID= TP_DIR=
+SIM_PID='' TP_PID='' TP_DIR=''
 stop_all() {
   nginx_stop
-  for p in "$SIM_PID" "$TP_PID"; do
-    if [[ -n $p ]]; then kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; fi
-  done
+  stop_pids "$SIM_PID" "$TP_PID"
   if [[ -n $TP_DIR ]]; then rm -rf "$TP_DIR"; fi
 }
 trap stop_all EXIT
@@ -40,13 +38,8 @@ nginx_addr=${NGINX_URL#http://}
 nginx_addr=${nginx_addr%%/*}
 big_url="http://$nginx_addr/big.bin"
 
-"${SERVER_PIN[@]}" "$RESI" sim --ports 0,0,0 --seed 1 --no-traffic >"$OUT/gw-sim.env" 2>"$OUT/gw-sim.err" &
-SIM_PID=$!
-for _ in $(seq 100); do [[ $(wc -l <"$OUT/gw-sim.env") -ge 11 ]] && break; sleep 0.05; done
-# shellcheck disable=SC1090
-source <(sed 's/^/export /' "$OUT/gw-sim.env")
-auth=$(printf '%s' "$UNKNOWNPROXIES_USERNAME:$UNKNOWNPROXIES_PASSWORD" | base64 -w0)
-body=$(curl -fsS -H "Authorization: Basic $auth" "$RESI_UNKNOWNPROXIES_URL/resi/tokens")
+sim_start "$OUT/gw-sim" --seed 1
+body=$(sim_up_get /resi/tokens)
 # the active token with the most data left: the downloads are billed to it
 read -r tuser tpass < <("$RESI" -e '
   local best
@@ -109,7 +102,7 @@ gd=$(round_ratios "${gwrun[*]}" "${direct[*]}") gt=$(round_ratios "${gwrun[*]}" 
 gtc=$(round_ratios "${gwc[*]}" "${tpc[*]}")
 # "yes" when the median of a round_ratios result ($1) reaches $2.
 judge() { awk -v m="${1%% *}" -v t="$2" 'BEGIN { if (m + 0 >= t) print "yes"; else print "**no**" }'; }
-billed=$(curl -fsS -H "Authorization: Basic $auth" "$RESI_UNKNOWNPROXIES_URL/resi/tokens" |
+billed=$(sim_up_get /resi/tokens |
   "$RESI" -e 'for _, t in ipairs(require("resi.json").decode(io.read("a")).tokens) do
     if t.username == resi.args[1] then print(t.dataUsage) end end' "$tuser")
 

@@ -19,8 +19,7 @@ command -v microsocks >/dev/null || { echo "microsocks is missing (make deps ins
 dir=$(mktemp -d "$OUT/scale.XXXXXX")
 SIM_PID='' SOCKS_PID=''
 stop_all() {
-  [[ -n $SIM_PID ]] && { kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true; }
-  [[ -n $SOCKS_PID ]] && { kill "$SOCKS_PID" 2>/dev/null || true; wait "$SOCKS_PID" 2>/dev/null || true; }
+  stop_pids "$SIM_PID" "$SOCKS_PID"
   nginx_stop
   rm -rf "$dir"
 }
@@ -57,11 +56,8 @@ measure() {
 declare -a usage=() rotate=() check=()
 for n in "${sizes[@]}"; do
   accounts "$n" "$dir/sim-$n.json"
-  "${SERVER_PIN[@]}" "$RESI" sim --ports 0,0,0 --accounts "$dir/sim-$n.json" --no-traffic >"$dir/sim.env" 2>"$dir/sim.err" &
-  SIM_PID=$!
-  for _ in $(seq 600); do grep -q '^RESI_UNKNOWNPROXIES_URL=' "$dir/sim.env" 2>/dev/null && break; sleep 0.05; done
-  url=$(sed -n 's/^RESI_UNKNOWNPROXIES_URL=//p' "$dir/sim.env")
-  [[ -n $url ]] || { cat "$dir/sim.err" >&2; exit 1; }
+  sim_start "$dir/sim" --accounts "$dir/sim-$n.json"
+  url=$RESI_UNKNOWNPROXIES_URL
   base=${url%/api/v1}
   curl -fsS -X POST -H 'Content-Type: application/json' -d '{"read_limit": 1000000, "generate_limit": 1000000}' \
     "$base/_sim/config" >/dev/null
@@ -77,7 +73,8 @@ json.dump(a, open(sys.argv[3], "w"))' "$dir/sim-$n.json" "$url" "$dir/client-$n.
     grep -q "^$((n / 10)) rotated, 0 retired, 0 failed" "$dir/stdout" ||
       { echo "rotate did not rotate $((n / 10)) tokens:" >&2; tail -n 5 "$dir/stdout" "$dir/stderr" >&2; exit 1; }
   fi
-  kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true; SIM_PID=
+  stop_pids "$SIM_PID"
+  SIM_PID=
   # proxylist.check: N entries, all the same local SOCKS5 proxy, each fetching nginx's document
   awk -v n="$n" -v p="$socks_port" 'BEGIN { for (i = 1; i <= n; i++) printf "socks5://u%d:p@127.0.0.1:%d\n", i, p }' \
     >"$dir/check-$n.txt"

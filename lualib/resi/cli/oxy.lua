@@ -133,14 +133,7 @@ local USER_COLUMNS = { { "ID", right = true }, { "USERNAME" }, { "STATUS" }, { "
 
 local commands = {}
 
-commands.users = { help = help.users, spec = { json = { type = "flag" } } }
---- Runs `resi oxy users` (what it does: help.users).
----@param opts table  its options, parsed by resi.argparse
----@param rest string[]  its positional arguments
-function commands.users.run(opts, rest)
-  command.positional(rest, {})
-  output.records(command.account("oxylabs"):tokens(), opts.json, user_json, USER_COLUMNS, user_row)
-end
+commands.users = command.tokens_command("oxylabs", help.users, user_json, USER_COLUMNS, user_row)
 
 commands.stats = { help = help.stats, spec = { type = { type = "string" }, from = { type = "string" },
   to = { type = "string" }, json = { type = "flag" } } }

@@ -600,37 +600,20 @@ commands.check = function(args)
   return (failed > 0 or rejected > 0) and 1 or 0
 end
 
--- An error message without a leading Lua position (shared with resi up/oxy/rf).
-local clean = require("resi.cmdline.command").clean
+-- Subcommand dispatch and error text shared with resi up/oxy/rf.
+local cmdline = require "resi.cmdline.command"
+local clean = cmdline.clean
+
+-- The commands as cmdline.subcommand takes them (an unknown one shows the help).
+local TOOL = { name = "proxies", help = help.main, unknown_hint = "\n" .. help.main, commands = {} }
+for name, run in pairs(commands) do TOOL.commands[name] = { help = help[name], run = run } end
 
 --- Runs `resi proxies` with the command line's arguments.
 ---@param ... string
 return function(...)
-  local args = { ... }
-  local name = args[1]
-  if name == nil then
-    io.stderr:write(help.main, "\n")
-    task.set_exit_status(2)
-    return
-  end
-  if name == "--help" or name == "-h" or name == "help" then
-    io.stdout:write(help.main, "\n")
-    return
-  end
-  local command = commands[name]
-  if not command then
-    io.stderr:write("resi proxies: unknown command '", name, "'\n\n", help.main, "\n")
-    task.set_exit_status(2)
-    return
-  end
-  local rest = { table.unpack(args, 2) }
-  for _, a in ipairs(rest) do
-    if a == "--help" or a == "-h" then
-      io.stdout:write(help[name], "\n")
-      return
-    end
-  end
-  local ok, status = pcall(command, rest)
+  local name, command, rest = cmdline.subcommand(TOOL, { ... })
+  if not name then return end
+  local ok, status = pcall(command.run, rest)
   if not ok then
     if getmetatable(status) == Usage then
       io.stderr:write("resi proxies ", name, ": ", clean(status.msg), "\n(see resi proxies ", name, " --help)\n")

@@ -143,14 +143,7 @@ end
 
 local commands = {}
 
-commands.tokens = { help = help.tokens, spec = { json = { type = "flag" } } }
---- Runs `resi up tokens` (what it does: help.tokens).
----@param opts table  its options, parsed by resi.argparse
----@param rest string[]  its positional arguments
-function commands.tokens.run(opts, rest)
-  command.positional(rest, {})
-  output.records(command.account("unknownproxies"):tokens(), opts.json, token_json, TOKEN_COLUMNS, token_row)
-end
+commands.tokens = command.tokens_command("unknownproxies", help.tokens, token_json, TOKEN_COLUMNS, token_row)
 
 commands.token = { help = help.token, spec = { json = { type = "flag" }, usage = { type = "flag" } } }
 --- Runs `resi up token` (what it does: help.token).

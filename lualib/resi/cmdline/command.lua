@@ -82,36 +82,53 @@ local function run_command(tool, name, cmd, args)
   task.set_exit_status(code)
 end
 
---- Runs `resi TOOL ...`: tool = {name, help, commands = {NAME = {help,
---- spec (resi.argparse's), run = fun(opts, rest): exit status|nil}}}.
----@param tool {name: string, help: string, commands: table<string, {help: string, spec?: table, run: fun(opts: table, rest: string[]): integer|nil}>}
+--- The subcommand `resi TOOL ARGS...` names (tool: see M.main; the
+--- unknown-command hint after the message is tool.unknown_hint, default
+--- "(see resi TOOL --help)"). No command, --help, `COMMAND --help` (before
+--- a "--") and an unknown name are answered here, with their exit status,
+--- and give nil; else the name, its command and the arguments after it.
+--- resi proxies shares it with its own option parser.
+---@param tool {name: string, help: string, commands: table, unknown_hint?: string}
 ---@param args string[]
-function M.main(tool, args)
+---@return string|nil name
+---@return table cmd
+---@return string[] rest
+function M.subcommand(tool, args)
   local name = args[1]
   if name == nil then
     io.stderr:write(tool.help, "\n")
     task.set_exit_status(2)
-    return
+    return nil
   end
   if name == "--help" or name == "-h" or name == "help" then
     io.stdout:write(tool.help, "\n")
-    return
+    return nil
   end
   local cmd = tool.commands[name]
   if not cmd then
-    io.stderr:write(("resi %s: unknown command '%s'\n(see resi %s --help)\n"):format(tool.name, name, tool.name))
+    io.stderr:write(("resi %s: unknown command '%s'\n%s\n"):format(tool.name, name,
+      tool.unknown_hint or ("(see resi %s --help)"):format(tool.name)))
     task.set_exit_status(2)
-    return
+    return nil
   end
   local rest = { table.unpack(args, 2) }
   for _, a in ipairs(rest) do
     if a == "--" then break end
     if a == "--help" or a == "-h" then
       io.stdout:write(cmd.help, "\n")
-      return
+      return nil
     end
   end
-  run_command(tool, name, cmd, rest)
+  return name, cmd, rest
+end
+
+--- Runs `resi TOOL ...`: tool = {name, help, commands = {NAME = {help,
+--- spec (resi.argparse's), run = fun(opts, rest): exit status|nil}}}.
+---@param tool {name: string, help: string, commands: table<string, {help: string, spec?: table, run: fun(opts: table, rest: string[]): integer|nil}>}
+---@param args string[]
+function M.main(tool, args)
+  local name, cmd, rest = M.subcommand(tool, args)
+  if name then run_command(tool, name, cmd, rest) end
 end
 
 --- The positional arguments of a command, checked: exactly the names
@@ -141,6 +158,22 @@ end
 ---@return resi.providers.account
 function M.account(provider)
   return require("resi.providers").open(provider)
+end
+
+--- The list commands (resi up tokens, resi oxy users): no arguments, one
+--- --json flag; prints the provider account's tokens with
+--- resi.cmdline.output.records (to_json, columns, to_row: as it takes them).
+---@param provider "unknownproxies"|"oxylabs"
+---@param help string
+---@param to_json fun(t: resi.providers.token): table
+---@param columns table[]
+---@param to_row fun(t: resi.providers.token): string[]
+---@return {help: string, spec: table, run: fun(opts: table, rest: string[])}
+function M.tokens_command(provider, help, to_json, columns, to_row)
+  return { help = help, spec = { json = { type = "flag" } }, run = function(opts, rest)
+    M.positional(rest, {})
+    require("resi.cmdline.output").records(M.account(provider):tokens(), opts.json, to_json, columns, to_row)
+  end }
 end
 
 -- Reads one line from the terminal on stdin without blocking the loop;
