@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "proxylist.h"
@@ -314,6 +315,17 @@ static size_t file_size(FILE *f) {
   return fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) ? (size_t)st.st_size : 0;
 }
 
+/* Asks the kernel to map the pages of [p, p + n) now, in one call, rather
+ * than fault them in one at a time as they are first written. */
+static void prefault(void *p, size_t n) {
+#ifdef MADV_POPULATE_WRITE
+  uintptr_t page = 4096, start = ((uintptr_t)p + page - 1) & ~(page - 1), end = ((uintptr_t)p + n) & ~(page - 1);
+  if (end > start) (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+#else
+  (void)p, (void)n;
+#endif
+}
+
 /* Before a list's first chunk of file f: room in its arena for the whole
  * file (parsed strings never outgrow their text), so it is allocated once
  * and never copied as it grows; touched pages only count. */
@@ -323,11 +335,17 @@ static void presize_arena(resi_pl_list *l, FILE *f) {
 }
 
 /* After a list's first chunk (n bytes) of file f: room for the entries the
- * whole file holds at that chunk's rate, and a few more. */
+ * whole file holds at that chunk's rate, and a few more, their pages and
+ * the arena's that the rest of the file will fill mapped at once. */
 static void presize_entries(resi_pl_list *l, FILE *f, size_t n) {
   size_t size = file_size(f);
   if (n == 0 || size <= n || l->n == 0) return;
   resi_pl_list_reserve(l, (size_t)((double)size / (double)n * (double)l->n * 1.02) + 64);
+  prefault(l->e, l->cap * sizeof *l->e);
+  double arena_rate = (double)l->arena.len / (double)n;
+  size_t arena_need = (size_t)((double)size * arena_rate * 1.02);
+  if (arena_need > l->arena.cap) arena_need = l->arena.cap;
+  if (arena_need > l->arena.len) prefault(l->arena.data + l->arena.len, arena_need - l->arena.len);
 }
 
 /* reader:pump(infile, outfile) -> more, errors: converts the next chunk of
