@@ -36,12 +36,7 @@ describe("resi oxy", function()
       want[#want + 1] = table.concat({ tostring(u.id), u.username, u.status, ("%.2f GB"):format(u.traffic), limit, share,
         u.auto_disable and "yes" or "no", u.lifetime and "yes" or "no", u.created_at }, "\t")
     end
-    for _ = 1, 2 do
-      local r = oxy { "users" }
-      assert.are.equal(0, r.status, r.stderr)
-      assert.are.equal(table.concat(want, "\n") .. "\n", r.stdout)
-      assert_no_secret(r)
-    end
+    cli:assert_prints_twice({ "users" }, want, { acct.password })
     local r = oxy { "users", "--json" }
     assert.are.equal(0, r.status, r.stderr)
     local list = json.decode(r.stdout)

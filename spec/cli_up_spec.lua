@@ -49,13 +49,7 @@ describe("resi up", function()
     local want = { "ID\tUSERNAME\tSTATUS\tUSED\tLIMIT\tUSED%\tEXPIRES" }
     for _, t in ipairs(sim:state().providers.unknownproxies.accounts[1].tokens) do want[#want + 1] = expected_line(t) end
     assert.are.equal(4, #want) -- the seeded account has three tokens
-    for _ = 1, 2 do
-      local r = up { "tokens" }
-      assert.are.equal(0, r.status, r.stderr)
-      assert.are.equal(table.concat(want, "\n") .. "\n", r.stdout)
-      assert.are.equal("", r.stderr)
-      assert_no_secret(r, all_secrets())
-    end
+    cli:assert_prints_twice({ "tokens" }, want, all_secrets())
     assert.truthy(next(tokens))
   end)
 

@@ -159,11 +159,7 @@ describe("resi.intent", function()
   end)
 
   it("names the bad argument", function()
-    local function err_of(fn, ...)
-      local ok, e = pcall(fn, ...)
-      assert.is_false(ok)
-      return tostring(e)
-    end
+    local err_of = require("spec.support.checks").raised
     assert.matches("resi.intent.open: name", err_of(intent.open, nil), 1, true)
     assert.matches("resi.intent.open: name", err_of(intent.open, "has space", { store = path }), 1, true)
     assert.matches("resi.intent.open: account", err_of(intent.open, "w", { account = 42, store = path }), 1, true)

@@ -106,13 +106,7 @@ describe("jobs notify_on", function()
       "RESI_NOTIFY_DISCORD_URL=", "RESI_NOTIFY_TELEGRAM_TOKEN=", "RESI_NOTIFY_SMTP_URL=", "RESI_LOG_FORMAT=json" }
     -- the daemon in the background until SIGTERM
     local function start_daemon()
-      local vars = uv.os_environ()
-      for _, kv in ipairs(env) do
-        local k, v = kv:match("^([^=]+)=(.*)$")
-        vars[k] = v ~= "" and v or nil
-      end
-      local list = {}
-      for k, v in pairs(vars) do list[#list + 1] = k .. "=" .. v end
+      local list = proc.environment(env)
       local d = { err = {} }
       local stderr = uv.new_pipe()
       d.handle = assert(uv.spawn(proc.resi_path(), { args = { "jobs", path, "--store", dir .. "/state.db" }, env = list,

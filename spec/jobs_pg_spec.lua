@@ -20,14 +20,8 @@ local FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 -- the third daemon with the real clock; make test covers the clock ahead.
 local SANITIZED = proc.resi_path():find("build%-asan") ~= nil
 
-local server, dir, db_n = nil, nil, 0
-
--- A fresh database on the server; returns its URL.
-local function fresh_url(base)
-  db_n = db_n + 1
-  server.admin("CREATE DATABASE j" .. db_n)
-  return ((base or server.url):gsub("/postgres$", "/j" .. db_n))
-end
+local server = postgres.for_block()
+local dir
 
 -- A jobs file whose job `tick` runs every second, writes "START slot pid"
 -- and "END slot pid" lines to log, and takes `seconds`.
@@ -176,20 +170,13 @@ ignore_startup_parameters = extra_float_digits,options
   end
 end
 
-setup(function()
-  server = postgres.start()
-  dir = files.dir("resi-jobs-pg")
-end)
-
-teardown(function()
-  if server then server.stop() end
-  if dir then files.remove_dir(dir) end
-end)
+setup(function() dir = files.dir("resi-jobs-pg") end)
+teardown(function() if dir then files.remove_dir(dir) end end)
 
 describe("resi jobs on a shared PostgreSQL store", function()
   it("two daemons: each slot runs on one of them; ready, metrics, history name the node; a different file is warned about",
     function()
-      local url = fresh_url()
+      local url = server.fresh_url()
       local log = dir .. "/two.log"
       local file = tick_file("two.lua", log, 0.2)
       local other = tick_file("other.lua", log, 0.2, ', { timeout = 30 }')
@@ -226,7 +213,7 @@ describe("resi jobs on a shared PostgreSQL store", function()
     end)
 
   it("resi jobs run FILE NAME on PostgreSQL exits 0 after a success, twice in a row, with no orphaned store task", function()
-    local url = fresh_url()
+    local url = server.fresh_url()
     local file = tick_file("once.lua", dir .. "/once.log", 0)
     for i = 1, 2 do
       if i == 2 then resi.sleep(1) end -- the next second: a new slot
@@ -239,7 +226,7 @@ describe("resi jobs on a shared PostgreSQL store", function()
 
   it("list, history and the daemon with a wrong password: exit 1, the store named, the password never shown", function()
     local secret = "wrong-" .. require("resi.random").hex(6) .. "-S3cr3t"
-    local url = fresh_url():gsub("://resi:[^@]+@", "://resi:" .. secret .. "@")
+    local url = server.fresh_url():gsub("://resi:[^@]+@", "://resi:" .. secret .. "@")
     local file = tick_file("badpw.lua", dir .. "/badpw.log", 0)
     for _, argv in ipairs({ { "jobs", "list", file, "--store", url }, { "jobs", "history", file, "--store", url },
       { "jobs", file, "--store", url } }) do
@@ -255,7 +242,7 @@ describe("resi jobs on a shared PostgreSQL store", function()
   it("keeps one outcome per slot through kill -9, SIGSTOP past the lease, PostgreSQL restarts and a clock 20 s ahead",
     function()
       local slots = tonumber(os.getenv("RESI_PG_SLOTS")) or 240
-      local url = fresh_url()
+      local url = server.fresh_url()
       local log = dir .. "/faults.log"
       local file = tick_file("faults.lua", log, 0.4)
       local fake = { "LD_PRELOAD=" .. FAKETIME_LIB, "FAKETIME=+20s", "FAKETIME_DONT_FAKE_MONOTONIC=1",
@@ -336,7 +323,7 @@ describe("resi jobs on a shared PostgreSQL store", function()
 
   it("/readyz is 503 while PostgreSQL is down, and a run that cannot renew its lease is fenced before it ends",
     function()
-      local url = fresh_url()
+      local url = server.fresh_url()
       local log = dir .. "/down.log"
       local file = tick_file("down.lua", log, 6)
       local port = require("spec.support.sockets").closed_port()
@@ -374,7 +361,7 @@ describe("resi jobs on a shared PostgreSQL store", function()
 
   it("works behind PgBouncer in transaction pooling mode: two daemons, a kill -9, one outcome per slot", function()
     local via, stop_bouncer = pgbouncer()
-    local url = fresh_url(via)
+    local url = server.fresh_url(via)
     local log = dir .. "/bouncer.log"
     local file = tick_file("bouncer.lua", log, 0.4)
     local list = { start(file, url), start(file, url) }
@@ -395,6 +382,6 @@ describe("resi jobs on a shared PostgreSQL store", function()
     assert.is_true((counts.succeeded or 0) >= 8)
     db:close()
     local text = stop_bouncer()
-    assert.matches("login attempt: db=j%d+ user=resi", text) -- the daemons went through PgBouncer
+    assert.matches("login attempt: db=db%d+ user=resi", text) -- the daemons went through PgBouncer
   end)
 end)

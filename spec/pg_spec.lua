@@ -8,16 +8,10 @@ local uv = require "luv"
 local postgres = require "spec.support.postgres"
 local sockets = require "spec.support.sockets"
 local proc = require "spec.support.proc"
+local raised = require("spec.support.checks").raised
 
 -- Seconds on the monotonic clock.
 local function now() return uv.hrtime() / 1e9 end
-
--- The error a call raises (fails the test when it does not raise).
-local function raised(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
 
 -- Active server-side queries whose text contains marker (not this one).
 local function active(server, marker)
@@ -27,9 +21,7 @@ local function active(server, marker)
 end
 
 describe("resi.pg", function()
-  local server
-  setup(function() server = postgres.start() end)
-  teardown(function() if server then server.stop() end end)
+  local server = postgres.for_block()
 
   it("connects and shows where, never the password", function()
     local conn = assert(pg.connect(server.url))

@@ -108,11 +108,7 @@ describe("ratelimit limiters", function()
   end)
 
   it("names the bad option and the caller's line", function()
-    local function err_of(fn)
-      local ok, e = pcall(fn)
-      assert.is_false(ok)
-      return e
-    end
+    local err_of = require("spec.support.checks").raised
     local e = err_of(function() ratelimit.new { limit = 0, window = 60 } end)
     assert.truthy(e:find("ratelimit_spec.lua:%d+: resi.ratelimit.new: limit must be a positive number"), e)
     e = err_of(function() ratelimit.group { limit = 5 } end)

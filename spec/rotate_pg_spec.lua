@@ -3,27 +3,20 @@
 -- resi sim with faults: the intents and the account's lock live in the
 -- database, so however the runs interleave, crash or wait, each token gets
 -- exactly one replacement.
-local store = require "resi.store"
-local intent = require "resi.intent"
 local proc = require "spec.support.proc"
 local files = require "spec.support.files"
 local postgres = require "spec.support.postgres"
 local daemon = require "spec.support.daemon"
+local rotate_run = require "spec.support.rotate_run"
 
 local GB = 1000000000
-local SCRIPT = resi.uv.cwd() .. "/scripts/rotate.lua"
 
 describe("scripts/rotate.lua on a shared PostgreSQL store", function()
-  local server, sim, env, dir, up, url
-  local n_db = 0
-
-  setup(function() server = postgres.start() end)
-  teardown(function() server.stop() end)
+  local server = postgres.for_block()
+  local sim, env, dir, up, url
 
   before_each(function()
-    n_db = n_db + 1
-    server.admin("CREATE DATABASE r" .. n_db)
-    url = server.url:gsub("/postgres$", "/r" .. n_db)
+    url = server.fresh_url()
     sim = require("spec.support.sim").start { seed = 7, provider = "unknownproxies",
       accounts = { unknownproxies = { { username = "reseller", password = "pw-reseller-1" } } } }
     dir = files.dir("resi-rotate-pg")
@@ -39,17 +32,12 @@ describe("scripts/rotate.lua on a shared PostgreSQL store", function()
 
   -- The argv of a run on machine m ("a" or "b").
   local function argv(m, extra)
-    local args = { "run", SCRIPT, "--provider", "unknownproxies", "--store", url, "--out", dir .. "/" .. m .. "/proxies.txt",
-      "--format", "url", "--manifest", dir .. "/" .. m .. "/manifest.json", "--grace", "60" }
-    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-    return args
+    return rotate_run.args(url, dir .. "/" .. m, { "--grace", "60", table.unpack(extra or {}) })
   end
 
   -- Runs rotate on machine m; returns the result.
   local function rotate(m, extra)
-    local a = argv(m, extra)
-    table.insert(a, 1, proc.resi_path())
-    return proc.run(a, { env = env, cwd = dir .. "/" .. m })
+    return proc.resi(argv(m, extra), { env = env, cwd = dir .. "/" .. m })
   end
 
   -- Tokens over 90%: their ids.
@@ -72,15 +60,7 @@ describe("scripts/rotate.lua on a shared PostgreSQL store", function()
   end
 
   -- The rotate intents in the shared store, by old token id.
-  local function rotations()
-    local db = store.open(url)
-    local out = {}
-    for _, it in ipairs(intent.open("rotate", { account = "unknownproxies:reseller", store = db }):list()) do
-      out[it.key] = it
-    end
-    db:close()
-    return out
-  end
+  local function rotations() return rotate_run.intents(url, "unknownproxies:reseller") end
 
   it("two machines at once, with faults, again and again: one replacement per token", function()
     local olds = full_tokens(4)

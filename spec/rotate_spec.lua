@@ -5,37 +5,31 @@
 -- replacement and every created credential is written out. What a run
 -- recorded is read from its store (resi.intent's "rotate" book).
 local json = require "resi.json"
-local store = require "resi.store"
-local intent = require "resi.intent"
 local proc = require "spec.support.proc"
 local files = require "spec.support.files"
+local rotate_run = require "spec.support.rotate_run"
 
 local GB = 1000000000
-local SCRIPT = resi.uv.cwd() .. "/scripts/rotate.lua" -- absolute: some runs start in other directories
+local SCRIPT = rotate_run.SCRIPT
 
 describe("scripts/rotate.lua", function()
   local sim, env, dir, up
 
   -- Runs the script with the sandbox's environment; returns the result.
   local function rotate(args, opts)
-    local argv = { proc.resi_path(), "run", SCRIPT, "--provider", "unknownproxies", "--store", dir .. "/store.db",
-      "--out", dir .. "/proxies.txt", "--format", "url", "--manifest", dir .. "/manifest.json" }
-    for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-    return proc.run(argv, { env = env, cwd = opts and opts.cwd })
+    return proc.resi(rotate_run.args(dir .. "/store.db", dir, args), { env = env, cwd = opts and opts.cwd })
   end
 
   -- The rotations a store holds for an account, by old token id: each
   -- intent's plan, with state, and phase "retired" once finished.
   local function rotations(account, path)
-    local db = store.open(path or (dir .. "/store.db"))
     local out = {}
-    for _, it in ipairs(intent.open("rotate", { account = account or "unknownproxies:reseller", store = db }):list()) do
+    for key, it in pairs(rotate_run.intents(path or (dir .. "/store.db"), account or "unknownproxies:reseller")) do
       local p = it.plan
       p.state = it.state
       if it.state == "done" then p.phase = "retired" end
-      out[it.key] = p
+      out[key] = p
     end
-    db:close()
     return out
   end
 

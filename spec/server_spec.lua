@@ -6,26 +6,7 @@ local http = require "resi.http"
 local proc = require "spec.support.proc"
 local uv = require "luv"
 
--- Sends raw bytes to host:port and returns everything read until the peer closes.
-local function raw_exchange(port, bytes, half_close)
-  return resi.await(function(done)
-    local sock = uv.new_tcp()
-    local chunks = {}
-    sock:connect("127.0.0.1", port, function(err)
-      if err then sock:close() return done(nil, err) end
-      sock:read_start(function(rerr, data)
-        if data then
-          chunks[#chunks + 1] = data
-        else
-          sock:close()
-          done(table.concat(chunks), rerr)
-        end
-      end)
-      sock:write(bytes)
-      if half_close then sock:shutdown() end
-    end)
-  end)
-end
+local raw_exchange = require("spec.support.sockets").exchange
 
 describe("resi.server", function()
   local srv, seen

@@ -6,27 +6,7 @@ local http = require "resi.http"
 local json = require "resi.json"
 local proc = require "spec.support.proc"
 local simh = require "spec.support.sim"
-
--- An upstream on 127.0.0.1 that echoes every byte back; port, stop.
-local function echo_server()
-  local clients = {}
-  local server = uv.new_tcp()
-  assert(server:bind("127.0.0.1", 0))
-  assert(server:listen(2048, function(err)
-    if err then return end
-    local c = uv.new_tcp()
-    server:accept(c)
-    clients[#clients + 1] = c
-    c:read_start(function(rerr, chunk)
-      if rerr or not chunk then if not c:is_closing() then c:close() end return end
-      c:write(chunk)
-    end)
-  end))
-  return server:getsockname().port, function()
-    for _, c in ipairs(clients) do if not c:is_closing() then c:close() end end
-    server:close()
-  end
-end
+local sockets = require "spec.support.sockets"
 
 -- A raw TCP client of "HOST:PORT": c.data (all read), c:send(bytes),
 -- c:wait(pattern) (true once data matches), c:close().
@@ -151,7 +131,7 @@ describe("sim gateway: UnknownProxies over HTTP proxy", function()
 
   it("tunnels CONNECT to a loopback upstream byte for byte, and CONNECT elsewhere reaches the echo target", function()
     local h, t = ctx.h, ctx.t
-    local port, stop = echo_server()
+    local port, stop = sockets.echo()
     finally(stop)
     local c = raw(h:gateway())
     c:send(("CONNECT 127.0.0.1:%d HTTP/1.1\r\nProxy-Authorization: %s\r\n\r\nhello"):format(port, basic(t.username, t.password)))
@@ -218,7 +198,7 @@ describe("sim gateway: SOCKS5", function()
 
   it("CONNECTs to a loopback upstream (split across reads) and to the echo target by name", function()
     local h, t = ctx.h, ctx.t
-    local port, stop = echo_server()
+    local port, stop = sockets.echo()
     finally(stop)
     local c = raw(h:gateway())
     local msg = "\5\1\2" .. "\1" .. string.char(#t.username) .. t.username .. string.char(#t.password) .. t.password
@@ -359,7 +339,7 @@ describe("sim gateway: tunnels at scale", function()
 
   it("carries 1,000 concurrent CONNECT tunnels", function()
     local h, t = ctx.h, ctx.t
-    local port, stop = echo_server()
+    local port, stop = sockets.echo()
     finally(stop)
     local head = ("CONNECT 127.0.0.1:%d HTTP/1.1\r\nProxy-Authorization: %s\r\n\r\n"):format(port, basic(t.username, t.password))
     local clients = {}
@@ -406,7 +386,7 @@ describe("sim gateway: tunnels at scale", function()
     assert.is_true(peer:get_write_queue_size() > 32 * 1024 * 1024, "upstream queue " .. peer:get_write_queue_size())
     assert.is_true(sent_queue > 0)
     -- another tunnel meanwhile answers at once
-    local port, stop = echo_server()
+    local port, stop = sockets.echo()
     finally(stop)
     local t0 = uv.hrtime()
     local fast = raw(h:gateway())
@@ -458,7 +438,7 @@ describe("sim gateway: never an open proxy", function()
     local h = simh.start { seed = 16, host = "0.0.0.0" }
     finally(function() h:stop() end)
     local t = up_token(h)
-    local port, stop = echo_server()
+    local port, stop = sockets.echo()
     finally(stop)
     local c = raw(ip .. ":" .. h:gateway():match(":(%d+)$"))
     c:send(("CONNECT 127.0.0.1:%d HTTP/1.1\r\nProxy-Authorization: %s\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -9,34 +9,13 @@ local files = require "spec.support.files"
 local proc = require "spec.support.proc"
 local postgres = require "spec.support.postgres"
 local lease = require "resi.store.lease"
+local raised = require("spec.support.checks").raised
 
-local server, dir
+local server = postgres.for_block()
+local dir
 
--- A fresh, empty database on the server; returns its URL.
-local n_db = 0
-local function fresh_url()
-  n_db = n_db + 1
-  local name = "t" .. n_db
-  server.admin("CREATE DATABASE " .. name)
-  return (server.url:gsub("/postgres$", "/" .. name))
-end
-
--- The error raised by fn(...), which must raise.
-local function raised(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
-
-setup(function()
-  server = postgres.start()
-  dir = files.dir("resi-store-pg")
-end)
-
-teardown(function()
-  if server then server.stop() end
-  if dir then files.remove_dir(dir) end
-end)
+setup(function() dir = files.dir("resi-store-pg") end)
+teardown(function() if dir then files.remove_dir(dir) end end)
 
 -- The behaviours of the common API, for a store opened by open().
 local function common(name, open)
@@ -179,7 +158,7 @@ end)
 
 local pg_url
 common("PostgreSQL", function()
-  pg_url = pg_url or fresh_url()
+  pg_url = pg_url or server.fresh_url()
   local db = store.open(pg_url)
   for _, t in ipairs({ "kv", "runs", "jobs", "leases" }) do db.conn:exec("DELETE FROM " .. t) end
   return db
@@ -187,7 +166,7 @@ end)
 
 describe("a PostgreSQL store", function()
   it("says which back-end it is and never shows the password", function()
-    local url = fresh_url()
+    local url = server.fresh_url()
     local password = url:match("://[^:]+:([^@]+)@")
     assert.is_true(#password >= 8)
     local db = store.open(url)
@@ -201,13 +180,13 @@ describe("a PostgreSQL store", function()
     local err = raised(store.open, bad)
     assert.equal("store", err.kind)
     assert.is_nil(tostring(err):find(password, 1, true))
-    local err2 = raised(store.open, (url:gsub("/t%d+$", "/nosuchdb")))
+    local err2 = raised(store.open, (url:gsub("/db%d+$", "/nosuchdb")))
     assert.is_nil(tostring(err2):find(password, 1, true))
     assert.matches("nosuchdb", tostring(err2), 1, true)
   end)
 
   it("is migrated once when three processes open a new database at the same moment", function()
-    local url = fresh_url()
+    local url = server.fresh_url()
     local code = [[
       local db = require("resi.store").open(resi.args[1])
       db:set("who", resi.args[2], true)
@@ -227,7 +206,7 @@ describe("a PostgreSQL store", function()
   end)
 
   it("from a newer resi is refused with a clear message, and left untouched", function()
-    local url = fresh_url()
+    local url = server.fresh_url()
     local db = store.open(url)
     db.conn:exec("UPDATE resi_schema SET version = version + 1")
     db:close()
@@ -238,7 +217,7 @@ describe("a PostgreSQL store", function()
   end)
 
   it("raises a clear error when called outside a task", function()
-    local url = fresh_url()
+    local url = server.fresh_url()
     local r = proc.resi({ "-e", [[
       local db = require("resi.store").open(resi.args[1])
       local t = require("luv").new_timer()
@@ -254,7 +233,7 @@ describe("a PostgreSQL store", function()
   end)
 
   it("raises 'unavailable' while the server is down and works again once it is back", function()
-    local url = fresh_url()
+    local url = server.fresh_url()
     local db = store.open(url, { timeout = 5 })
     db:set("a", "b", 1)
     server.stop_fast()

@@ -6,15 +6,9 @@ local resi = require "resi"
 local uv = require "luv"
 local proc = require "spec.support.proc"
 local files = require "spec.support.files"
+local raised = require("spec.support.checks").raised
 
 local OWN_PID = math.tointeger(uv.os_getpid())
-
--- The error a call raises (fails the test when it does not raise).
-local function raised(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  return err
-end
 
 describe("resi.store runs", function()
   local dir, path, db

@@ -8,18 +8,12 @@ local resi = require "resi"
 local uv = require "luv"
 local proc = require "spec.support.proc"
 local files = require "spec.support.files"
+local raised = require("spec.support.checks").raised
 
 -- The mode bits of path as octal text ("600"), or nil when it is missing.
 local function mode(path)
   local st = uv.fs_stat(path)
   return st and ("%o"):format(st.mode & 511)
-end
-
--- The error a call raises (fails the test when it does not raise).
-local function raised(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
 end
 
 -- Runs a chunk in a child resi with args; returns the proc.run result.

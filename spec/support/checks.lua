@@ -1,9 +1,20 @@
---- spec/support/checks.lua: assertions the specs share: functions that
---- refuse bad input as a value (nil and a message) rather than by raising,
---- and tables whose named fields must have given values.
+--- spec/support/checks.lua: assertions the specs share: a call that must
+--- raise, functions that refuse bad input as a value (nil and a message)
+--- rather than by raising, and tables whose named fields must have given
+--- values.
 local assert = require "luassert"
 
 local M = {}
+
+--- Runs fn(...), which must raise (the test fails when it returns); the
+--- error value it raised, as raised (a string or an error object).
+---@param fn function
+---@return any
+function M.raised(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error")
+  return err
+end
 
 --- Asserts for each input that fn(input) refuses it: it returns nil and a
 --- message that contains needle (plain text, not a pattern).

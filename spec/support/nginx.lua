@@ -134,4 +134,12 @@ function M.start()
   return server
 end
 
+--- nginx for the enclosing describe block (spec.support.block): started
+--- in its setup, stopped in its teardown. Returns the server table, whose
+--- fields (url, https_url, ...) are there once setup has run.
+---@return table
+function M.for_block()
+  return require("spec.support.block").resource(M.start, function(server) server.stop() end)
+end
+
 return M

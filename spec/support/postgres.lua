@@ -7,9 +7,10 @@
 --- user `postgres` (made by the postgresql package), else `nobody`:
 --- PostgreSQL refuses to run as root.
 ---
----   local pg_server = require("spec.support.postgres").start()
+---   local pg_server = require("spec.support.postgres").start()   -- or .for_block(), in setup/teardown
 ---   pg_server.url            -- postgresql://resi:PASSWORD@127.0.0.1:PORT/postgres
 ---   pg_server.admin(sql, params) -- runs SQL through resi.pg, raises on failure
+---   pg_server.fresh_url()    -- a new empty database (db1, db2, ...): its URL
 ---   pg_server.restart()      -- fast shutdown, start again (same port, same data)
 ---   pg_server.stop_fast() / pg_server.start()  -- down, and up again
 ---   pg_server.kill()         -- SIGKILL the postmaster (its backends then exit)
@@ -161,6 +162,15 @@ function M.start(opts)
     return res
   end
 
+  --- Creates a new, empty database (db1, db2, ...) and returns its URL:
+  --- base's (default server.url, e.g. a pooler's) with /postgres replaced.
+  local n_db = 0
+  function server.fresh_url(base)
+    n_db = n_db + 1
+    server.admin("CREATE DATABASE db" .. n_db)
+    return ((base or server.url):gsub("/postgres$", "/db" .. n_db))
+  end
+
   --- Shuts the server down and deletes its directory.
   function server.stop()
     if server.pid() then pcall(server.stop_fast) end
@@ -169,6 +179,17 @@ function M.start(opts)
   end
 
   return server
+end
+
+--- A server for the enclosing describe block, or the whole file at its top
+--- level (spec.support.block): started in its setup, stopped (and deleted)
+--- in its teardown. Returns the server table, whose fields are there once
+--- setup has run.
+---@param opts? {user?: string}
+---@return table server
+function M.for_block(opts)
+  return require("spec.support.block").resource(function() return M.start(opts) end,
+    function(server) server.stop() end)
 end
 
 return M

@@ -5,6 +5,7 @@
 ---
 ---   local cli = require("spec.support.provider_cli").start { tool = "up", provider = "unknownproxies", seed = 61 }
 ---   local r = cli:run({ "tokens", "--json" }, { "UNKNOWNPROXIES_PASSWORD=" })  -- extra env last
+---   cli:assert_prints_twice({ "tokens" }, { "ID\tUSERNAME\t...", ... }, { password })
 ---   cli.sim:state()   cli:stop()
 local proc = require "spec.support.proc"
 local files = require "spec.support.files"
@@ -66,6 +67,23 @@ function H:assert_help(commands)
     assert.truthy(r.stdout:find("Exit status: 0 success", 1, true), cmd)
   end
   assert.are.equal(2, self:run({}).status)
+end
+
+--- Asserts that `resi TOOL ARGS`, run twice in a row, exits 0 both times
+--- printing exactly the lines of want (each ended by a newline), nothing on
+--- stderr, and none of the secrets (as M.assert_no_secret).
+---@param args string[]
+---@param want string[]
+---@param secrets (string|nil)[]
+function H:assert_prints_twice(args, want, secrets)
+  local assert = require "luassert"
+  for _ = 1, 2 do
+    local r = self:run(args)
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.equal(table.concat(want, "\n") .. "\n", r.stdout)
+    assert.are.equal("", r.stderr)
+    M.assert_no_secret(r, secrets)
+  end
 end
 
 --- Stops the sandbox and removes the scratch directory.
