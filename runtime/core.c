@@ -4,9 +4,14 @@
  * in lualib/resi/task.lua. This file gives it what only C can: the drain
  * step run from the loop, one-shot timers that wake a task, clocks, a way
  * to stop the loop, random bytes, and how an error becomes text. Waking
- * never resumes Lua code directly: it calls the scheduler's wake function,
- * which only queues the task; the queue is run from drain_cb, one place, on
- * the main thread.
+ * never resumes Lua code: it only queues the task; the queue is run from
+ * drain_cb, one place, on the main thread.
+ *
+ * The ready queue is task.lua's table with its ends kept here, so that a C
+ * completion (resi_wake) is queued without calling into Lua: core_wake does
+ * what task.lua's wake does for a waiting task (the stale-token check, the
+ * token bump, state "ready") and appends the values; the drain step hands
+ * task.lua's drain the range of entries to run, one Lua entry per loop turn.
  *
  * For new C modules: a wait is core_timer's pattern. Anchor the task in the
  * registry with its token, start the operation, and on completion push the
@@ -24,10 +29,15 @@
 #define STATE_MT "resi.core.drain_step"
 #define TIMER_MT "resi.core.timer"
 
-/* The drain step: an idle handle started whenever tasks are ready. */
+/* The drain step: an idle handle started whenever tasks are ready, and the
+ * ready queue's ends. An entry is a task and false (a task to run with its
+ * wake_args), or a task, n and the n values it was woken with. */
 typedef struct {
   uv_idle_t idle; /* first member: callbacks cast the handle back */
   lua_State *L;   /* the main thread */
+  resi_scheduler sched; /* published at RESI_REG_SCHED */
+  int queue_ref;        /* task.lua's queue table, LUA_NOREF before set_scheduler */
+  lua_Integer head, tail; /* the entries not yet handed to drain: [head, tail] */
 } core_state;
 
 /* A one-shot timer that wakes a task. The userdata holds a pointer so the
@@ -40,16 +50,97 @@ typedef struct {
   void **owner; /* the userdata slot that points here, cleared on release */
 } wake_timer;
 
-/* Idle callback: stops itself and runs the scheduler's ready queue. */
+/* Idle callback: stops itself and hands the queued entries to the
+ * scheduler's drain (entries queued meanwhile run on the next turn). */
 static void drain_cb(uv_idle_t *idle) {
   core_state *cs = (core_state *)idle;
   lua_State *L = cs->L;
   uv_idle_stop(idle);
+  lua_Integer first = cs->head, last = cs->tail;
+  if (first > last) return;
+  cs->head = last + 1;
   lua_getfield(L, LUA_REGISTRYINDEX, "resi.drain"); /* stack: drain */
-  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+  lua_pushinteger(L, first);
+  lua_pushinteger(L, last); /* stack: drain, first, last */
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
     fprintf(stderr, "resi: scheduler failure: %s\n", lua_tostring(L, -1));
     lua_pop(L, 1);
     uv_stop(idle->loop);
+  }
+  if (cs->head > cs->tail) cs->head = 1, cs->tail = 0; /* empty: start the table over */
+}
+
+/* Makes the loop run the ready queue on its next turn. */
+static void kick(core_state *cs) {
+  if (!uv_is_active((uv_handle_t *)&cs->idle)) uv_idle_start(&cs->idle, drain_cb);
+}
+
+/* Appends the task at idx and a marker (false, or the number of values) to
+ * the queue table on top of the stack; returns the next free index. */
+static lua_Integer queue_entry(lua_State *L, core_state *cs, int idx, int nvalues) {
+  lua_Integer i = cs->tail;
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, -2, i + 1);
+  if (nvalues < 0) lua_pushboolean(L, 0);
+  else lua_pushinteger(L, nvalues);
+  lua_rawseti(L, -2, i + 2);
+  return i + 3;
+}
+
+/* Appends the n values at base+1.. to the queue table on top of the stack
+ * from index i on, and makes them the queue's end. */
+static void queue_values(lua_State *L, core_state *cs, lua_Integer i, int base, int n) {
+  for (int k = 1; k <= n; k++) {
+    lua_pushvalue(L, base + k);
+    lua_rawseti(L, -2, i + k - 1);
+  }
+  cs->tail = i + n - 1;
+  kick(cs);
+}
+
+/* resi_wake's implementation (resi.h). For a task that waits with this
+ * token it does what task.lua's wake does, in C: token + 1, on_cancel
+ * cleared, state "ready", the values queued. A stale token is dropped; any
+ * other case (the operation completed before its task yielded) goes
+ * through task.lua's wake. Pops the nargs values; releases task_ref. */
+static void core_wake(resi_scheduler *s, lua_State *L, int task_ref, lua_Integer token, int nargs) {
+  core_state *cs = s->data;
+  int base = lua_gettop(L) - nargs;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, task_ref); /* stack: args.., task */
+  luaL_unref(L, LUA_REGISTRYINDEX, task_ref);
+  int task = base + nargs + 1;
+  if (lua_type(L, task) == LUA_TTABLE) {
+    int current = lua_getfield(L, task, "token") == LUA_TNUMBER && lua_tointeger(L, -1) == token;
+    lua_getfield(L, task, "state"); /* stack: args.., task, token, state */
+    const char *state = lua_tostring(L, -1);
+    int waiting = state && strcmp(state, "waiting") == 0;
+    lua_pop(L, 2); /* stack: args.., task */
+    if (!current) { /* cancelled, timed out or already woken */
+      lua_settop(L, base);
+      return;
+    }
+    if (waiting && cs->queue_ref != LUA_NOREF) {
+      lua_pushinteger(L, token + 1);
+      lua_setfield(L, task, "token");
+      lua_pushnil(L);
+      lua_setfield(L, task, "on_cancel");
+      lua_pushliteral(L, "ready");
+      lua_setfield(L, task, "state");
+      lua_rawgeti(L, LUA_REGISTRYINDEX, cs->queue_ref); /* stack: args.., task, queue */
+      queue_values(L, cs, queue_entry(L, cs, task, nargs), base, nargs);
+      lua_settop(L, base); /* stack: (as before the args) */
+      return;
+    }
+  }
+  lua_getfield(L, LUA_REGISTRYINDEX, RESI_REG_WAKE); /* stack: args.., task, wake */
+  lua_insert(L, base + 1);                          /* stack: wake, args.., task */
+  lua_insert(L, base + 2);                          /* stack: wake, task, args.. */
+  lua_pushinteger(L, token);
+  lua_insert(L, base + 3); /* stack: wake, task, token, args.. */
+  if (lua_pcall(L, nargs + 2, 0, 0) != LUA_OK) {
+    /* wake only queues; failing here means memory is exhausted */
+    fprintf(stderr, "resi: scheduler wake failed: %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
   }
 }
 
@@ -65,27 +156,58 @@ static core_state *get_state(lua_State *L) {
 static int state_gc(lua_State *L) {
   core_state **slot = lua_touserdata(L, 1);
   if (*slot) {
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, RESI_REG_SCHED); /* a late resi_wake finds no scheduler */
     uv_close((uv_handle_t *)&(*slot)->idle, resi_free_on_close);
     *slot = NULL;
   }
   return 0;
 }
 
-/* core.set_scheduler(wake, drain): registers the Lua scheduler's entry points. */
+/* core.set_scheduler(wake, drain, queue): registers the Lua scheduler's
+ * entry points, wake(task, token, ...) and drain(first, last), and the
+ * table the ready queue lives in. */
 static int core_set_scheduler(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  core_state *cs = get_state(L);
   lua_pushvalue(L, 1);
   lua_setfield(L, LUA_REGISTRYINDEX, RESI_REG_WAKE);
   lua_pushvalue(L, 2);
   lua_setfield(L, LUA_REGISTRYINDEX, "resi.drain");
+  lua_pushvalue(L, 3);
+  luaL_unref(L, LUA_REGISTRYINDEX, cs->queue_ref);
+  cs->queue_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* stack: wake, drain, queue */
+  cs->head = 1, cs->tail = 0;
   return 0;
 }
 
-/* core.kick(): makes the loop run the ready queue on its next turn. */
-static int core_kick(lua_State *L) {
+/* The per-state record, for core.push and core.push_values. */
+static core_state *checked_state(lua_State *L) {
   core_state *cs = get_state(L);
-  if (cs && !uv_is_active((uv_handle_t *)&cs->idle)) uv_idle_start(&cs->idle, drain_cb);
+  if (cs == NULL || cs->queue_ref == LUA_NOREF) luaL_error(L, "resi.core: the scheduler is not set up");
+  return cs;
+}
+
+/* core.push(task): queues a ready task, run with its wake_args. */
+static int core_push(lua_State *L) {
+  core_state *cs = checked_state(L);
+  luaL_checkany(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, cs->queue_ref); /* stack: task, queue */
+  cs->tail = queue_entry(L, cs, 1, -1) - 1;
+  kick(cs);
+  return 0;
+}
+
+/* core.push_values(task, ...): queues a woken task with the values it is
+ * resumed with (no table per wake-up). */
+static int core_push_values(lua_State *L) {
+  core_state *cs = checked_state(L);
+  luaL_checkany(L, 1);
+  int n = lua_gettop(L) - 1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, cs->queue_ref); /* stack: task, values.., queue */
+  queue_values(L, cs, queue_entry(L, cs, 1, n), 1, n);
   return 0;
 }
 
@@ -200,7 +322,8 @@ static int core_sd_notify(lua_State *L) {
 
 static const luaL_Reg core_funcs[] = {
     {"set_scheduler", core_set_scheduler},
-    {"kick", core_kick},
+    {"push", core_push},
+    {"push_values", core_push_values},
     {"timer", core_timer},
     {"monotonic", core_monotonic},
     {"now", core_now},
@@ -223,8 +346,13 @@ int luaopen_resi_core(lua_State *L) {
     if (cs == NULL) return luaL_error(L, "resi: out of memory");
     uv_idle_init(resi_loop(L), &cs->idle);
     cs->L = resi_main_state(L);
+    cs->sched = (resi_scheduler){core_wake, cs};
+    cs->queue_ref = LUA_NOREF;
+    cs->head = 1, cs->tail = 0;
     *slot = cs;
     lua_setfield(L, LUA_REGISTRYINDEX, CORE_STATE); /* stack: (empty) */
+    lua_pushlightuserdata(L, &cs->sched);
+    lua_setfield(L, LUA_REGISTRYINDEX, RESI_REG_SCHED);
   }
   luaL_newlib(L, core_funcs); /* stack: core */
   return 1;

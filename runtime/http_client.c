@@ -12,8 +12,9 @@
  *
  * Per-request cost matters (many requests in flight): connection sockets are
  * opened and closed here, so a keep-alive connection's watcher lives as long
- * as the socket, not one transfer; a plain GET's easy handle is reused
- * without curl_easy_reset. */
+ * as the socket, not one transfer; a transfer's struct is pooled with its
+ * easy handle, and a plain GET's handle is reused without curl_easy_reset,
+ * so the common request sets one option (its URL). */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -36,10 +37,31 @@ typedef struct http_req http_req;
  * asks for the same, they are not set again (each setopt of a string is a
  * copy, and CAINFO and PROXY_CAINFO are two on every request). */
 typedef struct {
-  int valid; /* the fields below were set, with libcurl's own CA bundle and no proxy */
+  int valid; /* the fields below are what the handle has set */
   int gzip, fresh; /* fresh: CURLOPT_FORBID_REUSE (keep_alive = false) */
   long timeout_ms, connect_ms;
+  char *ca_file, *proxy; /* our copies; NULL: libcurl's own bundle, no proxy */
 } easy_opts;
+
+/* Forgets what a handle has set (after a reset), freeing the copies. */
+static void opts_clear(easy_opts *o) {
+  free(o->ca_file);
+  free(o->proxy);
+  *o = (easy_opts){0};
+}
+
+/* Are two optional strings the same (both NULL, or equal)? */
+static int same_string(const char *a, const char *b) {
+  return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* A copy of an optional string; *ok is cleared when memory runs out. */
+static char *copy_string(const char *s, int *ok) {
+  if (s == NULL) return NULL;
+  char *c = strdup(s);
+  if (c == NULL) *ok = 0;
+  return c;
+}
 
 /* One multi handle per Lua state, with the loop handles that drive it. */
 typedef struct {
@@ -49,9 +71,7 @@ typedef struct {
   lua_State *L;         /* the main thread */
   http_req *active;     /* in-flight transfers (doubly linked) */
   int in_flight;
-  CURL *pool[EASY_POOL_MAX]; /* idle easy handles, ready for reuse */
-  unsigned char pool_set[EASY_POOL_MAX]; /* 1: not reset, the fixed options still set */
-  easy_opts pool_opts[EASY_POOL_MAX];     /* what else each pooled handle still has set */
+  http_req *pool[EASY_POOL_MAX]; /* idle transfers with their easy handles, ready for reuse */
   int pooled;
   int closing; /* handles still to close before the struct is freed */
   struct sock_ctx **socks; /* watcher of each fd curl told us about, by fd */
@@ -73,16 +93,19 @@ typedef struct sock_ctx {
 } sock_ctx;
 
 /* One transfer. Owned by C until it completes or is cancelled; the Lua
- * handle only points here (and is cleared when the transfer ends). */
+ * handle only points here (and is cleared when the transfer ends). Pooled
+ * with its easy handle afterwards (m->pool), which keeps pointing here. */
 struct http_req {
   http_multi *m;
   CURL *easy;
   struct curl_slist *headers;
-  resi_buf body, head; /* response body and header block */
+  resi_buf body, head; /* response body and header block (memory kept in the pool) */
   size_t max_body;
   int too_large;
   int head_done; /* the blank line that ends the response headers arrived */
-  int fixed_set; /* the easy handle came with set_fixed_options applied */
+  int fixed_set; /* the easy handle has set_fixed_options applied (not reset since) */
+  int get_set;   /* and its method options are a plain GET's, from its last transfer */
+  int had_headers; /* its last transfer had a header list (HTTPHEADER must be set again) */
   easy_opts opts; /* the per-transfer options its handle has set */
   int reusable;  /* its options are all overwritten by the next configure: no reset needed */
   int task_ref;
@@ -288,30 +311,38 @@ static void untrack(http_multi *m, http_req *r) {
   if (--m->in_flight == 0) uv_unref((uv_handle_t *)&m->keepalive);
 }
 
-/* Frees a transfer's memory; its easy handle goes back to the pool. */
-static void req_free(http_req *r) {
-  http_multi *m = r->m;
-  if (r->owner) *r->owner = NULL;
-  if (r->easy) {
-    if (m->pooled < EASY_POOL_MAX) {
-      if (r->reusable) { /* drop pointers into r; the other options stay for the next transfer */
-        curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, NULL);
-        curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, NULL);
-        curl_easy_setopt(r->easy, CURLOPT_PRIVATE, NULL);
-      } else {
-        curl_easy_reset(r->easy);
-      }
-      m->pool_set[m->pooled] = (unsigned char)r->reusable;
-      m->pool_opts[m->pooled] = r->reusable ? r->opts : (easy_opts){0};
-      m->pool[m->pooled++] = r->easy;
-    } else {
-      curl_easy_cleanup(r->easy);
-    }
-  }
+/* Frees a transfer and its easy handle. */
+static void req_destroy(http_req *r) {
+  if (r->easy) curl_easy_cleanup(r->easy);
+  opts_clear(&r->opts);
   curl_slist_free_all(r->headers);
   resi_buf_free(&r->body);
   resi_buf_free(&r->head);
   free(r);
+}
+
+/* Ends a transfer: it goes back to the pool with its easy handle (reset
+ * unless its options are all known), or is freed when the pool is full. */
+static void req_free(http_req *r) {
+  http_multi *m = r->m;
+  if (r->owner) *r->owner = NULL;
+  r->owner = NULL;
+  if (r->easy == NULL || m->pooled >= EASY_POOL_MAX) {
+    req_destroy(r);
+    return;
+  }
+  if (r->reusable) {
+    r->get_set = 1; /* the handle still points at the list freed below: configure sets it again */
+  } else {
+    curl_easy_reset(r->easy);
+    r->fixed_set = r->get_set = r->had_headers = 0;
+    opts_clear(&r->opts);
+  }
+  curl_slist_free_all(r->headers);
+  r->headers = NULL;
+  if (r->body.cap > 64 * 1024) resi_buf_free(&r->body); /* keep small buffers, not a big body's */
+  if (r->head.cap > 64 * 1024) resi_buf_free(&r->head);
+  m->pool[m->pooled++] = r;
 }
 
 /* Stops a transfer without waking its task (cancel, shutdown). */
@@ -498,29 +529,42 @@ static http_multi *get_multi(lua_State *L) {
   return slot ? *slot : NULL;
 }
 
-/* Reads an optional string field of the options table at index 1. */
-static const char *opt_string(lua_State *L, const char *key, size_t *len) {
-  lua_getfield(L, 1, key); /* stack: .., value */
-  const char *s = lua_isnil(L, -1) ? NULL : luaL_checklstring(L, -1, len);
-  lua_pop(L, 1); /* the string stays alive: it is referenced by the options table */
-  return s;
+/* core.request's arguments, by position. */
+enum {
+  A_TASK = 1, A_TOKEN, A_URL, A_METHOD, A_HEADERS, A_BODY, A_TIMEOUT_MS, A_CONNECT_MS,
+  A_PROXY, A_CA_FILE, A_GZIP, A_MAX_BODY, A_FRESH
+};
+
+/* Reads an optional string argument (nil: NULL). */
+static const char *opt_string(lua_State *L, int idx, size_t *len) {
+  return lua_isnoneornil(L, idx) ? NULL : luaL_checklstring(L, idx, len);
 }
 
-/* Reads an optional integer field of the options table at index 1. */
-static lua_Integer opt_integer(lua_State *L, const char *key, lua_Integer dflt) {
-  lua_getfield(L, 1, key);
-  lua_Integer v = lua_isnil(L, -1) ? dflt : (lua_Integer)luaL_checknumber(L, -1);
-  lua_pop(L, 1);
-  return v;
+/* Reads an optional integer argument (nil: dflt). */
+static lua_Integer opt_integer(lua_State *L, int idx, lua_Integer dflt) {
+  return lua_isnoneornil(L, idx) ? dflt : (lua_Integer)luaL_checknumber(L, idx);
 }
 
-/* Takes an easy handle from the pool, or makes one; sets r->fixed_set. */
-static CURL *take_easy(http_multi *m, http_req *r) {
-  if (m->pooled == 0) return curl_easy_init();
-  m->pooled--;
-  r->fixed_set = m->pool_set[m->pooled];
-  r->opts = m->pool_opts[m->pooled];
-  return m->pool[m->pooled];
+/* Takes a transfer from the pool, or makes one with a new easy handle;
+ * NULL when memory runs out. Its per-transfer state starts empty. */
+static http_req *take_req(http_multi *m) {
+  http_req *r;
+  if (m->pooled > 0) {
+    r = m->pool[--m->pooled];
+  } else {
+    r = calloc(1, sizeof *r);
+    if (r == NULL) return NULL;
+    r->m = m;
+    if ((r->easy = curl_easy_init()) == NULL) {
+      free(r);
+      return NULL;
+    }
+  }
+  r->body.len = r->head.len = 0;
+  r->too_large = r->head_done = r->reusable = 0;
+  r->errbuf[0] = '\0';
+  r->task_ref = LUA_NOREF;
+  return r;
 }
 
 /* Sets the method and body of a transfer. */
@@ -545,11 +589,12 @@ static void set_method(CURL *e, const char *method, const char *body, size_t bod
   }
 }
 
-/* Builds the header list from the array of "Name: value" lines at
- * options.headers. */
-static struct curl_slist *build_headers(lua_State *L) {
+/* Builds the header list from the array of "Name: value" lines at idx (nil:
+ * none). */
+static struct curl_slist *build_headers(lua_State *L, int idx) {
   struct curl_slist *list = NULL;
-  if (lua_getfield(L, 1, "headers") == LUA_TTABLE) { /* stack: .., lines */
+  lua_pushvalue(L, idx); /* stack: .., lines */
+  if (lua_type(L, -1) == LUA_TTABLE) {
     lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
     for (lua_Integer i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, i); /* stack: .., lines, line */
@@ -568,9 +613,13 @@ static struct curl_slist *build_headers(lua_State *L) {
   return list;
 }
 
-/* Sets the options that are the same for every transfer (on a new or reset
- * handle; a handle reused without reset still has them). */
-static void set_fixed_options(CURL *e, http_multi *m) {
+/* Sets the options that are the same for every transfer of r (on a new or
+ * reset handle; a handle reused without reset still has them). */
+static void set_fixed_options(CURL *e, http_multi *m, http_req *r) {
+  curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, m);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
@@ -590,76 +639,77 @@ static void set_fixed_options(CURL *e, http_multi *m) {
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 }
 
-/* Applies the options table at index 1 to the easy handle of r. Every option
+/* Applies core.request's arguments to the easy handle of r. Every option
  * set here is set on every call, or known to hold its value from the
- * handle's last transfer (easy_opts), or the handle is marked for a reset,
- * so a plain GET's handle can be reused without curl_easy_reset. */
+ * handle's last transfer (easy_opts, get_set, had_headers), or the handle
+ * is marked for a reset, so a plain GET's handle is reused without
+ * curl_easy_reset. All arguments are checked before the first setopt. */
 static void configure(lua_State *L, http_req *r) {
   CURL *e = r->easy;
   size_t body_len = 0;
-  const char *url = opt_string(L, "url", NULL);
-  const char *method = opt_string(L, "method", NULL);
-  const char *body = opt_string(L, "body", &body_len);
-  const char *proxy = opt_string(L, "proxy", NULL);
-  const char *ca_file = opt_string(L, "ca_file", NULL);
+  const char *url = opt_string(L, A_URL, NULL);
+  const char *method = opt_string(L, A_METHOD, NULL);
+  const char *body = opt_string(L, A_BODY, &body_len);
+  const char *proxy = opt_string(L, A_PROXY, NULL);
+  const char *ca_file = opt_string(L, A_CA_FILE, NULL);
   if (url == NULL) luaL_error(L, "resi.http: url is required");
-  if (!r->fixed_set) set_fixed_options(e, r->m);
+  int gzip = lua_toboolean(L, A_GZIP), fresh = lua_toboolean(L, A_FRESH);
+  long timeout_ms = (long)opt_integer(L, A_TIMEOUT_MS, 0), connect_ms = (long)opt_integer(L, A_CONNECT_MS, 0);
+  r->max_body = (size_t)opt_integer(L, A_MAX_BODY, 64 * 1024 * 1024);
+  if (!r->fixed_set) set_fixed_options(e, r->m, r);
+  r->fixed_set = 1;
 
   curl_easy_setopt(e, CURLOPT_URL, url);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-  lua_getfield(L, 1, "gzip");
-  int gzip = lua_toboolean(L, -1);
-  lua_getfield(L, 1, "fresh");
-  int fresh = lua_toboolean(L, -1);
-  lua_pop(L, 2);
-  long timeout_ms = (long)opt_integer(L, "timeout_ms", 0), connect_ms = (long)opt_integer(L, "connect_timeout_ms", 0);
-  easy_opts want = {ca_file == NULL && proxy == NULL, gzip, fresh, timeout_ms, connect_ms};
-  if (!(want.valid && r->fixed_set && r->opts.valid && r->opts.gzip == gzip && r->opts.fresh == fresh &&
-        r->opts.timeout_ms == timeout_ms && r->opts.connect_ms == connect_ms)) {
+  easy_opts *o = &r->opts;
+  if (!(o->valid && o->gzip == gzip && o->fresh == fresh && o->timeout_ms == timeout_ms &&
+        o->connect_ms == connect_ms && same_string(o->ca_file, ca_file) && same_string(o->proxy, proxy))) {
     /* libcurl's built-in bundle is what a reset handle has; an https:// proxy
      * is verified against the same bundle as the target */
     const char *bundle = ca_file ? ca_file : curl_version_info(CURLVERSION_NOW)->cainfo;
     curl_easy_setopt(e, CURLOPT_CAINFO, bundle);
     curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, bundle);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, gzip ? "" : NULL);
+    /* gzip alone (as Go's net/http asks): every provider API serves it, and
+     * libcurl formats the value into each request byte by byte ("" would be
+     * every encoding it has: "deflate, gzip, br, zstd") */
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, gzip ? "gzip" : NULL);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     /* an empty string disables proxies from the environment (http_proxy ...) */
     curl_easy_setopt(e, CURLOPT_PROXY, proxy ? proxy : "");
     curl_easy_setopt(e, CURLOPT_FORBID_REUSE, fresh ? 1L : 0L); /* the connection closes after this transfer */
-    r->opts = want;
+    opts_clear(o);
+    int ok = 1;
+    *o = (easy_opts){1, gzip, fresh, timeout_ms, connect_ms, copy_string(ca_file, &ok), copy_string(proxy, &ok)};
+    o->valid = ok; /* without the copies, everything is set again next time */
   }
-  r->max_body = (size_t)opt_integer(L, "max_body", 64 * 1024 * 1024);
   if (method == NULL) method = "GET";
-  set_method(e, method, body, body_len);
-  r->headers = build_headers(L);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
   /* a GET without body leaves only options that are set above on every call */
-  r->reusable = body == NULL && strcmp(method, "GET") == 0;
+  int plain = body == NULL && strcmp(method, "GET") == 0;
+  if (!(plain && r->get_set)) set_method(e, method, body, body_len);
+  r->headers = build_headers(L, A_HEADERS);
+  if (r->headers || r->had_headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+  r->had_headers = r->headers != NULL;
+  r->reusable = plain;
 }
 
-/* core.request(options, task, token) -> transfer: starts a transfer that
- * wakes task with token when it ends: (response) or (nil, message, code). */
+/* core.request(task, token, url, method, header_lines, body, timeout_ms,
+ * connect_timeout_ms, proxy, ca_file, gzip, max_body, fresh) -> transfer:
+ * starts a transfer that wakes task with token when it ends: (response) or
+ * (nil, message, code). Positional (nil for "not given"): no options table
+ * to fill and read per request. */
 static int http_request(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_checkany(L, 2);
-  lua_Integer token = luaL_checkinteger(L, 3);
+  luaL_checkany(L, A_TASK);
+  lua_Integer token = luaL_checkinteger(L, A_TOKEN);
+  lua_settop(L, A_FRESH);
   http_multi *m = get_multi(L);
-  http_req **slot = resi_new_handle(L, REQUEST_MT); /* stack: opts, task, token, handle */
-  http_req *r = calloc(1, sizeof *r);
-  if (r == NULL) return luaL_error(L, "resi.http: out of memory");
-  r->m = m;
-  r->easy = take_easy(m, r);
-  r->task_ref = LUA_NOREF;
+  http_req **slot = resi_new_handle(L, REQUEST_MT); /* stack: args.., handle */
+  http_req *r = take_req(m);
+  if (r == NULL) return luaL_error(L, "resi.http: cannot create a transfer");
   *slot = r, r->owner = slot; /* from here a raised error frees r through the handle's __gc */
-  if (r->easy == NULL) return luaL_error(L, "resi.http: cannot create a transfer");
   configure(L, r);
   CURLMcode mc = curl_multi_add_handle(m->multi, r->easy);
   if (mc != CURLM_OK) return luaL_error(L, "resi.http: %s", curl_multi_strerror(mc));
-  lua_pushvalue(L, 2);
+  lua_pushvalue(L, A_TASK);
   r->task_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   r->token = token;
   track(m, r);
@@ -716,7 +766,7 @@ static int multi_gc(lua_State *L) {
   if (m == NULL) return 0;
   *slot = NULL;
   while (m->active) req_abort(m->active);
-  for (int i = 0; i < m->pooled; i++) curl_easy_cleanup(m->pool[i]);
+  for (int i = 0; i < m->pooled; i++) req_destroy(m->pool[i]);
   curl_multi_cleanup(m->multi); /* closes cached connections through on_close_socket */
   for (int fd = 0; fd < m->nsocks; fd++) sock_drop(m, fd); /* any watcher curl left behind */
   uv_timer_stop(&m->timer);

@@ -21,6 +21,15 @@
 /* Registry keys set by the host. */
 #define RESI_REG_LOOP "resi.loop"   /* light userdata: uv_loop_t* */
 #define RESI_REG_WAKE "resi.wake"   /* function(task, token, ...) */
+#define RESI_REG_SCHED "resi.sched" /* light userdata: resi_scheduler* (core.c) */
+
+/* The scheduler's C entry point, published by core.c: wake queues a
+ * completion (task_ref's task, token, the nargs values on top of L) without
+ * calling into Lua. data is core.c's own. */
+typedef struct resi_scheduler {
+  void (*wake)(struct resi_scheduler *s, lua_State *L, int task_ref, lua_Integer token, int nargs);
+  void *data;
+} resi_scheduler;
 
 /* The host's event loop, as published in the registry. */
 static inline uv_loop_t *resi_loop(lua_State *L) {
@@ -46,17 +55,15 @@ static inline lua_State *resi_main_state(lua_State *L) {
  * drain step, never from inside this call (so never inside a libcurl or
  * libuv callback). task_ref is released here, exactly once. */
 static inline void resi_wake(lua_State *L, int task_ref, lua_Integer token, int nargs) {
-  int base = lua_gettop(L) - nargs;
-  lua_getfield(L, LUA_REGISTRYINDEX, RESI_REG_WAKE); /* stack: args.., wake */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, task_ref);      /* stack: args.., wake, task */
-  lua_pushinteger(L, token);                        /* stack: args.., wake, task, token */
-  lua_rotate(L, base + 1, 3);                       /* stack: wake, task, token, args.. */
-  luaL_unref(L, LUA_REGISTRYINDEX, task_ref);
-  if (lua_pcall(L, nargs + 2, 0, 0) != LUA_OK) {
-    /* wake only queues; failing here means memory is exhausted */
-    fprintf(stderr, "resi: scheduler wake failed: %s\n", lua_tostring(L, -1));
-    lua_pop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, RESI_REG_SCHED); /* stack: args.., sched */
+  resi_scheduler *s = lua_touserdata(L, -1);
+  lua_pop(L, 1); /* stack: args.. */
+  if (s) {
+    s->wake(s, L, task_ref, token, nargs);
+    return;
   }
+  lua_pop(L, nargs); /* the state is closing: nobody is left to wake */
+  luaL_unref(L, LUA_REGISTRYINDEX, task_ref);
 }
 
 #endif

@@ -6,10 +6,7 @@ local http = require "resi.http"
 local nginx = require "spec.support.nginx"
 
 describe("resi.http handle reuse and lazy headers", function()
-  local srv
-
-  setup(function() srv = nginx.start() end)
-  teardown(function() if srv then srv.stop() end end)
+  local srv = nginx.for_block()
 
   it("takes a changed timeout on a reused handle, each way", function()
     for _ = 1, 3 do assert(http.get(srv.url .. "/small.json")) end -- handles pooled with the default timeout
@@ -22,6 +19,17 @@ describe("resi.http handle reuse and lazy headers", function()
     local slow = assert(http.get(srv.url .. "/slow", { timeout = 20 }))
     assert.equal(200, slow.status)
     assert.equal(1024, #slow.body)
+  end)
+
+  it("takes a changed ca_file on a reused handle, each way", function()
+    for _ = 1, 2 do
+      local ok = assert(http.get(srv.https_url .. "/small.json", { ca_file = srv.ca_file })) -- pooled with it
+      assert.equal(srv.small, ok.body)
+      local res, _, code = http.get(srv.https_url .. "/small.json") -- the default bundle: not trusted
+      assert.is_nil(res)
+      assert.equal("tls", code)
+      assert(http.get(srv.url .. "/small.json")) -- pooled with the default bundle
+    end
   end)
 
   it("switches gzip off and on again on reused handles", function()

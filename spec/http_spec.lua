@@ -6,10 +6,7 @@ local sockets = require "spec.support.sockets"
 local proc = require "spec.support.proc"
 
 describe("resi.http", function()
-  local srv
-
-  setup(function() srv = nginx.start() end)
-  teardown(function() if srv then srv.stop() end end)
+  local srv = nginx.for_block()
 
   describe("requests", function()
     it("GETs a document with status, lower-case headers and body", function()
@@ -82,6 +79,13 @@ describe("resi.http", function()
       local res = assert(http.get(srv.url .. "/echo?z=1", { headers = { "X-Test: from-list" }, query = { y = 2 } }))
       assert.equal("from-list", res.headers["x-echo-test"])
       assert.equal("z=1&y=2", res.headers["x-echo-query"])
+    end)
+
+    it("advertises gzip alone, and nothing with gzip = false", function()
+      local res = assert(http.get(srv.url .. "/echo"))
+      assert.equal("gzip", res.headers["x-echo-accept-encoding"])
+      local plain = assert(http.get(srv.url .. "/echo", { gzip = false }))
+      assert.equal("", plain.headers["x-echo-accept-encoding"] or "")
     end)
 
     it("asks for gzip and hands back the decoded body", function()

@@ -132,6 +132,20 @@ describe("tasks", function()
     assert.equal(0, woke)
   end)
 
+  it("cancels a task whose timer has fired but which has not been resumed yet", function()
+    local t = resi.spawn(resi.sleep, 0.01)
+    resi.sleep(0) -- t is asleep now
+    local cancelled
+    resi.spawn(function() cancelled = t:cancel() end) -- queued ahead of t's completion
+    local stop = resi.monotonic() + 0.05
+    while resi.monotonic() < stop do end -- t's timer is overdue: it fires in the same turn
+    local ok, err = pcall(t.wait, t)
+    assert.is_true(cancelled)
+    assert.is_false(ok)
+    assert.is_true(task.is_cancelled(err))
+    assert.equal("cancelled", t:status()) -- not "done": the fired timer's wake-up was not used
+  end)
+
   it("returns directly when an operation completes before the task yields", function()
     local a, b = resi.await(function(done) done("now", 2) end)
     assert.equal("now", a)

@@ -238,23 +238,14 @@ end
 
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
--- The options table handed to core.request, refilled for every transfer:
--- C reads it before core.request returns (nothing yields in between), so
--- one table serves every request; what may be big is dropped after.
-local spec = {}
-
--- Runs one transfer in the current task and waits for it. The transfer is
--- its own on_cancel (calling it cancels), and the response comes from C
--- with its metatable set: no closure or table here per request.
+-- Runs one transfer in the current task and waits for it. The arguments go
+-- to C by position (no options table), the transfer is its own on_cancel
+-- (calling it cancels), and the response comes from C with its metatable
+-- set: no closure or table here per request.
 local function perform(opts, url, method, lines, body, timeout_ms, connect_timeout_ms)
   local t, token = task.prepare("resi.http.request")
-  spec.url, spec.method, spec.headers, spec.body = url, method, lines, body
-  spec.timeout_ms, spec.connect_timeout_ms = timeout_ms, connect_timeout_ms
-  spec.proxy, spec.ca_file, spec.gzip, spec.max_body = opts.proxy, opts.ca_file or env_ca_file, opts.gzip ~= false,
-    opts.max_body
-  spec.fresh = opts.keep_alive == false
-  local transfer = core.request(spec, t, token)
-  spec.headers, spec.body = nil, nil
+  local transfer = core.request(t, token, url, method, lines, body, timeout_ms, connect_timeout_ms, opts.proxy,
+    opts.ca_file or env_ca_file, opts.gzip ~= false, opts.max_body, opts.keep_alive == false)
   return task.suspend(t, transfer)
 end
 
@@ -344,7 +335,9 @@ end
 --- connection after the response instead of keeping it for the next request:
 --- for one-off connections (a proxy check: each proxy and its credentials are
 --- used once, and a cache full of connections no later request can use costs
---- every new one a scan).
+--- every new one a scan). Responses may come gzip-compressed: the request
+--- says `Accept-Encoding: gzip` (gzip alone, as Go's net/http does) and the
+--- body is handed back decoded; gzip = false sends no Accept-Encoding.
 ---@param opts {method?: string, url: string, headers?: table, query?: table, body?: string, json?: any, timeout?: number, connect_timeout?: number, proxy?: string, allow_plain_http?: boolean, follow?: boolean|integer, max_body?: integer, gzip?: boolean, ca_file?: string, keep_alive?: boolean}
 ---@return resi.http.response|nil res
 ---@return string|nil err

@@ -1,8 +1,9 @@
 --- resi.task: the scheduler. Every script, spec and request runs in a task
 --- (a coroutine); anything that waits suspends its task and the loop resumes
---- it later. C operations (timers, HTTP transfers) wake a task by calling
---- `wake(task, token, ...)`, which only queues it; tasks are resumed from one
---- place, `drain`, which the loop runs on the main thread.
+--- it later. C operations (timers, HTTP transfers) wake a task through
+--- resi_wake (core.c: the same rules as `wake` here, without calling into Lua),
+--- Lua ones by calling `wake(task, token, ...)`; both only queue it. Tasks are
+--- resumed from one place, `drain`, which the loop runs on the main thread.
 ---
 --- Rules (DESIGN.md §2): a task waits on one operation at a time, identified
 --- by a token; a completion with a stale token (after a cancel or a timeout)
@@ -53,19 +54,16 @@ Task.__name = "resi.task"
 
 local current        -- the task being resumed, nil between resumes
 local main           -- the main task
-local queue, head, tail = {}, 1, 0 -- ready tasks, FIFO
-local draining = false
+-- The ready queue, FIFO. core.c keeps its ends and appends to it (core.push,
+-- core.push_values, and resi_wake for C completions); an entry is a task and
+-- false (run with its wake_args), or a task, n and the n values to resume it
+-- with. drain(first, last) runs the entries queued before the loop turn.
+local queue = {}
+local push, push_values = core.push, core.push_values
 local next_id = 0
 local exit_status = 0
 local unobserved = setmetatable({}, { __mode = "k" }) -- failed tasks nobody waited for
 local orphans = {} -- descriptions of the unobserved failures reported since take_orphans()
-
--- Queues a ready task and makes sure the loop will drain the queue.
-local function push(t)
-  tail = tail + 1
-  queue[tail] = t
-  if not draining and tail == head then core.kick() end
-end
 
 -- A short description of a task for messages: "task 3 (spec/x.lua:12)".
 local function describe(t)
@@ -141,23 +139,35 @@ local function step(t)
   return resumed(t, co_resume(t.co, unpack(args, 1, args.n)))
 end
 
--- Runs the ready queue; called by the loop (core.kick) on the main thread.
--- Tasks queued while draining run on the next turn, so I/O is never starved.
-local function drain()
-  draining = true
-  local stop = tail
-  while head <= stop do
-    local t = queue[head]
-    queue[head] = nil
-    head = head + 1
-    if t.state == "ready" then step(t) end
-  end
-  if head > tail then head, tail = 1, 0 end
-  draining = false
-  if head <= tail then core.kick() end
+-- Resumes a woken task with the values at queue[i..j] (no table per wake-up).
+local function step_values(t, i, j)
+  current, t.state, t.started = t, "running", true
+  return resumed(t, co_resume(t.co, unpack(queue, i, j)))
 end
 
--- Hands an operation's results to a waiting task (see resi.h: resi_wake).
+-- Runs the queue entries first..last; called by the loop (core.c's drain
+-- step) on the main thread. Tasks queued while draining run on the next
+-- turn, so I/O is never starved.
+local function drain(i, last)
+  while i <= last do
+    local t, n = queue[i], queue[i + 1]
+    queue[i], queue[i + 1] = nil, nil
+    if n == false then
+      i = i + 2
+      if t.state == "ready" then step(t) end
+    else
+      local j = i + 1 + n
+      if t.state == "ready" then
+        if t.wake_args then step(t) else step_values(t, i + 2, j) end -- wake_args: cancelled since
+      end
+      for k = i + 2, j do queue[k] = nil end
+      i = j + 1
+    end
+  end
+end
+
+-- Hands an operation's results to a waiting task. core.c's core_wake does
+-- the same for C completions (resi.h: resi_wake): keep the two alike.
 local function wake(t, token, ...)
   if t.token ~= token then return end -- stale: cancelled, timed out or already woken
   t.token = token + 1
@@ -165,13 +175,13 @@ local function wake(t, token, ...)
   if t.state == "running" then
     t.early = pack(...) -- completed before the task yielded: suspend returns it directly
   elseif t.state == "waiting" then
-    t.state, t.wake_args = "ready", pack(...)
-    push(t)
+    t.state = "ready"
+    push_values(t, ...)
   end
 end
 M.wake = wake
 
-core.set_scheduler(wake, drain)
+core.set_scheduler(wake, drain, queue)
 
 --- The task that is running now, or nil outside any task.
 ---@return resi.task.Task|nil
