@@ -262,9 +262,13 @@ end
 ---@param dt number simulated seconds since the last tick
 function P:tick(now, dt)
   local rate = self.world.config.traffic_rate
+  -- Without traffic there is nothing to add: a status that time changes is
+  -- brought up to date where a token is read (find, the list, the gateway,
+  -- the snapshot), so a request does not cost a walk over every token.
+  if dt <= 0 or rate <= 0 then return end
   for _, t in pairs(self.tokens) do
     refresh(t, now)
-    if t.status == "active" and dt > 0 and rate > 0 then
+    if t.status == "active" then
       local bytes = math.floor(t.dataLimit * rate * t.speed * dt / 3600)
       bytes = math.min(bytes, t.dataLimit - t.dataUsage)
       if bytes > 0 then
@@ -328,7 +332,11 @@ function P:snapshot()
   local accounts = {}
   for _, acct in ipairs(self.account_list) do
     local tokens = {}
-    for _, id in ipairs(acct.order) do tokens[#tokens + 1] = view(self.tokens[id]) end
+    local now = self.world.clock:now()
+    for _, id in ipairs(acct.order) do
+      refresh(self.tokens[id], now)
+      tokens[#tokens + 1] = view(self.tokens[id])
+    end
     accounts[#accounts + 1] = { username = acct.username, tokens = json.array(tokens) }
   end
   return { accounts = json.array(accounts), pools = json.array(util.copy(M.POOLS)) }
