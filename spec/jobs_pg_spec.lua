@@ -206,7 +206,13 @@ describe("resi jobs on a shared PostgreSQL store", function()
       local c = start(other, url)
       resi.sleep(3)
       local ready = proc.run({ "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:" .. port .. "/readyz" })
-      local metrics = proc.run({ "curl", "-s", "http://127.0.0.1:" .. port .. "/metrics" }).stdout
+      -- a counts c at its next registration (every tenth lease renewal), so
+      -- the scrape waits for it rather than for a fixed time
+      local metrics
+      proc.eventually(function()
+        metrics = proc.run({ "curl", "-s", "http://127.0.0.1:" .. port .. "/metrics" }).stdout
+        return metrics:find("resi_scheduler_jobs_file_mismatch 1", 1, true) ~= nil
+      end, 20)
       c.kill("sigterm")
       c.wait()
       local hist = proc.resi({ "jobs", "history", file, "--json", "--limit", "3", "--store", url }, { cwd = dir })
