@@ -17,6 +17,7 @@
  * so the common request sets one option (its URL). */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -77,6 +78,7 @@ typedef struct {
   struct sock_ctx **socks; /* watcher of each fd curl told us about, by fd */
   int nsocks;              /* length of socks */
   lua_Integer sockets_opened, transfers_started;
+  struct curl_slist *defaults[2]; /* the default header lines: [0] without gzip, [1] with (default_headers) */
 } http_multi;
 
 /* Per-socket context: the uv_poll that watches one of curl's sockets.
@@ -98,14 +100,14 @@ typedef struct sock_ctx {
 struct http_req {
   http_multi *m;
   CURL *easy;
-  struct curl_slist *headers;
+  struct curl_slist *built;   /* the list built for this transfer (freed with it), or NULL */
+  struct curl_slist *set_list; /* the list its handle was last given (HTTPHEADER need not be set again) */
   resi_buf body, head; /* response body and header block (memory kept in the pool) */
   size_t max_body;
   int too_large;
   int head_done; /* the blank line that ends the response headers arrived */
   int fixed_set; /* the easy handle has set_fixed_options applied (not reset since) */
   int get_set;   /* and its method options are a plain GET's, from its last transfer */
-  int had_headers; /* its last transfer had a header list (HTTPHEADER must be set again) */
   easy_opts opts; /* the per-transfer options its handle has set */
   int reusable;  /* its options are all overwritten by the next configure: no reset needed */
   int task_ref;
@@ -121,6 +123,8 @@ static void check_done(http_multi *m);
 static void multi_handle_closed(uv_handle_t *handle) {
   http_multi *m = handle->data;
   if (--m->closing == 0) {
+    curl_slist_free_all(m->defaults[0]);
+    curl_slist_free_all(m->defaults[1]);
     free(m->socks);
     free(m);
   }
@@ -315,7 +319,7 @@ static void untrack(http_multi *m, http_req *r) {
 static void req_destroy(http_req *r) {
   if (r->easy) curl_easy_cleanup(r->easy);
   opts_clear(&r->opts);
-  curl_slist_free_all(r->headers);
+  curl_slist_free_all(r->built);
   resi_buf_free(&r->body);
   resi_buf_free(&r->head);
   free(r);
@@ -332,14 +336,18 @@ static void req_free(http_req *r) {
     return;
   }
   if (r->reusable) {
-    r->get_set = 1; /* the handle still points at the list freed below: configure sets it again */
+    r->get_set = 1;
   } else {
     curl_easy_reset(r->easy);
-    r->fixed_set = r->get_set = r->had_headers = 0;
+    r->fixed_set = r->get_set = 0;
+    r->set_list = NULL;
     opts_clear(&r->opts);
   }
-  curl_slist_free_all(r->headers);
-  r->headers = NULL;
+  if (r->built) { /* the handle still points at the list freed here: configure sets it again */
+    curl_slist_free_all(r->built);
+    r->built = NULL;
+    r->set_list = NULL;
+  }
   if (r->body.cap > 64 * 1024) resi_buf_free(&r->body); /* keep small buffers, not a big body's */
   if (r->head.cap > 64 * 1024) resi_buf_free(&r->head);
   m->pool[m->pooled++] = r;
@@ -589,27 +597,64 @@ static void set_method(CURL *e, const char *method, const char *body, size_t bod
   }
 }
 
-/* Builds the header list from the array of "Name: value" lines at idx (nil:
- * none). */
-static struct curl_slist *build_headers(lua_State *L, int idx) {
-  struct curl_slist *list = NULL;
-  lua_pushvalue(L, idx); /* stack: .., lines */
-  if (lua_type(L, -1) == LUA_TTABLE) {
-    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-    for (lua_Integer i = 1; i <= n; i++) {
-      lua_rawgeti(L, -1, i); /* stack: .., lines, line */
-      const char *line = lua_tostring(L, -1);
-      struct curl_slist *next = line ? curl_slist_append(list, line) : list;
-      lua_pop(L, 1);
-      if (next == NULL) {
-        curl_slist_free_all(list);
-        lua_pop(L, 1);
-        luaL_error(L, "resi.http: out of memory");
-      }
-      list = next;
-    }
+/* The lines every request sends unless its own header lines name them.
+ * They go in CURLOPT_HTTPHEADER, not through CURLOPT_USERAGENT and
+ * CURLOPT_ACCEPT_ENCODING's own header: libcurl 7.88 formats those two
+ * with its printf, a byte at a time, into every request, twice for the
+ * User-Agent (~2.6 k instructions a request; bench/NOTES.md). A custom
+ * Accept-Encoding line stops libcurl adding its own, and
+ * CURLOPT_ACCEPT_ENCODING still turns on the decoding of the body. */
+#define USER_AGENT "resi/" RESI_VERSION
+#define UA_LINE "User-Agent: " USER_AGENT
+#define AE_LINE "Accept-Encoding: gzip"
+
+/* Whether line is a header line named name (name_len bytes, any case);
+ * "Name;" is curl's way to send the header empty. */
+static int names_header(const char *line, const char *name, size_t name_len) {
+  return strncasecmp(line, name, name_len) == 0 && (line[name_len] == ':' || line[name_len] == ';');
+}
+
+/* Appends line to list; on failure frees list and raises. */
+static struct curl_slist *append_line(lua_State *L, struct curl_slist *list, const char *line) {
+  struct curl_slist *next = curl_slist_append(list, line);
+  if (next == NULL) {
+    curl_slist_free_all(list);
+    luaL_error(L, "resi.http: out of memory");
   }
-  lua_pop(L, 1);
+  return next;
+}
+
+/* The shared list of the default lines (gzip: with Accept-Encoding), made
+ * on first use and kept with the multi. */
+static struct curl_slist *default_headers(lua_State *L, http_multi *m, int gzip) {
+  struct curl_slist **slot = &m->defaults[gzip ? 1 : 0];
+  if (*slot == NULL) {
+    struct curl_slist *list = append_line(L, NULL, UA_LINE);
+    *slot = gzip ? append_line(L, list, AE_LINE) : list;
+  }
+  return *slot;
+}
+
+/* Builds the header list from the array of "Name: value" lines at idx, with
+ * the default lines the array does not name; NULL when idx is nil (the
+ * shared defaults serve). */
+static struct curl_slist *build_headers(lua_State *L, int idx, int gzip) {
+  if (lua_type(L, idx) != LUA_TTABLE) return NULL;
+  struct curl_slist *list = NULL;
+  int has_ua = 0, has_ae = 0;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i); /* stack: .., line */
+    const char *line = lua_tostring(L, -1);
+    if (line) {
+      has_ua = has_ua || names_header(line, "User-Agent", 10);
+      has_ae = has_ae || names_header(line, "Accept-Encoding", 15);
+      list = append_line(L, list, line);
+    }
+    lua_pop(L, 1); /* stack: .. */
+  }
+  if (!has_ua) list = append_line(L, list, UA_LINE);
+  if (gzip && !has_ae) list = append_line(L, list, AE_LINE);
   return list;
 }
 
@@ -634,14 +679,13 @@ static void set_fixed_options(CURL *e, http_multi *m, http_req *r) {
   curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYHOST, 2L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, "resi/" RESI_VERSION);
   /* redirects are followed by the Lua layer, which checks every hop */
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 }
 
 /* Applies core.request's arguments to the easy handle of r. Every option
  * set here is set on every call, or known to hold its value from the
- * handle's last transfer (easy_opts, get_set, had_headers), or the handle
+ * handle's last transfer (easy_opts, get_set, set_list), or the handle
  * is marked for a reset, so a plain GET's handle is reused without
  * curl_easy_reset. All arguments are checked before the first setopt. */
 static void configure(lua_State *L, http_req *r) {
@@ -672,6 +716,8 @@ static void configure(lua_State *L, http_req *r) {
      * libcurl formats the value into each request byte by byte ("" would be
      * every encoding it has: "deflate, gzip, br, zstd") */
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, gzip ? "gzip" : NULL);
+    /* a proxy's CONNECT takes its User-Agent from here (the lines are the target's) */
+    curl_easy_setopt(e, CURLOPT_USERAGENT, proxy ? USER_AGENT : NULL);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     /* an empty string disables proxies from the environment (http_proxy ...) */
@@ -686,9 +732,10 @@ static void configure(lua_State *L, http_req *r) {
   /* a GET without body leaves only options that are set above on every call */
   int plain = body == NULL && strcmp(method, "GET") == 0;
   if (!(plain && r->get_set)) set_method(e, method, body, body_len);
-  r->headers = build_headers(L, A_HEADERS);
-  if (r->headers || r->had_headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-  r->had_headers = r->headers != NULL;
+  r->built = build_headers(L, A_HEADERS, gzip);
+  struct curl_slist *headers = r->built ? r->built : default_headers(L, r->m, gzip);
+  if (headers != r->set_list) curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+  r->set_list = headers;
   r->reusable = plain;
 }
 

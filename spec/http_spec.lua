@@ -88,6 +88,32 @@ describe("resi.http", function()
       assert.equal("", plain.headers["x-echo-accept-encoding"] or "")
     end)
 
+    it("sends its User-Agent and Accept-Encoding once, or the caller's instead", function()
+      local seen = {}
+      local port, stop = sockets.scripted("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+        function(request) seen[#seen + 1] = request end)
+      local url = ("http://127.0.0.1:%d/x"):format(port)
+      assert(http.get(url))
+      assert(http.get(url, { headers = { ["user-agent"] = "mine/2", ["Accept-Encoding"] = "identity" } }))
+      assert(http.get(url, { headers = { "X-Other: 1" }, gzip = false }))
+      stop()
+      local function lines(request, name) -- the values of every header called name
+        local found = {}
+        for n, v in request:gmatch("\r\n([^:\r\n]+): ([^\r\n]*)") do
+          if n:lower() == name then found[#found + 1] = v end
+        end
+        return table.concat(found, "|")
+      end
+      assert.equal(3, #seen)
+      assert.equal("resi/" .. resi.version, lines(seen[1], "user-agent"))
+      assert.equal("gzip", lines(seen[1], "accept-encoding"))
+      assert.equal("mine/2", lines(seen[2], "user-agent"))
+      assert.equal("identity", lines(seen[2], "accept-encoding"))
+      assert.equal("resi/" .. resi.version, lines(seen[3], "user-agent"))
+      assert.equal("", lines(seen[3], "accept-encoding"))
+      assert.equal("1", lines(seen[3], "x-other"))
+    end)
+
     it("asks for gzip and hands back the decoded body", function()
       local res = assert(http.get(srv.url .. "/gzip.json"))
       assert.equal("gzip", res.headers["content-encoding"])

@@ -52,11 +52,15 @@ function M.slammer()
   return port, function() server:close() end
 end
 
---- A listener that reads the request, then sends `response` and closes.
-function M.scripted(response)
+--- A listener that reads the request, then sends `response` and closes;
+--- on_request, if given, is called with the request's bytes read so far.
+---@param response string
+---@param on_request? fun(request: string)
+function M.scripted(response, on_request)
   local server, port = listen(function(c)
     c:read_start(function(err, data)
       if data and data:find("\r\n\r\n", 1, true) then
+        if on_request then on_request(data) end
         c:read_stop()
         c:write(response, function() c:close() end)
       elseif not data then
