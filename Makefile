@@ -23,7 +23,7 @@ DEPS_BUILD = build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev lua-luv-
 DEPS_TEST = lua-busted lua-cjson nginx-light openssl curl ca-certificates tinyproxy microsocks stunnel4 time procps python3 python3-requests lua-check \
             python3-aiosmtpd postgresql faketime pgbouncer man-db
 # npm is skipped when an npm command exists (NodeSource's nodejs ships it and conflicts with Debian's npm).
-DEPS_BENCH = hyperfine nodejs npm python3 python3-croniter python3-requests wrk time
+DEPS_BENCH = hyperfine libcjson-dev nodejs npm python3 python3-croniter python3-requests wrk time
 DEPS_ASAN = clang libclang-rt-14-dev valgrind
 
 HOST_PKGS = lua5.4 libuv lua5.4-luv

@@ -4,7 +4,9 @@
 # clients GET it with keep-alive, sequentially (BENCH_SEQ_N requests) and with
 # BENCH_CONC in flight (BENCH_CONC_N requests): resi (bench/http_get.lua,
 # res:json() on every response), a raw libcurl multi C program
-# (bench/curl_multi_get.c, no JSON: the ceiling), Python requests.Session
+# (bench/curl_multi_get.c, no JSON: the ceiling), the same C program built to
+# do the same work as resi (-DSAME_WORK: User-Agent and gzip sent, headers
+# kept, JSON decoded with cJSON), Python requests.Session
 # (bench/http_get.py) and Node fetch (bench/http_get.mjs). Each client times
 # itself and prints requests/s; the table gives the median of BENCH_REPEAT
 # runs (runs interleaved across clients), then the ratios and targets.
@@ -25,13 +27,16 @@ trap 'exit 130' INT TERM
 
 # shellcheck disable=SC2046 # pkg-config prints several words
 cc -O2 -Wall -o "$OUT/curl_multi_get" bench/curl_multi_get.c $(pkg-config --cflags --libs libcurl)
+# shellcheck disable=SC2046
+cc -O2 -Wall -DSAME_WORK -o "$OUT/curl_json_get" bench/curl_multi_get.c $(pkg-config --cflags --libs libcurl libcjson)
 nginx_start "$(free_port)" "$doc" "$workers"
 
-clients=(resi curl python node)
+clients=(resi curl curlsame python node)
 # shellcheck disable=SC2016 # backticks are Markdown
 declare -A label=(
   [resi]='resi: `http.get` + `res:json()`'
   [curl]='raw libcurl multi, C (no JSON): ceiling'
+  [curlsame]='libcurl multi + cJSON, C: the same work as resi'
   [python]='Python `requests.Session` + `.json()`'
   [node]='Node `fetch` + `await res.json()`'
 )
@@ -40,6 +45,7 @@ client_cmd() {
   case $1 in
     resi) cmd=("$RESI" bench/http_get.lua "$NGINX_URL" "$2" "$3") ;;
     curl) cmd=("$OUT/curl_multi_get" "$NGINX_URL" "$2" "$3") ;;
+    curlsame) cmd=("$OUT/curl_json_get" "$NGINX_URL" "$2" "$3") ;;
     python) cmd=("$PY" bench/http_get.py "$NGINX_URL" "$2" "$3") ;;
     node) cmd=(/usr/bin/node bench/http_get.mjs "$NGINX_URL" "$2" "$3") ;;
   esac
@@ -142,6 +148,12 @@ client share the machine's $NCPU cores: $placement
   \`http.get(url)\` + \`res:json()\` until the count is reached; one worker when sequential.
 - **raw libcurl**: \`bench/curl_multi_get.c\` — \`curl_multi_perform\`/\`curl_multi_poll\`, $conc
   reused easy handles; checks the status, does not parse JSON. This is the ceiling.
+- **libcurl + cJSON**: the same program built with \`-DSAME_WORK\`: what resi does on top of
+  the ceiling, in C. It sends a User-Agent and \`Accept-Encoding: gzip\` (one header list, as
+  resi does), keeps each response's header block and body, and decodes every body with
+  Debian's cJSON \`$(dpkg-query -W -f '${Version}' libcjson-dev 2>/dev/null || echo "?")\` into a tree,
+  checking its \`token\`. The targets are against the ceiling. This column shows how much of
+  resi's excess over it the work itself costs.
 - **Python**: \`bench/http_get.py\` with Debian's python3-requests — one \`requests.Session\`
   sequentially; for $conc in flight a \`ThreadPoolExecutor($conc)\` running $conc workers, each
   with its own Session.
@@ -192,12 +204,25 @@ cat <<MD
 | resi ÷ Node fetch, sequential | $(times "${m[resi.seq]}" "${m[node.seq]}") | — | |
 | resi ÷ Python requests, sequential | $(times "${m[resi.seq]}" "${m[python.seq]}") | — | |
 | resi ÷ Python requests, $conc in flight | $(times "${m[resi.conc]}" "${m[python.conc]}") | — | |
+| libcurl + cJSON ÷ raw libcurl, sequential | $(pct "${m[curlsame.seq]}" "${m[curl.seq]}") | — | |
+| libcurl + cJSON ÷ raw libcurl, $conc in flight | $(pct "${m[curlsame.conc]}" "${m[curl.conc]}") | — | |
+| resi ÷ libcurl + cJSON, sequential | $(pct "${m[resi.seq]}" "${m[curlsame.seq]}") | — | |
+| resi ÷ libcurl + cJSON, $conc in flight | $(pct "${m[resi.conc]}" "${m[curlsame.conc]}") | — | |
 MD
 if [[ " ${modes[*]} " == *" free "* ]]; then
   echo "| resi ÷ raw libcurl, $conc in flight, client not pinned | $(pct "${m[resi.free]}" "${m[curl.free]}") | — | |"
   echo "| resi ÷ Node fetch, $conc in flight, client not pinned | $(times "${m[resi.free]}" "${m[node.free]}") | — | |"
   echo "| resi ÷ raw libcurl, sequential, client not pinned | $(pct "${m[resi.freeseq]}" "${m[curl.freeseq]}") | — | |"
 fi
+cat <<MD
+
+CPU per request as per-round ratios (median, min–max), for scale (no targets):
+
+| CPU per request | Sequential | $conc in flight |
+|---|---:|---:|
+| libcurl + cJSON ÷ raw libcurl | $(round_ratio cpu curlsame curl seq 1 %.2f)× | $(round_ratio cpu curlsame curl conc 1 %.2f)× |
+| resi ÷ libcurl + cJSON | $(round_ratio cpu resi curlsame seq 1 %.2f)× | $(round_ratio cpu resi curlsame conc 1 %.2f)× |
+MD
 
 if ((${#failed[@]})); then
   echo
