@@ -81,7 +81,25 @@ FUZZ_SRCS = $(wildcard fuzz/*_fuzz.c)
 FUZZ_BINS = $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
 FUZZ_LIB_SRCS = $(filter-out runtime/main.c,$(HOST_SRCS))
 
-all: $(BIN) $(CMODS) luals-addon
+# Bytecode of every lualib module, which runtime/bytecode.c loads instead of
+# compiling the source at each start-up (while the source is not newer).
+# Compiled by the resi just built (the same liblua as at run time); each
+# chunk is named after the source file it stands for (where that file is read
+# from at run time), so tracebacks and debug.getinfo read as from source.
+# $(call compile_lua,SOURCE,CHUNK_PATH,OUT)
+LUA_SRCS = $(shell find lualib -name '*.lua')
+LUAC_DIR = $(BUILD)/cmod/luac
+LUACS = $(LUA_SRCS:lualib/%.lua=$(LUAC_DIR)/%.luac)
+compile_lua = ./$(BIN) -e 'local src, chunk, out = resi.args[1], resi.args[2], resi.args[3] \
+  local f = assert(io.open(src, "rb")) local code = f:read("a") f:close() \
+  local fn = assert(load(code, "@" .. chunk)) local o = assert(io.open(out .. ".tmp", "wb")) \
+  o:write(string.dump(fn)) o:close() assert(os.rename(out .. ".tmp", out))' $(1) $(2) $(3)
+
+all: $(BIN) $(CMODS) $(LUACS) luals-addon
+
+$(LUAC_DIR)/%.luac: lualib/%.lua $(BIN)
+	@mkdir -p $(@D)
+	@$(call compile_lua,$<,$(CURDIR)/$<,$@)
 
 # The LuaLS addon ($(BUILD)/luals: library/ of ---@meta files, config.json),
 # generated from the --- annotations in lualib/ (resi.apidoc); `all` builds it
@@ -200,6 +218,9 @@ install: all man completion install-luals
 	install -m 755 resi $(DESTDIR)$(PREFIX)/bin/resi
 	cd lualib && find . -name '*.lua' -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/share/resi/lualib/{} \;
 	install -m 755 $(CMODS) $(DESTDIR)$(PREFIX)/lib/resi/resi/
+	cd lualib && find . -name '*.lua' | sed 's|^\./||' | while read -r f; do \
+	  install -d "$(DESTDIR)$(PREFIX)/lib/resi/luac/$$(dirname "$$f")" && \
+	  (cd .. && $(call compile_lua,"lualib/$$f","$(PREFIX)/share/resi/lualib/$$f","$(DESTDIR)$(PREFIX)/lib/resi/luac/$${f%.lua}.luac")) || exit 1; done
 	install -d $(SHARE_DIR)/resi/scripts $(SHARE_DIR)/resi/examples $(SHARE_DIR)/man/man1 \
 	  $(SHARE_DIR)/bash-completion/completions $(SHARE_DIR)/doc/resi $(UNIT_DIR)
 	install -m 755 scripts/*.lua $(SHARE_DIR)/resi/scripts/

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bytecode.h"
 #include "host.h"
 #include "sd_notify.h"
 
@@ -320,7 +321,16 @@ static int core_sd_notify(lua_State *L) {
   return 1;
 }
 
+/* core.bytecode_searcher(lualib_dir, luac_dir) -> searcher: the searcher
+ * the host puts in package.searchers (bytecode.c), over other directories:
+ * for specs. */
+static int core_bytecode_searcher(lua_State *L) {
+  resi_push_bytecode_searcher(L, luaL_checkstring(L, 1), luaL_checkstring(L, 2)); /* stack: a, b, searcher */
+  return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
+    {"bytecode_searcher", core_bytecode_searcher},
     {"set_scheduler", core_set_scheduler},
     {"push", core_push},
     {"push_values", core_push_values},

@@ -5,6 +5,8 @@
  * the loop until nothing is pending, and tears everything down in order. */
 #include "host.h"
 
+#include "bytecode.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -30,6 +32,14 @@ static int file_exists(const char *path) {
   return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Replaces path (PATH_MAX bytes) by its canonical form when it resolves:
+ * "/usr/bin/../share/resi/lualib" is read as "/usr/share/resi/lualib", the
+ * name the installed bytecode's chunks carry (bytecode.c). */
+static void canonical(char *path) {
+  char real[PATH_MAX];
+  if (realpath(path, real) != NULL) memcpy(path, real, strlen(real) + 1);
+}
+
 /* Tries one candidate layout: lualib at lua_rel, C modules at cmod_rel,
  * both relative to dir. */
 static int try_layout(resi_host *h, const char *dir, const char *lua_rel, const char *cmod_rel) {
@@ -38,6 +48,8 @@ static int try_layout(resi_host *h, const char *dir, const char *lua_rel, const 
   if (!file_exists(probe)) return 0;
   snprintf(h->lualib_dir, sizeof h->lualib_dir, "%s%s", dir, lua_rel);
   snprintf(h->cmod_dir, sizeof h->cmod_dir, "%s%s", dir, cmod_rel);
+  canonical(h->lualib_dir);
+  canonical(h->cmod_dir);
   return 1;
 }
 
@@ -196,6 +208,17 @@ static void set_paths(resi_host *h) {
   lua_pop(L, 1);
   lua_getfield(L, -1, "preload"); /* stack: package, preload */
   luaL_setfuncs(L, preloads, 0);
+  lua_pop(L, 1);
+  /* resi's compiled modules go before the source searcher (second, after preload) */
+  lua_getfield(L, -1, "searchers"); /* stack: package, searchers */
+  for (lua_Integer i = (lua_Integer)lua_rawlen(L, -1); i >= 2; i--) {
+    lua_rawgeti(L, -1, i);
+    lua_rawseti(L, -2, i + 1);
+  }
+  char luac_dir[PATH_MAX + 8];
+  snprintf(luac_dir, sizeof luac_dir, "%s/luac", h->cmod_dir);
+  resi_push_bytecode_searcher(L, h->lualib_dir, luac_dir); /* stack: package, searchers, searcher */
+  lua_rawseti(L, -2, 2);
   lua_pop(L, 2); /* stack: (empty) */
 }
 

@@ -1,6 +1,7 @@
 -- make install puts the binary and its library under PREFIX, and the
 -- installed binary finds its library with no environment variables.
 local proc = require "spec.support.proc"
+local uv = require "luv"
 local files = require "spec.support.files"
 
 describe("make install", function()
@@ -9,11 +10,15 @@ describe("make install", function()
     local r = proc.run { "make", "--no-print-directory", "install", "PREFIX=" .. prefix }
     assert.equal(0, r.status, r.stderr)
     local out = proc.run({ "env", "-i", "PATH=/usr/bin:/bin", prefix .. "/bin/resi", "-e",
-      "print(resi.version, type(require('resi.http').get), require('resi.json').encode({1}))" },
+      "print(resi.version, type(require('resi.http').get), require('resi.json').encode({1})) "
+        .. "print(select(2, require('resi.cron')), debug.getinfo(require('resi.cron').parse, 'S').source)" },
       { cwd = "/" })
     files.remove_dir(prefix)
     assert.equal(0, out.status, out.stderr)
-    assert.equal(resi.version .. "\tfunction\t[1]\n", out.stdout)
+    -- the modules come from the installed bytecode, named after the installed sources
+    local real = prefix:gsub("^/tmp/", (uv.fs_realpath("/tmp") or "/tmp") .. "/")
+    assert.equal(("%s\tfunction\t[1]\n%s/lib/resi/luac/resi/cron.luac\t@%s/share/resi/lualib/resi/cron.lua\n")
+      :format(resi.version, real, prefix), out.stdout)
   end)
 
   -- One install with DESTDIR and PREFIX=/usr (as the Debian package does),

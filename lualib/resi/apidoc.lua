@@ -13,7 +13,7 @@ local markdown = require "resi.apidoc.markdown"
 local M = {}
 
 --- The directory that holds resi/ (this checkout's or install's lualib).
-M.LIB = debug.getinfo(1, "S").source:match("^@(.*)/resi/apidoc%.lua$") or "lualib"
+M.LIB = require("resi.libdir").lualib()
 
 -- The .lua files under dir, sorted, as paths.
 local function lua_files(dir, out)

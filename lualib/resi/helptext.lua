@@ -180,8 +180,7 @@ end
 --- The commands' directory: resi/cli beside this module.
 ---@return string
 local function cli_dir()
-  local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-  return here .. "/cli"
+  return require("resi.libdir").lualib() .. "/resi/cli"
 end
 
 --- Every command: the top-level usage's words, then lualib/resi/cli/*.lua.

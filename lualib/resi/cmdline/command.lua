@@ -147,7 +147,7 @@ end
 --- where the bundled scripts/, examples/ and luals/ are.
 ---@return string
 function M.share_dir()
-  local lualib = debug.getinfo(1, "S").source:match("^@(.*)/resi/cmdline/[^/]*$") or "."
+  local lualib = require("resi.libdir").lualib()
   local dir = lualib:match("^(.*)/[^/]+$") or "."
   return require("luv").fs_realpath(dir) or dir
 end

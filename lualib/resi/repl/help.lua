@@ -38,7 +38,7 @@ end
 
 -- The directory of resi's own modules (lualib/resi/), where every public
 -- function carries a `---` annotation block (DESIGN §11).
-local LIB = debug.getinfo(1, "S").source:match("^@(.*/)repl/help%.lua$")
+local LIB = require("resi.libdir").lualib() .. "/resi/"
 
 -- The name a definition line gives its function: `function A.b:name(`,
 -- `local function name(`, `name = function(`; nil for other lines.
