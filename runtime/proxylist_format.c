@@ -57,18 +57,33 @@ static int check_plain(const char *arena, const resi_pl_entry *e, int fmt, char 
   return 0;
 }
 
-/* Appends a port in decimal. */
+/* The last port written, as text: a provider's list has one port on every
+ * line (one runtime thread, so one cache, as the parser's last host). */
+static struct {
+  unsigned port;
+  char text[8];
+  size_t n;
+} last_port = {0, "0", 1};
+
+/* Appends a port in decimal: the last one's text again, or its digits
+ * counted, then written from the last one back, two at a time. */
 static void put_port(char **w, unsigned port) {
-  char digits[6], *p = *w;
-  int k = 0;
-  do digits[k++] = (char)('0' + port % 10), port /= 10;
-  while (port);
-  while (k) *p++ = digits[--k];
-  *w = p;
+  static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                              "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                              "8081828384858687888990919293949596979899";
+  if (port != last_port.port) {
+    size_t n = port >= 10000 ? 5 : port >= 1000 ? 4 : port >= 100 ? 3 : port >= 10 ? 2 : 1;
+    char *p = last_port.text + n;
+    last_port.port = port, last_port.n = n;
+    for (; port >= 10; port /= 100) p -= 2, memcpy(p, pairs + 2 * (port % 100), 2);
+    if (p > last_port.text) *--p = (char)('0' + port); /* an odd number of digits */
+  }
+  memcpy(*w, last_port.text, 8); /* room for it is reserved (resi_pl_format's need) */
+  *w += last_port.n;
 }
 
 /* Appends the host ([v6] bracketed; zone '%' written %25 in URLs) and ":port". */
-static void put_endpoint(char **w, const char *arena, const resi_pl_entry *e, int url) {
+static inline void put_endpoint(char **w, const char *arena, const resi_pl_entry *e, int url) {
   char *p = *w;
   const char *h = arena + e->host;
   if (e->flags & RESI_PL_IPV6) {
@@ -117,9 +132,14 @@ static void put_encoded(char **w, const char *s, size_t n) {
 /* Writes "user[:pass]@" at *w when e has a user, percent-encoded for a URL. */
 static void put_userinfo(char **w, const char *arena, const resi_pl_entry *e, int url) {
   if (!(e->flags & RESI_PL_HAS_USER)) return;
-  void (*copy)(char **, const char *, size_t) = url ? put_encoded : put;
-  copy(w, arena + e->user, e->user_len);
-  if (e->flags & RESI_PL_HAS_PASS) *(*w)++ = ':', copy(w, arena + e->pass, e->pass_len);
+  int pass = (e->flags & RESI_PL_HAS_PASS) != 0;
+  if (url) {
+    put_encoded(w, arena + e->user, e->user_len);
+    if (pass) *(*w)++ = ':', put_encoded(w, arena + e->pass, e->pass_len);
+  } else { /* the common case: plain copies the compiler inlines */
+    put(w, arena + e->user, e->user_len);
+    if (pass) *(*w)++ = ':', put(w, arena + e->pass, e->pass_len);
+  }
   *(*w)++ = '@';
 }
 
@@ -157,9 +177,10 @@ int resi_pl_format(resi_buf *out, const char *arena, const resi_pl_entry *e, int
     snprintf(why, RESI_PL_REASON, "the proxychains format has no https proxies (http, socks4, socks5 only)");
     return -1;
   }
-  /* the most any format needs: json escapes take 6 bytes per byte */
-  size_t need = 2 * (size_t)e->host_len + 64 + 6 * ((size_t)e->user_len + e->pass_len);
-  if (!resi_buf_reserve(out, need)) {
+  /* the most any format needs: json escapes take 6 bytes per byte, and its
+   * keys, quotes, scheme and port up to 80 (a short host leaves no slack) */
+  size_t need = 2 * (size_t)e->host_len + 96 + 6 * ((size_t)e->user_len + e->pass_len);
+  if (out->cap - out->len < need && !resi_buf_reserve(out, need)) {
     snprintf(why, RESI_PL_REASON, "out of memory");
     return -1;
   }

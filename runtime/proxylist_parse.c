@@ -72,27 +72,35 @@ int resi_pl_scheme_id(const char *s, size_t n) {
   return -1;
 }
 
-int resi_pl_port(const char *s, size_t n, char *why) {
+/* Says why s[0..n) is not a port (resi_pl_port found it is not). */
+static int bad_port(const char *s, size_t n, char *why) {
   if (n == 0) {
     snprintf(why, RESI_PL_REASON, "missing port");
     return -1;
   }
-  long v = 0;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++)
     if (!is_digit(s[i])) { /* the field may be a password: say what it holds, not what it is */
       snprintf(why, RESI_PL_REASON, memchr(s, '@', n) ? "port is not a number (the field holds a '@': is the line "
                                                         "user:pass@host:port?)"
                                                       : "port is not a number");
       return -1;
     }
-    if (v < 100000) v = v * 10 + (s[i] - '0');
-  }
-  if (v < 1 || v > 65535) {
-    snprintf(why, RESI_PL_REASON, "port is out of range 1-65535");
-    return -1;
-  }
-  return (int)v;
+  snprintf(why, RESI_PL_REASON, "port is out of range 1-65535");
+  return -1;
 }
+
+/* resi_pl_port, inlined into this file's parsers. */
+static inline int port_of(const char *s, size_t n, char *why) {
+  unsigned v = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned d = (unsigned)(unsigned char)s[i] - '0';
+    if (d > 9) return bad_port(s, n, why);
+    if (v < 100000) v = v * 10 + d;
+  }
+  return v >= 1 && v <= 65535 ? (int)v : bad_port(s, n, why); /* n == 0 leaves v at 0 */
+}
+
+int resi_pl_port(const char *s, size_t n, char *why) { return port_of(s, n, why); }
 
 /* Appends n bytes to the arena (room reserved by the caller) and returns
  * their offset in *off. */
@@ -102,8 +110,8 @@ static void put(resi_buf *a, const char *s, size_t n, uint32_t *off) {
   a->len += n;
 }
 
-/* Makes room for n more bytes within the 4 GiB an arena may hold. */
-static int room(resi_buf *a, size_t n, char *why) {
+/* room() when the arena must grow, or may not. */
+static int grow(resi_buf *a, size_t n, char *why) {
   if (a->len + n > UINT32_MAX) {
     snprintf(why, RESI_PL_REASON, "list too large (more than 4 GiB of names and credentials)");
     return -1;
@@ -113,6 +121,12 @@ static int room(resi_buf *a, size_t n, char *why) {
     return -1;
   }
   return 0;
+}
+
+/* Makes room for n more bytes within the 4 GiB an arena may hold: a
+ * compare when there is room already (every line but a few). */
+static inline int room(resi_buf *a, size_t n, char *why) {
+  return a->cap - a->len >= n && a->len + n <= UINT32_MAX ? 0 : grow(a, n, why);
 }
 
 /* Checks a dotted IPv4 address strictly (no leading zeros: 010 is octal to some). */
@@ -203,6 +217,21 @@ static void init_classes(void) {
   host_class['.'] = 4;
 }
 
+/* Do a[0..n) and b[0..n) hold the same bytes? Two overlapping sixteen-byte
+ * compares for 16 to 32 bytes (SSE2), where a call to memcmp costs more. */
+static int same_bytes(const char *a, const char *b, size_t n) {
+#ifdef __SSE2__
+  if (n >= 16 && n <= 32) {
+    __m128i x = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)a),
+                               _mm_loadu_si128((const __m128i *)(const void *)b));
+    __m128i y = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(a + n - 16)),
+                               _mm_loadu_si128((const __m128i *)(const void *)(b + n - 16)));
+    return _mm_movemask_epi8(_mm_and_si128(x, y)) == 0xffff;
+  }
+#endif
+  return memcmp(a, b, n) == 0;
+}
+
 /* The last host name or IPv4 address that passed, as given and as stored
  * (lower case): a provider's list repeats one gateway host on every line,
  * so most lines skip the checks. One runtime thread, so one cache. */
@@ -211,15 +240,10 @@ static struct {
   char in[254], out[254];
 } last_host;
 
-int resi_pl_set_host(const char *s, size_t n, int allow_v6, resi_buf *arena, resi_pl_entry *e, char *why) {
-  if (n != 0 && n == last_host.n && memcmp(s, last_host.in, n) == 0) {
-    if (room(arena, n, why)) return -1;
-    memcpy(arena->data + arena->len, last_host.out, n);
-    e->host = (uint32_t)arena->len;
-    e->host_len = (uint16_t)n;
-    arena->len += n;
-    return 0;
-  }
+/* resi_pl_set_host for a host other than the last one: checks it (kept
+ * out of line, so the call for a repeated host stays small). */
+__attribute__((noinline)) static int set_new_host(const char *s, size_t n, int allow_v6, resi_buf *arena,
+                                                  resi_pl_entry *e, char *why) {
   if (n == 0) {
     snprintf(why, RESI_PL_REASON, "empty host");
     return -1;
@@ -277,6 +301,21 @@ int resi_pl_set_host(const char *s, size_t n, int allow_v6, resi_buf *arena, res
   return 0;
 }
 
+/* resi_pl_set_host, inlined into this file's parsers. */
+static inline int set_host(const char *s, size_t n, int allow_v6, resi_buf *arena, resi_pl_entry *e, char *why) {
+  if (n == 0 || n != last_host.n || !same_bytes(s, last_host.in, n)) return set_new_host(s, n, allow_v6, arena, e, why);
+  if (room(arena, n, why)) return -1; /* the last host again: copied as it was stored */
+  memcpy(arena->data + arena->len, last_host.out, n);
+  e->host = (uint32_t)arena->len;
+  e->host_len = (uint16_t)n;
+  arena->len += n;
+  return 0;
+}
+
+int resi_pl_set_host(const char *s, size_t n, int allow_v6, resi_buf *arena, resi_pl_entry *e, char *why) {
+  return set_host(s, n, allow_v6, arena, e, why);
+}
+
 /* Parses host:port or [v6]:port exactly. In a URL the zone separator is
  * written %25. */
 static int endpoint(const char *s, size_t n, int in_url, resi_buf *arena, resi_pl_entry *e, char *why) {
@@ -306,7 +345,7 @@ static int endpoint(const char *s, size_t n, int in_url, resi_buf *arena, resi_p
     }
     host = s, hend = colon, port = colon + 1;
   }
-  int p = resi_pl_port(port, (size_t)(end - port), why);
+  int p = port_of(port, (size_t)(end - port), why);
   if (p < 0) return -1;
   if (v6 && in_url) { /* "%25" -> "%" in the zone */
     char buf[256];
@@ -317,7 +356,7 @@ static int endpoint(const char *s, size_t n, int in_url, resi_buf *arena, resi_p
       if (host[i] == '%' && i + 2 < hn && host[i + 1] == '2' && host[i + 2] == '5') i += 2;
     }
     if (resi_pl_set_host(buf, j, 1, arena, e, why)) return -1;
-  } else if (resi_pl_set_host(host, (size_t)(hend - host), v6, arena, e, why)) {
+  } else if (set_host(host, (size_t)(hend - host), v6, arena, e, why)) {
     return -1;
   }
   e->port = (uint16_t)p;
@@ -325,7 +364,7 @@ static int endpoint(const char *s, size_t n, int in_url, resi_buf *arena, resi_p
 }
 
 /* Stores raw credentials (user may not be empty). */
-static int set_creds(const char *u, size_t un, const char *p, size_t pn, int has_pass, resi_buf *arena,
+static inline int set_creds(const char *u, size_t un, const char *p, size_t pn, int has_pass, resi_buf *arena,
                      resi_pl_entry *e, char *why) {
   if (un == 0) {
     snprintf(why, RESI_PL_REASON, "empty username");
@@ -441,8 +480,26 @@ static int parse_userpass(const char *s, size_t n, int automatic, resi_buf *aren
   return -1;
 }
 
-/* host:port[:user[:pass]]; in auto mode also user:pass:host:port. */
-static int parse_list(const char *s, size_t n, int automatic, resi_buf *arena, resi_pl_entry *e, char *why) {
+/* The first three ':' of a token (all of them when fewer), found while its
+ * end is looked for. */
+typedef struct {
+  const char *at[3];
+  int n;
+} colon_set;
+
+/* Finds the first three ':' in [p, end) (fewer when there are fewer) and
+ * returns how many. */
+static int colons(const char *p, const char *end, const char *c[3]) {
+  int k = 0;
+  for (; p < end && k < 3; p++)
+    if (*p == ':') c[k++] = p;
+  return k;
+}
+
+/* host:port[:user[:pass]]; in auto mode also user:pass:host:port. cs
+ * holds the token's first ':' (the token may go on after s + n). */
+static int parse_list(const char *s, size_t n, int automatic, const colon_set *cs, resi_buf *arena, resi_pl_entry *e,
+                      char *why) {
   const char *end = s + n, *p = s, *host, *hend;
   int v6 = 0;
   if (n > 0 && *p == '[') {
@@ -456,20 +513,23 @@ static int parse_list(const char *s, size_t n, int automatic, resi_buf *arena, r
       snprintf(why, RESI_PL_REASON, "expected ':' and a port after ']'");
       return -1;
     }
+  }
+  const char *after_v6[3], *const *colon = cs->at; /* the ':' after the host, the port and the username */
+  int found = cs->n;
+  if (v6) { /* the token's first ':' are the address's */
+    found = colons(p, end, after_v6);
+    colon = after_v6;
   } else {
-    host = p;
-    hend = resi_pl_find(p, end, ':');
-    if (hend == NULL) hend = end;
-    p = hend;
+    while (found > 0 && colon[found - 1] >= end) found--; /* the token goes on after a '|' */
+    host = s, hend = p = found ? colon[0] : end;
   }
   if (p == end) {
     snprintf(why, RESI_PL_REASON, hend == host ? "empty host" : "missing port (expected host:port:user:pass)");
     return -1;
   }
   p++; /* ':' */
-  const char *pend = resi_pl_find(p, end, ':');
-  if (pend == NULL) pend = end;
-  int port = resi_pl_port(p, (size_t)(pend - p), why);
+  const char *pend = found > 1 ? colon[1] : end;
+  int port = port_of(p, (size_t)(pend - p), why);
   if (port < 0) {
     /* user:pass:host:port, told apart by where the valid port is */
     const char *c[3];
@@ -489,11 +549,11 @@ static int parse_list(const char *s, size_t n, int automatic, resi_buf *arena, r
     }
     return -1;
   }
-  if (resi_pl_set_host(host, (size_t)(hend - host), v6, arena, e, why)) return -1;
+  if (set_host(host, (size_t)(hend - host), v6, arena, e, why)) return -1;
   e->port = (uint16_t)port;
   if (pend == end) return 0;
   const char *u = pend + 1;
-  const char *uend = resi_pl_find(u, end, ':');
+  const char *uend = found > 2 ? colon[2] : NULL;
   if (uend == NULL) return set_creds(u, (size_t)(end - u), NULL, 0, 0, arena, e, why);
   return set_creds(u, (size_t)(uend - u), uend + 1, (size_t)(end - uend - 1), 1, arena, e, why);
 }
@@ -615,8 +675,9 @@ static const char *find_sep(const char *s, size_t n) {
   return NULL;
 }
 
-/* Parses one token (no whitespace) in format fmt. */
-static int parse_raw_token(const char *s, size_t n, int fmt, resi_buf *arena, resi_pl_entry *e, char *why) {
+/* Parses one token (no whitespace) in format fmt; cs holds its first ':'. */
+static int parse_raw_token(const char *s, size_t n, int fmt, const colon_set *cs, resi_buf *arena, resi_pl_entry *e,
+                           char *why) {
   const char *sep;
   switch (fmt) {
   case RESI_PL_URL:
@@ -627,7 +688,7 @@ static int parse_raw_token(const char *s, size_t n, int fmt, resi_buf *arena, re
     }
     return parse_url(s, n, sep, arena, e, why);
   case RESI_PL_USERPASS: return parse_userpass(s, n, 0, arena, e, why);
-  case RESI_PL_LIST: return parse_list(s, n, 0, arena, e, why);
+  case RESI_PL_LIST: return parse_list(s, n, 0, cs, arena, e, why);
   case RESI_PL_HOSTPORT: return endpoint(s, n, 0, arena, e, why);
   default: break;
   }
@@ -641,21 +702,80 @@ static int parse_raw_token(const char *s, size_t n, int fmt, resi_buf *arena, re
     arena->len = mark;
     memset(e, 0, sizeof *e);
     e->scheme = RESI_PL_HTTP;
-    if (parse_list(s, n, 1, arena, e, why2) == 0) return 0;
+    if (parse_list(s, n, 1, cs, arena, e, why2) == 0) return 0;
     arena->len = mark;
     return -1;
   }
-  return parse_list(s, n, 1, arena, e, why);
+  return parse_list(s, n, 1, cs, arena, e, why);
 }
 
-/* Parses one token (no whitespace) in format fmt; an entry whose
- * credentials are the token's bytes as they are (not a URL's) is marked
- * RESI_PL_CLEAN, which the caller clears when the token is not clean. */
-static int parse_token(const char *s, size_t n, int fmt, resi_buf *arena, resi_pl_entry *e, char *why) {
-  if (fmt == RESI_PL_URL || (fmt == RESI_PL_AUTO && find_sep(s, n))) return parse_raw_token(s, n, fmt, arena, e, why);
-  int rc = parse_raw_token(s, n, fmt, arena, e, why);
-  if (rc == 0) e->flags |= RESI_PL_CLEAN;
+/* Parses one token (no whitespace) in format fmt (cs: its first ':'); an
+ * entry whose credentials are the token's bytes as they are (not a URL's)
+ * is marked RESI_PL_CLEAN, which the caller clears when the token is not
+ * clean. */
+static int parse_token(const char *s, size_t n, int fmt, const colon_set *cs, resi_buf *arena, resi_pl_entry *e,
+                       char *why) {
+  int url = fmt == RESI_PL_URL || (fmt == RESI_PL_AUTO && find_sep(s, n));
+  int rc = parse_raw_token(s, n, fmt, cs, arena, e, why); /* one call: inlined */
+  if (rc == 0 && !url) e->flags |= RESI_PL_CLEAN;
   return rc;
+}
+
+#ifdef __SSE2__
+/* Bit i set when p[i] (of sixteen) is <= ' ' or DEL; *colon gets the bits
+ * of the ':'. */
+static unsigned stop_mask(const char *p, unsigned *colon) {
+  __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+  __m128i low = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(' ')), x);
+  *colon = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(':')));
+  return (unsigned)_mm_movemask_epi8(_mm_or_si128(low, _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f))));
+}
+
+/* Adds the ':' of mask m (bit i: at[i]) to cs while it has room. */
+static void add_colons(colon_set *cs, const char *at, unsigned m) {
+  for (; m && cs->n < 3; m &= m - 1) cs->at[cs->n++] = at + __builtin_ctz(m);
+}
+
+/* The bits of m below its lowest set bit (all of them when m is 0). */
+static unsigned below_first(unsigned m) { return m ? (m & (0u - m)) - 1 : ~0u; }
+#endif
+
+/* The first index in [t, n) whose byte is <= ' ' or DEL, or n; the ':' on
+ * the way go to cs (the first three of a token: a list line's fields, split
+ * without reading it again). Thirty-two bytes at a time (SSE2), the last
+ * sixteen of s read over the ones before rather than byte by byte. */
+static size_t stop_byte(const char *s, size_t t, size_t n, colon_set *cs) {
+#ifdef __SSE2__
+  if (n >= 16) {
+    unsigned m, c, c2;
+    for (; t + 32 <= n; t += 32) { /* two at a time: one test of both */
+      m = stop_mask(s + t, &c) | stop_mask(s + t + 16, &c2) << 16;
+      c |= c2 << 16;
+      if (m) {
+        add_colons(cs, s + t, c & below_first(m));
+        return t + (size_t)__builtin_ctz(m);
+      }
+      if (c) add_colons(cs, s + t, c);
+    }
+    if (t + 16 <= n) {
+      m = stop_mask(s + t, &c);
+      if (m) {
+        add_colons(cs, s + t, c & below_first(m));
+        return t + (size_t)__builtin_ctz(m);
+      }
+      add_colons(cs, s + t, c);
+      t += 16;
+    }
+    if (t == n) return n;
+    size_t skip = t - (n - 16); /* the bytes before t were looked at */
+    m = stop_mask(s + n - 16, &c) >> skip;
+    add_colons(cs, s + t, (c >> skip) & below_first(m));
+    return m ? t + (size_t)__builtin_ctz(m) : n;
+  }
+#endif
+  for (; t < n && (unsigned char)s[t] > ' ' && s[t] != 0x7f; t++)
+    if (s[t] == ':' && cs->n < 3) cs->at[cs->n++] = s + t;
+  return t;
 }
 
 int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, resi_buf *arena,
@@ -675,45 +795,23 @@ int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, res
     return -1;
   }
   size_t t = 0;
-  int clean = 1; /* no control byte or DEL in the token */
-  for (;;) { /* the token ends at whitespace; other control bytes belong to it */
-#ifdef __SSE2__
-    for (; t + 16 <= n; t += 16) { /* sixteen bytes at a time while none is <= ' ' or DEL */
-      __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + t));
-      __m128i low = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(' ')), x);
-      int m = _mm_movemask_epi8(_mm_or_si128(low, _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f))));
-      if (m) {
-        t += (size_t)__builtin_ctz((unsigned)m);
-        break;
-      }
+  int clean = 1;          /* no control byte or DEL in the token */
+  colon_set cs = {.n = 0}; /* its first ':' */
+  for (;;) { /* the token ends at whitespace; other control bytes and DEL belong to it */
+    t = stop_byte(s, t, n, &cs);
+    if (t == n || is_ws(s[t])) break;
+    if (s[t] == '\0') { /* no proxy client can pass it on */
+      snprintf(why, RESI_PL_REASON, "NUL byte in the line");
+      return -1;
     }
-#endif
-    while (t + 8 <= n) { /* eight bytes at a time while none is <= ' ' or DEL */
-      uint64_t w, d;
-      memcpy(&w, s + t, 8);
-      d = w ^ 0x7f7f7f7f7f7f7f7fu;
-      if (((w - 0x2121212121212121u) & ~w & 0x8080808080808080u) || ((d - 0x0101010101010101u) & ~d & 0x8080808080808080u))
-        break;
-      t += 8;
-    }
-    for (; t < n && (unsigned char)s[t] > ' '; t++)
-      if (s[t] == 0x7f) clean = 0;
-    if (t < n && !is_ws(s[t])) {
-      if (s[t] == '\0') { /* no proxy client can pass it on */
-        snprintf(why, RESI_PL_REASON, "NUL byte in the line");
-        return -1;
-      }
-      clean = 0;
-      t++;
-      continue;
-    }
-    break;
+    clean = 0;
+    t++;
   }
   /* decoded credentials never outgrow their text; the host gets its own room */
   if (room(arena, t, why)) return -1;
   memset(e, 0, sizeof *e);
   e->scheme = (uint8_t)default_scheme;
-  if (parse_token(s, t, fmt, arena, e, why) == 0) {
+  if (parse_token(s, t, fmt, &cs, arena, e, why) == 0) {
     if (!clean) e->flags &= (uint8_t)~RESI_PL_CLEAN;
     if (after_proxy(s + t, n - t, e, why) == 0) return 1;
     arena->len = mark;
@@ -743,7 +841,7 @@ int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, res
     char why2[RESI_PL_REASON];
     memset(e, 0, sizeof *e);
     e->scheme = (uint8_t)default_scheme;
-    if (parse_token(s, (size_t)(bar - s), fmt, arena, e, why2) == 0 && after_proxy(s + t, n - t, e, why) == 0) {
+    if (parse_token(s, (size_t)(bar - s), fmt, &cs, arena, e, why2) == 0 && after_proxy(s + t, n - t, e, why) == 0) {
       if (!clean) e->flags &= (uint8_t)~RESI_PL_CLEAN;
       return 1;
     }

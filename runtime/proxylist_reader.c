@@ -86,7 +86,8 @@ static int keep(pl_reader *r, resi_pl_entry *e, size_t mark) {
 }
 
 /* Formats one parsed entry into the output (a reader that converts). */
-static int take(pl_reader *r, const resi_pl_entry *e, const char *arena, long line, const char *text, size_t len) {
+static inline int take(pl_reader *r, const resi_pl_entry *e, const char *arena, long line, const char *text,
+                       size_t len) {
   char why[RESI_PL_REASON];
   size_t mark = r->out.len;
   if (r->to == RESI_PL_JSON && !resi_buf_add(&r->out, r->count ? ",\n" : "[\n", 2)) return r->failed = 1;
@@ -95,7 +96,10 @@ static int take(pl_reader *r, const resi_pl_entry *e, const char *arena, long li
     add_error(r, line, text, len, why);
     return 0;
   }
-  if (r->to != RESI_PL_JSON && !resi_buf_add(&r->out, "\n", 1)) return r->failed = 1;
+  if (r->to != RESI_PL_JSON) { /* resi_pl_format leaves room for it, so no call for one byte */
+    if (r->out.len < r->out.cap) r->out.data[r->out.len++] = '\n';
+    else if (!resi_buf_add(&r->out, "\n", 1)) return r->failed = 1;
+  }
   r->count++;
   return 0;
 }
