@@ -94,16 +94,19 @@ static void written(uv_write_t *w, int status) {
   conn_process(c);
 }
 
-/* Queues bytes on the connection; close_after ends it once they are sent. */
-static int conn_send(conn *c, const char *head, size_t head_len, const char *body, size_t body_len, int close_after) {
-  out_buf *o = malloc(sizeof *o + head_len + body_len);
-  if (o == NULL) {
-    conn_close(c, 0);
-    return -1;
-  }
-  memcpy(o->data, head, head_len);
-  if (body_len) memcpy(o->data + head_len, body, body_len);
-  o->c = c, o->close_after = close_after, o->len = head_len + body_len;
+/* A response buffer for len bytes (filled by the caller), or NULL after
+ * closing the connection when memory runs out. */
+static out_buf *out_new(conn *c, size_t len) {
+  out_buf *o = malloc(sizeof *o + len);
+  if (o == NULL) conn_close(c, 0);
+  else o->len = len;
+  return o;
+}
+
+/* Queues a filled response buffer on the connection (it is freed once
+ * written); close_after ends the connection once it is sent. */
+static int out_send(conn *c, out_buf *o, int close_after) {
+  o->c = c, o->close_after = close_after;
   uv_buf_t buf = uv_buf_init(o->data, (unsigned)o->len);
   if (uv_write(&o->req, (uv_stream_t *)&c->tcp, &buf, 1, written) != 0) {
     free(o);
@@ -111,6 +114,15 @@ static int conn_send(conn *c, const char *head, size_t head_len, const char *bod
     return -1;
   }
   return 0;
+}
+
+/* Queues bytes on the connection; close_after ends it once they are sent. */
+static int conn_send(conn *c, const char *head, size_t head_len, const char *body, size_t body_len, int close_after) {
+  out_buf *o = out_new(c, head_len + body_len);
+  if (o == NULL) return -1;
+  memcpy(o->data, head, head_len);
+  if (body_len) memcpy(o->data + head_len, body, body_len);
+  return out_send(c, o, close_after);
 }
 
 /* The reason phrase for a status code. */
@@ -275,8 +287,45 @@ static void exchange_done(conn *c) {
   c->exchange = NULL;
 }
 
+/* Writes v's decimal digits at p; returns the end. */
+static char *put_digits(char *p, lua_Integer v) {
+  char tmp[RESI_INT_DIGITS], *t = resi_int_digits(tmp + sizeof tmp, v);
+  size_t n = (size_t)(tmp + sizeof tmp - t);
+  memcpy(p, t, n);
+  return p + n;
+}
+
+/* Copies n bytes to p; returns the end. */
+static char *put_bytes(char *p, const char *s, size_t n) {
+  memcpy(p, s, n);
+  return p + n;
+}
+
+/* Pushes the headers table at idx as (value text, name text) pairs, in
+ * lua_next's order, and returns how many; raises on a name or value a
+ * header cannot carry. Stack: +2 per header. */
+static int push_header_texts(lua_State *L, int idx) {
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) { /* stack: .., pairs.., key, value */
+    luaL_checkstack(L, 3, "resi.server: too many response headers");
+    size_t vlen;
+    const char *v = luaL_tolstring(L, -1, &vlen); /* stack: .., key, value, vtext */
+    lua_replace(L, -2);                            /* stack: .., key, vtext */
+    lua_pushvalue(L, -2);                          /* stack: .., key, vtext, key */
+    const char *k = lua_tolstring(L, -1, NULL);    /* a copy: next needs the original key */
+    if (k == NULL || strpbrk(k, "\r\n:") || memchr(v, '\r', vlen) || memchr(v, '\n', vlen))
+      return luaL_error(L, "resi.server: invalid response header %s", k ? k : "(not a string)");
+    lua_rotate(L, -3, -1); /* stack: .., vtext, name, key */
+    n++;
+  }
+  return n; /* stack: .., (vtext, name) x n */
+}
+
 /* exchange:respond(status, headers, body, head_only) -> true | false, "closed":
- * writes a response; keeps the connection open when the client allows it. */
+ * writes a response; keeps the connection open when the client allows it.
+ * The head is written straight into the response buffer (names and values
+ * end at a NUL, as "%s" would end them). */
 static int exchange_respond(lua_State *L) {
   conn *c = check_exchange(L);
   int status = (int)luaL_checkinteger(L, 2);
@@ -291,35 +340,41 @@ static int exchange_respond(lua_State *L) {
     return 2;
   }
   int keep = c->req.keep_alive && c->srv && !c->srv->closing; /* no srv: the listener stopped */
-  luaL_Buffer b;
-  luaL_buffinit(L, &b); /* stack: .., buffer */
-  lua_pushfstring(L, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
-  luaL_addvalue(&b);
-  lua_pushnil(L);
-  while (lua_next(L, 3)) { /* stack: .., buffer, key, value */
-    size_t klen, vlen;
-    const char *k = lua_tolstring(L, -2, &klen);
-    const char *v = luaL_tolstring(L, -1, &vlen); /* stack: .., buffer, key, value, str */
-    if (k == NULL || strpbrk(k, "\r\n:") || memchr(v, '\r', vlen) || memchr(v, '\n', vlen))
-      return luaL_error(L, "resi.server: invalid response header %s", k ? k : "(not a string)");
-    lua_insert(L, -3); /* stack: .., buffer, str, key, value */
-    lua_pop(L, 1);     /* stack: .., buffer, str, key */
-    lua_pushvalue(L, -1);
-    lua_insert(L, -3); /* stack: .., buffer, key, str, key */
-    lua_pop(L, 1);     /* stack: .., buffer, key, str */
-    lua_pushfstring(L, "%s: %s\r\n", k, lua_tostring(L, -1)); /* stack: .., buffer, key, str, line */
-    lua_remove(L, -2);                                         /* stack: .., buffer, key, line */
-    luaL_addvalue(&b);                                         /* stack: .., buffer, key */
-  }
-  lua_pushfstring(L, "Content-Length: %I\r\nConnection: %s\r\n\r\n", (lua_Integer)body_len,
-                  keep ? "keep-alive" : "close");
-  luaL_addvalue(&b);
-  luaL_pushresult(&b); /* stack: .., head */
-  size_t head_len;
-  const char *head = lua_tolstring(L, -1, &head_len);
+  lua_settop(L, 5);
+  int n = push_header_texts(L, 3); /* stack: .., (vtext, name) x n */
+  const char *reason = reason_phrase(status);
+  const char *conn_value = keep ? "keep-alive" : "close";
+  size_t head_len = sizeof "HTTP/1.1 000 \r\n" - 1 + strlen(reason);
+  for (int i = 0; i < n; i++)
+    head_len += strlen(lua_tostring(L, 7 + 2 * i)) + 2 + strlen(lua_tostring(L, 6 + 2 * i)) + 2;
+  head_len += sizeof "Content-Length: \r\nConnection: \r\n\r\n" - 1 + RESI_INT_DIGITS + strlen(conn_value);
+  size_t send_len = head_only ? 0 : body_len;
   exchange_done(c);
-  int rc = conn_send(c, head, head_len, head_only ? NULL : body, head_only ? 0 : body_len, !keep);
-  lua_pushboolean(L, rc == 0);
+  out_buf *o = out_new(c, head_len + send_len);
+  if (o == NULL) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  char *p = put_bytes(o->data, "HTTP/1.1 ", 9);
+  p = put_digits(p, status);
+  *p++ = ' ';
+  p = put_bytes(p, reason, strlen(reason));
+  p = put_bytes(p, "\r\n", 2);
+  for (int i = 0; i < n; i++) {
+    const char *k = lua_tostring(L, 7 + 2 * i), *v = lua_tostring(L, 6 + 2 * i);
+    p = put_bytes(p, k, strlen(k));
+    p = put_bytes(p, ": ", 2);
+    p = put_bytes(p, v, strlen(v));
+    p = put_bytes(p, "\r\n", 2);
+  }
+  p = put_bytes(p, "Content-Length: ", 16);
+  p = put_digits(p, (lua_Integer)body_len);
+  p = put_bytes(p, "\r\nConnection: ", 14);
+  p = put_bytes(p, conn_value, strlen(conn_value));
+  p = put_bytes(p, "\r\n\r\n", 4);
+  if (send_len) p = put_bytes(p, body, send_len);
+  o->len = (size_t)(p - o->data);
+  lua_pushboolean(L, out_send(c, o, !keep) == 0);
   return 1;
 }
 

@@ -20,39 +20,96 @@
 
 /* ---- encode ------------------------------------------------------------ */
 
-/* The encoder, a userdata. Its output buffer is malloc'd and freed by the
- * userdata's __gc even when an error unwinds the encode (luaL_Buffer cannot
- * be used here: it must stay on top of the stack, and the walk pushes values). */
+/* Where the walk is, for error messages: one frame per member or item on
+ * the C stack, linked to its parent; the text ("$.a.b[1]") is only made
+ * when an error is raised. */
+typedef struct path_frame {
+  const struct path_frame *parent;
+  const char *key; /* the member's key, or NULL for an array item */
+  lua_Integer i;   /* the item's index */
+} path_frame;
+
+/* The encoder: one userdata shared by every call (json_encode's upvalue),
+ * so its output buffer keeps its memory between calls; the userdata's __gc
+ * frees it. An encode calls no Lua code but the finalizers the collector
+ * may run while it allocates; an encode inside one finds the shared
+ * encoder busy and gets its own. (luaL_Buffer cannot be used here: it must
+ * stay on top of the stack, and the walk pushes values.) */
 typedef struct {
   resi_buf b;
   lua_State *L;
   int null_idx;  /* index of json.null */
+  int array_idx; /* index of the array metatable */
   int sort_keys; /* emit object keys sorted */
   int indent;    /* pretty-print with two spaces */
-  char path[256]; /* where we are, for error messages */
+  int busy;      /* the shared encoder is in use (see json_encode) */
+  const path_frame *at; /* the innermost member or item, NULL at the top */
 } encoder;
+
+/* An output buffer that grew beyond this is freed after the call rather
+ * than kept for the next. */
+#define KEEP_BUFFER (64 * 1024)
 
 static void encode_value(encoder *e, int idx, int depth);
 
+/* Raises the out-of-memory error (the output could not grow). */
+static void out_of_memory(encoder *e) {
+  e->busy = 0;
+  luaL_error(e->L, "resi.json.encode: out of memory");
+}
+
 /* Appends bytes to the output, growing it as needed. */
 static void put(encoder *e, const char *p, size_t n) {
-  if (!resi_buf_add(&e->b, p, n)) luaL_error(e->L, "resi.json.encode: out of memory");
+  if (!resi_buf_add(&e->b, p, n)) out_of_memory(e);
 }
 
 static void put_char(encoder *e, char c) { put(e, &c, 1); }
 static void put_str(encoder *e, const char *s) { put(e, s, strlen(s)); }
 
+/* Writes the path of frame f ("" at the top, ".a.b[1]") into out (size
+ * n), cut at n - 1 characters; returns the length written. */
+static size_t path_text(const path_frame *f, char *out, size_t n) {
+  if (f == NULL) {
+    out[0] = '\0';
+    return 0;
+  }
+  size_t len = path_text(f->parent, out, n);
+  if (len < n - 1) {
+    int w = f->key ? snprintf(out + len, n - len, ".%s", f->key)
+                   : snprintf(out + len, n - len, "[" LUA_INTEGER_FMT "]", f->i);
+    len += (size_t)w < n - len ? (size_t)w : n - 1 - len;
+  }
+  return len;
+}
+
 /* Raises an encode error naming the path. */
 static int encode_error(encoder *e, const char *what) {
-  return luaL_error(e->L, "resi.json.encode: %s at $%s", what, e->path);
+  char path[256];
+  path_text(e->at, path, sizeof path);
+  e->busy = 0; /* the error ends this encode */
+  return luaL_error(e->L, "resi.json.encode: %s at $%s", what, path);
 }
+
+/* The bytes a JSON string cannot hold as they are: '"', '\\', controls and DEL. */
+static int needs_escape(unsigned char c) { return c == '"' || c == '\\' || c < 0x20 || c == 0x7f; }
 
 /* Appends a JSON string literal. */
 static void encode_string(encoder *e, const char *s, size_t len) {
   static const char hex[] = "0123456789abcdef";
+  size_t plain = 0;
+  while (plain < len && !needs_escape((unsigned char)s[plain])) plain++;
+  if (plain == len) { /* the usual case: nothing to escape, one copy */
+    if (!resi_buf_reserve(&e->b, len + 2)) out_of_memory(e);
+    char *d = e->b.data + e->b.len;
+    d[0] = '"';
+    memcpy(d + 1, s, len);
+    d[len + 1] = '"';
+    e->b.len += len + 2;
+    return;
+  }
   put_char(e, '"');
   size_t run = 0;
-  for (size_t i = 0; i < len; i++) {
+  for (size_t i = plain; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
     const char *esc = NULL;
     char u[7];
@@ -80,12 +137,19 @@ static void encode_string(encoder *e, const char *s, size_t len) {
   put_char(e, '"');
 }
 
+/* Appends an integer's decimal digits. */
+static void encode_integer(encoder *e, lua_Integer v) {
+  char buf[RESI_INT_DIGITS], *p = resi_int_digits(buf + sizeof buf, v);
+  put(e, p, (size_t)(buf + sizeof buf - p));
+}
+
 /* Appends a number: integers as digits, floats in the shortest form that
  * reads back as the same double. */
 static void encode_number(encoder *e, int idx) {
   char buf[64];
   if (lua_isinteger(e->L, idx)) {
-    snprintf(buf, sizeof buf, LUA_INTEGER_FMT, lua_tointeger(e->L, idx));
+    encode_integer(e, lua_tointeger(e->L, idx));
+    return;
   } else {
     double d = lua_tonumber(e->L, idx);
     if (isnan(d) || isinf(d)) encode_error(e, "cannot encode NaN or infinity");
@@ -113,11 +177,11 @@ static void encode_number(encoder *e, int idx) {
 #define SPARSE_RATIO 2
 
 /* Is the table at idx marked with the array metatable? */
-static int is_marked(lua_State *L, int idx) {
-  if (!lua_getmetatable(L, idx)) return 0; /* stack: .. */
-  luaL_getmetatable(L, ARRAY_MT);          /* stack: .., mt, array_mt */
-  int marked = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
+static int is_marked(encoder *e, int idx) {
+  lua_State *L = e->L;
+  if (!lua_getmetatable(L, idx)) return 0; /* stack: .., mt */
+  int marked = lua_rawequal(L, -1, e->array_idx);
+  lua_pop(L, 1);
   return marked;
 }
 
@@ -155,7 +219,7 @@ static void check_sparse(encoder *e, lua_Integer n, lua_Integer count) {
 static int table_is_array(encoder *e, int idx, lua_Integer *n) {
   lua_State *L = e->L;
   lua_Integer count;
-  int marked = is_marked(L, idx);
+  int marked = is_marked(e, idx);
   if (!scan_indices(L, idx, n, &count)) { /* stack: .., key */
     if (marked) {
       char what[120]; /* lua_tostring may turn a number key into a string: we raise anyway */
@@ -180,30 +244,74 @@ static void newline(encoder *e, int depth) {
   for (int i = 0; i < depth; i++) put(e, "  ", 2);
 }
 
-/* Extends the error path with ".key" or "[i]"; returns the old length. */
-static size_t path_push(encoder *e, const char *key, lua_Integer i) {
-  size_t old = strlen(e->path);
-  if (old < sizeof e->path - 1) {
-    if (key) snprintf(e->path + old, sizeof e->path - old, ".%s", key);
-    else snprintf(e->path + old, sizeof e->path - old, "[" LUA_INTEGER_FMT "]", i);
-  }
-  return old;
-}
-
 /* Appends an array from the table at idx. */
 static void encode_array(encoder *e, int idx, lua_Integer n, int depth) {
+  path_frame f = {e->at, NULL, 0};
   put_char(e, '[');
   for (lua_Integer i = 1; i <= n; i++) {
     if (i > 1) put_char(e, ',');
     newline(e, depth + 1);
-    size_t old = path_push(e, NULL, i);
+    f.i = i;
+    e->at = &f;
     lua_rawgeti(e->L, idx, i); /* stack: .., item */
     encode_value(e, lua_gettop(e->L), depth + 1);
     lua_pop(e->L, 1);
-    e->path[old] = '\0';
+    e->at = f.parent;
   }
   if (n > 0) newline(e, depth);
   put_char(e, ']');
+}
+
+/* Appends one member: the key's text, then the value at value_idx. */
+static void encode_member(encoder *e, const char *key, size_t len, int value_idx, int depth) {
+  path_frame f = {e->at, key, 0};
+  encode_string(e, key, len);
+  put_char(e, ':');
+  if (e->indent) put_char(e, ' ');
+  e->at = &f;
+  encode_value(e, value_idx, depth + 1);
+  e->at = f.parent;
+}
+
+/* Raises unless every key of the table at idx is a string or a number
+ * (checked before any member is written, so a bad key is what is named). */
+static void check_keys(encoder *e, int idx) {
+  lua_State *L = e->L;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) { /* stack: .., key, value */
+    lua_pop(L, 1);           /* stack: .., key */
+    int kt = lua_type(L, -1);
+    if (kt != LUA_TSTRING && kt != LUA_TNUMBER) encode_error(e, "object keys must be strings or numbers");
+  }
+}
+
+/* Appends an object from the table at idx in the order lua_next gives its
+ * members (no sort_keys): each value is encoded as it is reached. */
+static void encode_object_unsorted(encoder *e, int idx, int depth) {
+  lua_State *L = e->L;
+  check_keys(e, idx);
+  int first = 1;
+  put_char(e, '{');
+  lua_pushnil(L);
+  while (lua_next(L, idx)) { /* stack: .., key, value */
+    if (!first) put_char(e, ',');
+    first = 0;
+    newline(e, depth + 1);
+    size_t len;
+    const char *text;
+    int number_key = lua_type(L, -2) != LUA_TSTRING;
+    if (number_key) {
+      lua_pushvalue(L, -2);              /* stack: .., key, value, key */
+      text = lua_tolstring(L, -1, &len); /* the key as text; next needs the original */
+      lua_insert(L, -2);                 /* stack: .., key, text, value */
+    } else {
+      text = lua_tolstring(L, -2, &len);
+    }
+    encode_member(e, text, len, lua_gettop(L), depth);
+    lua_pop(L, number_key ? 2 : 1); /* stack: .., key */
+  }
+  if (!first) newline(e, depth);
+  put_char(e, '}');
 }
 
 /* One object member while encoding: the key as text and where the
@@ -222,10 +330,11 @@ static int cmp_members(const void *a, const void *b) {
   return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-/* Appends an object from the table at idx (string keys; numbers as text,
- * like cjson). Keys are first copied to the stack as (original, text) pairs
- * so they can be sorted and stay alive while their values are encoded. */
-static void encode_object(encoder *e, int idx, int depth) {
+/* Appends an object from the table at idx with its keys sorted (string
+ * keys; numbers as text, like cjson). Keys are first copied to the stack as
+ * (original, text) pairs so they can be sorted and stay alive while their
+ * values are encoded. */
+static void encode_object_sorted(encoder *e, int idx, int depth) {
   lua_State *L = e->L;
   int base = lua_gettop(L);
   lua_Integer n = 0;
@@ -249,20 +358,15 @@ static void encode_object(encoder *e, int idx, int depth) {
     m[i].text = lua_tolstring(L, ki + 1, &m[i].len);
     m[i].key_idx = ki;
   }
-  if (e->sort_keys && n > 1) qsort(m, (size_t)n, sizeof *m, cmp_members);
+  if (n > 1) qsort(m, (size_t)n, sizeof *m, cmp_members);
   put_char(e, '{');
   for (lua_Integer i = 0; i < n; i++) {
     if (i > 0) put_char(e, ',');
     newline(e, depth + 1);
-    encode_string(e, m[i].text, m[i].len);
-    put_char(e, ':');
-    if (e->indent) put_char(e, ' ');
-    size_t old = path_push(e, m[i].text, 0);
     lua_pushvalue(L, m[i].key_idx);
     lua_rawget(L, idx); /* stack: .., value */
-    encode_value(e, lua_gettop(L), depth + 1);
+    encode_member(e, m[i].text, m[i].len, lua_gettop(L), depth);
     lua_pop(L, 1);
-    e->path[old] = '\0';
   }
   if (n > 0) newline(e, depth);
   put_char(e, '}');
@@ -287,7 +391,8 @@ static void encode_value(encoder *e, int idx, int depth) {
   case LUA_TTABLE: {
     lua_Integer n;
     if (table_is_array(e, idx, &n)) encode_array(e, idx, n, depth);
-    else encode_object(e, idx, depth);
+    else if (e->sort_keys) encode_object_sorted(e, idx, depth);
+    else encode_object_unsorted(e, idx, depth);
     break;
   }
   case LUA_TLIGHTUSERDATA:
@@ -311,20 +416,36 @@ static int encoder_gc(lua_State *L) {
   return 0;
 }
 
-/* core.encode(value, null, sort_keys, indent) -> string */
+/* Pushes a new encoder userdata (stack: +1) and returns it. */
+static encoder *new_encoder(lua_State *L) {
+  encoder *e = lua_newuserdatauv(L, sizeof *e, 0); /* stack: .., e */
+  memset(e, 0, sizeof *e);
+  luaL_setmetatable(L, ENCODER_MT);
+  return e;
+}
+
+/* core.encode(value, null, sort_keys, indent) -> string. Uses the shared
+ * encoder (upvalue 1) unless it is busy: an encode that a finalizer run
+ * by the collector in the middle of another one makes, or one after an
+ * error the encoder could not see (out of stack), gets its own. */
 static int json_encode(lua_State *L) {
   luaL_checkany(L, 1);
   lua_settop(L, 4);
-  encoder *e = lua_newuserdatauv(L, sizeof *e, 0); /* stack: value, null, sort, indent, e */
-  memset(e, 0, sizeof *e);
-  luaL_setmetatable(L, ENCODER_MT);
+  luaL_getmetatable(L, ARRAY_MT); /* stack: value, null, sort, indent, array_mt */
+  encoder *e = lua_touserdata(L, lua_upvalueindex(1));
+  if (e->busy) e = new_encoder(L); /* stack: .., array_mt, e */
+  e->busy = 1;
   e->L = L;
   e->null_idx = 2;
+  e->array_idx = 5;
   e->sort_keys = lua_toboolean(L, 3);
   e->indent = lua_toboolean(L, 4);
+  e->at = NULL;
+  e->b.len = 0;
   encode_value(e, 1, 0);
-  lua_pushlstring(L, e->b.data ? e->b.data : "", e->b.len); /* stack: .., e, json */
-  resi_buf_free(&e->b);
+  lua_pushlstring(L, e->b.data ? e->b.data : "", e->b.len); /* stack: .., json */
+  if (e->b.cap > KEEP_BUFFER) resi_buf_free(&e->b);
+  e->busy = 0;
   return 1;
 }
 
@@ -336,7 +457,6 @@ static int json_array_mt(lua_State *L) {
 
 static const luaL_Reg json_funcs[] = {
     {"decode", resi_json_decode},
-    {"encode", json_encode},
     {"array_mt", json_array_mt},
     {NULL, NULL},
 };
@@ -345,6 +465,9 @@ int luaopen_resi_json_core(lua_State *L) {
   resi_new_class(L, ARRAY_MT, NULL, NULL); /* only __name: it marks tables, it has no methods */
   resi_new_gc_class(L, ENCODER_MT, NULL, encoder_gc);
   luaL_newlib(L, json_funcs); /* stack: core */
+  new_encoder(L);             /* stack: core, shared encoder */
+  lua_pushcclosure(L, json_encode, 1); /* stack: core, encode */
+  lua_setfield(L, -2, "encode");
   lua_pushlightuserdata(L, NULL); /* stack: core, null (the value cjson's null is too) */
   lua_setfield(L, -2, "null");
   return 1;

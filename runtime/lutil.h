@@ -41,6 +41,21 @@ static inline int resi_buf_add(resi_buf *b, const void *p, size_t n) {
   return 1;
 }
 
+/* Room for any lua_Integer's decimal digits and sign. */
+#define RESI_INT_DIGITS 24
+
+/* Writes v's decimal digits (no NUL) so that they end at end, and returns
+ * where they start: `char b[RESI_INT_DIGITS], *s = resi_int_digits(b +
+ * sizeof b, v);` then the text is s .. b + sizeof b. Cheaper than snprintf
+ * where a response or JSON text is written per request. */
+static inline char *resi_int_digits(char *end, lua_Integer v) {
+  lua_Unsigned u = v < 0 ? 0u - (lua_Unsigned)v : (lua_Unsigned)v; /* LUA_MININTEGER too */
+  do *--end = (char)('0' + u % 10), u /= 10;
+  while (u);
+  if (v < 0) *--end = '-';
+  return end;
+}
+
 /* Removes the first n bytes (n <= len), keeping the memory for reuse. */
 void resi_buf_drop(resi_buf *b, size_t n);
 

@@ -128,6 +128,48 @@ describe("resi.json", function()
     assert.truthy(err:find("nesting deeper than 1000", 1, true))
   end)
 
+  it("names a bad key before a bad value, and paths are cut at 255 characters", function()
+    assert.has_error(function() json.encode({ a = print, [true] = 1 }) end,
+      "resi.json.encode: object keys must be strings or numbers at $")
+    assert.has_error(function() json.encode({ outer = { { x = print, [print] = 2 } } }) end,
+      "resi.json.encode: object keys must be strings or numbers at $.outer[1]")
+    local deep, cur = {}, nil
+    cur = deep
+    for i = 1, 40 do cur["level" .. i] = {}; cur = cur["level" .. i] end
+    cur.f = print
+    local _, err = pcall(json.encode, deep)
+    local path = err:match(" at %$(.*)$")
+    assert.are.equal(255, #path)
+    assert.are.equal(".level1.level2.level3.", path:sub(1, 22))
+  end)
+
+  it("encodes right after a failed encode, after a large one and inside a finalizer", function()
+    assert.has_error(function() json.encode({ { { print } } }) end)
+    assert.are.equal('{"a":[1,"x"]}', json.encode({ a = { 1, "x" } }))
+    local big = json.encode({ s = ("y"):rep(200000) })
+    assert.are.equal(200008, #big)
+    assert.are.equal('["after"]', json.encode({ "after" }))
+    -- finalizers may run while an encode allocates (number keys become
+    -- text) or when it pushes its result: an encode inside one gets its own
+    -- encoder, and both texts are whole
+    local inner = {}
+    collectgarbage("stop")
+    for i = 1, 200 do
+      setmetatable({}, { __gc = function()
+        inner[#inner + 1] = json.encode({ i = i, k = { "v" } }, { sort_keys = true })
+      end })
+    end
+    local keyed = {}
+    for i = 1, 20000 do keyed[i + 0.5] = i end
+    collectgarbage("restart")
+    local out = json.encode(keyed)
+    collectgarbage("collect")
+    assert.are.equal(20000, select(2, out:gsub(":", ":")))
+    assert.are.equal(2499, json.decode(out)["2499.5"])
+    assert.are.equal(200, #inner)
+    for _, text in ipairs(inner) do assert.matches('^{"i":%d+,"k":%["v"%]}$', text) end
+  end)
+
   it("reports bad input: decode raises, safe_decode returns nil and the reason", function()
     local v, err = json.safe_decode("[1,2")
     assert.is_nil(v)

@@ -22,6 +22,8 @@ describe("resi.server", function()
         if req.path == "/boom" then error("handler exploded") end
         if req.path == "/json" then return { json = { path = req.path, n = 123456789012345, list = require("resi.json").array() } } end
         if req.path == "/nothing" then return nil end
+        if req.path == "/typed" then return { status = 299, headers = { ["X-Num"] = 12, ["X-Bool"] = true }, body = "t" } end
+        if req.path == "/badheader" then return { headers = { ["X-Bad"] = "a\r\nInjected: 1" }, body = "no" } end
         return {
           status = tonumber(req.query.status) or 200,
           headers = { ["X-Method"] = req.method, ["X-Query-A"] = tostring(req.query.a) },
@@ -88,6 +90,19 @@ describe("resi.server", function()
     assert.equal("internal server error", res:json().error)
     local none = assert(http.get(srv.url .. "/nothing"))
     assert.equal(500, none.status)
+    assert.equal(200, assert(http.get(srv.url .. "/after")).status)
+  end)
+
+  it("writes header values of any type as text and refuses ones that would break the head", function()
+    local res = assert(http.get(srv.url .. "/typed"))
+    assert.equal(299, res.status)
+    assert.equal("12", res.headers["x-num"])
+    assert.equal("true", res.headers["x-bool"])
+    assert.equal("1", res.headers["content-length"])
+    assert.equal("t", res.body)
+    local bad = assert(http.get(srv.url .. "/badheader"))
+    assert.equal(500, bad.status)
+    assert.is_nil(bad.headers["injected"])
     assert.equal(200, assert(http.get(srv.url .. "/after")).status)
   end)
 

@@ -54,7 +54,8 @@ wrk 1 thread, $conns keep-alive connections, ${secs} s per run, median of $repea
 the server pinned to one CPU and wrk to the other (\`BENCH_PIN=0\` turns this off).
 The sandbox answers an authenticated UnknownProxies token read
 (\`GET /api/v1/resi/token?token=ID\` with Basic auth: parse, route, check the
-credentials, look up the token, re-check its expiry, encode JSON). nginx returns
+credentials, look up the token, re-check its expiry, write its JSON: encoded when the token
+has changed since its last read, else the text encoded then). nginx returns
 the same body from its config: no auth, no state, no encoding.
 
 | Server | Requests/s (median) | Runs |

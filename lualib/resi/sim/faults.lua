@@ -76,6 +76,7 @@ end
 ---@param path string
 ---@return table|nil rule
 function Faults:take(provider, method, path)
+  if self.rules[1] == nil then return nil end -- none armed: the usual case, on every request
   for idx, rule in ipairs(self.rules) do
     if (rule.provider == nil or rule.provider == provider) and matches(rule, method, path) then
       rule.fired = rule.fired + 1

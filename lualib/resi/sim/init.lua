@@ -42,9 +42,13 @@ World.__index = World
 --- generator (when on) and status changes (expiry) that time brings.
 function World:tick()
   local now = self.clock:now()
-  local dt = math.max(0, now - (self.last_tick or now))
+  local dt = self.config.traffic and math.max(0, now - (self.last_tick or now)) or 0
   self.last_tick = now
-  for _, p in pairs(self.providers) do p:tick(now, self.config.traffic and dt or 0) end
+  -- a provider's tick adds traffic for dt and does nothing for none (each
+  -- brings a status up to date where it is read), so without traffic, as
+  -- on every request of a sandbox run with --no-traffic, none is called
+  if dt <= 0 then return end
+  for _, p in pairs(self.providers) do p:tick(now, dt) end
 end
 
 -- Serializes a handler's response the way resi.server would, for faults
@@ -68,11 +72,13 @@ end
 -- `relayed`: the port is the TLS front's backend for a non-loopback host
 -- (every client looks like 127.0.0.1 there, so the admin API is refused).
 local function handler_for(world, p, base, relayed)
+  local prefix = base .. "/"
+  local n = #prefix
   return function(req)
     local path = req.path
     if path:sub(1, 6) == "/_sim/" or path == "/_sim" then return admin.handle(world, req, path, p.name, relayed) end
-    if path:sub(1, #base + 1) ~= base .. "/" then return p:error(404, "not_found", "no such path: " .. path) end
-    local rel = path:sub(#base + 1)
+    if path:sub(1, n) ~= prefix then return p:error(404, "not_found", "no such path: " .. path) end
+    local rel = path:sub(n)
     world:tick()
     local rule = world.faults:take(p.name, req.method, rel)
     if rule then

@@ -19,6 +19,7 @@
 --- durationHours makes it active again; a deleted token cannot be modified.
 local json = require "resi.json"
 local router = require "resi.sim.router"
+local token_view = require "resi.sim.unknownproxies_view"
 local util = require "resi.sim.util"
 
 local M = {}
@@ -44,19 +45,8 @@ end
 -- A validation failure (400) naming the field.
 local function invalid(self, message) return self:error(400, "validation_error", message) end
 
--- The token object as the API returns it.
-local function view(t, with_usage)
-  local out = { token = t.token, username = t.username, authType = "user", password = t.password,
-    durationHours = t.durationHours, status = t.status, createdAt = t.createdAt, updatedAt = t.updatedAt,
-    dataUsage = t.dataUsage, dataLimit = t.dataLimit, allowedPools = json.array(util.copy(t.allowedPools)) }
-  if with_usage then
-    local days = {}
-    for date, bytes in pairs(t.daily) do days[#days + 1] = { date = date, usage = bytes } end
-    table.sort(days, function(a, b) return a.date < b.date end)
-    out.usage = json.array(days)
-  end
-  return out
-end
+-- The token object as the API returns it (with_usage: and its daily usage).
+local view = token_view.view
 
 -- Re-evaluates an active or expired token's status at time now.
 local function refresh(t, now)
@@ -224,7 +214,8 @@ function P:route_get(req, acct)
   if not t then return res end
   local usage = req.query.usage
   if usage ~= nil and usage ~= "true" and usage ~= "false" then return invalid(self, "usage must be true or false") end
-  return { status = 200, json = view(t, usage == "true") }
+  if usage == "true" then return { status = 200, json = view(t, true) } end
+  return { status = 200, headers = { ["Content-Type"] = "application/json" }, body = self.rendered:json(t) }
 end
 
 -- GET /resi/tokens
@@ -348,7 +339,7 @@ end
 ---@return table provider
 function M.new(world, accounts)
   local self = setmetatable({ world = world, accounts = {}, account_list = {}, tokens = {}, by_username = {},
-    pools = {}, router = router.new() }, P)
+    pools = {}, router = router.new(), rendered = token_view.cache() }, P)
   for _, id in ipairs(M.POOLS) do self.pools[id] = true end
   self.router:add("POST", "/resi/token/create", P.route_create)
   self.router:add("PATCH", "/resi/token", P.route_modify)

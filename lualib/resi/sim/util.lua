@@ -70,16 +70,34 @@ local base64 = require "resi.base64"
 M.base64_decode = base64.decode
 M.base64url = base64.encode_url
 
+-- Decoded Basic headers: header text -> { user, pass }. A client sends the
+-- same header on every request, so it is decoded once, not per request;
+-- the cache holds at most AUTH_CACHE_MAX headers (then starts over) and
+-- lives only in this process's memory.
+local AUTH_CACHE_MAX = 64
+local auth_cache, auth_cached = {}, 0
+
+-- Decodes a Basic Authorization header; the user and password, or nil.
+local function decode_basic(h)
+  local b64 = h:match("^[Bb]asic%s+(%S+)%s*$")
+  local plain = b64 and M.base64_decode(b64)
+  if not plain then return nil end
+  return plain:match("^([^:]*):(.*)$")
+end
+
 --- The user and password of a request's Basic Authorization header, or nil.
 ---@param req table
 ---@return string|nil
 ---@return string|nil
 function M.basic_auth(req)
   local h = req.headers.authorization
-  local b64 = h and h:match("^[Bb]asic%s+(%S+)%s*$")
-  local plain = b64 and M.base64_decode(b64)
-  if not plain then return nil end
-  local user, pass = plain:match("^([^:]*):(.*)$")
+  if not h then return nil end
+  local hit = auth_cache[h]
+  if hit then return hit[1], hit[2] end
+  local user, pass = decode_basic(h)
+  if not user then return nil end
+  if auth_cached >= AUTH_CACHE_MAX then auth_cache, auth_cached = {}, 0 end
+  auth_cache[h], auth_cached = { user, pass }, auth_cached + 1
   return user, pass
 end
 
