@@ -43,11 +43,17 @@ end%s)
 ]]):format(log, tostring(seconds), extra or ""))
 end
 
+-- Every daemon the running case started: after_each kills what a failed
+-- case left behind.
+local started = {}
+
 -- Starts a daemon on file and url; env: extra variables.
 local function start(file, url, env, extra)
   local args = { "jobs", file, "--store", url, "--lease", tostring(LEASE) }
   for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-  return daemon.start(args, { env = env, cwd = dir })
+  local d = daemon.start(args, { env = env, cwd = dir })
+  started[#started + 1] = d
+  return d
 end
 
 -- The side-effect log as {slot = {starts = {pid...}, ends = {pid...}}}.
@@ -178,9 +184,11 @@ ignore_startup_parameters = extra_float_digits,options
     return ok == "yes"
   end, 10), "pgbouncer did not start")
   local url = ("postgresql://resi:%s@127.0.0.1:%d/postgres"):format(server.password, port)
+  local text -- its log, read when it is stopped (a second stop returns it again)
   return url, function()
+    if text then return text end
     local f = io.open(bdir .. "/pgbouncer.log")
-    local text = f and f:read("a") or ""
+    text = f and f:read("a") or ""
     if f then f:close() end
     uv.kill(pid, "sigterm")
     proc.eventually(function() return proc.run({ "kill", "-0", tostring(pid) }).status ~= 0 end, 5)
@@ -193,6 +201,15 @@ setup(function() dir = files.dir("resi-jobs-pg") end)
 teardown(function() if dir then files.remove_dir(dir) end end)
 
 describe("resi jobs on a shared PostgreSQL store", function()
+  after_each(function()
+    for _, d in ipairs(started) do
+      d.kill("sigcont")
+      d.kill("sigkill")
+      d.wait()
+    end
+    started = {}
+  end)
+
   it("two daemons: each slot runs on one of them; ready, metrics, history name the node; a different file is warned about",
     function()
       local url = server.fresh_url()
@@ -389,6 +406,7 @@ describe("resi jobs on a shared PostgreSQL store", function()
 
   it("works behind PgBouncer in transaction pooling mode: two daemons, a kill -9, one outcome per slot", function()
     local via, stop_bouncer = pgbouncer()
+    finally(stop_bouncer) -- also when the case fails before its end
     local url = server.fresh_url(via)
     local log = dir .. "/bouncer.log"
     local file = tick_file("bouncer.lua", log, 0.4)

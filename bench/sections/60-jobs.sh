@@ -219,10 +219,15 @@ pcts() {
     i = int(NR * 0.99); if (i < NR * 0.99) i++
     printf "%.2f %.2f %.2f\n", v[int((NR + 1) / 2)], v[i], v[NR] }'
 }
-declare -A late=() floor=() load=()
+declare -A late=() floor=() load=() dirty=()
 for mode in "${modes[@]}"; do
   pin=()
   [[ $mode == pinned ]] && pin=("${SERVER_PIN[@]}")
+  # An idle machine is idle on its disk too: the sections before this one
+  # leave ~100 MB of output to be written back, and a claim's commit (an
+  # fsync) waits behind that writeback. What was dirty is given.
+  dirty[$mode]=$(awk '/^Dirty:/ { print $2 }' /proc/meminfo)
+  sync
   load[$mode]=$(cut -d' ' -f1 /proc/loadavg)
   daemon_start "$WORK/late.lua" "$WORK/late-$mode.db" "$WORK/late-$mode.log" "${pin[@]}"
   sleep $((late_runs + 2))
@@ -408,8 +413,10 @@ fsync) and the task's start. **Claim** is the store's \`started_at - nominal_at\
 $floor_runs sleeps to the next whole second (the same second of idle between wake-ups: on a VM a
 longer idle wakes later), lateness after waking, with \`resi.sleep\` (libuv's millisecond timer,
 which resi never lets fire early) and with Python's \`time.sleep\`. p99 is the nearest rank
-(of $late_runs or $floor_runs runs: the largest). The machine's 1-minute load average when each placement began is given:
-other work on the machine shows up here first.
+(of $late_runs or $floor_runs runs: the largest). Each placement starts after a \`sync\` (the earlier
+sections' output is written back first, so a commit's fsync does not wait behind it); the machine's
+1-minute load average then, and what was dirty before the sync, are given: other work on the machine
+shows up here first.
 
 | Measure | Placement | p50 (ms) | p99 (ms) | Max (ms) |
 |---|---|---:|---:|---:|
@@ -436,7 +443,7 @@ done
 echo
 for mode in "${modes[@]}"; do
   read -r nslots nbad ngaps <<<"${late[check.$mode]}"
-  echo "${mode_label[$mode]^}: load average ${load[$mode]}; $nslots slots, each run once, $nbad not succeeded, $ngaps gaps."
+  echo "${mode_label[$mode]^}: load average ${load[$mode]}, ${dirty[$mode]} kB dirty before a sync; $nslots slots, each run once, $nbad not succeeded, $ngaps gaps."
 done
 read -r _ judge99 _ <<<"${late[job.$judge]}"
 cat <<MD
