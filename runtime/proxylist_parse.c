@@ -675,13 +675,27 @@ static const char *find_sep(const char *s, size_t n) {
   return NULL;
 }
 
-/* Parses one token (no whitespace) in format fmt; cs holds its first ':'. */
-static int parse_raw_token(const char *s, size_t n, int fmt, const colon_set *cs, resi_buf *arena, resi_pl_entry *e,
-                           char *why) {
-  const char *sep;
+/* find_sep for a token whose first ':' are cs's (the first three, in
+ * order; all of them when fewer): the colons it knows are not looked for
+ * again. The token may go on after s + n (cs then holds its later ':'). */
+static const char *find_sep_in(const char *s, size_t n, const colon_set *cs) {
+  const char *end = s + n;
+  for (int i = 0; i < cs->n; i++) {
+    const char *q = cs->at[i];
+    if (q + 2 >= end) return NULL;
+    if (q[1] == '/' && q[2] == '/') return q;
+  }
+  if (cs->n < 3) return NULL; /* the token has no other ':' */
+  const char *q = cs->at[2] + 1;
+  return find_sep(q, (size_t)(end - q));
+}
+
+/* Parses one token (no whitespace) in format fmt; cs holds its first ':';
+ * sep is the token's "://" (find_sep) when fmt is URL or AUTO. */
+static int parse_raw_token(const char *s, size_t n, int fmt, const colon_set *cs, const char *sep, resi_buf *arena,
+                           resi_pl_entry *e, char *why) {
   switch (fmt) {
   case RESI_PL_URL:
-    sep = find_sep(s, n);
     if (sep == NULL) {
       snprintf(why, RESI_PL_REASON, "expected scheme://[user:pass@]host:port");
       return -1;
@@ -692,7 +706,6 @@ static int parse_raw_token(const char *s, size_t n, int fmt, const colon_set *cs
   case RESI_PL_HOSTPORT: return endpoint(s, n, 0, arena, e, why);
   default: break;
   }
-  sep = find_sep(s, n);
   if (sep) return parse_url(s, n, sep, arena, e, why);
   if (memchr(s, '@', n)) {
     size_t mark = arena->len;
@@ -715,8 +728,9 @@ static int parse_raw_token(const char *s, size_t n, int fmt, const colon_set *cs
  * clean. */
 static int parse_token(const char *s, size_t n, int fmt, const colon_set *cs, resi_buf *arena, resi_pl_entry *e,
                        char *why) {
-  int url = fmt == RESI_PL_URL || (fmt == RESI_PL_AUTO && find_sep(s, n));
-  int rc = parse_raw_token(s, n, fmt, cs, arena, e, why); /* one call: inlined */
+  const char *sep = fmt == RESI_PL_URL || fmt == RESI_PL_AUTO ? find_sep_in(s, n, cs) : NULL; /* looked for once */
+  int url = fmt == RESI_PL_URL || sep != NULL;
+  int rc = parse_raw_token(s, n, fmt, cs, sep, arena, e, why); /* one call: inlined */
   if (rc == 0 && !url) e->flags |= RESI_PL_CLEAN;
   return rc;
 }
