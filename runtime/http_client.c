@@ -17,7 +17,6 @@
  * so the common request sets one option (its URL). */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -78,7 +77,8 @@ typedef struct {
   struct sock_ctx **socks; /* watcher of each fd curl told us about, by fd */
   int nsocks;              /* length of socks */
   lua_Integer sockets_opened, transfers_started;
-  struct curl_slist *defaults[2]; /* the default header lines: [0] without gzip, [1] with (default_headers) */
+  struct curl_slist *defaults[2]; /* the default header lines: [0] without gzip, [1] with (set_default_headers) */
+  char *user_agent;               /* the User-Agent a proxy's CONNECT sends (set_default_headers) */
 } http_multi;
 
 /* Per-socket context: the uv_poll that watches one of curl's sockets.
@@ -125,6 +125,7 @@ static void multi_handle_closed(uv_handle_t *handle) {
   if (--m->closing == 0) {
     curl_slist_free_all(m->defaults[0]);
     curl_slist_free_all(m->defaults[1]);
+    free(m->user_agent);
     free(m->socks);
     free(m);
   }
@@ -597,23 +598,6 @@ static void set_method(CURL *e, const char *method, const char *body, size_t bod
   }
 }
 
-/* The lines every request sends unless its own header lines name them.
- * They go in CURLOPT_HTTPHEADER, not through CURLOPT_USERAGENT and
- * CURLOPT_ACCEPT_ENCODING's own header: libcurl 7.88 formats those two
- * with its printf, a byte at a time, into every request, twice for the
- * User-Agent (~2.6 k instructions a request; bench/NOTES.md). A custom
- * Accept-Encoding line stops libcurl adding its own, and
- * CURLOPT_ACCEPT_ENCODING still turns on the decoding of the body. */
-#define USER_AGENT "resi/" RESI_VERSION
-#define UA_LINE "User-Agent: " USER_AGENT
-#define AE_LINE "Accept-Encoding: gzip"
-
-/* Whether line is a header line named name (name_len bytes, any case);
- * "Name;" is curl's way to send the header empty. */
-static int names_header(const char *line, const char *name, size_t name_len) {
-  return strncasecmp(line, name, name_len) == 0 && (line[name_len] == ':' || line[name_len] == ';');
-}
-
 /* Appends line to list; on failure frees list and raises. */
 static struct curl_slist *append_line(lua_State *L, struct curl_slist *list, const char *line) {
   struct curl_slist *next = curl_slist_append(list, line);
@@ -624,37 +608,18 @@ static struct curl_slist *append_line(lua_State *L, struct curl_slist *list, con
   return next;
 }
 
-/* The shared list of the default lines (gzip: with Accept-Encoding), made
- * on first use and kept with the multi. */
-static struct curl_slist *default_headers(lua_State *L, http_multi *m, int gzip) {
-  struct curl_slist **slot = &m->defaults[gzip ? 1 : 0];
-  if (*slot == NULL) {
-    struct curl_slist *list = append_line(L, NULL, UA_LINE);
-    *slot = gzip ? append_line(L, list, AE_LINE) : list;
-  }
-  return *slot;
-}
-
-/* Builds the header list from the array of "Name: value" lines at idx, with
- * the default lines the array does not name; NULL when idx is nil (the
- * shared defaults serve). */
-static struct curl_slist *build_headers(lua_State *L, int idx, int gzip) {
+/* Builds the header list from the array of "Name: value" lines at idx;
+ * NULL when idx is not a table. */
+static struct curl_slist *build_headers(lua_State *L, int idx) {
   if (lua_type(L, idx) != LUA_TTABLE) return NULL;
   struct curl_slist *list = NULL;
-  int has_ua = 0, has_ae = 0;
   lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, i); /* stack: .., line */
     const char *line = lua_tostring(L, -1);
-    if (line) {
-      has_ua = has_ua || names_header(line, "User-Agent", 10);
-      has_ae = has_ae || names_header(line, "Accept-Encoding", 15);
-      list = append_line(L, list, line);
-    }
+    if (line) list = append_line(L, list, line);
     lua_pop(L, 1); /* stack: .. */
   }
-  if (!has_ua) list = append_line(L, list, UA_LINE);
-  if (gzip && !has_ae) list = append_line(L, list, AE_LINE);
   return list;
 }
 
@@ -712,12 +677,11 @@ static void configure(lua_State *L, http_req *r) {
     const char *bundle = ca_file ? ca_file : curl_version_info(CURLVERSION_NOW)->cainfo;
     curl_easy_setopt(e, CURLOPT_CAINFO, bundle);
     curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, bundle);
-    /* gzip alone (as Go's net/http asks): every provider API serves it, and
-     * libcurl formats the value into each request byte by byte ("" would be
-     * every encoding it has: "deflate, gzip, br, zstd") */
+    /* turns on the decoding of a gzip body; the request's Accept-Encoding
+     * line is one of the header lines (http.lua), so libcurl adds none */
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, gzip ? "gzip" : NULL);
     /* a proxy's CONNECT takes its User-Agent from here (the lines are the target's) */
-    curl_easy_setopt(e, CURLOPT_USERAGENT, proxy ? USER_AGENT : NULL);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, proxy ? r->m->user_agent : NULL);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     /* an empty string disables proxies from the environment (http_proxy ...) */
@@ -732,8 +696,8 @@ static void configure(lua_State *L, http_req *r) {
   /* a GET without body leaves only options that are set above on every call */
   int plain = body == NULL && strcmp(method, "GET") == 0;
   if (!(plain && r->get_set)) set_method(e, method, body, body_len);
-  r->built = build_headers(L, A_HEADERS, gzip);
-  struct curl_slist *headers = r->built ? r->built : default_headers(L, r->m, gzip);
+  r->built = build_headers(L, A_HEADERS);
+  struct curl_slist *headers = r->built ? r->built : r->m->defaults[gzip ? 1 : 0];
   if (headers != r->set_list) curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
   r->set_list = headers;
   r->reusable = plain;
@@ -762,6 +726,29 @@ static int http_request(lua_State *L) {
   track(m, r);
   m->transfers_started++;
   return 1;
+}
+
+/* core.set_default_headers(lines, gzip_lines, user_agent): the header lines
+ * a request sends when it gives none of its own (one list each, kept and
+ * shared, so libcurl formats no User-Agent or Accept-Encoding of its own
+ * into every request: it does so with its printf, a byte at a time, ~3 k
+ * instructions a request; bench/NOTES.md), and the User-Agent a proxy's
+ * CONNECT sends. Which lines, and merging them with a request's own, is
+ * http.lua's. */
+static int http_set_default_headers(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  const char *ua = luaL_checkstring(L, 3);
+  http_multi *m = get_multi(L);
+  /* called once, as http.lua loads: a list lost to a raised out-of-memory is not worth a cleanup path */
+  struct curl_slist *plain = build_headers(L, 1), *gzip = build_headers(L, 2);
+  char *copy = strdup(ua);
+  if (copy == NULL) return luaL_error(L, "resi.http: out of memory");
+  curl_slist_free_all(m->defaults[0]);
+  curl_slist_free_all(m->defaults[1]);
+  free(m->user_agent);
+  m->defaults[0] = plain, m->defaults[1] = gzip, m->user_agent = copy;
+  return 0;
 }
 
 /* core.set_response_class(mt): the metatable every response table gets. */
@@ -855,6 +842,7 @@ static const luaL_Reg http_funcs[] = {
     {"request", http_request},
     {"stats", http_stats},
     {"set_response_class", http_set_response_class},
+    {"set_default_headers", http_set_default_headers},
     {"parse_headers", http_parse_headers},
     {NULL, NULL},
 };

@@ -57,6 +57,13 @@ function Response.__index(self, key)
 end
 core.set_response_class(Response) -- C sets it on every response table
 
+-- The lines every request sends unless its own headers name them: gzip
+-- alone (as Go's net/http asks; every provider API serves it). A request
+-- with no headers of its own uses C's kept copies of these lists.
+local USER_AGENT = "resi/" .. require("resi").version
+local UA_LINE, GZIP_LINE = "User-Agent: " .. USER_AGENT, "Accept-Encoding: gzip"
+core.set_default_headers({ UA_LINE }, { UA_LINE, GZIP_LINE }, USER_AGENT)
+
 local json_mod -- resi.json, loaded on first use
 
 --- Decodes the body as JSON; returns nil, err when it is not valid JSON.
@@ -300,6 +307,8 @@ local function request(opts, url, method)
       bad("body", "must be a string (use json= for tables)")
     end
     if body and not names["expect"] then lines[#lines + 1] = "Expect:" end -- no 100-continue round trip
+    if not names["user-agent"] then lines[#lines + 1] = UA_LINE end
+    if opts.gzip ~= false and not names["accept-encoding"] then lines[#lines + 1] = GZIP_LINE end
   end
   local follow = opts.follow
   local max_redirects = follow == true and 10 or (type(follow) == "number" and follow) or 0
