@@ -6,6 +6,7 @@
 --- with the values it was encoded from, so a change made anywhere (usage,
 --- expiry, modify, delete) is seen on the next read.
 local json = require "resi.json"
+local util = require "resi.sim.util"
 
 local M = {}
 
@@ -16,21 +17,14 @@ M.FIELDS = { "token", "username", "password", "durationHours", "status", "create
   "dataUsage", "dataLimit" }
 local FIELDS = M.FIELDS
 
--- A copy of a token's allowedPools as a JSON array (the answer never
--- shares the token's own table).
-local function pools_copy(t)
-  local out = json.array({})
-  for k, v in next, t.allowedPools do out[k] = v end
-  return out
-end
-
 --- The token object as the API returns it; with_usage adds the daily usage
 --- ({date, usage} by date).
 ---@param t table a token
 ---@param with_usage? boolean
 ---@return table
 function M.view(t, with_usage)
-  local out = { authType = "user", allowedPools = pools_copy(t) }
+  -- a copy of the pools: the answer never shares the token's own table
+  local out = { authType = "user", allowedPools = json.array(util.copy(t.allowedPools)) }
   for i = 1, #FIELDS do
     local f = FIELDS[i]
     out[f] = t[f]
