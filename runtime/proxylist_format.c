@@ -65,18 +65,12 @@ static struct {
   size_t n;
 } last_port = {0, "0", 1};
 
-/* Appends a port in decimal: the last one's text again, or its digits
- * counted, then written from the last one back, two at a time. */
+/* Appends a port in decimal: the last one's text again, or its digits. */
 static void put_port(char **w, unsigned port) {
-  static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-                              "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-                              "8081828384858687888990919293949596979899";
   if (port != last_port.port) {
-    size_t n = port >= 10000 ? 5 : port >= 1000 ? 4 : port >= 100 ? 3 : port >= 10 ? 2 : 1;
-    char *p = last_port.text + n;
-    last_port.port = port, last_port.n = n;
-    for (; port >= 10; port /= 100) p -= 2, memcpy(p, pairs + 2 * (port % 100), 2);
-    if (p > last_port.text) *--p = (char)('0' + port); /* an odd number of digits */
+    char digits[RESI_INT_DIGITS], *p = resi_int_digits(digits + sizeof digits, (lua_Integer)port);
+    last_port.port = port, last_port.n = (size_t)(digits + sizeof digits - p);
+    memcpy(last_port.text, p, last_port.n); /* a port has at most 5 */
   }
   memcpy(*w, last_port.text, 8); /* room for it is reserved (resi_pl_format's need) */
   *w += last_port.n;
