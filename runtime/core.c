@@ -2,7 +2,8 @@
  *
  * The scheduler itself (task objects, the ready queue, cancellation) is Lua
  * in lualib/resi/task.lua. This file gives it what only C can: the drain
- * step run from the loop, one-shot timers that wake a task, clocks, a way
+ * step run from the loop, one-shot timers that wake a task (and, in
+ * wall_timer.c, one armed at a wall-clock time), clocks, a way
  * to stop the loop, random bytes, and how an error becomes text. Waking
  * never resumes Lua code: it only queues the task; the queue is run from
  * drain_cb, one place, on the main thread.
@@ -25,6 +26,7 @@
 #include "bytecode.h"
 #include "host.h"
 #include "sd_notify.h"
+#include "wall_timer.h"
 
 #define CORE_STATE "resi.core.state"
 #define STATE_MT "resi.core.drain_step"
@@ -335,6 +337,7 @@ static const luaL_Reg core_funcs[] = {
     {"push", core_push},
     {"push_values", core_push_values},
     {"timer", core_timer},
+    {"wall_timer", resi_core_wall_timer},
     {"monotonic", core_monotonic},
     {"now", core_now},
     {"stop", core_stop},
@@ -349,6 +352,7 @@ static const luaL_Reg core_funcs[] = {
 int luaopen_resi_core(lua_State *L) {
   static const luaL_Reg timer_methods[] = {{"stop", timer_stop}, {NULL, NULL}};
   resi_new_gc_class(L, TIMER_MT, timer_methods, timer_stop);
+  resi_wall_timer_class(L);
   resi_new_gc_class(L, STATE_MT, NULL, state_gc);
   if (get_state(L) == NULL) {
     core_state **slot = resi_new_handle(L, STATE_MT); /* stack: slot */

@@ -64,6 +64,15 @@ local function rows(path, job)
   return out
 end
 
+-- Waits until a run of job has started: its oldest row's start has passed
+-- (a slot is claimed, and its row written, ahead of its time).
+local function started(path, job)
+  return eventually(function()
+    local ok, r = pcall(rows, path, job)
+    return ok and #r > 0 and r[1].started_at <= resi.now()
+  end)
+end
+
 describe("resi jobs daemon", function()
   it("survives 50 kill -9 at random moments: every slot has one outcome, none ran twice", function()
     local dir = scratch_dir()
@@ -177,10 +186,7 @@ jobs.every(1, "short", function() resi.sleep(1.5) end)
 jobs.every(1, "long", function() resi.sleep(30) end)
 ]])
     local d = start_daemon(file, db, { "--stop-timeout", "2.5" })
-    assert.is_true(eventually(function()
-      local ok, r = pcall(rows, db, "long")
-      return ok and #r > 0
-    end))
+    assert.is_true(started(db, "long"))
     resi.sleep(0.2)
     local t0 = uv.hrtime()
     d.kill("sigterm")
@@ -198,10 +204,7 @@ jobs.every(1, "long", function() resi.sleep(30) end)
   it("cancels at once on a second SIGTERM while draining", function()
     local _, file, db = jobs_file('require("resi.jobs").every(1, "long", function() resi.sleep(30) end)\n')
     local d = start_daemon(file, db, { "--stop-timeout", "20" })
-    assert.is_true(eventually(function()
-      local ok, r = pcall(rows, db, "long")
-      return ok and #r > 0
-    end))
+    assert.is_true(started(db, "long"))
     local t0 = uv.hrtime()
     d.kill("sigterm")
     resi.sleep(0.3)

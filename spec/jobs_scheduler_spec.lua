@@ -32,7 +32,8 @@ local function harness(defs, o)
     log[lvl] = function(msg, fields) logs[#logs + 1] = { level = lvl, msg = msg, fields = fields } end
   end
   local s = scheduler.new{ jobs = defs, store = db, clock = clock, node = "n1", pid = o.pid or 100, log = log,
-    pid_alive = o.pid_alive or function() return false end, observer = o.observer, max_sleep = o.max_sleep }
+    pid_alive = o.pid_alive or function() return false end, observer = o.observer, max_sleep = o.max_sleep,
+    claim_ahead = o.claim_ahead }
   return { s = s, clock = clock, db = db, logs = logs }
 end
 
@@ -81,8 +82,14 @@ describe("jobs scheduler", function()
     fakeclock.settle()
     assert.equal(1, h.clock.sleeping())
     h.clock.advance(3 * 3600)
-    -- one wake-up per slot of a (3600); b's slots coincide with a's
-    assert.equal(3, h.clock.wakeups)
+    -- two wake-ups per slot of a (3600): one claims it ahead, one starts it;
+    -- b's slots coincide with a's
+    assert.equal(6, h.clock.wakeups)
+    -- claiming at the slot's time: one wake-up per slot
+    local h0 = harness({ job("a", every(3600)), job("b", every(7200)) }, { max_sleep = math.huge, claim_ahead = 0 })
+    h0.s:start()
+    h0.clock.advance(3 * 3600)
+    assert.equal(3, h0.clock.wakeups)
     -- with the default cap the timer also wakes every MAX_SLEEP to watch the wall clock
     local h2 = harness({ job("a", every(3600)) })
     h2.s:start()
@@ -458,7 +465,8 @@ describe("jobs scheduler", function()
           ran[#ran + 1] = d[1] .. "@" .. (run.nominal_at - T0) .. "/" .. run.missed
         end, d[3])
       end
-      return harness(defs, { max_sleep = 60 })
+      -- claiming at the slot's time: these cases replay that scheduler's wake-up times
+      return harness(defs, { max_sleep = 60, claim_ahead = 0 })
     end
 
     -- The jumps the scheduler logged.
@@ -605,6 +613,149 @@ describe("jobs scheduler", function()
     end)
   end)
 
+  describe("claiming ahead (claim_ahead)", function()
+    local S = T0 + 20 -- the first slot of every(60) after T0
+
+    -- A memstore whose writes are logged as "time:method:offset" (offset from T0).
+    local function logged_store(clock)
+      local db, calls = memstore.new(), {}
+      for _, m in ipairs({ "claim_run", "finish_run", "record_slot", "release_claim", "rerun" }) do
+        local real = db[m]
+        db[m] = function(self, a, b, ...)
+          local nominal = type(a) == "table" and a.nominal_at or b
+          calls[#calls + 1] = ("%g:%s:%d"):format(clock.now() - T0, m, nominal - T0)
+          return real(self, a, b, ...)
+        end
+      end
+      return db, calls
+    end
+
+    it("commits an idle job's next claim before its time; the run starts at the slot with no write between",
+      function()
+        local clock = fakeclock.new(T0)
+        local db, calls = logged_store(clock)
+        local started = {}
+        local h = harness({ job("j", every(MIN), function(run)
+          started[#started + 1] = ("%g:%d"):format(clock.now() - T0, run.nominal_at - T0)
+        end) }, { clock = clock, store = db })
+        h.s:start()
+        h.clock.advance(85)
+        assert.same({ "20:20", "80:80" }, started)
+        assert.same({ "19.5:claim_run:20", "20:finish_run:20", "79.5:claim_run:80", "80:finish_run:80" }, calls)
+        local row = db:get_run("j", S)
+        assert.equal("succeeded", row.status)
+        assert.equal(S, row.started_at) -- the planned start, written with the claim
+        halt(h, 1)
+      end)
+
+    it("a slot claimed ahead of a job paused before its time is recorded missed, not left running", function()
+      local n = 0
+      local h = harness({ job("j", every(MIN), function() n = n + 1 end) })
+      h.s:start()
+      h.clock.advance(19.7)
+      assert.equal("running", h.db:get_run("j", S).status)
+      h.db:set_paused("j", true)
+      h.clock.advance(5)
+      assert.equal(0, n)
+      assert.same({ "20:missed" }, outcomes(h.db, "j", T0))
+      assert.equal("paused", h.db:get_run("j", S).error)
+      halt(h, 1)
+    end)
+
+    it("stopping between the claim and the slot releases it; the next daemon runs the slot", function()
+      local ran = {}
+      local def = job("j", every(MIN), function() ran[#ran + 1] = "x" end)
+      local h = harness({ def })
+      h.s:start()
+      h.clock.advance(19.7)
+      local stopping = task.spawn(function() return h.s:stop(0) end)
+      h.clock.advance(0)
+      assert.equal(0, stopping:wait())
+      assert.is_nil(h.db:get_run("j", S))
+      local h2 = harness({ job("j", every(MIN), function() ran[#ran + 1] = "2" end) },
+        { clock = h.clock, store = h.db, pid = 200 })
+      h2.s:start()
+      h2.clock.advance(1)
+      assert.same({ "2" }, ran)
+      assert.equal("succeeded", h.db:get_run("j", S).status)
+      assert.equal(200, h.db:get_run("j", S).pid)
+      halt(h2, 1)
+    end)
+
+    it("a daemon killed between the claim and the slot: back before the slot, it runs then; back after, the slot was interrupted",
+      function()
+        for _, back_at in ipairs({ 19.8, 21 }) do
+          local n = 0
+          local h = harness({ job("j", every(MIN), function() n = n + 1 end) })
+          h.s:start()
+          h.clock.advance(19.7)
+          h.s.ticker:cancel() -- kill -9: the claim stays, the process is gone (pid_alive says so)
+          h.clock.advance(back_at - 19.7)
+          local h2 = harness({ job("j", every(MIN), function() n = n + 10 end) },
+            { clock = h.clock, store = h.db, pid = 200 })
+          h2.s:start()
+          h2.clock.advance(2)
+          local row = h.db:get_run("j", S)
+          if back_at < 20 then
+            assert.equal(10, n)
+            assert.equal("succeeded", row.status)
+            assert.equal(200, row.pid)
+          else
+            assert.equal(0, n) -- not known to have started, so not run twice
+            assert.equal("interrupted", row.status)
+          end
+          halt(h2, 1)
+        end
+      end)
+
+    it("a store error while claiming ahead is logged; the slot is claimed at its time and runs", function()
+      local db = memstore.new()
+      local real, fails = db.claim_run, 1
+      db.claim_run = function(self, r)
+        if fails > 0 then
+          fails = fails - 1
+          error("database is locked")
+        end
+        return real(self, r)
+      end
+      local n = 0
+      local h = harness({ job("j", every(MIN), function() n = n + 1 end) }, { store = db })
+      h.s:start()
+      h.clock.advance(30)
+      assert.equal(1, n)
+      assert.same({ "20:succeeded" }, outcomes(db, "j", T0))
+      local logged = false
+      for _, l in ipairs(h.logs) do if l.msg:find("claiming a slot ahead failed", 1, true) then logged = true end end
+      assert.is_true(logged)
+      halt(h, 1)
+    end)
+
+    it("a run started by hand between the claim and the slot: with overlap skip the slot is skipped_overlap", function()
+      local h
+      h = harness({ job("j", every(MIN), function() h.clock.sleep(5) end) })
+      h.s:start()
+      h.clock.advance(19.7)
+      local by_hand = task.spawn(function() return h.s:run_now("j") end)
+      h.clock.advance(6)
+      assert.equal("succeeded", by_hand:wait())
+      assert.equal("skipped_overlap", h.db:get_run("j", S).status)
+      halt(h, 1)
+    end)
+
+    it("a reload that changes the job's schedule releases its slot claimed ahead", function()
+      local n = 0
+      local h = harness({ job("j", every(MIN), function() n = n + 1 end) })
+      h.s:start()
+      h.clock.advance(19.7)
+      assert.equal("running", h.db:get_run("j", S).status)
+      h.s:set_jobs({ job("j", every(7 * MIN), function() n = n + 1 end) })
+      h.clock.advance(5)
+      assert.equal(0, n)
+      assert.is_nil(h.db:get_run("j", S))
+      halt(h, 1)
+    end)
+  end)
+
   describe("robustness", function()
     it("a store error in a tick is logged and the slot is handled on the retry", function()
       local db = memstore.new()
@@ -618,7 +769,7 @@ describe("jobs scheduler", function()
         return real(self, r)
       end
       local n = 0
-      local h = harness({ job("j", every(60), function() n = n + 1 end) }, { store = db })
+      local h = harness({ job("j", every(60), function() n = n + 1 end) }, { store = db, claim_ahead = 0 })
       h.s:start()
       h.clock.advance(30)
       assert.equal(1, n)

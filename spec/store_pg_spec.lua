@@ -85,6 +85,12 @@ local function common(name, open)
       assert.is_true(db:mark_interrupted(db:get_run("j", 102), "gone"))
       assert.equal(2, db:rerun{ job = "j", nominal_at = 102 })
       assert.is_nil(db:rerun{ job = "j", nominal_at = 102 })
+      -- a claim released before it started: gone, so the slot can be claimed again
+      assert.is_true(db:claim_run{ job = "j", nominal_at = 103, pid = 4242 })
+      assert.is_false(db:release_claim("j", 103, 4243))
+      assert.is_true(db:release_claim("j", 103, 4242))
+      assert.is_nil(db:get_run("j", 103))
+      assert.is_false(db:release_claim("j", 102, 999999)) -- not held by that pid any more
       assert.equal(1, db:prune_runs(101))
       db:set_paused("j", true)
       assert.is_true(db:job_state("j").paused)

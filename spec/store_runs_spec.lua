@@ -140,6 +140,35 @@ describe("resi.store runs", function()
       assert.same({}, db:interrupt_dead(nil, function() return false end))
     end)
 
+    it("of a claim made ahead whose process died before its start are released, not interrupted", function()
+      local now = resi.now()
+      db:claim_run { job = "ahead", nominal_at = 60, pid = 1000, started_at = now + 30 }
+      db:claim_run { job = "late", nominal_at = 60, pid = 1000, started_at = now - 1 }
+      db:claim_run { job = "live", nominal_at = 60, pid = 1001, started_at = now + 30 }
+      local marked = db:interrupt_dead(nil, function(run) return run.pid == 1001 end)
+      assert.same({ "late" }, { marked[1].job, marked[2] })
+      assert.is_nil(db:get_run("ahead", 60))
+      assert.equal("interrupted", db:get_run("late", 60).status)
+      assert.equal("running", db:get_run("live", 60).status)
+      -- the same with the caller's clock: at now + 40 the claim made ahead had started
+      db:claim_run { job = "ahead", nominal_at = 60, pid = 1000, started_at = now + 30 }
+      marked = db:interrupt_dead(nil, function(run) return run.pid == 1001 end, now + 40)
+      assert.same({ "ahead" }, { marked[1].job, marked[2] })
+    end)
+
+    it("are released only while running under the pid that claimed them", function()
+      db:claim_run { job = "a", nominal_at = 60, pid = 1000 }
+      assert.is_false(db:release_claim("a", 60, 1001))
+      assert.is_true(db:release_claim("a", 60, 1000))
+      assert.is_nil(db:get_run("a", 60))
+      assert.is_false(db:release_claim("a", 60, 1000))
+      assert.is_true(db:claim_run { job = "a", nominal_at = 60, pid = 1002 })
+      db:finish_run("a", 60, "succeeded")
+      assert.is_false(db:release_claim("a", 60, 1002))
+      assert.equal("succeeded", db:get_run("a", 60).status)
+      assert.has_error(function() db:release_claim("a", "x", 1) end)
+    end)
+
     it("of other nodes are left alone unless asked for", function()
       db:claim_run { job = "a", nominal_at = 1, node = "other-host", pid = 5 }
       assert.same({}, db:interrupt_dead(nil, function() return false end))

@@ -82,6 +82,40 @@ describe("tasks", function()
     assert.is_false(t:cancel()) -- already over
   end)
 
+  it("sleeps until a wall-clock time (sleep_until): never before it, in the order of the times", function()
+    local order, late = {}, {}
+    local base = resi.now()
+    local tasks = {}
+    for i, d in ipairs({ 0.12, 0.04, 0.08, 0.02 }) do
+      tasks[i] = resi.spawn(function()
+        assert.equal("due", task.sleep_until(base + d))
+        late[#late + 1] = resi.now() - (base + d)
+        order[#order + 1] = d
+      end)
+    end
+    for _, t in ipairs(tasks) do t:wait() end
+    assert.same({ 0.02, 0.04, 0.08, 0.12 }, order)
+    for _, l in ipairs(late) do
+      assert.is_true(l >= 0, "woke before its time")
+      assert.is_true(l < 0.5, "woke " .. l .. " s late")
+    end
+    -- a time already passed: at once
+    local t0 = resi.monotonic()
+    assert.equal("due", task.sleep_until(resi.now() - 3600))
+    assert.equal("due", task.sleep_until(0))
+    assert.is_true(resi.monotonic() - t0 < 0.5)
+    assert.has_error(function() task.sleep_until("soon") end, "resi.sleep_until: expected epoch seconds, got string")
+  end)
+
+  it("cancels a task in sleep_until: the wait raises resi.cancelled and nothing wakes it later", function()
+    local t = resi.spawn(function() task.sleep_until(resi.now() + 0.05) end)
+    resi.sleep(0.01)
+    assert.is_true(t:cancel())
+    assert.is_true(resi.is_cancelled(select(2, pcall(t.wait, t))))
+    resi.sleep(0.1) -- past the time: a timer left armed would wake a finished task
+    assert.equal("cancelled", t:status())
+  end)
+
   it("cancels a task that has not started yet: it never runs", function()
     local ran = false
     local t = resi.spawn(function() ran = true end)

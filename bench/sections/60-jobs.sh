@@ -407,9 +407,11 @@ cat <<MD
 
 One job, \`jobs.cron("* * * * * *", ...)\`, whose function's first line logs \`resi.now() - run.nominal_at\`
 to the daemon's JSON log; the daemon runs for $((late_runs + 2)) s and the first $late_runs slots are taken.
-**Job start** is that figure: the timer's wake-up, the claim's commit (synchronous=FULL: one
-fsync) and the task's start. **Claim** is the store's \`started_at - nominal_at\` of the same slots
-(\`db:history\`): the scheduler's wake-up, before the commit. For scale, the timers alone:
+**Job start** is that figure: the timer's wake-up and the task's start. The slot's claim
+(synchronous=FULL: one fsync) is committed half a second ahead (the scheduler's claim_ahead), so
+it is on this path only when it takes longer than that. **Claim** is the store's \`started_at - nominal_at\`
+of the same slots (\`db:history\`): a slot claimed ahead records its planned start, 0 here; a slot
+claimed at its time records the scheduler's wake-up, before the commit. For scale, the timers alone:
 $floor_runs sleeps to the next whole second (the same second of idle between wake-ups: on a VM a
 longer idle wakes later), lateness after waking, with \`resi.sleep\` (libuv's millisecond timer,
 which resi never lets fire early) and with Python's \`time.sleep\`. p99 is the nearest rank

@@ -347,6 +347,24 @@ function M.sleep(seconds)
   M.suspend(t, function() timer:stop() end)
 end
 
+--- Suspends the calling task until the wall clock reads `epoch` seconds (at
+--- once when it has passed), to the kernel timer's precision rather than
+--- the loop's millisecond (core.wall_timer, a timerfd). Returns "due", or
+--- "clock_changed" when the wall clock was set meanwhile: the caller looks
+--- at the time again. For the jobs scheduler's wake-ups.
+---@async
+---@param epoch number  epoch seconds
+---@return string why  "due" | "clock_changed"
+function M.sleep_until(epoch)
+  if type(epoch) ~= "number" then
+    error("resi.sleep_until: expected epoch seconds, got " .. type(epoch), 2)
+  end
+  local t, token = M.prepare("resi.sleep_until")
+  local timer, err = core.wall_timer(epoch, t, token)
+  if not timer then error("resi.sleep_until: " .. err, 2) end
+  return M.suspend(t, function() timer:stop() end)
+end
+
 --- Bridges a callback API: start(done) begins an operation that calls
 --- done(...) once; returns done's arguments.
 ---@async

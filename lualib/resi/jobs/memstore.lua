@@ -73,15 +73,40 @@ function Store:rerun(r)
   return row.attempt
 end
 
+--- Deletes a slot's running row held by pid (a claim that has not started);
+--- true when it did.
+---@param job string
+---@param nominal_at integer
+---@param pid integer
+---@return boolean
+function Store:release_claim(job, nominal_at, pid)
+  local k = key(job, nominal_at)
+  local row = self.rows[k]
+  if not row or row.status ~= "running" or row.pid ~= pid then return false end
+  self.rows[k] = nil
+  for i, r in ipairs(self.order) do
+    if r == row then
+      table.remove(self.order, i)
+      break
+    end
+  end
+  return true
+end
+
 --- Marks interrupted the running rows of node (false: every node) that
---- alive(row) says are dead; returns them.
+--- alive(row) says are dead, and releases those whose started_at is still
+--- ahead of `now` (claimed ahead, never started); returns the marked ones.
 ---@param node string|false
 ---@param alive fun(row: table): boolean
+---@param now? number  epoch seconds (the scheduler's clock)
 ---@return table[]
-function Store:interrupt_dead(node, alive)
+function Store:interrupt_dead(node, alive, now)
   local marked = {}
   for _, row in ipairs(self:running_runs()) do
-    if (node == false or row.node == node) and not alive(row) then
+    local dead = (node == false or row.node == node) and not alive(row)
+    if dead and now and (row.started_at or 0) > now then
+      self:release_claim(row.job, row.nominal_at, row.pid)
+    elseif dead then
       row.status, row.error = "interrupted", "its process ended before the run finished"
       marked[#marked + 1] = row
     end

@@ -9,7 +9,12 @@
 --- The claim (a "running" row for (job, nominal time), a unique key) is
 --- committed before the job function is called, so a slot never runs twice,
 --- across restarts and kill -9 included; a claim that finds the row taken
---- does not run. On start-up the running rows of a dead process become
+--- does not run. An idle job's next slot is claimed CLAIM_AHEAD seconds
+--- before its time (the claim's commit, an fsync, is then off the start's
+--- path) and its run starts at the slot's time without another write; a
+--- claimed slot that does not start (paused, stopping, a clock jump, the
+--- job changed) is released: its row is deleted, and the slot gets the
+--- outcome it would have had. On start-up the running rows of a dead process become
 --- "interrupted" (or are run again with on_interrupt = "rerun"), and the
 --- slots that passed while the daemon was down follow the job's catch-up
 --- policy (latest | all | none, with grace and max_catchup).
@@ -29,7 +34,9 @@
 --- Each jump is logged and counted (observer.on_jump). DST in a job's zone
 --- is not a jump (UTC does not move): resi.cron's rule places the slots.
 --- The timer sleeps at most MAX_SLEEP (5 min) so that a jump while idle is
---- seen; that is the only wake-up without a due slot.
+--- seen; that is the only wake-up without a due slot. The real clock sleeps
+--- to a wall-clock time (a timerfd), so a step of the wall clock (settimeofday,
+--- an NTP step) also wakes it at once.
 ---
 --- Overlap (a slot due while the job runs): skip (recorded skipped_overlap),
 --- buffer_one (one slot claimed and queued, later ones skipped), cancel_other
@@ -49,7 +56,8 @@ M.SMALL_JUMP = 300
 --- Upper bound of a DST-sized jump (cronie: 3 hours).
 M.LARGE_JUMP = 10800
 --- The longest the timer sleeps, so that a wall-clock jump while idle is
---- noticed within this many seconds (luv offers no clock-change event).
+--- noticed within this many seconds (a step of the wall clock also wakes the
+--- real clock's timer at once).
 M.MAX_SLEEP = 300
 --- Slots recorded one by one in a single catch-up; older ones are counted and logged.
 M.RECORD_LIMIT = 1000
@@ -57,6 +65,9 @@ M.RECORD_LIMIT = 1000
 M.ON_TIME = 60
 --- Default max_catchup for catchup = "all".
 M.MAX_CATCHUP = 100
+--- How long before its time an idle job's next slot is claimed, in seconds
+--- (0: at its time). A commit's fsync shorter than this does not delay the start.
+M.CLAIM_AHEAD = 0.5
 
 local Scheduler = {}
 Scheduler.__index = Scheduler
@@ -64,7 +75,7 @@ Scheduler.__index = Scheduler
 -- The default clock: the loop's real wall and monotonic clocks.
 local function real_clock()
   local core = require "resi.core"
-  return { now = core.now, monotonic = core.monotonic, sleep = task.sleep }
+  return { now = core.now, monotonic = core.monotonic, sleep = task.sleep, sleep_until = task.sleep_until }
 end
 
 -- A logger that drops everything (when none is given).
@@ -110,7 +121,9 @@ end
 --- this process renews, runs fenced when it cannot, expired runs of any
 --- node reaped as interrupted; `owner` is this process's unique id,
 --- `jobs_hash`/`jobs_file` what it tells other daemons it loaded.
----@param o {jobs: table[], store: table, clock?: table, node?: string, pid?: integer, log?: table, observer?: table, random?: fun(): number, pid_alive?: fun(pid: integer): boolean, max_sleep?: number, notifier?: table|false, lease?: number, owner?: string, jobs_hash?: string, jobs_file?: string}
+--- `claim_ahead` (seconds, default CLAIM_AHEAD; 0: claim at the slot's time;
+--- lease mode always claims at the slot's time, on the database's clock).
+---@param o {jobs: table[], store: table, clock?: table, node?: string, pid?: integer, log?: table, observer?: table, random?: fun(): number, pid_alive?: fun(pid: integer): boolean, max_sleep?: number, notifier?: table|false, lease?: number, owner?: string, jobs_hash?: string, jobs_file?: string, claim_ahead?: number}
 ---@return table
 function M.new(o)
   local self = setmetatable({
@@ -123,6 +136,7 @@ function M.new(o)
     random = o.random or math.random,
     pid_alive = o.pid_alive,
     max_sleep = o.max_sleep or M.MAX_SLEEP,
+    claim_ahead = o.lease and 0 or o.claim_ahead or M.CLAIM_AHEAD,
     notifier = o.notifier,
     jobs = {}, order = {}, retired = {},
     jumps = { forward = 0, backward = 0 },
@@ -165,7 +179,10 @@ function Scheduler:set_jobs(defs)
     st.offset = M.stable_offset(def.name, self.node, def.stable_offset)
     self.jobs[def.name] = st
     self.order[#self.order + 1] = st
-    if st.cursor and changed then self:advance(st, st.cursor) end
+    if st.cursor and changed then
+      self:release(st)
+      self:advance(st, st.cursor)
+    end
   end
   table.sort(self.order, function(a, b) return a.name < b.name end)
   self:retire(old)
@@ -181,6 +198,7 @@ end
 function Scheduler:retire(old)
   for name, st in pairs(old) do
     if not self.jobs[name] then
+      self:release(st)
       for _, q in ipairs(st.queue) do self:finish_unstarted(st, q.t, "job removed from the jobs file") end
       st.queue = {}
       if st.nactive > 0 then self.retired[name] = st end
@@ -276,7 +294,7 @@ function Scheduler:recover()
     self.keeper:renew() -- confirms the lease state (readiness) before the first claim
     return self.keeper:reap()
   end
-  local marked = self.store:interrupt_dead(self.node, self:alive_test())
+  local marked = self.store:interrupt_dead(self.node, self:alive_test(), self.clock.now())
   for _, row in ipairs(marked) do
     self.obs.on_outcome(row.job, "interrupted")
     self.log.warn("run interrupted", { job = row.job, run_id = run_id(row.job, row.nominal_at),
@@ -326,14 +344,40 @@ function Scheduler:next_fire()
   return best
 end
 
--- The timer task: sleep until the next fire time, then tick.
+-- How long the timer sleeps before its next step, claiming ahead the slots
+-- due within claim_ahead (0 or less: tick now).
+function Scheduler:delay()
+  local due = self:next_fire()
+  if not due then return self.max_sleep end
+  local now = self.clock.now()
+  local ahead = due - now
+  if ahead <= 0 or self.claim_ahead <= 0 then return ahead end
+  if ahead > self.claim_ahead then return ahead - self.claim_ahead end
+  local ok, err = pcall(self.claim_upcoming, self, now)
+  if not ok then
+    if task.is_cancelled(err) then error(err, 0) end
+    self.log.warn("claiming a slot ahead failed; it is claimed at its time", { error = tostring(err) })
+  end
+  return due - self.clock.now()
+end
+
+-- Sleeps `delay` seconds: to that wall-clock time when the clock can
+-- (task.sleep_until: a timerfd, precise to the kernel's timer where libuv's
+-- is late by up to ~2 ms, and woken early by a step of the wall clock), else
+-- on the monotonic clock. In lease mode the target is on this machine's clock.
+function Scheduler:sleep_for(delay)
+  local base = self.base_clock or self.clock
+  if base.sleep_until then return base.sleep_until(base.now() + delay) end
+  return self.clock.sleep(delay)
+end
+
+-- The timer task: sleep until the next fire time (claiming ahead), then tick.
 function Scheduler:loop()
   while not self.stopping do
-    local due = self:next_fire()
-    local delay = due and (due - self.clock.now()) or self.max_sleep
+    local delay = self:delay()
     if delay > 0 then
       self.sleeping = true
-      local ok, err = pcall(self.clock.sleep, math.min(delay, self.max_sleep))
+      local ok, err = pcall(self.sleep_for, self, math.min(delay, self.max_sleep))
       self.sleeping = false
       if not ok then
         if task.is_cancelled(err) then return end
@@ -372,6 +416,36 @@ function Scheduler:observe_clock(now)
   self.log.warn("wall clock jumped", { seconds = d, direction = jump.direction, size = size,
     from = schedule.iso(jump.from), to = schedule.iso(now), handling = what })
   return jump
+end
+
+--- Claims ahead the next slot of every idle job due within claim_ahead of
+--- now; the slot then starts at its time without a commit (Scheduler:claim).
+--- A slot whose claim finds a row is left to its tick.
+---@param now number  epoch seconds
+---@async
+function Scheduler:claim_upcoming(now)
+  for _, st in ipairs(self.order) do
+    if st.fire and st.fire > now and st.fire - now <= self.claim_ahead
+      and st.armed_tried ~= st.next and st.nactive == 0 and #st.queue == 0 and not self.stopping
+      and not self:paused(st) then
+      st.armed_tried = st.next -- tried once: a refused or failed claim is left to the slot's tick
+      if self.store:claim_run{ job = st.name, nominal_at = st.next, node = self.node, pid = self.pid,
+          started_at = st.fire, attempt = 1, missed = 0 } then
+        st.armed = st.next
+      end
+    end
+  end
+end
+
+--- Releases a job's slot claimed ahead that is not going to start: its row
+--- is deleted, so the slot can get another outcome (or run after a restart).
+---@param st table  the job's state
+---@async
+function Scheduler:release(st)
+  local t = st.armed
+  if not t then return end
+  st.armed = nil
+  self.store:release_claim(st.name, t, self.pid)
 end
 
 --- Handles every job whose fire time has come (called by the timer task).
@@ -495,6 +569,7 @@ end
 ---@param reason string|nil
 ---@async
 function Scheduler:record(st, t, outcome, reason)
+  if st.armed == t then self:release(st) end
   local ok = self.store:record_slot(st.name, t, outcome, { node = self.node, at = self.clock.now(), error = reason })
   if not ok then return end
   self.obs.on_skip(st.name, reason or outcome, 1)
@@ -565,6 +640,10 @@ end
 ---@param info table
 ---@async
 function Scheduler:claim(st, t, info)
+  if st.armed == t then -- claimed ahead (claim_upcoming)
+    st.armed = nil
+    return true
+  end
   if self.lease then return self:claim_leased(st, t, info) end
   local ok = self.store:claim_run{ job = st.name, nominal_at = t, node = self.node, pid = self.pid,
     started_at = self.clock.now(), attempt = info.attempt or 1, missed = info.missed or 0 }
@@ -841,6 +920,7 @@ function Scheduler:stop(timeout)
   self.stopping = true
   self:poke()
   if self.ticker then self.ticker:cancel() end
+  for _, st in pairs(self.jobs) do self:release(st) end
   for _, st in pairs(self.jobs) do self:start_buffered(st) end
   local runs = self:active_runs()
   local cancelled = 0

@@ -8,6 +8,8 @@
 --- gets true for a slot. Every slot ends with one outcome: a claimed run is
 --- finished once (succeeded, failed, timed_out, cancelled, interrupted), a
 --- slot that does not run is recorded (skipped_overlap, missed, coalesced).
+--- A slot claimed ahead of its time that does not start is released
+--- (db:release_claim): it is as if it had never been claimed.
 ---
 --- Every statement is a constant with `$N` parameters and no SQLite-only
 --- syntax (INSERT ... ON CONFLICT DO NOTHING RETURNING, UPDATE ...
@@ -40,6 +42,7 @@ M.sql = {
     .. "VALUES ($1, $2, $3, 0, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING job",
   rerun = "UPDATE runs SET status = 'running', attempt = attempt + 1, node = $3, pid = $4, started_at = $5, "
     .. "finished_at = NULL, error = NULL WHERE job = $1 AND nominal_at = $2 AND status = $6 RETURNING attempt",
+  release = "DELETE FROM runs WHERE job = $1 AND nominal_at = $2 AND status = 'running' AND pid = $3 RETURNING job",
   interrupt = "UPDATE runs SET status = 'interrupted', finished_at = $3, error = $4 "
     .. "WHERE job = $1 AND nominal_at = $2 AND status = 'running' AND pid = $5 RETURNING job",
   running = "SELECT " .. COLS .. " FROM runs WHERE status = 'running' ORDER BY job, nominal_at",
@@ -216,6 +219,21 @@ function Runs:rerun(r)
   return row.attempt
 end
 
+--- Releases a claim that has not started: deletes the slot's `running` row
+--- if pid still holds it. For a slot claimed ahead of its time (the
+--- scheduler's claim_ahead) that is not going to start. Returns whether it did.
+---@param job string
+---@param nominal_at integer
+---@param pid integer
+---@return boolean
+---@async
+function Runs:release_claim(job, nominal_at, pid)
+  check_slot("release_claim", job, nominal_at)
+  local row = self:_enter():first(SQL.release, job, nominal_at, pid)
+  mine[run_key(job, nominal_at)] = nil
+  return row ~= nil
+end
+
 --- The run row of a slot, or nil.
 ---@param job string
 ---@param nominal_at integer
@@ -249,20 +267,26 @@ end
 
 --- Marks interrupted the running runs of node (default: this machine;
 --- false: every node) whose process is gone (alive(run) false; default
---- M.process_alive), in one transaction. Returns the runs it marked, for
+--- M.process_alive), in one transaction. A run whose started_at is still
+--- ahead (a slot claimed ahead of its time whose process ended before it)
+--- never started: it is released instead. Returns the runs it marked, for
 --- on_interrupt = "rerun". Call it at start-up, before claiming.
 ---@param node? string|false
 ---@param alive? fun(run: resi.store.run): boolean
+---@param now? number  epoch seconds (default: now)
 ---@return resi.store.run[]
 ---@async
-function Runs:interrupt_dead(node, alive)
+function Runs:interrupt_dead(node, alive, now)
   if node == nil then node = M.node() end
   alive = alive or M.process_alive
   return self:transaction(function()
     local marked = {}
+    now = now or core.now()
     for _, run in ipairs(self:running_runs()) do
-      if (node == false or run.node == node) and not alive(run)
-        and self:mark_interrupted(run, "its process ended before the run finished") then
+      local dead = (node == false or run.node == node) and not alive(run)
+      if dead and run.started_at > now then
+        self:release_claim(run.job, run.nominal_at, run.pid)
+      elseif dead and self:mark_interrupted(run, "its process ended before the run finished") then
         run.status = "interrupted"
         marked[#marked + 1] = run
       end
