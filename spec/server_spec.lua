@@ -91,6 +91,11 @@ describe("resi.server", function()
     local none = assert(http.get(srv.url .. "/nothing"))
     assert.equal(500, none.status)
     assert.equal(200, assert(http.get(srv.url .. "/after")).status)
+    -- to HEAD, the 500 has no body: the next response on the connection follows its head
+    local out = raw_exchange(srv.port, "HEAD /boom HTTP/1.1\r\nHost: x\r\n\r\n"
+      .. "GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert.truthy(out:match("^HTTP/1.1 500 [^\r]*\r\n.-\r\n\r\nHTTP/1.1 200 "), out)
+    assert.is_nil(out:find("internal server error", 1, true))
   end)
 
   it("writes header values of any type as text and refuses ones that would break the head", function()

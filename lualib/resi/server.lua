@@ -92,7 +92,8 @@ local function run_handler(handler, exchange, req)
   if not ok then
     if task.is_cancelled(res) then return exchange:reset() end
     log_failure(req, res)
-    return exchange:respond(500, { ["Content-Type"] = "application/json" }, '{"error":"internal server error"}')
+    return exchange:respond(500, { ["Content-Type"] = "application/json" }, '{"error":"internal server error"}',
+      req.method == "HEAD")
   end
   local status, headers, body = normalize(res)
   exchange:respond(status, headers, body, req.method == "HEAD")
@@ -133,7 +134,8 @@ function M.serve(opts)
       local ok, err = pcall(run_handler, handler, exchange, req)
       if not ok and exchange:open() then
         -- a failure outside the handler (logging, encoding): never leave the client hanging
-        exchange:respond(500, { ["Content-Type"] = "application/json" }, '{"error":"internal server error"}')
+        exchange:respond(500, { ["Content-Type"] = "application/json" }, '{"error":"internal server error"}',
+          req.method == "HEAD")
         io.stderr:write("resi.server: ", tostring(err), "\n")
       end
     end)
