@@ -16,6 +16,10 @@
 typedef struct {
   int fmt;
   resi_buf arena;
+  resi_buf ref, kept;  /* pass 1's entries copied one after another; pass 2's, parsed as a list is built */
+  resi_pl_entry *refs; /* pass 1's entries (strings in ref), then pass 2's (in kept) after them */
+  size_t n, cap;       /* entries in refs */
+  size_t first, at;    /* pass 1's count; pass 2's so far */
 } state;
 
 /* Are two entries (each with its own arena) the same? */
@@ -108,6 +112,22 @@ static void check_mask(const char *s, size_t n) {
   free(out);
 }
 
+/* Appends e (strings in arena) to st->refs, its strings copied into ref
+ * when copy is set. */
+static void add_ref(state *st, const resi_pl_entry *e, const char *arena, int copy) {
+  if (st->n == st->cap) {
+    st->cap = st->cap ? st->cap * 2 : 64;
+    st->refs = realloc(st->refs, st->cap * sizeof *st->refs);
+  }
+  resi_pl_entry c = *e;
+  if (copy) {
+    c.host = (uint32_t)st->ref.len, resi_buf_add(&st->ref, arena + e->host, e->host_len);
+    c.user = (uint32_t)st->ref.len, resi_buf_add(&st->ref, arena + e->user, e->user_len);
+    c.pass = (uint32_t)st->ref.len, resi_buf_add(&st->ref, arena + e->pass, e->pass_len);
+  }
+  st->refs[st->n++] = c;
+}
+
 /* Line callback: parse, then round-trip what was accepted, or check what
  * the rejection says. */
 static int on_line(void *ud, const char *s, size_t n, long line) {
@@ -116,9 +136,35 @@ static int on_line(void *ud, const char *s, size_t n, long line) {
   resi_pl_entry e;
   st->arena.len = 0;
   int rc = resi_pl_parse_line(s, n, st->fmt, RESI_PL_HTTP, &st->arena, &e, why);
-  if (rc == 1) round_trip(st->arena.data, &e);
+  if (rc == 1) round_trip(st->arena.data, &e), add_ref(st, &e, st->arena.data, 1);
   if (rc < 0) check_reason(why, s, n), check_mask(s, n > 200 ? 200 : n);
   return 0;
+}
+
+/* Pass 2's line callback: parses into one arena that is never reset, as a
+ * list is built (a repeated host then points at its last copy); each
+ * entry must equal pass 1's, and stay so to the end (checked then). */
+static int on_kept_line(void *ud, const char *s, size_t n, long line) {
+  state *st = ud;
+  char why[RESI_PL_REASON];
+  resi_pl_entry e;
+  if (resi_pl_parse_line(s, n, st->fmt, RESI_PL_HTTP, &st->kept, &e, why) != 1) return 0;
+  if (st->at >= st->first || !same(st->kept.data, &e, st->ref.data, &st->refs[st->at])) {
+    fprintf(stderr, "line %ld parses differently into a list's arena\n", line);
+    abort();
+  }
+  st->at++;
+  add_ref(st, &e, NULL, 0);
+  return 0;
+}
+
+/* After pass 2: every entry it kept still reads as pass 1's. */
+static void check_kept(const state *st) {
+  for (size_t i = 0; i < st->at; i++)
+    if (!same(st->kept.data, &st->refs[st->first + i], st->ref.data, &st->refs[i])) {
+      fprintf(stderr, "entry %zu changed as the list grew\n", i + 1);
+      abort();
+    }
 }
 
 /* JSON callback: round-trip every accepted object, check rejected ones. */
@@ -161,7 +207,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (final) break;
     }
     resi_buf_free(&ls.carry);
+    resi_pl_lines ls2 = {0}; /* pass 2, in one piece */
+    st.first = st.n;
+    resi_pl_lines_feed(&ls2, text, n, 1, on_kept_line, &st);
+    resi_buf_free(&ls2.carry);
+    if (st.at != st.first) {
+      fprintf(stderr, "pass 2 kept %zu entries of %zu\n", st.at, st.first);
+      abort();
+    }
+    check_kept(&st);
   }
   resi_buf_free(&st.arena);
+  resi_buf_free(&st.ref);
+  resi_buf_free(&st.kept);
+  free(st.refs);
   return 0;
 }

@@ -125,8 +125,11 @@ int resi_pl_parse_line(const char *s, size_t n, int fmt, int default_scheme, res
                        resi_pl_entry *e, char *why);
 
 /* Checks a host (bare IPv6 allowed when allow_v6) and appends it
- * lower-cased to arena; sets e->host, host_len and the IPv6 flag.
- * Returns 0, or -1 with why set. */
+ * lower-cased to arena; sets e->host, host_len and the IPv6 flag. A host
+ * name that repeats the last one stored points at that copy instead while
+ * its bytes are still there, below arena->len (so the bytes an entry
+ * points at may be another entry's: an arena is only appended to, or cut
+ * back to before a rejected line). Returns 0, or -1 with why set. */
 int resi_pl_set_host(const char *s, size_t n, int allow_v6, resi_buf *arena, resi_pl_entry *e, char *why);
 
 /* Parses a decimal port 1..65535; returns it, or -1 with why set. */
@@ -198,8 +201,13 @@ int resi_pl_oom(lua_State *L);
 /* proxylist_list.c: pushes a new empty list with an empty errors table. */
 resi_pl_list *resi_pl_list_new(lua_State *L);
 
+/* proxylist_list.c: asks for the 2 MiB-aligned part of [p, p + n) (4 MiB
+ * or more) to be transparent huge pages. */
+void resi_pl_huge_pages(void *p, size_t n);
+
 /* proxylist_list.c: makes room for cap entries in all (a hint: nothing
- * happens when memory is short). */
+ * happens when memory is short; 4 MiB or more come 2 MiB-aligned, in huge
+ * pages). */
 void resi_pl_list_reserve(resi_pl_list *l, size_t cap);
 
 /* proxylist_list.c: appends an entry whose strings are in src (copied into

@@ -234,9 +234,14 @@ static int same_bytes(const char *a, const char *b, size_t n) {
 
 /* The last host name or IPv4 address that passed, as given and as stored
  * (lower case): a provider's list repeats one gateway host on every line,
- * so most lines skip the checks. One runtime thread, so one cache. */
+ * so most lines skip the checks. It also says where it was last stored
+ * (arena and offset): while those bytes are still it, below the arena's
+ * end, a repeat points there instead of storing another copy. One runtime
+ * thread, so one cache. */
 static struct {
   size_t n;
+  const resi_buf *arena;
+  size_t at;
   char in[254], out[254];
 } last_host;
 
@@ -294,6 +299,7 @@ __attribute__((noinline)) static int set_new_host(const char *s, size_t n, int a
     memcpy(last_host.in, s, n);
     memcpy(last_host.out, h, n);
     last_host.n = n;
+    last_host.arena = arena, last_host.at = arena->len;
   }
   e->host = (uint32_t)arena->len;
   e->host_len = (uint16_t)n;
@@ -304,10 +310,16 @@ __attribute__((noinline)) static int set_new_host(const char *s, size_t n, int a
 /* resi_pl_set_host, inlined into this file's parsers. */
 static inline int set_host(const char *s, size_t n, int allow_v6, resi_buf *arena, resi_pl_entry *e, char *why) {
   if (n == 0 || n != last_host.n || !same_bytes(s, last_host.in, n)) return set_new_host(s, n, allow_v6, arena, e, why);
+  e->host_len = (uint16_t)n;
+  if (arena == last_host.arena && last_host.at + n <= arena->len &&
+      same_bytes(arena->data + last_host.at, last_host.out, n)) { /* the copy stored last is still there */
+    e->host = (uint32_t)last_host.at;
+    return 0;
+  }
   if (room(arena, n, why)) return -1; /* the last host again: copied as it was stored */
   memcpy(arena->data + arena->len, last_host.out, n);
   e->host = (uint32_t)arena->len;
-  e->host_len = (uint16_t)n;
+  last_host.arena = arena, last_host.at = arena->len;
   arena->len += n;
   return 0;
 }

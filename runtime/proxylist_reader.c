@@ -67,8 +67,9 @@ static void add_error(pl_reader *r, long line, const char *text, size_t len, con
 /* Adds a parsed entry (its strings already in the list's arena) to the
  * list being built. mark is where the entry's strings start in the arena,
  * or SIZE_MAX when unknown: a host that starts there and repeats the one
- * before it (a provider's gateway on every line) is kept once, the
- * entry's other strings moved down over the copy. */
+ * before it is kept once, the entry's other strings moved down over the
+ * copy (the parser already points a repeated host name at its last copy,
+ * resi_pl_set_host: this is for the rest, an IPv6 gateway's). */
 static int keep(pl_reader *r, resi_pl_entry *e, size_t mark) {
   resi_pl_list *l = r->list;
   size_t hl = e->host_len;
@@ -80,7 +81,13 @@ static int keep(pl_reader *r, resi_pl_entry *e, size_t mark) {
     e->host = l->e[l->n - 1].host;
     l->arena.len -= hl;
   }
-  if (!resi_pl_list_push(l, e, l->arena.data)) return r->failed = 1;
+  if (l->n < l->cap) { /* room reserved (presize_entries): the common case, inline */
+    if (e != l->e + l->n) l->e[l->n] = *e; /* else parsed in its place (on_line): no copy, whose wide
+                                            * loads of the entry's fresh narrow stores would stall */
+    l->n++;
+  } else if (!resi_pl_list_push(l, e, l->arena.data)) {
+    return r->failed = 1;
+  }
   r->count++;
   return 0;
 }
@@ -108,18 +115,19 @@ static inline int take(pl_reader *r, const resi_pl_entry *e, const char *arena, 
 static int on_line(void *ud, const char *s, size_t n, long line) {
   pl_reader *r = ud;
   char why[RESI_PL_REASON];
-  resi_pl_entry e;
+  resi_pl_entry local, *e = &local;
   resi_buf *arena = arena_of(r);
   if (r->to >= 0) r->scratch.len = 0;
+  else if (r->list->n < r->list->cap) e = &r->list->e[r->list->n]; /* parsed where it is kept (keep) */
   size_t mark = arena->len;
-  int rc = resi_pl_parse_line(s, n, r->from == RESI_PL_AUTO ? RESI_PL_AUTO : r->from, r->scheme, arena, &e, why);
+  int rc = resi_pl_parse_line(s, n, r->from == RESI_PL_AUTO ? RESI_PL_AUTO : r->from, r->scheme, arena, e, why);
   if (rc < 0) {
     add_error(r, line, s, n, why);
     return 0;
   }
   if (rc == 0) return 0;
-  if (r->to < 0) return keep(r, &e, mark);
-  return take(r, &e, arena->data, line, s, n);
+  if (r->to < 0) return keep(r, e, mark);
+  return take(r, e, arena->data, line, s, n);
 }
 
 /* JSON callback: one object read (or rejected). */
@@ -332,15 +340,18 @@ static void prefault(void *p, size_t n) {
 
 /* Before a list's first chunk of file f: room in its arena for the whole
  * file (parsed strings never outgrow their text), so it is allocated once
- * and never copied as it grows; touched pages only count. */
+ * and never copied as it grows, in huge pages when it is big; touched
+ * pages only count. */
 static void presize_arena(resi_pl_list *l, FILE *f) {
   size_t size = file_size(f);
-  if (size > PUMP_CHUNK && size < UINT32_MAX) resi_buf_reserve(&l->arena, size);
+  if (size > PUMP_CHUNK && size < UINT32_MAX && resi_buf_reserve(&l->arena, size))
+    resi_pl_huge_pages(l->arena.data, l->arena.cap);
 }
 
 /* After a list's first chunk (n bytes) of file f: room for the entries the
- * whole file holds at that chunk's rate, and a few more, their pages and
- * the arena's that the rest of the file will fill mapped at once. */
+ * whole file holds at that chunk's rate, and a few more (in huge pages when
+ * they are many: resi_pl_list_reserve), their pages and the arena's that
+ * the rest of the file will fill mapped at once. */
 static void presize_entries(resi_pl_list *l, FILE *f, size_t n) {
   size_t size = file_size(f);
   if (n == 0 || size <= n || l->n == 0) return;
