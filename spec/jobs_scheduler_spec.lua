@@ -630,6 +630,18 @@ describe("jobs scheduler", function()
       return db, calls
     end
 
+    -- A counting job just after its first slot was claimed ahead; returns the
+    -- harness, the count ({n =}) and the job's function (to redefine the job with).
+    local function claimed_ahead()
+      local ran = { n = 0 }
+      local function count() ran.n = ran.n + 1 end
+      local h = harness({ job("j", every(MIN), count) })
+      h.s:start()
+      h.clock.advance(19.7)
+      assert.equal("running", h.db:get_run("j", S).status)
+      return h, ran, count
+    end
+
     it("commits an idle job's next claim before its time; the run starts at the slot with no write between",
       function()
         local clock = fakeclock.new(T0)
@@ -649,14 +661,10 @@ describe("jobs scheduler", function()
       end)
 
     it("a slot claimed ahead of a job paused before its time is recorded missed, not left running", function()
-      local n = 0
-      local h = harness({ job("j", every(MIN), function() n = n + 1 end) })
-      h.s:start()
-      h.clock.advance(19.7)
-      assert.equal("running", h.db:get_run("j", S).status)
+      local h, ran, count = claimed_ahead()
       h.db:set_paused("j", true)
       h.clock.advance(5)
-      assert.equal(0, n)
+      assert.equal(0, ran.n)
       assert.same({ "20:missed" }, outcomes(h.db, "j", T0))
       assert.equal("paused", h.db:get_run("j", S).error)
       halt(h, 1)
@@ -721,14 +729,10 @@ describe("jobs scheduler", function()
     end)
 
     it("a reload that changes the job's schedule releases its slot claimed ahead", function()
-      local n = 0
-      local h = harness({ job("j", every(MIN), function() n = n + 1 end) })
-      h.s:start()
-      h.clock.advance(19.7)
-      assert.equal("running", h.db:get_run("j", S).status)
-      h.s:set_jobs({ job("j", every(7 * MIN), function() n = n + 1 end) })
+      local h, ran, count = claimed_ahead()
+      h.s:set_jobs({ job("j", every(7 * MIN), count) })
       h.clock.advance(5)
-      assert.equal(0, n)
+      assert.equal(0, ran.n)
       assert.is_nil(h.db:get_run("j", S))
       halt(h, 1)
     end)

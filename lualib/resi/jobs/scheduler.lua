@@ -344,8 +344,10 @@ function Scheduler:next_fire()
   return best
 end
 
--- How long the timer sleeps before its next step, claiming ahead the slots
--- due within claim_ahead (0 or less: tick now).
+--- How long the timer sleeps before its next step, claiming ahead the slots
+--- due within claim_ahead (0 or less: tick now).
+---@return number seconds
+---@async
 function Scheduler:delay()
   local due = self:next_fire()
   if not due then return self.max_sleep end
@@ -361,10 +363,12 @@ function Scheduler:delay()
   return due - self.clock.now()
 end
 
--- Sleeps `delay` seconds: to that wall-clock time when the clock can
--- (task.sleep_until: a timerfd, precise to the kernel's timer where libuv's
--- is late by up to ~2 ms, and woken early by a step of the wall clock), else
--- on the monotonic clock. In lease mode the target is on this machine's clock.
+--- Sleeps `delay` seconds: to that wall-clock time when the clock can
+--- (task.sleep_until: a timerfd, precise to the kernel's timer where libuv's
+--- is late by up to ~2 ms, and woken early by a step of the wall clock), else
+--- on the monotonic clock. In lease mode the target is on this machine's clock.
+---@param delay number  seconds
+---@async
 function Scheduler:sleep_for(delay)
   local base = self.base_clock or self.clock
   if base.sleep_until then return base.sleep_until(base.now() + delay) end
