@@ -109,6 +109,19 @@ static int process_start(lua_State *L) {
   return 1;
 }
 
+/* fs_core.boot_time() -> epoch seconds this machine booted (the wall clock
+ * minus CLOCK_BOOTTIME, which counts suspend too), or nil. A step of the
+ * wall clock moves it with the clock, as /proc/stat's btime does. */
+static int boot_time(lua_State *L) {
+  struct timespec wall, boot;
+  if (clock_gettime(CLOCK_REALTIME, &wall) < 0 || clock_gettime(CLOCK_BOOTTIME, &boot) < 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushnumber(L, seconds(wall) - seconds(boot)); /* stack: seconds */
+  return 1;
+}
+
 int luaopen_resi_fs_core(lua_State *L) {
   static const luaL_Reg methods[] = {{"unlock", lock_release}, {"held", lock_held}, {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", lock_release}, {"__close", lock_release}, {NULL, NULL}};
@@ -117,6 +130,8 @@ int luaopen_resi_fs_core(lua_State *L) {
   lua_pushcfunction(L, lock_take);
   lua_setfield(L, -2, "lock");
   lua_pushcfunction(L, process_start);
-  lua_setfield(L, -2, "process_start"); /* stack: fs_core */
+  lua_setfield(L, -2, "process_start");
+  lua_pushcfunction(L, boot_time);
+  lua_setfield(L, -2, "boot_time"); /* stack: fs_core */
   return 1;
 }

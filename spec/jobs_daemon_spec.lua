@@ -96,7 +96,7 @@ end)
       assert.equal(9, sig, d.stderr())
       kills = kills + 1
       -- every fifth time the daemon stays down a while: slots pass unseen (two
-      -- or more besides the one it may have claimed ahead, which reads interrupted)
+      -- or more besides the one it may have claimed ahead, which is released)
       if i % 5 == 0 then resi.sleep(2.2 + math.random()) end
     end
     -- a last, clean run settles what the kills left
@@ -135,6 +135,54 @@ end)
     assert.is_true((counts.succeeded or 0) > 0)
     assert.is_true((counts.coalesced or 0) > 0, "no slot passed while the daemon was down")
   end)
+
+  it("a daemon killed between a slot's claim ahead and its time: the next one releases the claim and runs the slot",
+    function()
+      local dir = scratch_dir()
+      local file, db, out = dir .. "/jobs.lua", dir .. "/resi.db", dir .. "/ran.txt"
+      write(file, ([[
+require("resi.jobs").cron("*/2 * * * * *", "t", function(run)
+  local f = assert(io.open(%q, "a"))
+  f:write(run.id, " ", run.attempt, "\n")
+  f:close()
+end)
+]]):format(out))
+      local d = start_daemon(file, db)
+      local d2
+      finally(function()
+        for _, x in ipairs({ d, d2 }) do if not x.exited() then x.kill("sigkill") end end
+      end)
+      -- a slot claimed ahead: running, attempt 0, its time still a while off
+      local armed
+      assert.is_true(eventually(function()
+        local ok, r = pcall(rows, db, "t")
+        local last = ok and r[#r]
+        if last and last.status == "running" and last.attempt == 0 and last.started_at - resi.now() > 0.15 then
+          armed = last
+        end
+        return armed ~= nil
+      end, 20), d.stderr())
+      d.kill("sigkill")
+      assert.equal(9, select(2, d.wait()))
+      local row = rows(db, "t")[#rows(db, "t")]
+      assert.same({ armed.nominal_at, "running", 0 }, { row.nominal_at, row.status, row.attempt })
+      resi.sleep(armed.started_at - resi.now() + 0.3) -- its time passes while no daemon runs
+      d2 = start_daemon(file, db)
+      local id = "t@" .. schedule.iso(armed.nominal_at)
+      assert.is_true(eventually(function()
+        for _, l in ipairs(lines(out)) do if l == id .. " 1" then return true end end
+        return false
+      end), d2.stderr())
+      d2.kill("sigterm")
+      assert.equal(0, (d2.wait()), d2.stderr())
+      local db_ = store.open(db)
+      local final = db_:get_run("t", armed.nominal_at)
+      db_:close()
+      assert.same({ "succeeded", 1 }, { final.status, final.attempt })
+      local seen = 0
+      for _, l in ipairs(lines(out)) do if l:find(id, 1, true) == 1 then seen = seen + 1 end end
+      assert.equal(1, seen)
+    end)
 
   it("reruns an interrupted slot after kill -9 when the job says on_interrupt = rerun", function()
     local dir = scratch_dir()

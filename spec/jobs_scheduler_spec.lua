@@ -619,7 +619,7 @@ describe("jobs scheduler", function()
     -- A memstore whose writes are logged as "time:method:offset" (offset from T0).
     local function logged_store(clock)
       local db, calls = memstore.new(), {}
-      for _, m in ipairs({ "claim_run", "finish_run", "record_slot", "release_claim", "rerun" }) do
+      for _, m in ipairs({ "claim_run", "mark_started", "finish_run", "record_slot", "release_claim", "rerun" }) do
         local real = db[m]
         db[m] = function(self, a, b, ...)
           local nominal = type(a) == "table" and a.nominal_at or b
@@ -642,7 +642,7 @@ describe("jobs scheduler", function()
       return h, ran, count
     end
 
-    it("commits an idle job's next claim before its time; the run starts at the slot with no write between",
+    it("commits an idle job's next claim before its time; at the slot only the start mark is written before the run",
       function()
         local clock = fakeclock.new(T0)
         local db, calls = logged_store(clock)
@@ -653,10 +653,12 @@ describe("jobs scheduler", function()
         h.s:start()
         h.clock.advance(85)
         assert.same({ "20:20", "80:80" }, started)
-        assert.same({ "19.5:claim_run:20", "20:finish_run:20", "79.5:claim_run:80", "80:finish_run:80" }, calls)
+        assert.same({ "19.5:claim_run:20", "20:mark_started:20", "20:finish_run:20",
+          "79.5:claim_run:80", "80:mark_started:80", "80:finish_run:80" }, calls)
         local row = db:get_run("j", S)
         assert.equal("succeeded", row.status)
         assert.equal(S, row.started_at) -- the planned start, written with the claim
+        assert.equal(1, row.attempt) -- claimed as attempt 0, marked 1 when it started
         halt(h, 1)
       end)
 
@@ -690,31 +692,32 @@ describe("jobs scheduler", function()
       halt(h2, 1)
     end)
 
-    it("a daemon killed between the claim and the slot: back before the slot, it runs then; back after, the slot was interrupted",
-      function()
-        for _, back_at in ipairs({ 19.8, 21 }) do
-          local n = 0
-          local h = harness({ job("j", every(MIN), function() n = n + 1 end) })
-          h.s:start()
-          h.clock.advance(19.7)
-          h.s.ticker:cancel() -- kill -9: the claim stays, the process is gone (pid_alive says so)
-          h.clock.advance(back_at - 19.7)
-          local h2 = harness({ job("j", every(MIN), function() n = n + 10 end) },
-            { clock = h.clock, store = h.db, pid = 200 })
-          h2.s:start()
-          h2.clock.advance(2)
-          local row = h.db:get_run("j", S)
-          if back_at < 20 then
-            assert.equal(10, n)
-            assert.equal("succeeded", row.status)
-            assert.equal(200, row.pid)
-          else
-            assert.equal(0, n) -- not known to have started, so not run twice
-            assert.equal("interrupted", row.status)
-          end
-          halt(h2, 1)
+    it("a daemon killed between the claim and the slot: back before or after the slot, the next daemon runs it; "
+      .. "after a reboot the slot was interrupted", function()
+      for _, case in ipairs({ { back_at = 19.8 }, { back_at = 21 }, { back_at = 21, reboot = true } }) do
+        local n = 0
+        local h = harness({ job("j", every(MIN), function() n = n + 1 end) })
+        h.s:start()
+        h.clock.advance(19.7)
+        h.s.ticker:cancel() -- kill -9: the claim stays, the process is gone (pid_alive says so)
+        assert.equal(0, h.db:get_run("j", S).attempt) -- claimed, not marked started
+        if case.reboot then h.clock.boot = T0 + 19.9 end -- the unsynced start mark may have been lost
+        h.clock.advance(case.back_at - 19.7)
+        local h2 = harness({ job("j", every(MIN), function() n = n + 10 end) },
+          { clock = h.clock, store = h.db, pid = 200 })
+        h2.s:start()
+        h2.clock.advance(2)
+        local row = h.db:get_run("j", S)
+        if case.reboot then
+          assert.equal(0, n) -- not known not to have started, so not run twice
+          assert.equal("interrupted", row.status)
+        else
+          assert.equal(10, n) -- released at recovery: at its time, or late by the catch-up policy
+          assert.same({ "succeeded", 200, 1 }, { row.status, row.pid, row.attempt })
         end
-      end)
+        halt(h2, 1)
+      end
+    end)
 
     it("a run started by hand between the claim and the slot: with overlap skip the slot is skipped_overlap", function()
       local h
@@ -741,16 +744,19 @@ describe("jobs scheduler", function()
   describe("robustness", function()
     it("a store error in a tick, or while claiming ahead, is logged and the slot is handled on the retry", function()
       -- claiming at the slot's time the error is the tick's; claiming ahead, the claim is made again at its time
-      for _, case in ipairs({ { ahead = 0, says = "tick failed" }, { says = "claiming a slot ahead failed" } }) do
+      -- and when the start mark of a slot claimed ahead fails, the retry marks it and runs it 5 s late
+      for _, case in ipairs({ { ahead = 0, says = "tick failed" }, { says = "claiming a slot ahead failed" },
+        { says = "tick failed", method = "mark_started" } }) do
         local db = memstore.new()
-        local real = db.claim_run
+        local method = case.method or "claim_run"
+        local real = db[method]
         local fails = 1
-        db.claim_run = function(self, r)
+        db[method] = function(self, ...)
           if fails > 0 then
             fails = fails - 1
             error("database is locked")
           end
-          return real(self, r)
+          return real(self, ...)
         end
         local n = 0
         local h = harness({ job("j", every(60), function() n = n + 1 end) }, { store = db, claim_ahead = case.ahead })

@@ -156,6 +156,51 @@ describe("resi.store runs", function()
       assert.same({ "ahead" }, { marked[1].job, marked[2] })
     end)
 
+    it("made ahead (attempt 0) are marked started once, by their pid, and survive a kill -9 of the marker", function()
+      local now = resi.now()
+      db:claim_run { job = "a", nominal_at = 60, pid = 1000, started_at = now, attempt = 0 }
+      assert.is_false(db:mark_started("a", 60, 1001))
+      assert.is_true(db:mark_started("a", 60, 1000))
+      assert.is_false(db:mark_started("a", 60, 1000))
+      assert.equal(1, db:get_run("a", 60).attempt)
+      assert.is_false(db:mark_started("nothing", 60, 1000))
+      assert.has_error(function() db:mark_started("a", "x", 1000) end)
+      -- the mark does not wait for the disk, yet another process reads it at once,
+      -- and one written by a process killed right after it is there
+      db:claim_run { job = "b", nominal_at = 60, pid = 4242, started_at = now, attempt = 0 }
+      local child = proc.resi({ "-e", ([[
+        local db = require("resi.store").open(%q)
+        assert(db:mark_started("b", 60, 4242))
+        require("luv").kill(require("luv").os_getpid(), "sigkill")
+      ]]):format(path) })
+      assert.equal(9, child.signal, child.stderr)
+      local other = store.open(path)
+      assert.equal(1, other:get_run("b", 60).attempt)
+      other:close()
+    end)
+
+    it("made ahead whose process died unmarked are released; marked, or from before a reboot, interrupted",
+      function()
+        local now = resi.now()
+        local dead = function() return false end
+        db:claim_run { job = "unmarked", nominal_at = 60, pid = 1000, started_at = now - 1, attempt = 0 }
+        db:claim_run { job = "marked", nominal_at = 60, pid = 1000, started_at = now - 1, attempt = 0 }
+        db:mark_started("marked", 60, 1000)
+        -- claimed (started_at - claim_ahead) before this machine booted: its mark may have been lost
+        db:claim_run { job = "old", nominal_at = 60, pid = 1000, started_at = 1000000, attempt = 0 }
+        local marked = {}
+        for _, run in ipairs(db:interrupt_dead(nil, dead, now)) do marked[#marked + 1] = run.job end
+        table.sort(marked)
+        assert.same({ "marked", "old" }, marked)
+        assert.is_nil(db:get_run("unmarked", 60))
+        -- the boot time is the caller's to give (the scheduler's clock)
+        db:claim_run { job = "unmarked", nominal_at = 60, pid = 1000, started_at = now - 1, attempt = 0 }
+        assert.same({ "unmarked" }, { db:interrupt_dead(nil, dead, now, now - 2)[1].job })
+        assert.is_true(runs.never_started({ started_at = now - 1, attempt = 0 }, now, now - 86400))
+        assert.is_false(runs.never_started({ started_at = now - 1, attempt = 1 }, now, now - 86400))
+        assert.is_true(runs.never_started({ started_at = now + 1, attempt = 1 }, now, now - 86400))
+      end)
+
     it("are released only while running under the pid that claimed them", function()
       db:claim_run { job = "a", nominal_at = 60, pid = 1000 }
       assert.is_false(db:release_claim("a", 60, 1001))

@@ -266,6 +266,23 @@ function DB:transaction(fn, ...)
   return table.unpack(res, 2, res.n)
 end
 
+--- conn:first(sql, ...) as its own commit that does not wait for the disk
+--- (synchronous=OFF for this statement alone): the write survives the
+--- process at once and a power cut from the next commit's fsync on. For
+--- marks whose loss is detected (resi.store.runs' mark_started). Inside a
+--- transaction it is an ordinary statement of it.
+---@param sql string
+---@return table|nil row
+function DB:_first_unsynced(sql, ...)
+  local conn = self:_enter()
+  if self.depth > 0 then return conn:first(sql, ...) end
+  conn:exec("PRAGMA synchronous = OFF")
+  local ok, row = pcall(conn.first, conn, sql, ...)
+  conn:exec("PRAGMA synchronous = FULL")
+  if not ok then error(row, 0) end
+  return row
+end
+
 --- The value stored under (ns, key), or nil.
 ---@param ns string
 ---@param key string

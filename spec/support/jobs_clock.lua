@@ -23,6 +23,10 @@ function M.new(t0)
 
   function c.monotonic() return c.mono end
 
+  -- When the machine booted, on the wall clock (a day before t0 unless a spec sets c.boot).
+  c.boot = t0 - 86400
+  function c.boot_time() return c.boot end
+
   -- Suspends the calling task until the monotonic clock reaches now + s.
   function c.sleep(s)
     local t, token = task.prepare("fake clock sleep")

@@ -3,6 +3,8 @@
 --- scheduler's specs: replayed time needs no disk, and every call can be
 --- counted. Rows are kept per (job, nominal_at) exactly as the SQL table's
 --- primary key would: a second claim or record of the same slot is refused.
+local never_started = require("resi.store.runs").never_started
+
 local M = {}
 
 local Store = {}
@@ -93,18 +95,32 @@ function Store:release_claim(job, nominal_at, pid)
   return true
 end
 
+--- Marks a slot claimed ahead (attempt 0) started: attempt 1; false when
+--- pid holds no such claim.
+---@param job string
+---@param nominal_at integer
+---@param pid integer
+---@return boolean
+function Store:mark_started(job, nominal_at, pid)
+  local row = self.rows[key(job, nominal_at)]
+  if not row or row.status ~= "running" or row.pid ~= pid or row.attempt ~= 0 then return false end
+  row.attempt = 1
+  return true
+end
+
 --- Marks interrupted the running rows of node (false: every node) that
---- alive(row) says are dead, and releases those whose started_at is still
---- ahead of `now` (claimed ahead, never started); returns the marked ones.
+--- alive(row) says are dead, and releases those that never started
+--- (resi.store.runs.never_started); returns the marked ones.
 ---@param node string|false
 ---@param alive fun(row: table): boolean
 ---@param now? number  epoch seconds (the scheduler's clock)
+---@param boot? number  when the machine booted, on that clock
 ---@return table[]
-function Store:interrupt_dead(node, alive, now)
+function Store:interrupt_dead(node, alive, now, boot)
   local marked = {}
   for _, row in ipairs(self:running_runs()) do
     local dead = (node == false or row.node == node) and not alive(row)
-    if dead and now and (row.started_at or 0) > now then
+    if dead and now and never_started(row, now, boot) then
       self:release_claim(row.job, row.nominal_at, row.pid)
     elseif dead then
       row.status, row.error = "interrupted", "its process ended before the run finished"

@@ -11,11 +11,13 @@
 --- across restarts and kill -9 included; a claim that finds the row taken
 --- does not run. An idle job's next slot is claimed CLAIM_AHEAD seconds
 --- before its time (the claim's commit, an fsync, is then off the start's
---- path) and its run starts at the slot's time without another write; a
---- claimed slot that does not start (paused, stopping, a clock jump, the
---- job changed) is released: its row is deleted, and the slot gets the
---- outcome it would have had. On start-up the running rows of a dead process become
---- "interrupted" (or are run again with on_interrupt = "rerun"), and the
+--- path) and its run starts at the slot's time after a mark that does not
+--- wait for the disk (attempt 0 -> 1: db:mark_started); a claimed slot
+--- that does not start (paused, stopping, a clock jump, the job changed)
+--- is released: its row is deleted, and the slot gets the outcome it would
+--- have had. On start-up the running rows of a dead process become
+--- "interrupted" (or are run again with on_interrupt = "rerun"); a dead
+--- process's claim that never started is released instead, and the
 --- slots that passed while the daemon was down follow the job's catch-up
 --- policy (latest | all | none, with grace and max_catchup).
 ---
@@ -46,6 +48,7 @@
 --- attempts reuse the slot's claim, so the slot still has one outcome.
 local task = require "resi.task"
 local schedule = require "resi.jobs.schedule"
+local MAX_CLAIM_AHEAD = require("resi.store.runs").MAX_CLAIM_AHEAD
 
 local M = {}
 
@@ -75,7 +78,8 @@ Scheduler.__index = Scheduler
 -- The default clock: the loop's real wall and monotonic clocks.
 local function real_clock()
   local core = require "resi.core"
-  return { now = core.now, monotonic = core.monotonic, sleep = task.sleep, sleep_until = task.sleep_until }
+  return { now = core.now, monotonic = core.monotonic, sleep = task.sleep, sleep_until = task.sleep_until,
+    boot_time = require("resi.fs_core").boot_time }
 end
 
 -- A logger that drops everything (when none is given).
@@ -121,7 +125,7 @@ end
 --- this process renews, runs fenced when it cannot, expired runs of any
 --- node reaped as interrupted; `owner` is this process's unique id,
 --- `jobs_hash`/`jobs_file` what it tells other daemons it loaded.
---- `claim_ahead` (seconds, default CLAIM_AHEAD; 0: claim at the slot's time;
+--- `claim_ahead` (seconds, default CLAIM_AHEAD, at most resi.store.runs.MAX_CLAIM_AHEAD; 0: claim at the slot's time;
 --- lease mode always claims at the slot's time, on the database's clock).
 ---@param o {jobs: table[], store: table, clock?: table, node?: string, pid?: integer, log?: table, observer?: table, random?: fun(): number, pid_alive?: fun(pid: integer): boolean, max_sleep?: number, notifier?: table|false, lease?: number, owner?: string, jobs_hash?: string, jobs_file?: string, claim_ahead?: number}
 ---@return table
@@ -143,6 +147,9 @@ function M.new(o)
     stopping = false,
     lease = o.lease, owner = o.owner, jobs_hash = o.jobs_hash, jobs_file = o.jobs_file, offset = nil,
   }, Scheduler)
+  if self.claim_ahead > MAX_CLAIM_AHEAD then
+    error(("scheduler: claim_ahead must be at most %g seconds, got %g"):format(MAX_CLAIM_AHEAD, self.claim_ahead), 2)
+  end
   if self.lease then
     -- lease mode schedules on the database's clock: now() minus the measured offset
     local base = self.clock
@@ -294,7 +301,8 @@ function Scheduler:recover()
     self.keeper:renew() -- confirms the lease state (readiness) before the first claim
     return self.keeper:reap()
   end
-  local marked = self.store:interrupt_dead(self.node, self:alive_test(), self.clock.now())
+  local marked = self.store:interrupt_dead(self.node, self:alive_test(), self.clock.now(),
+    self.clock.boot_time and self.clock.boot_time())
   for _, row in ipairs(marked) do
     self.obs.on_outcome(row.job, "interrupted")
     self.log.warn("run interrupted", { job = row.job, run_id = run_id(row.job, row.nominal_at),
@@ -423,7 +431,8 @@ function Scheduler:observe_clock(now)
 end
 
 --- Claims ahead the next slot of every idle job due within claim_ahead of
---- now; the slot then starts at its time without a commit (Scheduler:claim).
+--- now, as attempt 0; the slot then starts at its time after an unsynced
+--- start mark instead of a durable commit (Scheduler:claim).
 --- A slot whose claim finds a row is left to its tick.
 ---@param now number  epoch seconds
 ---@async
@@ -434,7 +443,7 @@ function Scheduler:claim_upcoming(now)
       and not self:paused(st) then
       st.armed_tried = st.next -- tried once: a refused or failed claim is left to the slot's tick
       if self.store:claim_run{ job = st.name, nominal_at = st.next, node = self.node, pid = self.pid,
-          started_at = st.fire, attempt = 1, missed = 0 } then
+          started_at = st.fire, attempt = 0, missed = 0 } then
         st.armed = st.next
       end
     end
@@ -644,9 +653,11 @@ end
 ---@param info table
 ---@async
 function Scheduler:claim(st, t, info)
-  if st.armed == t then -- claimed ahead (claim_upcoming)
+  if st.armed == t then -- claimed ahead (claim_upcoming): mark it started (a store error keeps it armed for the next tick)
+    local ok = self.store:mark_started(st.name, t, self.pid)
     st.armed = nil
-    return true
+    if not ok then self.log.warn("slot claimed ahead lost its claim; not run", { job = st.name, run_id = run_id(st.name, t) }) end
+    return ok
   end
   if self.lease then return self:claim_leased(st, t, info) end
   local ok = self.store:claim_run{ job = st.name, nominal_at = t, node = self.node, pid = self.pid,

@@ -138,6 +138,9 @@ local function class(DB)
   end
   function PG:_blob(text) return to_bytea(text) end
   function PG:_unblob(v) return from_bytea(v) end
+  -- An ordinary, durable statement: PostgreSQL stores claim at the slot's
+  -- time (lease mode), so no start marks are written on them.
+  function PG:_first_unsynced(sql, ...) return self:_enter():first(sql, ...) end
 
   -- A transaction inside another of the same task: a savepoint.
   local function nested(self, fn, ...)

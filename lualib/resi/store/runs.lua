@@ -42,6 +42,8 @@ M.sql = {
     .. "VALUES ($1, $2, $3, 0, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING job",
   rerun = "UPDATE runs SET status = 'running', attempt = attempt + 1, node = $3, pid = $4, started_at = $5, "
     .. "finished_at = NULL, error = NULL WHERE job = $1 AND nominal_at = $2 AND status = $6 RETURNING attempt",
+  started = "UPDATE runs SET attempt = 1 WHERE job = $1 AND nominal_at = $2 AND status = 'running' "
+    .. "AND pid = $3 AND attempt = 0 RETURNING job",
   release = "DELETE FROM runs WHERE job = $1 AND nominal_at = $2 AND status = 'running' AND pid = $3 RETURNING job",
   interrupt = "UPDATE runs SET status = 'interrupted', finished_at = $3, error = $4 "
     .. "WHERE job = $1 AND nominal_at = $2 AND status = 'running' AND pid = $5 RETURNING job",
@@ -136,7 +138,7 @@ end
 ---@field job string
 ---@field nominal_at integer     the slot, UTC epoch seconds
 ---@field status string          running, or an outcome
----@field attempt integer        1 for the first run; 0 for a slot that never ran
+---@field attempt integer        1 for the first run; 0 for a slot that never ran (or, running, claimed ahead and not started yet)
 ---@field node? string
 ---@field pid? integer
 ---@field started_at? number     epoch seconds
@@ -219,6 +221,22 @@ function Runs:rerun(r)
   return row.attempt
 end
 
+--- Marks a slot claimed ahead (claimed with attempt 0) as started: attempt
+--- becomes 1. Call it before the run's code does anything. Returns false
+--- when pid holds no such claim. The commit does not wait for the disk (on
+--- SQLite it survives the process but not a power cut), which keeps it off
+--- the start's path; db:interrupt_dead trusts a missing mark only while the
+--- machine has not restarted since the claim.
+---@param job string
+---@param nominal_at integer
+---@param pid integer
+---@return boolean
+---@async
+function Runs:mark_started(job, nominal_at, pid)
+  check_slot("mark_started", job, nominal_at)
+  return self:_first_unsynced(SQL.started, job, nominal_at, pid) ~= nil
+end
+
 --- Releases a claim that has not started: deletes the slot's `running` row
 --- if pid still holds it. For a slot claimed ahead of its time (the
 --- scheduler's claim_ahead) that is not going to start. Returns whether it did.
@@ -232,6 +250,27 @@ function Runs:release_claim(job, nominal_at, pid)
   local row = self:_enter():first(SQL.release, job, nominal_at, pid)
   mine[run_key(job, nominal_at)] = nil
   return row ~= nil
+end
+
+--- The longest a slot may be claimed ahead of its time (the scheduler's
+--- claim_ahead is at most this): the bound db:interrupt_dead uses to tell
+--- a claim made since the machine booted.
+M.MAX_CLAIM_AHEAD = 5
+
+--- Did a dead process's running row never start? True when its start
+--- (started_at: the planned time of a slot claimed ahead) is still ahead
+--- of now, or when it was claimed ahead and never marked started
+--- (attempt 0) and the claim is from since this machine booted (before a
+--- power cut the unsynced mark may be lost, so the row may have started).
+---@param run resi.store.run
+---@param now number  epoch seconds
+---@param boot? number  epoch seconds this machine booted (default: asks the kernel)
+---@return boolean
+function M.never_started(run, now, boot)
+  if run.started_at > now then return true end
+  if run.attempt ~= 0 then return false end
+  boot = boot or require("resi.fs_core").boot_time()
+  return boot ~= nil and boot + require("resi.fs").START_SLACK < run.started_at - M.MAX_CLAIM_AHEAD
 end
 
 --- The run row of a slot, or nil.
@@ -267,16 +306,17 @@ end
 
 --- Marks interrupted the running runs of node (default: this machine;
 --- false: every node) whose process is gone (alive(run) false; default
---- M.process_alive), in one transaction. A run whose started_at is still
---- ahead (a slot claimed ahead of its time whose process ended before it)
---- never started: it is released instead. Returns the runs it marked, for
+--- M.process_alive), in one transaction. A run that never started (a slot
+--- claimed ahead whose process ended before it: M.never_started) is
+--- released instead. Returns the runs it marked, for
 --- on_interrupt = "rerun". Call it at start-up, before claiming.
 ---@param node? string|false
 ---@param alive? fun(run: resi.store.run): boolean
 ---@param now? number  epoch seconds (default: now)
+---@param boot? number  when this machine booted (default: asks the kernel)
 ---@return resi.store.run[]
 ---@async
-function Runs:interrupt_dead(node, alive, now)
+function Runs:interrupt_dead(node, alive, now, boot)
   if node == nil then node = M.node() end
   alive = alive or M.process_alive
   return self:transaction(function()
@@ -284,7 +324,7 @@ function Runs:interrupt_dead(node, alive, now)
     now = now or core.now()
     for _, run in ipairs(self:running_runs()) do
       local dead = (node == false or run.node == node) and not alive(run)
-      if dead and run.started_at > now then
+      if dead and M.never_started(run, now, boot) then
         self:release_claim(run.job, run.nominal_at, run.pid)
       elseif dead and self:mark_interrupted(run, "its process ended before the run finished") then
         run.status = "interrupted"
