@@ -23,6 +23,8 @@ Options:
   --threshold X       share of the limit that triggers a rotation (default 0.9)
   --grace MINUTES     how long an old token keeps working after its
                       replacement is published (default 60)
+  --keep-days DAYS    how long a finished rotation stays in the store once its
+                      old token is gone (default 30)
   --out FILE          write every live credential as a proxy list to FILE (0600)
   --format FMT        list | userpass | url | json | hostport | proxychains
                       (default list)
@@ -51,7 +53,7 @@ local SPEC = {
   format = { type = "string", default = "list",
     choices = { list = true, userpass = true, url = true, json = true, hostport = true, proxychains = true } },
   ["dry-run"] = { type = "flag" }, adopt = { type = "flag" }, timeout = { type = "number", default = 30 },
-  wait = { type = "number", default = 0 },
+  wait = { type = "number", default = 0 }, ["keep-days"] = { type = "number" },
 }
 
 -- The --gateway options as {provider = "host:port"}.
@@ -70,12 +72,13 @@ end
 local function main(opts)
   if opts.threshold <= 0 or opts.threshold > 1 then argparse.usage_error("--threshold must be in (0, 1]") end
   if opts.grace < 0 then argparse.usage_error("--grace must be >= 0 minutes") end
+  if opts.keep_days and opts.keep_days < 0 then argparse.usage_error("--keep-days must be >= 0 days") end
   local journal = opts.state
   if not journal and require("resi.fs").exists("rotate-state.json") then journal = "rotate-state.json" end
   local ok, s = pcall(rotate.run, {
     accounts_file = opts.accounts, providers = #opts.provider > 0 and opts.provider or nil,
-    threshold = opts.threshold, grace = opts.grace, out = opts.out, format = opts.format, manifest = opts.manifest,
-    exec = opts.exec, adopt = opts.adopt, dry_run = opts.dry_run, wait = opts.wait, store = opts.store,
+    threshold = opts.threshold, grace = opts.grace, keep_days = opts.keep_days, out = opts.out, format = opts.format,
+    manifest = opts.manifest, exec = opts.exec, adopt = opts.adopt, dry_run = opts.dry_run, wait = opts.wait, store = opts.store,
     journal = journal, timeout = opts.timeout, gateways = gateways(opts.gateway),
   })
   if not ok then

@@ -107,6 +107,23 @@ describe("scripts/rotate.lua", function()
     local count = 0
     for _ in pairs(tokens()) do count = count + 1 end
     assert.are.equal(5, count)
+    -- finished rotations stay in the store (30 days by default) ...
+    rots = rotations()
+    assert.are.same({ "retired", "retired" }, { rots[a.token].phase, rots[c.token].phase })
+    -- ... and then go, unless the old token is still listed (c: expired, not
+    -- deletable): its record stops it being rotated again
+    r = rotate { "--grace", "0", "--keep-days", "0" }
+    assert.are.equal(0, r.status, r.stderr)
+    assert.matches("0 rotated, 0 retired, 0 failed", r.stdout)
+    rots = rotations()
+    assert.is_nil(rots[a.token])
+    assert.are.equal("retired", rots[c.token].phase)
+    assert.are.equal(rc.new_id, rots[c.token].new_id)
+    r = rotate { "--grace", "0", "--keep-days", "0" }
+    assert.matches("0 rotated, 0 retired, 0 failed", r.stdout)
+    count = 0
+    for _ in pairs(tokens()) do count = count + 1 end
+    assert.are.equal(5, count)
   end)
 
   it("keeps the old token through the grace period", function()

@@ -38,6 +38,7 @@ local M = {}
 ---@field providers? string[]  only these providers
 ---@field threshold? number  share of the limit that triggers a rotation (default 0.9)
 ---@field grace? number  minutes an old token keeps working after its replacement is published (default 60)
+---@field keep_days? number  days a finished rotation stays in the store once its old token is gone (default 30)
 ---@field out? string  the proxy list to write every live credential to
 ---@field format? "list"|"userpass"|"url"|"json"|"hostport"|"proxychains"
 ---@field manifest? string  the JSON manifest to write
@@ -259,6 +260,8 @@ function M.run(opts)
   opts.say = opts.say or print
   if type(opts.threshold) ~= "number" or opts.threshold <= 0 or opts.threshold > 1 then fail("threshold must be in (0, 1]") end
   if type(opts.grace) ~= "number" or opts.grace < 0 then fail("grace must be >= 0 minutes") end
+  opts.keep_days = opts.keep_days or steps.KEEP_FINISHED / 86400
+  if type(opts.keep_days) ~= "number" or opts.keep_days < 0 then fail("keep_days must be >= 0 days") end
   local accts = accounts_of(opts)
   check_paths(opts)
   local db = opts.store
@@ -276,7 +279,9 @@ function M.run(opts)
   local ok, err = pcall(function()
     each(accts, counts, "rotating", function(ctx)
       steps.resume(ctx)
-      steps.rotate_over(ctx, ctx.acct:tokens(), opts.threshold)
+      local tokens = ctx.acct:tokens()
+      steps.rotate_over(ctx, tokens, opts.threshold)
+      if not opts.dry_run then steps.prune(ctx, tokens, opts.keep_days * 86400) end
     end)
     if not opts.dry_run and counts.failed == 0 then
       local published = publish_all(accts, opts, counts)

@@ -214,6 +214,36 @@ function M.retire(ctx, run)
   end
 end
 
+--- How long a finished rotation's intent is kept by default once its old
+--- token is gone (seconds): it is the record of that rotation, and the
+--- manifest's "replaces" for its replacement.
+M.KEEP_FINISHED = 30 * 86400
+
+--- Forgets the account's finished rotations (done or abandoned) that
+--- ended at least keep seconds ago (default KEEP_FINISHED) and whose old
+--- token tokens (the account's list) no longer holds; returns how many. A
+--- rotation whose old token is still listed keeps its intent: that stops
+--- the token being rotated again. Without this the book would only grow,
+--- and every run reads all of it.
+---@param ctx table
+---@param tokens resi.providers.token[]
+---@param keep? number  seconds
+---@return integer
+---@async
+function M.prune(ctx, tokens, keep)
+  local listed = {}
+  for _, t in ipairs(tokens) do listed[t.id] = true end
+  local before = os.time() - (keep or M.KEEP_FINISHED)
+  local old = {}
+  for _, it in ipairs(ctx.book:list()) do
+    if it.state ~= "pending" and not listed[it.plan.old_id or it.key] and (it.updated_at or 0) <= before then
+      old[#old + 1] = it
+    end
+  end
+  if #old > 0 then ctx.db:transaction(function() for _, it in ipairs(old) do it:forget() end end) end
+  return #old
+end
+
 --- Marks every ready replacement of the account published in run (its old
 --- token is retired once grace seconds have passed, on a later run).
 ---@param ctx table
