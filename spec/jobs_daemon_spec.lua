@@ -166,6 +166,9 @@ end)
       assert.equal(9, select(2, d.wait()))
       local row = rows(db, "t")[#rows(db, "t")]
       assert.same({ armed.nominal_at, "running", 0 }, { row.nominal_at, row.status, row.attempt })
+      local h = proc.resi({ "jobs", "history", file, "t", "--json", "--limit", "1", "--store", db })
+      local newest = require("resi.json").decode(h.stdout:match("[^\n]+"))
+      assert.same({ schedule.iso(armed.nominal_at), "claimed" }, { newest.nominal_at, newest.outcome })
       resi.sleep(armed.started_at - resi.now() + 0.3) -- its time passes while no daemon runs
       d2 = start_daemon(file, db)
       local id = "t@" .. schedule.iso(armed.nominal_at)

@@ -31,7 +31,9 @@ Runs the jobs FILE declares (jobs.every, jobs.cron, jobs.script) until
 SIGTERM or SIGINT; every slot of every job ends with one outcome in the
 store (succeeded, failed, timed_out, cancelled, interrupted,
 skipped_overlap, missed, coalesced), so a restart neither loses nor
-repeats a run. SIGHUP reloads FILE (a broken file keeps the old jobs).
+repeats a run. history shows a run under way as running, and an idle
+job's next slot, claimed half a second before its time, as claimed.
+SIGHUP reloads FILE (a broken file keeps the old jobs).
 
 Options:
   --store PATH|URL    the SQLite store (default $RESI_STORE, else
@@ -223,9 +225,13 @@ local function cmd_run(o, rest)
   if outcome ~= "succeeded" then task.set_exit_status(1) end
 end
 
--- A history row as printed/encoded.
+-- A history row as printed/encoded. A running row with attempt 0 is a
+-- slot claimed ahead whose run has not started: "claimed", and its
+-- started_at is when it is due to.
 local function history_entry(r)
-  return { job = r.job, nominal_at = iso(r.nominal_at), outcome = r.status, started_at = iso(r.started_at),
+  local outcome = r.status
+  if outcome == "running" and r.attempt == 0 then outcome = "claimed" end
+  return { job = r.job, nominal_at = iso(r.nominal_at), outcome = outcome, started_at = iso(r.started_at),
     finished_at = iso(r.finished_at), node = r.node, owner = r.owner, attempt = r.attempt, missed = r.missed,
     error = r.error,
     duration = r.started_at and r.finished_at and (r.finished_at - r.started_at) or nil }
