@@ -51,6 +51,25 @@ local function start_daemon(file, db, extra)
   return require("spec.support.daemon").start(args)
 end
 
+-- A scratch directory's jobs file declaring one job, `jobs.` .. decl (its
+-- schedule and name, e.g. 'every("1h", "r"'), whose run appends "ID ATTEMPT"
+-- to ran.txt then runs the code `after`; opts is the declaration's tail (e.g.
+-- ', { on_interrupt = "rerun" }'). Returns the file's, the store's and
+-- ran.txt's paths.
+local function recording_job(decl, after, opts)
+  local dir = scratch_dir()
+  local file, out = dir .. "/jobs.lua", dir .. "/ran.txt"
+  write(file, ([[
+require("resi.jobs").%s, function(run)
+  local f = assert(io.open(%q, "a"))
+  f:write(run.id, " ", run.attempt, "\n")
+  f:close()
+  %s
+end%s)
+]]):format(decl, out, after, opts))
+  return file, dir .. "/resi.db", out
+end
+
 -- Waits until fn() is true (polling every 50 ms), at most `limit` seconds.
 local eventually = proc.eventually
 
@@ -138,15 +157,7 @@ end)
 
   it("a daemon killed between a slot's claim ahead and its time: the next one releases the claim and runs the slot",
     function()
-      local dir = scratch_dir()
-      local file, db, out = dir .. "/jobs.lua", dir .. "/resi.db", dir .. "/ran.txt"
-      write(file, ([[
-require("resi.jobs").cron("*/2 * * * * *", "t", function(run)
-  local f = assert(io.open(%q, "a"))
-  f:write(run.id, " ", run.attempt, "\n")
-  f:close()
-end)
-]]):format(out))
+      local file, db, out = recording_job('cron("*/2 * * * * *", "t"', "", "")
       local d = start_daemon(file, db)
       local d2
       finally(function()
@@ -188,16 +199,8 @@ end)
     end)
 
   it("reruns an interrupted slot after kill -9 when the job says on_interrupt = rerun", function()
-    local dir = scratch_dir()
-    local file, db, out = dir .. "/jobs.lua", dir .. "/resi.db", dir .. "/ran.txt"
-    write(file, ([[
-require("resi.jobs").every("1h", "r", function(run)
-  local f = assert(io.open(%q, "a"))
-  f:write(run.id, " ", run.attempt, "\n")
-  f:close()
-  if run.attempt == 1 then resi.sleep(30) end
-end, { on_interrupt = "rerun" })
-]]):format(out))
+    local file, db, out = recording_job('every("1h", "r"', "if run.attempt == 1 then resi.sleep(30) end",
+      ', { on_interrupt = "rerun" }')
     -- a slot to interrupt: `resi jobs run` claims the current second and is killed mid-run
     local errpipe = uv.new_pipe()
     local handle, pid = uv.spawn(proc.resi_path(), { args = { "jobs", "run", file, "r", "--store", db },
