@@ -238,7 +238,8 @@ static int decode_value(decoder *d) {
 }
 
 /* core.decode(text) -> value | nil, message: one JSON value (with optional
- * whitespace around it); the message names the position, never the text. */
+ * whitespace around it); the message ("resi.json.decode: ...", the words
+ * resi.json.safe_decode returns) names the position, never the text. */
 int resi_json_decode(lua_State *L) {
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
@@ -253,8 +254,9 @@ int resi_json_decode(lua_State *L) {
   lua_settop(L, 1);
   lua_pushnil(L);
   if (d.err_at >= d.end)
-    lua_pushfstring(L, "%s, but the text ended at character %I", d.err, (lua_Integer)(d.err_at - text) + 1);
+    lua_pushfstring(L, "resi.json.decode: %s, but the text ended at character %I", d.err,
+                    (lua_Integer)(d.err_at - text) + 1);
   else
-    lua_pushfstring(L, "%s at character %I", d.err, (lua_Integer)(d.err_at - text) + 1);
+    lua_pushfstring(L, "resi.json.decode: %s at character %I", d.err, (lua_Integer)(d.err_at - text) + 1);
   return 2; /* stack: text, nil, message */
 }

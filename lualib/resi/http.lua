@@ -64,22 +64,21 @@ local USER_AGENT = "resi/" .. require("resi").version
 local UA_LINE, GZIP_LINE = "User-Agent: " .. USER_AGENT, "Accept-Encoding: gzip"
 core.set_default_headers({ UA_LINE }, { UA_LINE, GZIP_LINE }, USER_AGENT)
 
-local json_mod -- resi.json, loaded on first use
+local decode_json -- resi.json_core's decode (value | nil, message), loaded on first use
 
---- Decodes the body as JSON; returns nil, err when it is not valid JSON.
---- Decoded once: later calls return the same value (a table the caller
---- changes stays changed for the next caller).
+--- Decodes the body as JSON; returns nil, err when it is not valid JSON
+--- (err as resi.json.safe_decode words it). Decoded once: later calls
+--- return the same value (a table the caller changes stays changed for the
+--- next caller). The fields it keeps are plain sets (Response has no
+--- __newindex), so a response's first decode makes no calls but the decoder's.
 ---@return any|nil value
 ---@return string|nil err
 function Response:json()
-  if not rawget(self, "_json_done") then
-    json_mod = json_mod or require("resi.json")
-    local value, err = json_mod.safe_decode(self.body)
-    rawset(self, "_json", value)
-    rawset(self, "_json_err", err)
-    rawset(self, "_json_done", true)
-  end
-  return rawget(self, "_json"), rawget(self, "_json_err")
+  if rawget(self, "_json_done") then return self._json, self._json_err end
+  decode_json = decode_json or require("resi.json_core").decode
+  local value, err = decode_json(self.body)
+  self._json, self._json_err, self._json_done = value, err, true
+  return value, err
 end
 
 function Response:__tostring()

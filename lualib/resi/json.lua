@@ -36,9 +36,7 @@ end
 ---@return string|nil err
 function M.safe_decode(text)
   if type(text) ~= "string" then return nil, "resi.json.decode: expected a string, got " .. type(text) end
-  local value, err = decode_core(text)
-  if err then return nil, "resi.json.decode: " .. err end
-  return value
+  return decode_core(text) -- value, or nil and the message
 end
 
 --- Decodes JSON text; raises an error naming the problem on bad input.

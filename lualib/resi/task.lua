@@ -117,13 +117,13 @@ end
 local function resumed(t, ok, ...)
   current = nil
   if not ok then return finish(t, false, (...)) end
+  if (...) == SUSPEND then -- first: only task.suspend yields it, and no task can return it
+    if t.state == "running" then t.state = "waiting" end
+    return
+  end
   if co_status(t.co) == "dead" then
     t.state = "done"
     return finish(t, true, pack(...))
-  end
-  if (...) == SUSPEND then
-    if t.state == "running" then t.state = "waiting" end
-    return
   end
   local msg = "coroutine.yield() reached the resi scheduler: a task waits only through resi "
     .. "functions (resi.sleep, resi.http, task:wait ...); to yield values, run your own "
