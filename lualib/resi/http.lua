@@ -64,7 +64,7 @@ local USER_AGENT = "resi/" .. require("resi").version
 local UA_LINE, GZIP_LINE = "User-Agent: " .. USER_AGENT, "Accept-Encoding: gzip"
 core.set_default_headers({ UA_LINE }, { UA_LINE, GZIP_LINE }, USER_AGENT)
 
-local decode_json -- resi.json_core's decode (value | nil, message), loaded on first use
+local json_core -- resi.json_core (its decode: value | nil, message), loaded on first use
 
 --- Decodes the body as JSON; returns nil, err when it is not valid JSON
 --- (err as resi.json.safe_decode words it). Decoded once: later calls
@@ -75,8 +75,8 @@ local decode_json -- resi.json_core's decode (value | nil, message), loaded on f
 ---@return string|nil err
 function Response:json()
   if rawget(self, "_json_done") then return self._json, self._json_err end
-  decode_json = decode_json or require("resi.json_core").decode
-  local value, err = decode_json(self.body)
+  json_core = json_core or require "resi.json_core"
+  local value, err = json_core.decode(self.body)
   self._json, self._json_err, self._json_done = value, err, true
   return value, err
 end
