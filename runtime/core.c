@@ -369,5 +369,7 @@ int luaopen_resi_core(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, RESI_REG_SCHED);
   }
   luaL_newlib(L, core_funcs); /* stack: core */
+  lua_pushliteral(L, RESI_VERSION);
+  lua_setfield(L, -2, "version"); /* stack: core (resi.version reads it: one version string) */
   return 1;
 }

@@ -32,6 +32,7 @@ describe("resi command line", function()
       r.stdout)
     assert.truthy(r.stdout:find("libcurl " .. require("resi.http").curl_version .. ")", 1, true))
     assert.equal(r.stdout, resi_run({ "--version" }).stdout)
+    assert.equal("resi " .. require("resi").version .. " (", r.stdout:match("^resi %S+ %(")) -- one version string
   end)
 
   it("prints help for the tool and for each command, with status 0", function()

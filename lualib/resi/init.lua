@@ -29,9 +29,9 @@ local M = {
   --- The script's arguments (after the script name); set by the host.
   ---@type string[]
   args = {},
-  --- resi's version.
+  --- resi's version (RESI_VERSION in runtime/resi.h).
   ---@type string
-  version = "0.1.0",
+  version = core.version,
 }
 
 -- Modules loaded on first access: resi.json, resi.http, resi.log, resi.uv, resi.ratelimit, resi.fs.
