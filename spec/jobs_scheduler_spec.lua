@@ -708,6 +708,9 @@ describe("jobs scheduler", function()
         h2.s:start()
         h2.clock.advance(2)
         local row = h.db:get_run("j", S)
+        local released = false
+        for _, l in ipairs(h2.logs) do released = released or l.msg:find("claim released", 1, true) ~= nil end
+        assert.equal(not case.reboot, released)
         if case.reboot then
           assert.equal(0, n) -- not known not to have started, so not run twice
           assert.equal("interrupted", row.status)

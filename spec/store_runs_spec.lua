@@ -189,9 +189,11 @@ describe("resi.store runs", function()
         -- claimed (started_at - claim_ahead) before this machine booted: its mark may have been lost
         db:claim_run { job = "old", nominal_at = 60, pid = 1000, started_at = 1000000, attempt = 0 }
         local marked = {}
-        for _, run in ipairs(db:interrupt_dead(nil, dead, now)) do marked[#marked + 1] = run.job end
+        local rows, released = db:interrupt_dead(nil, dead, now)
+        for _, run in ipairs(rows) do marked[#marked + 1] = run.job end
         table.sort(marked)
         assert.same({ "marked", "old" }, marked)
+        assert.same({ "unmarked" }, { released[1].job, released[2] })
         assert.is_nil(db:get_run("unmarked", 60))
         -- the boot time is the caller's to give (the scheduler's clock)
         db:claim_run { job = "unmarked", nominal_at = 60, pid = 1000, started_at = now - 1, attempt = 0 }

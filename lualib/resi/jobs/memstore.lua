@@ -110,24 +110,25 @@ end
 
 --- Marks interrupted the running rows of node (false: every node) that
 --- alive(row) says are dead, and releases those that never started
---- (resi.store.runs.never_started); returns the marked ones.
+--- (resi.store.runs.never_started); returns the marked ones and the released ones.
 ---@param node string|false
 ---@param alive fun(row: table): boolean
 ---@param now? number  epoch seconds (the scheduler's clock)
 ---@param boot? number  when the machine booted, on that clock
----@return table[]
+---@return table[] marked
+---@return table[] released
 function Store:interrupt_dead(node, alive, now, boot)
-  local marked = {}
+  local marked, released = {}, {}
   for _, row in ipairs(self:running_runs()) do
     local dead = (node == false or row.node == node) and not alive(row)
     if dead and now and never_started(row, now, boot) then
-      self:release_claim(row.job, row.nominal_at, row.pid)
+      if self:release_claim(row.job, row.nominal_at, row.pid) then released[#released + 1] = row end
     elseif dead then
       row.status, row.error = "interrupted", "its process ended before the run finished"
       marked[#marked + 1] = row
     end
   end
-  return marked
+  return marked, released
 end
 
 --- A job's stored state {name=, paused=, updated_at=}.

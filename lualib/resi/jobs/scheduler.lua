@@ -283,9 +283,11 @@ function Scheduler:start()
   return n
 end
 
--- Is a running row owned by a process that is gone? With an injected
--- pid_alive (specs), our own pid counts as gone (a container restart reuses
--- pid 1); otherwise the store's test (pid and process start time) decides.
+--- The test of whether a running row's process is alive, for
+--- db:interrupt_dead. With an injected pid_alive (specs), our own pid counts
+--- as gone (a container restart reuses pid 1); otherwise nil: the store's
+--- test (pid and process start time) decides.
+---@return (fun(row: resi.store.run): boolean)|nil
 function Scheduler:alive_test()
   if not self.pid_alive then return nil end
   return function(row)
@@ -294,15 +296,23 @@ function Scheduler:alive_test()
   end
 end
 
--- Settles the running rows left by dead processes of this node: each
--- becomes interrupted, then is run again when its job says on_interrupt = "rerun".
+--- Settles the running rows left by dead processes of this node: each
+--- becomes interrupted (a claim that never started is released), then is
+--- run again when its job says on_interrupt = "rerun". Returns how many
+--- became interrupted.
+---@return integer
+---@async
 function Scheduler:recover()
   if self.keeper then
     self.keeper:renew() -- confirms the lease state (readiness) before the first claim
     return self.keeper:reap()
   end
-  local marked = self.store:interrupt_dead(self.node, self:alive_test(), self.clock.now(),
+  local marked, released = self.store:interrupt_dead(self.node, self:alive_test(), self.clock.now(),
     self.clock.boot_time and self.clock.boot_time())
+  for _, row in ipairs(released or {}) do
+    self.log.info("claim released: its process ended before the run started", { job = row.job,
+      run_id = run_id(row.job, row.nominal_at), nominal = schedule.iso(row.nominal_at), pid = row.pid })
+  end
   for _, row in ipairs(marked) do
     self.obs.on_outcome(row.job, "interrupted")
     self.log.warn("run interrupted", { job = row.job, run_id = run_id(row.job, row.nominal_at),
@@ -332,8 +342,8 @@ function Scheduler:rerun(st, row)
   self:launch(st, row.nominal_at, { missed = row.missed or 0, attempt = attempt, rerun = true })
 end
 
--- Wakes the timer task (after a reload or stop): the current sleeper is
--- cancelled and a new one computes its own delay.
+--- Wakes the timer task (after a reload or stop): the current sleeper is
+--- cancelled and a new one computes its own delay.
 function Scheduler:poke()
   if not self.started or not self.ticker then return end
   if self.sleeping then
@@ -343,7 +353,8 @@ function Scheduler:poke()
   end
 end
 
--- The earliest fire time of any job (nil when none will fire).
+--- The earliest fire time of any job (nil when none will fire).
+---@return number|nil epoch seconds
 function Scheduler:next_fire()
   local best
   for _, st in ipairs(self.order) do

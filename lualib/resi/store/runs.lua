@@ -308,30 +308,31 @@ end
 --- false: every node) whose process is gone (alive(run) false; default
 --- M.process_alive), in one transaction. A run that never started (a slot
 --- claimed ahead whose process ended before it: M.never_started) is
---- released instead. Returns the runs it marked, for
---- on_interrupt = "rerun". Call it at start-up, before claiming.
+--- released instead. Returns the runs it marked (for on_interrupt =
+--- "rerun") and those it released. Call it at start-up, before claiming.
 ---@param node? string|false
 ---@param alive? fun(run: resi.store.run): boolean
 ---@param now? number  epoch seconds (default: now)
 ---@param boot? number  when this machine booted (default: asks the kernel)
----@return resi.store.run[]
+---@return resi.store.run[] marked
+---@return resi.store.run[] released
 ---@async
 function Runs:interrupt_dead(node, alive, now, boot)
   if node == nil then node = M.node() end
   alive = alive or M.process_alive
   return self:transaction(function()
-    local marked = {}
+    local marked, released = {}, {}
     now = now or core.now()
     for _, run in ipairs(self:running_runs()) do
       local dead = (node == false or run.node == node) and not alive(run)
       if dead and M.never_started(run, now, boot) then
-        self:release_claim(run.job, run.nominal_at, run.pid)
+        if self:release_claim(run.job, run.nominal_at, run.pid) then released[#released + 1] = run end
       elseif dead and self:mark_interrupted(run, "its process ended before the run finished") then
         run.status = "interrupted"
         marked[#marked + 1] = run
       end
     end
-    return marked
+    return marked, released
   end)
 end
 
