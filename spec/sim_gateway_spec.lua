@@ -260,6 +260,8 @@ describe("sim gateway: Oxylabs dialect", function()
     assert.are.equal("traffic limit reached", select(2, via(h:proxy_url("customer-cust_a", "Sub_pass1234"))).error)
     assert(ox:delete_sub_user(id))
     assert.are.equal("sub-user deleted", select(2, via(h:proxy_url("customer-cust_a", "Sub_pass1234"))).error)
+    -- to a wrong password a deleted sub-user is as unknown as a name that never was
+    assert.are.equal("unknown proxy username", select(2, via(h:proxy_url("customer-cust_a", "Sub_pass0000"))).error)
   end)
 end)
 

@@ -55,7 +55,10 @@ local function oxylabs(p, user, pass)
   local params = {}
   for _, kv in ipairs(parsed.params) do params[kv[1]:lower()] = kv[2] end
   local su, state = p:gateway_sub_user(parsed.username)
-  if not su then return nil, state == "deleted" and "sub-user deleted" or "unknown proxy username" end
+  if not su and state == "deleted" and p:gateway_deleted_password(parsed.username) == pass then
+    return nil, "sub-user deleted"
+  end
+  if not su then return nil, "unknown proxy username" end
   if su.password ~= pass then return nil, "wrong password" end
   if state == "disabled" then return nil, "sub-user disabled" end
   if state == "exhausted" then return nil, "traffic limit reached" end

@@ -520,7 +520,9 @@ function P:route_delete(req, params)
   if not su then return res end
   self.sub_users[su.id] = nil
   self.by_username[su.username] = nil
-  self.deleted_names[su.username] = true -- the gateway says "deleted", not "unknown"
+  -- its password is kept: the gateway says "deleted" only to its right
+  -- password (to any other, "unknown"), so a guess learns nothing
+  self.deleted_names[su.username] = su.password
   local acct = su.account
   for i, id in ipairs(acct.order) do
     if id == su.id then table.remove(acct.order, i) break end
@@ -631,6 +633,11 @@ function P:gateway_sub_user(name)
   if cap and period_bytes(su, now) >= cap then return su, "exhausted" end
   return su, "active"
 end
+
+--- The password a deleted sub-user had (name: its username), or nil.
+---@param name string
+---@return string|nil
+function P:gateway_deleted_password(name) return self.deleted_names[name] end
 
 --- Gateway billing: bytes through sub-user su to target (a host name), in
 --- its stats and target stats; auto_disable applies at once.
