@@ -45,10 +45,10 @@ end
 
 -- Starts `resi jobs FILE --store DB ...` in the background; returns
 -- {pid=, exited=fn -> bool, wait=fn -> code, signal, stderr=fn}.
-local function start_daemon(file, db, extra)
+local function start_daemon(file, db, extra, opts)
   local args = { "jobs", file, "--store", db }
   for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-  return require("spec.support.daemon").start(args)
+  return require("spec.support.daemon").start(args, opts)
 end
 
 -- A scratch directory's jobs file declaring one job, `jobs.` .. decl (its
@@ -324,6 +324,50 @@ jobs.every(1, "long", function() resi.sleep(30) end)
     assert.equal(200, http.get(url .. "/readyz").status)
     d.kill("sigterm")
     assert.equal(0, (d.wait()), d.stderr())
+  end)
+
+  it("reports the provider limiters its jobs use on /metrics: one series per account, shared by its jobs", function()
+    local sim = require("spec.support.sim").start { seed = 7, provider = "unknownproxies",
+      accounts = { unknownproxies = { { username = "reseller", password = "pw-reseller-1" } } } }
+    finally(function() sim:stop() end)
+    -- two jobs on one account, each opening its own client every run
+    local _, file, db = jobs_file([[
+local jobs = require "resi.jobs"
+for _, name in ipairs({ "a", "b" }) do
+  jobs.every(1, name, function() require("resi.providers").open("unknownproxies"):tokens() end)
+end
+]])
+    local port = 20000 + math.random(0, 20000)
+    local d = start_daemon(file, db, { "--metrics", "127.0.0.1:" .. port }, { env = sim:env { "unknownproxies" } })
+    finally(function() if not d.exited() then d.kill("sigkill") end end)
+    local http = require "resi.http"
+    local expo = require "spec.support.exposition"
+    local label = { limiter = "unknownproxies:reseller:default" }
+    -- the runs that succeeded before a scrape each made a call through the account's one limiter
+    local function succeeded()
+      local n = 0
+      for _, job in ipairs({ "a", "b" }) do
+        for _, r in ipairs(rows(db, job)) do if r.status == "succeeded" then n = n + 1 end end
+      end
+      return n
+    end
+    assert.is_true(eventually(function() return succeeded() >= 4 end, 15), d.stderr())
+    local before = succeeded()
+    local res = http.get(("http://127.0.0.1:%d/metrics"):format(port))
+    assert.equal(200, res.status)
+    local p = expo.parse(res.body)
+    local granted = expo.value(p, "resi_ratelimit_granted_total", label)
+    assert.is_true(granted ~= nil and granted >= before, ("granted %s after %d runs"):format(tostring(granted), before))
+    assert.equal(0, expo.value(p, "resi_ratelimit_rejected_total", label))
+    assert.equal(0, expo.value(p, "resi_ratelimit_queued", label))
+    local series = 0
+    for _, sample in ipairs(p.families.resi_ratelimit_granted_total.samples) do
+      if sample.labels.limiter:find("^unknownproxies:") then series = series + 1 end
+    end
+    assert.equal(1, series) -- one account, one series
+    d.kill("sigterm")
+    assert.equal(0, (d.wait()), d.stderr())
+    for _, r in ipairs(rows(db, "a")) do assert.are_not.equal("failed", r.status, r.error) end
   end)
 
   it("tells systemd READY=1 after recovery, WATCHDOG=1, STOPPING=1 and EXTEND_TIMEOUT_USEC", function()

@@ -1,6 +1,6 @@
 -- resi.providers.limits: the providers' documented (or conservative)
--- limits, the endpoint group of a call, and the limiters each client
--- builds once (no registry: a new client starts fresh).
+-- limits, the endpoint group of a call, and the limiters the clients of
+-- one account share.
 local ratelimit = require "resi.ratelimit"
 local limits = require "resi.providers.limits"
 
@@ -42,16 +42,36 @@ describe("resi.providers.limits", function()
       'resi.providers.limits: resifactory has no endpoint group "writes"')
   end)
 
-  it("gives each client its own limiters, shared only when asked", function()
+  it("gives the clients of one account one set of limiters, for the process's life", function()
     local rf = require "resi.providers.resifactory"
     local key = "rf_live_abcdefghijklmnopqrstuvwxyz123456"
-    local a = rf.new { api_key = key, base_url = "http://127.0.0.1:9/api/v1" }
-    local b = rf.new { api_key = key, base_url = "http://127.0.0.1:9/api/v1" }
-    local c = rf.new { api_key = key, base_url = "http://127.0.0.1:9/api/v1", limiters = a.limiters }
-    assert.are_not.equal(a:limiter_for("POST", "/proxies"), b:limiter_for("POST", "/proxies"))
-    assert.equal(a:limiter_for("POST", "/proxies"), c:limiter_for("POST", "/proxies"))
+    local url = "http://127.0.0.1:9/api/v1"
+    local a = rf.new { api_key = key, base_url = url }
+    local b = rf.new { api_key = key, base_url = url }
+    assert.equal(a:limiter_for("POST", "/proxies"), b:limiter_for("POST", "/proxies"))
     assert.equal(a.limiters.reads, a:limiter_for("GET", "/me"))
-    assert.falsy(a:limiter_for("GET", "/me").name:find(key, 1, true)) -- the key never shows
+    -- another key, another API, or overrides: limiters of their own
+    local other = rf.new { api_key = "rf_live_zyxwvutsrqponmlkjihgfedcba654321", base_url = url }
+    local elsewhere = rf.new { api_key = key, base_url = "http://127.0.0.1:10/api/v1" }
+    local own = rf.new { api_key = key, base_url = url, ratelimit = {} }
+    for _, c in ipairs({ other, elsewhere, own }) do
+      assert.are_not.equal(a.limiters.reads, c.limiters.reads)
+    end
+    assert.equal(a.limiters.reads, rf.new { api_key = key, base_url = url, limiters = a.limiters }.limiters.reads)
+    -- named by the account, never by its key
+    local name = a:limiter_for("POST", "/proxies").name
+    assert.equal("resifactory:rf_live_…3456:generate", name)
+    assert.falsy(name:find(key, 1, true))
+    local listed = {}
+    for _, lim in ipairs(limits.live()) do listed[lim] = true end
+    assert.is_true(listed[a.limiters.reads] and listed[other.limiters.reads] and listed[elsewhere.limiters.generate])
+    assert.is_nil(listed[own.limiters.reads]) -- a test's own set is nobody's account
+    -- what one client learned, the next client of the account starts from,
+    -- even once the first is gone
+    a.limiters.reads:observe { status = 200, headers = { ["ratelimit-limit"] = "60", ["ratelimit-remaining"] = "59" } }
+    a, b = nil, nil -- luacheck: ignore (dropped for the collector)
+    collectgarbage()
+    assert.equal(60, rf.new { api_key = key, base_url = url }.limiters.reads:stats().rules[1].limit)
     assert.is_nil(ratelimit.profile) -- the generic limiter knows no providers
   end)
 end)

@@ -189,7 +189,9 @@ describe("adaptive rate limits against resi sim", function()
 
   setup(function() sim = require("spec.support.sim").start { seed = 31 } end)
   teardown(function() sim:stop() end)
-  before_each(function() up = sim:client("unknownproxies") end) -- a client owns its limiters: a fresh 120/min per test
+  -- clients of one account share its limiters; ratelimit = {} gives this
+  -- one its own: a fresh 120/min per test
+  before_each(function() up = sim:client("unknownproxies", { ratelimit = {} }) end)
   after_each(function() sim:clear_faults() end)
 
   it("UnknownProxies: a create answered 429 three times lowers the limit once", function()

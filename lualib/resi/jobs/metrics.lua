@@ -17,8 +17,11 @@
 ---   resi_scheduler_runs_fenced_total{job}             runs cancelled because their lease was lost
 ---   resi_scheduler_jobs_file_mismatch                 live daemons on the store with another jobs file
 --- plus resi.metrics.process (process_*, resi_build_info) and
---- resi.metrics.http (the HTTP client's counters) and resi.metrics.notify
---- (resi_notify_*_total: notifications sent, failed, retried).
+--- resi.metrics.http (the HTTP client's counters), resi.metrics.notify
+--- (resi_notify_*_total: notifications sent, failed, retried) and
+--- resi.metrics.ratelimit (resi_ratelimit_*{limiter}: one series per
+--- provider account and endpoint group the jobs use, e.g.
+--- limiter="unknownproxies:reseller:default", and per notify target).
 local M = {}
 
 --- The outcomes every job's run counter starts with.
@@ -52,6 +55,21 @@ local function families(reg)
   }
 end
 
+--- The rate limiters the daemon's jobs use now: every provider account's
+--- that a client holds (resi.providers.limits.live) and the notifiers'
+--- targets'; none when neither module has been loaded (nothing to load at
+--- a scrape).
+---@return resi.ratelimit.limiter[]
+function M.limiters()
+  local out = {}
+  local limits, notify = package.loaded["resi.providers.limits"], package.loaded["resi.notify"]
+  if limits then out = limits.live() end
+  if notify then
+    for _, lim in ipairs(notify.limiters()) do out[#out + 1] = lim end
+  end
+  return out
+end
+
 --- A registry with the jobs daemon's metrics and an observer for the
 --- scheduler. Call m:declare(defs) after every (re)load.
 ---@return table m {registry=, observer=, declare=fn}
@@ -62,6 +80,7 @@ function M.new()
   local f = families(reg)
   require("resi.metrics.http").register(reg)
   require("resi.metrics.notify").register(reg)
+  require("resi.metrics.ratelimit").register(reg, M.limiters)
   local m = { registry = reg, families = f }
   local obs = {}
   function obs.on_outcome(job, outcome, duration, now)

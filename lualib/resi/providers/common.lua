@@ -163,18 +163,24 @@ function M.class(provider)
 end
 
 --- The fields every client has, from new()'s options: base URL (option,
---- then env_url, then the real API), timeouts, and its limiters, built
---- once from the provider's limits with opts.ratelimit's overrides (or
---- opts.limiters: another client's, to share them).
+--- then env_url, then the real API), timeouts, and its limiters: the
+--- account's, shared (limits.for_account: account.key, with the base URL, tells it
+--- apart; account.label names it), or with opts.ratelimit's overrides its
+--- own, or opts.limiters (another client's).
 ---@param provider string
 ---@param opts table
 ---@param env_url string
 ---@param default_url string
 ---@param timeout? number
+---@param account {key: string, label: string}
 ---@return table
-function M.client_fields(provider, opts, env_url, default_url, timeout)
-  return { base = M.base_url(opts.base_url, env_url, default_url), timeout = opts.timeout or timeout or 30,
-    connect_timeout = opts.connect_timeout or 10, limiters = opts.limiters or limits.build(provider, opts.ratelimit) }
+function M.client_fields(provider, opts, env_url, default_url, timeout, account)
+  local base = M.base_url(opts.base_url, env_url, default_url)
+  local limiters = opts.limiters
+  if limiters == nil and opts.ratelimit ~= nil then limiters = limits.build(provider, opts.ratelimit) end
+  if limiters == nil then limiters = limits.for_account(provider, base .. "\0" .. account.key, account.label) end
+  return { base = base, timeout = opts.timeout or timeout or 30, connect_timeout = opts.connect_timeout or 10,
+    limiters = limiters }
 end
 
 -- Username and password from new()'s options or the environment
@@ -202,7 +208,7 @@ end
 function M.basic_client(C, opts, prefix, env_url, default_url)
   opts = opts or {}
   local username, basic = basic_credentials(C.provider, opts, prefix)
-  local self = M.client_fields(C.provider, opts, env_url, default_url)
+  local self = M.client_fields(C.provider, opts, env_url, default_url, nil, { key = username, label = username })
   self.username, self.authorization = username, basic
   return setmetatable(self, C)
 end

@@ -12,11 +12,13 @@
 --- retry), never below 30 a minute, and successes bring it back to 120
 --- (resi.ratelimit.adaptive has the whole policy).
 ---
---- There is no registry: a client owns its limiters (client.limiters), so
---- a fresh client starts fresh and nothing outlives it. Two clients of one
---- account in one process share limits only when the second is made with
---- `limiters = first.limiters`; otherwise the server's RateLimit-Remaining
---- (ResiFactory) or its 429s (the adaptive ones) bring them into line.
+--- The limits are the account's (its key's), so the clients of one account
+--- in one process share one set of limiters (M.for_account): two jobs of a
+--- daemon, or a job that opens a new client every run, stay inside the
+--- account's limit together, its window and any pause included. The sets
+--- stay for the process's life (at most MAX_ACCOUNTS accounts; past that
+--- the table starts over). A client made with ratelimit overrides (tests)
+--- gets its own; `limiters = first.limiters` shares any set.
 local ratelimit = require "resi.ratelimit"
 
 local M = {}
@@ -79,19 +81,22 @@ end
 
 --- A new limiter for one endpoint group of a provider, with its built-in
 --- limits; `overrides` replaces any option (window = 3 for a test, clock =
---- vc ...). The name is "provider:group".
+--- vc ...). The name is "provider:group", or "provider:label:group" with a
+--- label (the account's, never a secret).
 ---@param provider "unknownproxies"|"oxylabs"|"resifactory"
 ---@param group? string  default: the provider's default group
 ---@param overrides? resi.ratelimit.options
+---@param label? string
 ---@return resi.ratelimit.limiter
-function M.limiter(provider, group, overrides)
+function M.limiter(provider, group, overrides, label)
   local p = profile_of(provider)
   group = group or p.default_group
   local base = p.groups[group]
   if not base then
     error(("resi.providers.limits: %s has no endpoint group %q"):format(provider, tostring(group)), 2)
   end
-  local o = { reset_unit = p.reset_unit, learn = p.learn, name = provider .. ":" .. group }
+  local o = { reset_unit = p.reset_unit, learn = p.learn,
+    name = provider .. ":" .. (label and (label .. ":") or "") .. group }
   for k, v in pairs(base) do o[k] = v end
   for k, v in pairs(overrides or {}) do o[k] = v end
   return ratelimit.new(o)
@@ -100,10 +105,48 @@ end
 --- Every group's limiter for one client: {group = limiter}.
 ---@param provider "unknownproxies"|"oxylabs"|"resifactory"
 ---@param overrides? resi.ratelimit.options
+---@param label? string  the account's, in the limiters' names
 ---@return table<string, resi.ratelimit.limiter>
-function M.build(provider, overrides)
+function M.build(provider, overrides, label)
   local out = {}
-  for group in pairs(profile_of(provider).groups) do out[group] = M.limiter(provider, group, overrides) end
+  for group in pairs(profile_of(provider).groups) do out[group] = M.limiter(provider, group, overrides, label) end
+  return out
+end
+
+--- The most accounts whose limiter sets are kept.
+M.MAX_ACCOUNTS = 256
+
+-- The limiter sets of the accounts used in this process: key -> {group = limiter}.
+local accounts, naccounts = {}, 0
+
+--- The limiters of one account, shared by all its clients in this
+--- process: key tells the account apart (the caller's: API base and
+--- credential), label names it in the limiters' names (never a secret: a
+--- username, a masked key).
+---@param provider "unknownproxies"|"oxylabs"|"resifactory"
+---@param key string
+---@param label string
+---@return table<string, resi.ratelimit.limiter>
+function M.for_account(provider, key, label)
+  key = provider .. "\0" .. key
+  local set = accounts[key]
+  if set == nil then
+    if naccounts >= M.MAX_ACCOUNTS then accounts, naccounts = {}, 0 end
+    set = M.build(provider, nil, label)
+    accounts[key], naccounts = set, naccounts + 1
+  end
+  return set
+end
+
+--- Every limiter of the accounts used in this process, by name (for
+--- resi.metrics.ratelimit: one series per account and endpoint group).
+---@return resi.ratelimit.limiter[]
+function M.live()
+  local out = {}
+  for _, set in pairs(accounts) do
+    for _, lim in pairs(set) do out[#out + 1] = lim end
+  end
+  table.sort(out, function(a, b) return a.name < b.name end)
   return out
 end
 

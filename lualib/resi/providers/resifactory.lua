@@ -174,7 +174,8 @@ function M.new(opts)
   if type(key) ~= "string" or not key:match("^rf_live_[%w_%-]+$") then
     common.invalid(P, "api_key", "is required and starts with rf_live_ (or set RF_API_KEY)")
   end
-  local self = common.client_fields(P, opts, "RESI_RESIFACTORY_URL", M.DEFAULT_URL, 60)
+  local self = common.client_fields(P, opts, "RESI_RESIFACTORY_URL", M.DEFAULT_URL, 60,
+    { key = key, label = common.mask(key) })
   self.api_key, self.require_live = key, opts.require_live == true
   return setmetatable(self, Client)
 end
