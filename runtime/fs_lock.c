@@ -88,6 +88,15 @@ static ssize_t read_small(const char *path, char *buf, size_t cap) {
 /* A timespec in seconds. */
 static double seconds(struct timespec ts) { return (double)ts.tv_sec + ts.tv_nsec / 1e9; }
 
+/* Sets *out to the epoch seconds this machine booted: the wall clock minus
+ * CLOCK_BOOTTIME (which counts suspend too). False when a clock fails. */
+static int booted_at(double *out) {
+  struct timespec wall, boot;
+  if (clock_gettime(CLOCK_REALTIME, &wall) < 0 || clock_gettime(CLOCK_BOOTTIME, &boot) < 0) return 0;
+  *out = seconds(wall) - seconds(boot);
+  return 1;
+}
+
 /* fs_core.process_start(pid) -> epoch seconds the process started, or nil
  * (no such process, or no /proc): field 22 of /proc/PID/stat is clock ticks
  * since boot, the same clock as CLOCK_BOOTTIME. The command name (field 2)
@@ -99,26 +108,22 @@ static int process_start(lua_State *L) {
   const char *p = read_small(path, buf, sizeof buf) > 0 ? strrchr(buf, ')') : NULL;
   for (int field = 2; p && field < 22; field++) p = strchr(p + 1, ' ');
   long ticks = sysconf(_SC_CLK_TCK);
-  struct timespec wall, boot;
-  if (!p || ticks <= 0 || clock_gettime(CLOCK_REALTIME, &wall) < 0 || clock_gettime(CLOCK_BOOTTIME, &boot) < 0) {
+  double booted;
+  if (!p || ticks <= 0 || !booted_at(&booted)) {
     lua_pushnil(L);
     return 1;
   }
-  double since_boot = strtod(p + 1, NULL) / (double)ticks;
-  lua_pushnumber(L, seconds(wall) - (seconds(boot) - since_boot)); /* stack: seconds */
+  lua_pushnumber(L, booted + strtod(p + 1, NULL) / (double)ticks); /* stack: seconds */
   return 1;
 }
 
-/* fs_core.boot_time() -> epoch seconds this machine booted (the wall clock
- * minus CLOCK_BOOTTIME, which counts suspend too), or nil. A step of the
- * wall clock moves it with the clock, as /proc/stat's btime does. */
+/* fs_core.boot_time() -> epoch seconds this machine booted (booted_at), or
+ * nil. A step of the wall clock moves it with the clock, as /proc/stat's
+ * btime does. */
 static int boot_time(lua_State *L) {
-  struct timespec wall, boot;
-  if (clock_gettime(CLOCK_REALTIME, &wall) < 0 || clock_gettime(CLOCK_BOOTTIME, &boot) < 0) {
-    lua_pushnil(L);
-    return 1;
-  }
-  lua_pushnumber(L, seconds(wall) - seconds(boot)); /* stack: seconds */
+  double booted;
+  if (booted_at(&booted)) lua_pushnumber(L, booted);
+  else lua_pushnil(L); /* stack: seconds or nil */
   return 1;
 }
 
