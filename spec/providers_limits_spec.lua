@@ -66,6 +66,11 @@ describe("resi.providers.limits", function()
     for _, lim in ipairs(limits.live()) do listed[lim] = true end
     assert.is_true(listed[a.limiters.reads] and listed[other.limiters.reads] and listed[elsewhere.limiters.generate])
     assert.is_nil(listed[own.limiters.reads]) -- a test's own set is nobody's account
+    -- every set has a name of its own: the key against another API, another key that masks alike
+    assert.equal("resifactory:rf_live_…3456#2:reads", elsewhere.limiters.reads.name)
+    local twin = rf.new { api_key = "rf_live_0000000000000000000000003456", base_url = url }
+    assert.equal("resifactory:rf_live_…3456#3:reads", twin.limiters.reads.name)
+    assert.equal("resifactory:rf_live_…3456:reads", rf.new { api_key = key, base_url = url }.limiters.reads.name)
     -- what one client learned, the next client of the account starts from,
     -- even once the first is gone
     a.limiters.reads:observe { status = 200, headers = { ["ratelimit-limit"] = "60", ["ratelimit-remaining"] = "59" } }

@@ -116,13 +116,25 @@ end
 --- The most accounts whose limiter sets are kept.
 M.MAX_ACCOUNTS = 256
 
--- The limiter sets of the accounts used in this process: key -> {group = limiter}.
-local accounts, naccounts = {}, 0
+-- The limiter sets of the accounts used in this process: key -> {group = limiter};
+-- the labels given out: label -> key.
+local accounts, naccounts, labels = {}, 0, {}
+
+-- label, or label#2, #3 ... when another account has it (two keys masked alike).
+local function own_label(label, key)
+  local name, n = label, 1
+  while labels[name] ~= nil and labels[name] ~= key do
+    n = n + 1
+    name = label .. "#" .. n
+  end
+  labels[name] = key
+  return name
+end
 
 --- The limiters of one account, shared by all its clients in this
 --- process: key tells the account apart (the caller's: API base and
 --- credential), label names it in the limiters' names (never a secret: a
---- username, a masked key).
+--- username, a masked key; "label#2" for a second account with the same one).
 ---@param provider "unknownproxies"|"oxylabs"|"resifactory"
 ---@param key string
 ---@param label string
@@ -131,8 +143,8 @@ function M.for_account(provider, key, label)
   key = provider .. "\0" .. key
   local set = accounts[key]
   if set == nil then
-    if naccounts >= M.MAX_ACCOUNTS then accounts, naccounts = {}, 0 end
-    set = M.build(provider, nil, label)
+    if naccounts >= M.MAX_ACCOUNTS then accounts, naccounts, labels = {}, 0, {} end
+    set = M.build(provider, nil, own_label(provider .. ":" .. label, key):sub(#provider + 2))
     accounts[key], naccounts = set, naccounts + 1
   end
   return set
