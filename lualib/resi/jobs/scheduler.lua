@@ -394,7 +394,10 @@ function Scheduler:sleep_for(delay)
   return self.clock.sleep(delay)
 end
 
--- The timer task: sleep until the next fire time (claiming ahead), then tick.
+--- The timer task's body: sleeps until the next fire time (claiming
+--- ahead), then ticks, until the scheduler stops or a newer timer task
+--- replaces this one (Scheduler:poke).
+---@async
 function Scheduler:loop()
   while not self.stopping do
     local delay = self:delay()
@@ -928,7 +931,8 @@ function Scheduler:running()
   return #self:active_runs()
 end
 
--- Every run in progress.
+--- Every run in progress (of current and retired jobs), as the run records launch made.
+---@return table[]
 function Scheduler:active_runs()
   local out = {}
   for _, set in ipairs({ self.jobs, self.retired }) do

@@ -117,17 +117,18 @@ end
 M.MAX_ACCOUNTS = 256
 
 -- The limiter sets of the accounts used in this process: key -> {group = limiter};
--- the labels given out: label -> key.
+-- the labels given out: provider .. ":" .. label -> key.
 local accounts, naccounts, labels = {}, 0, {}
 
--- label, or label#2, #3 ... when another account has it (two keys masked alike).
-local function own_label(label, key)
+-- label, or label#2, #3 ... when another account of the provider has it
+-- (two keys masked alike).
+local function own_label(provider, label, key)
   local name, n = label, 1
-  while labels[name] ~= nil and labels[name] ~= key do
+  while labels[provider .. ":" .. name] ~= nil and labels[provider .. ":" .. name] ~= key do
     n = n + 1
     name = label .. "#" .. n
   end
-  labels[name] = key
+  labels[provider .. ":" .. name] = key
   return name
 end
 
@@ -144,7 +145,7 @@ function M.for_account(provider, key, label)
   local set = accounts[key]
   if set == nil then
     if naccounts >= M.MAX_ACCOUNTS then accounts, naccounts, labels = {}, 0, {} end
-    set = M.build(provider, nil, own_label(provider .. ":" .. label, key):sub(#provider + 2))
+    set = M.build(provider, nil, own_label(provider, label, key))
     accounts[key], naccounts = set, naccounts + 1
   end
   return set
