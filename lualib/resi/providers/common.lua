@@ -100,18 +100,13 @@ local Client = {}
 Client.__index = Client
 M.Client = Client
 
---- The limiter for one call: the client's (its account's), of the call's
---- endpoint group (resi.providers.limits).
----@param method string
----@param path string
----@return resi.ratelimit.limiter
+-- The limiter for one call: the client's own, of the call's endpoint
+-- group (resi.providers.limits).
 function Client:limiter_for(method, path)
   return self.limiters[limits.group_of(self.provider, method, path)]
 end
 
---- The call's path with {user_id} filled in (Oxylabs' paths hold it).
----@param spec {path: string}
----@return string
+-- The call's path with {user_id} filled in (Oxylabs' paths hold it).
 function Client:path(spec)
   return (spec.path:gsub("{user_id}", function() return self.user_id end))
 end
@@ -120,12 +115,7 @@ end
 -- so a client that is only looked at (REPL completion) costs nothing.
 local http
 
---- One HTTP attempt: the response, or nil, err, code on transport failure.
----@param spec {method: string, path: string, query?: table, json?: any, headers?: table}
----@return resi.http.response|nil res
----@return string|nil err
----@return string|nil code
----@async
+-- One HTTP attempt: the response, or nil, err, code on transport failure.
 function Client:attempt(spec)
   http = http or require "resi.http"
   local h = self:auth_headers(spec)
