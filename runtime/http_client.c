@@ -14,7 +14,9 @@
  * opened and closed here, so a keep-alive connection's watcher lives as long
  * as the socket, not one transfer; a transfer's struct is pooled with its
  * easy handle, and a plain GET's handle is reused without curl_easy_reset,
- * so the common request sets one option (its URL). */
+ * and a request for the URL its handle fetched last sets no option at all:
+ * the handle keeps that URL parsed (CURLOPT_CURLU), so libcurl neither
+ * parses it again nor prints it back into a string (set_url). */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -109,6 +111,8 @@ struct http_req {
   int fixed_set; /* the easy handle has set_fixed_options applied (not reset since) */
   int get_set;   /* and its method options are a plain GET's, from its last transfer */
   easy_opts opts; /* the per-transfer options its handle has set */
+  CURLU *uh;     /* the URL its handle was given, parsed (CURLOPT_CURLU); kept for the next URL */
+  char *url;     /* that URL as given (also its CURLOPT_URL), NULL when the handle has none parsed */
   int reusable;  /* its options are all overwritten by the next configure: no reset needed */
   int task_ref;
   lua_Integer token;
@@ -320,6 +324,8 @@ static void untrack(http_multi *m, http_req *r) {
 static void req_destroy(http_req *r) {
   if (r->easy) curl_easy_cleanup(r->easy);
   opts_clear(&r->opts);
+  curl_url_cleanup(r->uh);
+  free(r->url);
   curl_slist_free_all(r->built);
   resi_buf_free(&r->body);
   resi_buf_free(&r->head);
@@ -343,6 +349,8 @@ static void req_free(http_req *r) {
     r->fixed_set = r->get_set = 0;
     r->set_list = NULL;
     opts_clear(&r->opts);
+    free(r->url); /* the reset dropped CURLOPT_CURLU and CURLOPT_URL */
+    r->url = NULL;
   }
   if (r->built) { /* the handle still points at the list freed here: configure sets it again */
     curl_slist_free_all(r->built);
@@ -623,6 +631,30 @@ static struct curl_slist *build_headers(lua_State *L, int idx) {
   return list;
 }
 
+/* Gives the handle of r its URL. libcurl 7.88 parses CURLOPT_URL at every
+ * transfer and then prints the parsed URL back into a string with its
+ * printf, a byte at a time: ~11 k instructions, a tenth of a request's
+ * (bench/NOTES.md). A URL parsed here (with libcurl's own flags) is handed
+ * over as CURLOPT_CURLU, which libcurl copies instead of parsing, and is
+ * kept for the handle's next transfer, which sets nothing when its URL is
+ * the same. CURLOPT_URL is set too, to the URL as given, so libcurl does
+ * not print the parsed one to make its effective URL (res.url is the URL
+ * asked for). A URL this parse refuses goes to libcurl alone, whose
+ * transfer then fails with its own message, as before. */
+static void set_url(CURL *e, http_req *r, const char *url) {
+  if (r->url && strcmp(r->url, url) == 0) return; /* the handle has it, parsed */
+  free(r->url);
+  r->url = NULL;
+  if (r->uh == NULL) r->uh = curl_url();
+  if (r->uh && curl_url_set(r->uh, CURLUPART_URL, url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+      (r->url = strdup(url)) != NULL) {
+    curl_easy_setopt(e, CURLOPT_CURLU, r->uh);
+  } else {
+    curl_easy_setopt(e, CURLOPT_CURLU, NULL);
+  }
+  curl_easy_setopt(e, CURLOPT_URL, url);
+}
+
 /* Sets the options that are the same for every transfer of r (on a new or
  * reset handle; a handle reused without reset still has them). */
 static void set_fixed_options(CURL *e, http_multi *m, http_req *r) {
@@ -668,7 +700,7 @@ static void configure(lua_State *L, http_req *r) {
   if (!r->fixed_set) set_fixed_options(e, r->m, r);
   r->fixed_set = 1;
 
-  curl_easy_setopt(e, CURLOPT_URL, url);
+  set_url(e, r, url);
   easy_opts *o = &r->opts;
   if (!(o->valid && o->gzip == gzip && o->fresh == fresh && o->timeout_ms == timeout_ms &&
         o->connect_ms == connect_ms && same_string(o->ca_file, ca_file) && same_string(o->proxy, proxy))) {

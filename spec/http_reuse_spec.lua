@@ -32,6 +32,30 @@ describe("resi.http handle reuse and lazy headers", function()
     end
   end)
 
+  it("fetches the URL it is given on a handle that kept its last URL parsed", function()
+    -- one request at a time: each takes the handle the last one gave back
+    local seq = { "/echo?q=1", "/echo?q=1", "/echo?q=2", "/small.json", "/small.json", "/echo?q=1" }
+    for _, path in ipairs(seq) do
+      local url = srv.url .. path
+      local res = assert(http.get(url))
+      assert.equal(url, res.url)
+      if path == "/small.json" then
+        assert.equal(srv.small, res.body)
+      else
+        assert.equal(path:match("%?(.*)$"), res.headers["x-echo-query"])
+      end
+    end
+    -- res.url is the URL as asked for, not libcurl's normalised form (which adds the "/")
+    local bare = assert(http.get(srv.url))
+    assert.equal(srv.url, bare.url)
+    -- a URL libcurl refuses still fails with its message, and the next request is unharmed
+    local res, err, code = http.get("http://127.0.0.1:99999/small.json")
+    assert.is_nil(res)
+    assert.equal("error", code)
+    assert.matches("URL", err)
+    assert.equal(srv.small, assert(http.get(srv.url .. "/small.json")).body)
+  end)
+
   it("switches gzip off and on again on reused handles", function()
     for _, gzip in ipairs { true, false, false, true, true } do
       local res = assert(http.get(srv.url .. "/gzip.json", { gzip = gzip }))

@@ -39,7 +39,7 @@ local env_ca_file = env_path("CURL_CA_BUNDLE") or env_path("SSL_CERT_FILE")
 ---@field status integer
 ---@field headers table<string, string>  lower-case names (made from the header block on first read)
 ---@field body string
----@field url string   the effective URL
+---@field url string   the URL fetched, as asked for (the last hop's when redirects were followed)
 ---@field time number  seconds the transfer took
 ---@field reused boolean  true when no new connection was opened
 local Response = {}
