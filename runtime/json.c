@@ -456,7 +456,6 @@ static int json_array_mt(lua_State *L) {
 }
 
 static const luaL_Reg json_funcs[] = {
-    {"decode", resi_json_decode},
     {"array_mt", json_array_mt},
     {NULL, NULL},
 };
@@ -468,6 +467,8 @@ int luaopen_resi_json_core(lua_State *L) {
   new_encoder(L);             /* stack: core, shared encoder */
   lua_pushcclosure(L, json_encode, 1); /* stack: core, encode */
   lua_setfield(L, -2, "encode");
+  resi_json_push_decode(L); /* stack: core, decode */
+  lua_setfield(L, -2, "decode");
   lua_pushlightuserdata(L, NULL); /* stack: core, null (the value cjson's null is too) */
   lua_setfield(L, -2, "null");
   return 1;

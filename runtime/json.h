@@ -17,7 +17,7 @@
  * (json_escape.c). */
 int resi_json_unescape(const char *p, const char *end, char out[4], size_t *outlen, const char **why);
 
-/* core.decode(text) -> value | nil, message (json_decode.c). */
-int resi_json_decode(lua_State *L);
+/* Pushes core.decode(text) -> value | nil, message (json_decode.c). */
+void resi_json_push_decode(lua_State *L);
 
 #endif

@@ -19,6 +19,7 @@
  * raw tab still decodes. \u escapes become UTF-8; a lone surrogate is an
  * error. Errors name the position ("at character N", 1-based, as cjson's do)
  * and never quote the input, which can hold a secret. */
+#include <stdint.h>
 #include <string.h>
 
 #include "host.h"
@@ -28,11 +29,26 @@
  * or object is made at this size and then filled as it goes. */
 #define CHUNK 32
 
+/* Object keys recently made into Lua strings, so that a key seen before
+ * (API responses repeat the same few) is pushed from here instead of being
+ * hashed and looked up in Lua's string table again (~150 instructions a
+ * key). A direct-mapped cache: a slot keeps one key's bytes, and the
+ * string itself sits at [slot + 1] of the decoder's uservalue table, which
+ * keeps it alive. A key that misses takes its slot over. */
+#define KEY_SLOTS 256
+#define KEY_MAX 32 /* longer keys are not cached */
+typedef struct {
+  unsigned char len[KEY_SLOTS]; /* 0: the slot is empty */
+  char bytes[KEY_SLOTS][KEY_MAX];
+} key_cache;
+
 typedef struct {
   lua_State *L;
   const char *text, *p, *end;
   int depth;
   const char *err, *err_at; /* the first failure and where, NULL while fine */
+  key_cache *keys;
+  int keys_idx; /* the stack index of the table holding the cached key strings */
 } decoder;
 
 /* Records the failure (the first one wins); returns 0 for `return fail(...)`. */
@@ -47,6 +63,23 @@ static inline void skip_ws(decoder *d) {
 }
 
 static int decode_value(decoder *d);
+
+/* The first '"' or '\\' at or after q, or end: eight bytes at a time while
+ * eight remain (a byte equal to either makes its word's mask non-zero, and
+ * the mask's lowest set bit is the first such byte), then byte by byte. */
+static inline const char *string_end(const char *q, const char *end) {
+  const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+  while (end - q >= 8) {
+    uint64_t w;
+    memcpy(&w, q, 8);
+    uint64_t quote = w ^ (ones * '"'), slash = w ^ (ones * '\\');
+    uint64_t hit = (((quote - ones) & ~quote) | ((slash - ones) & ~slash)) & highs;
+    if (hit) return q + (__builtin_ctzll(hit) >> 3);
+    q += 8;
+  }
+  while (q < end && *q != '"' && *q != '\\') q++;
+  return q;
+}
 
 /* Decodes a string with escapes from d->p (just past the opening quote,
  * with the unescaped run up to q already known) and pushes it. */
@@ -66,20 +99,51 @@ static int decode_escaped(decoder *d, const char *q) {
     if (used < 0) return fail(d, why, d->p);
     luaL_addlstring(&b, out, n);
     d->p += used;
-    for (q = d->p; q < d->end && *q != '"' && *q != '\\'; q++) {}
+    q = string_end(d->p, d->end);
   }
   d->p++; /* closing quote */
   luaL_pushresult(&b); /* stack: .., string */
   return 1;
 }
 
-/* Decodes the string at d->p (its opening quote) and pushes it. */
-static int decode_string(decoder *d) {
-  const char *open = d->p++, *q = d->p;
-  while (q < d->end && *q != '"' && *q != '\\') q++;
+/* The cache slot of a key of len (1..KEY_MAX) bytes. */
+static unsigned key_slot(const char *s, size_t len) {
+  uint32_t h = (uint32_t)len * 0x9e3779b1u;
+  h = (h ^ (unsigned char)s[0]) * 0x85ebca6bu;
+  h = (h ^ (unsigned char)s[len - 1]) * 0xc2b2ae35u;
+  h ^= (unsigned char)s[len >> 1];
+  return (h ^ (h >> 15)) & (KEY_SLOTS - 1);
+}
+
+/* Pushes the unescaped key s (len bytes) from the cache, or makes it and
+ * caches it. */
+static void push_key(decoder *d, const char *s, size_t len) {
+  lua_State *L = d->L;
+  if (len == 0 || len > KEY_MAX) {
+    lua_pushlstring(L, s, len);
+    return;
+  }
+  key_cache *c = d->keys;
+  unsigned slot = key_slot(s, len);
+  if (c->len[slot] == len && memcmp(c->bytes[slot], s, len) == 0) {
+    lua_rawgeti(L, d->keys_idx, (lua_Integer)slot + 1); /* stack: .., key */
+    return;
+  }
+  lua_pushlstring(L, s, len); /* stack: .., key */
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, d->keys_idx, (lua_Integer)slot + 1);
+  c->len[slot] = (unsigned char)len;
+  memcpy(c->bytes[slot], s, len);
+}
+
+/* Decodes the string at d->p (its opening quote) and pushes it; a key
+ * (is_key) without escapes comes from the key cache. */
+static int decode_string(decoder *d, int is_key) {
+  const char *open = d->p++, *q = string_end(d->p, d->end);
   if (q >= d->end) return fail(d, "unterminated string", open);
   if (*q == '\\') return decode_escaped(d, q);
-  lua_pushlstring(d->L, d->p, (size_t)(q - d->p)); /* stack: .., string */
+  if (is_key) push_key(d, d->p, (size_t)(q - d->p));
+  else lua_pushlstring(d->L, d->p, (size_t)(q - d->p)); /* stack: .., string */
   d->p = q + 1;
   return 1;
 }
@@ -92,14 +156,21 @@ static size_t digits(decoder *d) {
 }
 
 /* Decodes the number at d->p and pushes it: an integer literal of up to
- * 18 digits by a loop (it cannot overflow), any other through Lua's own
- * conversion (an integer when it fits, else a float; locale-proof). */
+ * 18 digits exactly, from the value gathered while its digits are scanned
+ * (it cannot overflow; a longer run wraps harmlessly and is not used), any
+ * other through Lua's own conversion (an integer when it fits, else a
+ * float; locale-proof). */
 static int decode_number(decoder *d) {
   const char *s = d->p;
   int neg = *d->p == '-';
   d->p += neg;
   if (d->p >= d->end || *d->p < '0' || *d->p > '9') return fail(d, "invalid number", s);
-  size_t n = *d->p == '0' ? (d->p++, 1) : digits(d);
+  const char *first = d->p;
+  uint64_t v = 0;
+  if (*d->p == '0') d->p++;
+  else
+    while (d->p < d->end && *d->p >= '0' && *d->p <= '9') v = v * 10 + (uint64_t)(*d->p++ - '0');
+  size_t n = (size_t)(d->p - first);
   int is_int = 1;
   if (d->p < d->end && *d->p == '.') {
     d->p++, is_int = 0;
@@ -111,9 +182,7 @@ static int decode_number(decoder *d) {
     if (digits(d) == 0) return fail(d, "invalid number", s);
   }
   if (is_int && n <= 18) {
-    lua_Integer v = 0;
-    for (const char *c = s + neg; c < d->p; c++) v = v * 10 + (*c - '0');
-    lua_pushinteger(d->L, neg ? -v : v); /* stack: .., number */
+    lua_pushinteger(d->L, neg ? -(lua_Integer)v : (lua_Integer)v); /* stack: .., number */
     return 1;
   }
   lua_pushlstring(d->L, s, (size_t)(d->p - s)); /* stack: .., text (NUL-terminated) */
@@ -190,7 +259,7 @@ static void make_table(lua_State *L, int object, int slot, int n, int size) {
 /* Decodes one object member ("key": value) and pushes the key and the value. */
 static int decode_member(decoder *d) {
   if (d->p >= d->end || *d->p != '"') return fail(d, "expected a string key", d->p);
-  if (!decode_string(d)) return 0; /* stack: .., k */
+  if (!decode_string(d, 1)) return 0; /* stack: .., k */
   skip_ws(d);
   if (d->p >= d->end || *d->p != ':') return fail(d, "expected ':'", d->p);
   d->p++;
@@ -227,7 +296,7 @@ static int decode_value(decoder *d) {
   switch (*d->p) {
   case '{': return decode_container(d, '}');
   case '[': return decode_container(d, ']');
-  case '"': return decode_string(d);
+  case '"': return decode_string(d, 0);
   case 't': return literal(d, "true", 4) && (lua_pushboolean(d->L, 1), 1);
   case 'f': return literal(d, "false", 5) && (lua_pushboolean(d->L, 0), 1);
   case 'n': return literal(d, "null", 4) && (lua_pushlightuserdata(d->L, NULL), 1); /* json.null */
@@ -239,16 +308,18 @@ static int decode_value(decoder *d) {
 
 /* core.decode(text) -> value | nil, message: one JSON value (with optional
  * whitespace around it); the message ("resi.json.decode: ...", the words
- * resi.json.safe_decode returns) names the position, never the text. */
-int resi_json_decode(lua_State *L) {
+ * resi.json.safe_decode returns) names the position, never the text.
+ * Upvalue 1: the key cache (resi_json_push_decode). */
+static int json_decode(lua_State *L) {
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
-  decoder d = {L, text, text, text + len, 0, NULL, NULL};
   lua_settop(L, 1);
+  lua_getiuservalue(L, lua_upvalueindex(1), 1); /* stack: text, cached keys */
+  decoder d = {L, text, text, text + len, 0, NULL, NULL, lua_touserdata(L, lua_upvalueindex(1)), 2};
   skip_ws(&d);
   if (decode_value(&d)) {
     skip_ws(&d);
-    if (d.p >= d.end) return 1; /* stack: text, value */
+    if (d.p >= d.end) return 1; /* stack: text, cached keys, value */
     fail(&d, "unexpected text after the value", d.p);
   }
   lua_settop(L, 1);
@@ -259,4 +330,14 @@ int resi_json_decode(lua_State *L) {
   else
     lua_pushfstring(L, "resi.json.decode: %s at character %I", d.err, (lua_Integer)(d.err_at - text) + 1);
   return 2; /* stack: text, nil, message */
+}
+
+/* Pushes core.decode: the decoder with a key cache of its own (one per Lua
+ * state, which the cache's strings belong to). */
+void resi_json_push_decode(lua_State *L) {
+  key_cache *c = lua_newuserdatauv(L, sizeof *c, 1); /* stack: cache */
+  memset(c->len, 0, sizeof c->len);
+  lua_createtable(L, KEY_SLOTS, 0);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushcclosure(L, json_decode, 1); /* stack: decode */
 }

@@ -117,6 +117,31 @@ describe("resi.json", function()
     assert.equal("integer", math.type(json.decode('{"k\\u0041":5}').kA))
   end)
 
+  it("gives the right keys from its key cache: alike keys, evictions, long, empty and escaped keys", function()
+    -- "abcde" and "axcye" share length, first, middle and last byte: one cache slot
+    for _ = 1, 3 do
+      assert.same({ abcde = 1 }, json.decode('{"abcde":1}'))
+      assert.same({ axcye = 2 }, json.decode('{"axcye":2}'))
+    end
+    -- far more distinct keys than the cache holds, twice over, each with its own value
+    local parts = {}
+    for i = 1, 2000 do parts[i] = ('"key_%d_%s":%d'):format(i, ("x"):rep(i % 40), i) end
+    local text = "{" .. table.concat(parts, ",") .. "}"
+    for _ = 1, 2 do
+      local v = json.decode(text)
+      local n = 0
+      for k, x in pairs(v) do
+        n = n + 1
+        assert.equal(("key_%d_%s"):format(x, ("x"):rep(x % 40)), k)
+      end
+      assert.equal(2000, n)
+    end
+    local long = ("k"):rep(33)
+    assert.same({ [long] = 1, [""] = 2, kA = 3, ["k\\"] = 4 },
+      json.decode('{"' .. long .. '":1,"":2,"k\\u0041":3,"k\\\\":4}'))
+    assert.same({ kA = 5 }, json.decode('{"kA":5}')) -- the same key unescaped, after its escaped form
+  end)
+
   it("raises on values JSON cannot hold, naming where", function()
     assert.has_error(function() json.encode({ a = { b = { print } } }) end,
       "resi.json.encode: cannot encode a function at $.a.b[1]")
